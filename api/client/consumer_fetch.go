@@ -1,0 +1,228 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/stratalog/strata/api/record"
+	stratav1 "github.com/stratalog/strata/api/v1"
+)
+
+// fetchLoop reads one partition from at until ctx ends: it long-polls
+// Fetch, decodes the batches (skipping the records of the first batch
+// that lie before the offset asked for), hands the records to Poll, and
+// fetches the next ones while the application handles them.
+func (co *Consumer) fetchLoop(ctx context.Context, f *partFetch, gen int, at Offset) {
+	defer co.wg.Done()
+	tp := f.tp
+	off, err := co.resolveRetrying(ctx, tp, at)
+	if err != nil {
+		co.report(f, gen, err)
+		return
+	}
+	co.mu.Lock()
+	if f.gen == gen && f.pos < 0 {
+		f.pos, f.polled = off, off
+	}
+	co.mu.Unlock()
+
+	maxBytes := co.cfg.FetchMaxBytes
+	failures := 0
+	for ctx.Err() == nil {
+		resp, err := co.fetch(ctx, tp, off, maxBytes)
+		if ctx.Err() != nil {
+			return
+		}
+		switch {
+		case err == nil:
+			failures = 0
+		case errors.Is(err, ErrOffsetOutOfRange):
+			// Retention moved the log start past us, or the offset was
+			// never valid: start again where StartAt says.
+			reset := AtStart()
+			if co.cfg.StartAt == Latest {
+				reset = AtEnd()
+			}
+			co.log.Warn("offset out of range; resetting", "partition", tp, "offset", off, "to", reset)
+			if off, err = co.resolveRetrying(ctx, tp, reset); err != nil {
+				co.report(f, gen, err)
+				return
+			}
+			continue
+		case retriable(err):
+			// The client already retried; keep at it, slowly, since a
+			// consumer outlives elections and restarts.
+			failures++
+			co.log.Warn("fetch failing", "partition", tp, "offset", off, "err", err)
+			if !sleep(ctx, backoffDelay(co.c.cfg.RetryBackoff, co.c.cfg.MaxRetryBackoff, failures+4)) {
+				return
+			}
+			continue
+		default:
+			co.report(f, gen, fmt.Errorf("client: fetch %s at %d: %w", tp, off, err))
+			return
+		}
+
+		fp, next, derr := decodeFetch(tp, off, resp)
+		switch {
+		case fp != nil:
+			maxBytes = co.cfg.FetchMaxBytes
+			if !co.handOver(ctx, f, gen, fp) {
+				return
+			}
+		case derr == nil && next == off && len(resp.GetRecords()) > 0:
+			// Only part of a batch came back: ask for more bytes.
+			maxBytes = min(2*maxBytes, co.c.cfg.MaxMessageBytes/2)
+		}
+		if derr != nil {
+			co.report(f, gen, derr)
+			return
+		}
+		off = next
+	}
+}
+
+// fetch sends one Fetch for tp at off to the partition's leader.
+func (co *Consumer) fetch(ctx context.Context, tp TopicPartition, off int64, maxBytes int) (*stratav1.FetchResponse, error) {
+	var resp *stratav1.FetchResponse
+	err := co.c.callPartition(ctx, tp.Topic, tp.Partition, func(ctx context.Context, s stratav1.StrataClient) error {
+		var err error
+		resp, err = s.Fetch(ctx, &stratav1.FetchRequest{
+			Topic: tp.Topic, Partition: tp.Partition, Offset: off,
+			MaxBytes: int32(maxBytes), MaxWaitMs: int32(co.cfg.FetchMaxWait.Milliseconds()),
+		})
+		return err
+	})
+	return resp, err
+}
+
+// decodeFetch decodes the records at or after off. It returns them (nil
+// when there are none), the offset to fetch next, and an error for
+// corrupt bytes (the records before the corruption still come back).
+func decodeFetch(tp TopicPartition, off int64, resp *stratav1.FetchResponse) (*FetchPartition, int64, error) {
+	data := resp.GetRecords()
+	// Size the slice from the batch headers, bounded so that a corrupt
+	// header cannot make it huge.
+	recs := make([]record.Record, 0, min(record.CountRecords(data), len(data)/16+64))
+	next, err := record.DecodeBatchesFrom(data, off, func(r record.Record) bool {
+		recs = append(recs, r)
+		return true
+	})
+	if err != nil {
+		err = fmt.Errorf("client: fetch %s at %d: %w", tp, off, err)
+	}
+	if len(recs) == 0 {
+		return nil, next, err
+	}
+	// After corruption, next is where the bad batch started; the records
+	// decoded from it before the bad one still count.
+	next = max(next, recs[len(recs)-1].Offset+1)
+	return &FetchPartition{Topic: tp.Topic, Partition: tp.Partition, Records: recs, HighWatermark: resp.GetHighWatermark()}, next, err
+}
+
+// handOver waits until Poll has taken the previous records of f, then
+// leaves fp for it. It reports false when the fetcher must stop.
+func (co *Consumer) handOver(ctx context.Context, f *partFetch, gen int, fp *FetchPartition) bool {
+	co.mu.Lock()
+	defer co.mu.Unlock()
+	for f.ready != nil && f.gen == gen {
+		co.mu.Unlock()
+		select {
+		case <-f.taken:
+		case <-ctx.Done():
+		}
+		co.mu.Lock()
+		if ctx.Err() != nil {
+			return false
+		}
+	}
+	if f.gen != gen {
+		return false
+	}
+	f.ready = fp
+	co.broadcastLocked()
+	return true
+}
+
+// report leaves a fetcher's final error for Poll.
+func (co *Consumer) report(f *partFetch, gen int, err error) {
+	co.mu.Lock()
+	defer co.mu.Unlock()
+	if f.gen != gen || co.closed {
+		return
+	}
+	co.log.Error("partition stopped", "partition", f.tp, "err", err)
+	f.err = err
+	co.broadcastLocked()
+}
+
+// resolveRetrying turns at into an offset, retrying retriable failures
+// until ctx ends.
+func (co *Consumer) resolveRetrying(ctx context.Context, tp TopicPartition, at Offset) (int64, error) {
+	for failures := 0; ; failures++ {
+		off, err := co.resolve(ctx, tp, at)
+		if err == nil || !retriable(err) || ctx.Err() != nil {
+			return off, err
+		}
+		co.log.Warn("cannot find start offset", "partition", tp, "at", at, "err", err)
+		if !sleep(ctx, backoffDelay(co.c.cfg.RetryBackoff, co.c.cfg.MaxRetryBackoff, failures+4)) {
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// resolve turns at into an offset.
+func (co *Consumer) resolve(ctx context.Context, tp TopicPartition, at Offset) (int64, error) {
+	switch at.kind {
+	case offsetExact:
+		if at.offset < 0 {
+			return 0, fmt.Errorf("%w: offset %d", ErrInvalidArgument, at.offset)
+		}
+		return at.offset, nil
+	case offsetStart:
+		return co.c.listOffset(ctx, tp, stratav1.OffsetSpec_OFFSET_SPEC_EARLIEST, 0)
+	case offsetEnd:
+		return co.c.listOffset(ctx, tp, stratav1.OffsetSpec_OFFSET_SPEC_LATEST, 0)
+	case offsetTime:
+		return co.c.listOffset(ctx, tp, stratav1.OffsetSpec_OFFSET_SPEC_TIMESTAMP, at.time.UnixMilli())
+	}
+	// offsetCommitted
+	var resp *stratav1.FetchOffsetsResponse
+	err := co.c.callAny(ctx, ErrUnknownGroup, func(ctx context.Context, s stratav1.StrataClient) error {
+		var err error
+		resp, err = s.FetchOffsets(ctx, &stratav1.FetchOffsetsRequest{
+			Group: co.cfg.Group, Partitions: []*stratav1.TopicPartition{{Topic: tp.Topic, Partition: tp.Partition}},
+		})
+		return err
+	})
+	if err != nil && !errors.Is(err, ErrUnknownGroup) {
+		return 0, err
+	}
+	for _, o := range resp.GetOffsets() {
+		if o.GetTopic() == tp.Topic && o.GetPartition() == tp.Partition && o.GetOffset() >= 0 {
+			co.mu.Lock()
+			co.committed[tp] = o.GetOffset()
+			co.mu.Unlock()
+			return o.GetOffset(), nil
+		}
+	}
+	if co.cfg.StartAt == Latest {
+		return co.resolve(ctx, tp, AtEnd())
+	}
+	return co.resolve(ctx, tp, AtStart())
+}
+
+// listOffset asks the partition's leader for an offset.
+func (c *Client) listOffset(ctx context.Context, tp TopicPartition, spec stratav1.OffsetSpec, tsMs int64) (int64, error) {
+	var resp *stratav1.ListOffsetsResponse
+	err := c.callPartition(ctx, tp.Topic, tp.Partition, func(ctx context.Context, s stratav1.StrataClient) error {
+		var err error
+		resp, err = s.ListOffsets(ctx, &stratav1.ListOffsetsRequest{Topic: tp.Topic, Partition: tp.Partition, Spec: spec, TimestampMs: tsMs})
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("client: list offsets of %s: %w", tp, err)
+	}
+	return resp.GetOffset(), nil
+}

@@ -1,0 +1,76 @@
+// Package client is the Go client of Strata: a Client that keeps gRPC
+// connections and a metadata cache, and on top of it a Producer, a
+// Consumer and an Admin.
+//
+// # Client
+//
+// Dial connects to one or more brokers and reads the cluster's metadata.
+// Requests for a partition (produce, fetch, list offsets) go to the
+// partition's leader; cluster-wide requests (topics, groups) go to any
+// node, which answers or points at the leader. An Unavailable answer with
+// a NotLeader detail moves the request to the named leader at once; other
+// Unavailable answers are retried with exponential backoff, after a
+// metadata refresh, up to Config.MaxRetries times.
+//
+// # Producer
+//
+// A Producer batches records per partition (Linger, BatchBytes) into Kafka
+// v2 record batches built with package record, and pipelines them over one
+// ProduceStream per broker, up to MaxInFlight batches per partition.
+// Records with a key go to record.KeyPartition(key, n), the partition
+// Kafka's default partitioner picks; records without a key go round-robin
+// or stick to one partition per batch; Record.HasPartition overrides both.
+//
+// Producers are idempotent unless configured otherwise. InitProducer gives
+// the producer an id; each partition numbers its records from 0, a batch
+// carries the sequence of its first record, and a retry resends the same
+// bytes, so the broker recognises a batch it already wrote and answers
+// with the original offsets instead of writing it twice. Responses for a
+// partition come back in order; when one fails, the batches in flight
+// behind it fail too (the broker refuses a gap in the sequence), and the
+// producer resends them all, in order, from the first unacknowledged one.
+//
+// Resuming: ProducerConfig.ProducerID reuses the id of an earlier run. Its
+// sequences start at 0 again, so replaying the same input makes the broker
+// see the same sequence numbers: a batch it already holds is acknowledged
+// as a duplicate (Result.Duplicate, Offset -1 when the broker no longer
+// remembers where it went), and a batch that straddles the end of what is
+// written is refused as out of order with the sequence the broker expects
+// next, E; the producer then completes the records below E as duplicates,
+// rebuilds the batch from E on, and resends it.
+//
+// Every record given to the producer gets its callback exactly once: with
+// its offset, or with the error that ended its retries, or with ErrClosed.
+// Nothing is dropped silently.
+//
+// # Consumer
+//
+// A Consumer reads assigned partitions (standalone: Assign and Seek) or
+// the partitions a stream group assigns it (ConsumerConfig.Group and
+// Topics). Each assigned partition has a fetcher that long-polls Fetch and
+// fetches the next response while the application handles the current
+// one. Poll returns what has arrived, grouped by partition; the position
+// of a partition is the offset after the last record Poll returned.
+//
+// In a group, a heartbeat goroutine keeps the membership alive; a new
+// generation or assignment is applied at the next Poll, on the caller's
+// goroutine: revoked partitions are committed (with auto-commit) and
+// given to OnRevoke, new ones to OnAssign. Auto-commit commits the
+// positions as of the latest Poll call, so records are committed only
+// once the application came back for more (at-least-once). Commit commits
+// the current positions, and so does Close (with AutoCommit) before it
+// leaves the group. A partition without a committed offset starts at
+// ConsumerConfig.StartAt; a position that fell out of the log (retention)
+// is reset to StartAt as well.
+//
+// # Errors
+//
+// The broker's gRPC status codes become the sentinels of errors.go
+// (ErrUnknownTopic, ErrNotLeader, ErrOffsetOutOfRange, …); match them with
+// errors.Is. The *Error type carries the code and message.
+//
+// # Lifetimes
+//
+// Close a Producer, Consumer or Admin before the Client they use. Every
+// Close is idempotent and waits for the goroutines it owns.
+package client

@@ -1,0 +1,240 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	stratav1 "github.com/stratalog/strata/api/v1"
+)
+
+// This file is the one place where the broker's gRPC status codes become
+// the client's errors.
+
+// Errors of the client. Errors from the broker are *Error values that
+// match, with errors.Is, the sentinel of their code and, where the
+// broker's message names it, a more precise one (ErrUnknownTopic is also
+// ErrNotFound).
+var (
+	// ErrClosed is returned by a Client, Producer, Consumer or Admin after
+	// Close, and given to the callbacks of records still buffered when a
+	// Producer could not deliver them before closing.
+	ErrClosed = errors.New("client: closed")
+	// ErrInvalidConfig is returned by Validate and the constructors.
+	ErrInvalidConfig = errors.New("client: invalid config")
+	// ErrNoBrokers is returned by Dial when no broker answered.
+	ErrNoBrokers = errors.New("client: no broker reachable")
+
+	// ErrNotFound is the code NotFound: something named does not exist.
+	ErrNotFound = errors.New("client: not found")
+	// ErrUnknownTopic is returned for a topic that does not exist.
+	ErrUnknownTopic = errors.New("client: unknown topic")
+	// ErrUnknownPartition is returned for a partition outside its topic.
+	ErrUnknownPartition = errors.New("client: unknown partition")
+	// ErrUnknownGroup is returned for a group with neither members nor
+	// committed offsets.
+	ErrUnknownGroup = errors.New("client: unknown group")
+	// ErrUnknownMember is returned when the group no longer knows this
+	// member (its session expired); the Consumer joins again by itself.
+	ErrUnknownMember = errors.New("client: unknown group member")
+	// ErrUnknownProducer is returned for a producer id the broker never
+	// allocated (ProducerConfig.ProducerID).
+	ErrUnknownProducer = errors.New("client: unknown producer id")
+
+	// ErrTopicExists is the code AlreadyExists.
+	ErrTopicExists = errors.New("client: topic already exists")
+	// ErrInvalidArgument is the code InvalidArgument: a malformed request,
+	// name or batch.
+	ErrInvalidArgument = errors.New("client: invalid argument")
+	// ErrTooLarge is the code ResourceExhausted: a batch over the topic's
+	// max_batch_bytes.
+	ErrTooLarge = errors.New("client: batch too large")
+	// ErrOffsetOutOfRange is the code OutOfRange: an offset outside the
+	// log.
+	ErrOffsetOutOfRange = errors.New("client: offset out of range")
+
+	// ErrFailedPrecondition is the code FailedPrecondition: a state
+	// conflict.
+	ErrFailedPrecondition = errors.New("client: failed precondition")
+	// ErrStaleGeneration is returned for a commit from a generation the
+	// group has left behind.
+	ErrStaleGeneration = errors.New("client: stale group generation")
+	// ErrGroupNotEmpty is returned when an operation needs a group with no
+	// live members (resetting offsets, a standalone commit).
+	ErrGroupNotEmpty = errors.New("client: group has live members")
+	// ErrOutOfOrderSequence is returned for an idempotent batch whose
+	// sequence is not the next one the partition expects.
+	ErrOutOfOrderSequence = errors.New("client: out of order sequence")
+	// ErrProducerFenced is returned for a batch from an older producer
+	// epoch.
+	ErrProducerFenced = errors.New("client: producer fenced")
+
+	// ErrUnavailable is the code Unavailable: the node cannot serve the
+	// request now. The client retries these.
+	ErrUnavailable = errors.New("client: unavailable")
+	// ErrNotLeader is an Unavailable answer with a NotLeader detail: the
+	// node does not lead the partition (or the metadata group).
+	ErrNotLeader = errors.New("client: not the leader")
+
+	// ErrNotAssigned is returned by Seek for a partition the consumer does
+	// not hold.
+	ErrNotAssigned = errors.New("client: partition not assigned")
+	// ErrNoGroup is returned by Commit on a consumer without a group.
+	ErrNoGroup = errors.New("client: consumer has no group")
+)
+
+// Error is a request the broker answered with a status other than OK.
+type Error struct {
+	// Code is the gRPC status code.
+	Code codes.Code
+	// Message is the broker's message.
+	Message string
+	// LeaderID and LeaderAddr come from a NotLeader detail; LeaderAddr is
+	// empty while there is no leader.
+	LeaderID   string
+	LeaderAddr string
+	// NotLeader is true when the status carried a NotLeader detail.
+	NotLeader bool
+
+	kinds []error // the sentinels the error matches
+}
+
+// Error returns the code and the broker's message.
+func (e *Error) Error() string {
+	return fmt.Sprintf("client: %s: %s", e.Code, e.Message)
+}
+
+// Is matches the sentinels of the error's code and message.
+func (e *Error) Is(target error) bool {
+	for _, k := range e.kinds {
+		if k == target {
+			return true
+		}
+	}
+	return false
+}
+
+// GRPCStatus returns the error as a gRPC status (for status.FromError).
+func (e *Error) GRPCStatus() *status.Status { return status.New(e.Code, e.Message) }
+
+// hints refine a code by words the broker puts in its messages. The
+// broker's messages are not a contract (the proto has no structured reason
+// for these codes), so a message without a hint still matches its code's
+// sentinel and the sentinel its caller expects.
+var hints = map[codes.Code][]struct {
+	words string
+	kind  error
+}{
+	codes.NotFound: {
+		{"unknown partition", ErrUnknownPartition},
+		{"unknown group member", ErrUnknownMember},
+		{"unknown producer", ErrUnknownProducer},
+		{"unknown group", ErrUnknownGroup},
+		{"unknown topic", ErrUnknownTopic},
+	},
+	codes.FailedPrecondition: {
+		{"out of order sequence", ErrOutOfOrderSequence},
+		{"epoch is stale", ErrProducerFenced},
+		{"fenced", ErrProducerFenced},
+		{"stale group generation", ErrStaleGeneration},
+		{"live members", ErrGroupNotEmpty},
+	},
+}
+
+var codeKinds = map[codes.Code]error{
+	codes.NotFound:           ErrNotFound,
+	codes.AlreadyExists:      ErrTopicExists,
+	codes.InvalidArgument:    ErrInvalidArgument,
+	codes.ResourceExhausted:  ErrTooLarge,
+	codes.OutOfRange:         ErrOffsetOutOfRange,
+	codes.FailedPrecondition: ErrFailedPrecondition,
+	codes.Unavailable:        ErrUnavailable,
+}
+
+// newError builds the *Error of a code and message. subject is the
+// sentinel a NotFound means for this request when the message says
+// nothing more precise (ErrUnknownTopic for DescribeTopic); nil for none.
+func newError(code codes.Code, msg string, subject error) *Error {
+	e := &Error{Code: code, Message: msg}
+	if k, ok := codeKinds[code]; ok {
+		e.kinds = append(e.kinds, k)
+	}
+	lower := strings.ToLower(msg)
+	matched := false
+	for _, h := range hints[code] {
+		if strings.Contains(lower, h.words) {
+			e.kinds = append(e.kinds, h.kind)
+			matched = true
+			break
+		}
+	}
+	if !matched && code == codes.NotFound && subject != nil {
+		e.kinds = append(e.kinds, subject)
+	}
+	return e
+}
+
+// mapError turns an RPC error into the client's: a status becomes an
+// *Error (with its NotLeader detail), a context error stays as it is.
+func mapError(err error, subject error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var ce *Error
+	if errors.As(err, &ce) {
+		return err
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	switch st.Code() {
+	case codes.Canceled:
+		return fmt.Errorf("%w: %s", context.Canceled, st.Message())
+	case codes.DeadlineExceeded:
+		return fmt.Errorf("%w: %s", context.DeadlineExceeded, st.Message())
+	}
+	e := newError(st.Code(), st.Message(), subject)
+	for _, d := range st.Details() {
+		if nl, ok := d.(*stratav1.NotLeader); ok {
+			e.NotLeader, e.LeaderID, e.LeaderAddr = true, nl.GetLeaderId(), nl.GetLeaderAddr()
+			e.kinds = append(e.kinds, ErrNotLeader)
+		}
+	}
+	return e
+}
+
+// responseError is the error of one ProduceStream response, which carries
+// a code and a message but no details.
+func responseError(code int32, msg string) error {
+	if code == 0 {
+		return nil
+	}
+	return newError(codes.Code(code), msg, ErrUnknownTopic)
+}
+
+// retriable reports whether a request that failed with err may succeed if
+// sent again: the node was unavailable, was not the leader, or aborted.
+func retriable(err error) bool {
+	var e *Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	return e.Code == codes.Unavailable || e.Code == codes.Aborted
+}
+
+// leaderHint returns the leader address a NotLeader error names, or "".
+func leaderHint(err error) string {
+	var e *Error
+	if errors.As(err, &e) && e.NotLeader {
+		return e.LeaderAddr
+	}
+	return ""
+}

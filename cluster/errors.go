@@ -1,0 +1,42 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors of the state machines. They are returned as values by Apply, the
+// same on every replica.
+var (
+	// ErrTopicExists is returned when creating a topic whose name is taken.
+	ErrTopicExists = errors.New("cluster: topic already exists")
+	// ErrUnknownTopic is returned for a topic the metadata does not hold.
+	ErrUnknownTopic = errors.New("cluster: unknown topic")
+	// ErrUnknownPartition is returned for a partition no data group holds.
+	ErrUnknownPartition = errors.New("cluster: unknown partition")
+	// ErrPartitionFailed is returned by a partition whose storage failed
+	// under a committed write; it serves nothing until the node restarts and
+	// replays raft's log into it.
+	ErrPartitionFailed = errors.New("cluster: partition storage failed")
+	// ErrOutOfOrderSequence is returned for an idempotent batch whose base
+	// sequence is not the next one expected; see SequenceError.
+	ErrOutOfOrderSequence = errors.New("cluster: out of order sequence")
+	// ErrProducerFenced is returned for a batch from an older producer epoch.
+	ErrProducerFenced = errors.New("cluster: producer epoch is stale")
+)
+
+// SequenceError reports the sequence a partition expects next from a
+// producer. It matches ErrOutOfOrderSequence with errors.Is.
+type SequenceError struct {
+	ProducerID int64
+	Got        int32
+	Expected   int32
+}
+
+func (e *SequenceError) Error() string {
+	return fmt.Sprintf("cluster: out of order sequence from producer %d: got %d, expected %d",
+		e.ProducerID, e.Got, e.Expected)
+}
+
+// Is makes errors.Is(err, ErrOutOfOrderSequence) true.
+func (e *SequenceError) Is(target error) bool { return target == ErrOutOfOrderSequence }

@@ -1,0 +1,640 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+)
+
+// Sentinel errors of package cluster. Compare with errors.Is.
+var (
+	// ErrClosed is returned by operations on a closed Group, Mux or layer.
+	ErrClosed = errors.New("cluster: closed")
+
+	// ErrNotLeader is returned when a write reaches a node that is not (or no
+	// longer) the group's leader. The error is a *NotLeaderError carrying the
+	// leader this node knows of, if any. When it wraps raft.ErrLeadershipLost
+	// the entry may still be committed by the next leader.
+	ErrNotLeader = errors.New("cluster: not the leader")
+
+	// ErrTimeout is returned when a raft operation does not finish before its
+	// deadline. The operation may still take effect.
+	ErrTimeout = errors.New("cluster: timed out")
+
+	// ErrInvalidConfig is returned by Validate for a configuration that
+	// cannot work.
+	ErrInvalidConfig = errors.New("cluster: invalid config")
+
+	// ErrBadMuxHeader is logged when a connection to the mux opens with
+	// anything but a well-formed header in time.
+	ErrBadMuxHeader = errors.New("cluster: bad mux header")
+
+	// ErrUnknownGroup is logged when a connection to the mux names a group
+	// that has no layer on this node.
+	ErrUnknownGroup = errors.New("cluster: unknown raft group")
+)
+
+// NotLeaderError is the error for a write sent to a node that is not the
+// leader of the group. It matches ErrNotLeader and unwraps to raft's error.
+type NotLeaderError struct {
+	Group      string
+	LeaderID   string // empty when no leader is known
+	LeaderAddr string // raft (mux) address of the leader, empty when unknown
+	Err        error  // raft's error, e.g. raft.ErrNotLeader
+}
+
+// Error implements error.
+func (e *NotLeaderError) Error() string {
+	if e.LeaderID == "" {
+		return fmt.Sprintf("%v: group %s, leader unknown: %v", ErrNotLeader, e.Group, e.Err)
+	}
+	return fmt.Sprintf("%v: group %s, leader %s at %s: %v", ErrNotLeader, e.Group, e.LeaderID, e.LeaderAddr, e.Err)
+}
+
+// Is makes errors.Is(err, ErrNotLeader) true.
+func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
+
+// Unwrap returns raft's error.
+func (e *NotLeaderError) Unwrap() error { return e.Err }
+
+const (
+	// logCacheEntries is the size of the raft.LogCache ring in front of
+	// bolt. Entries are cached by pointer, so it holds up to this many
+	// commands in memory (4096 x 14 KiB = 56 MiB for large produce batches).
+	logCacheEntries = 4096
+
+	// snapshotsRetained is how many snapshots FileSnapshotStore keeps.
+	snapshotsRetained = 2
+
+	// transportMaxPool is how many idle outgoing connections the
+	// NetworkTransport keeps per peer (Consul uses 3).
+	transportMaxPool = 3
+
+	// transportTimeout is the I/O deadline of raft RPCs; InstallSnapshot
+	// scales it by the snapshot size.
+	transportTimeout = 10 * time.Second
+
+	// closeDrainTimeout bounds how long Close waits, with raft still
+	// running, for Apply/Barrier/Snapshot calls in flight to be answered.
+	closeDrainTimeout = 5 * time.Second
+
+	// boltOpenTimeout bounds the wait for bolt's file lock, so that opening
+	// a group whose raft.db is held by another process fails instead of
+	// hanging.
+	boltOpenTimeout = time.Second
+)
+
+// GroupConfig configures one raft group on this node.
+type GroupConfig struct {
+	// Name names the group on the mux and in logs: "meta", "data-0", ...
+	// 1 to 255 bytes of [A-Za-z0-9._-]. Required.
+	Name string
+	// NodeID is this node's raft.ServerID, the same in every group. Required.
+	NodeID string
+	// Dir holds raft.db (bolt: raft log and stable store) and snapshots/.
+	// Created if missing. Required.
+	Dir string
+	// Logger receives raft's logs (raft's Info at slog Debug). Nil discards.
+	Logger *slog.Logger
+
+	// HeartbeatTimeout is how long a follower waits without contact from a
+	// leader before it starts an election (randomised to 1x-2x). The leader
+	// heartbeats every HeartbeatTimeout/10. Default 1 s.
+	HeartbeatTimeout time.Duration
+	// ElectionTimeout is how long a candidate waits for votes before it
+	// starts another election (randomised to 1x-2x). Default 1 s.
+	ElectionTimeout time.Duration
+	// LeaderLeaseTimeout is how long a leader stays leader without contact
+	// with a quorum. At most HeartbeatTimeout. Default 500 ms.
+	LeaderLeaseTimeout time.Duration
+	// CommitTimeout is how often (randomised to 1x-2x) the leader sends each
+	// follower an AppendEntries when no new entries arrive, so that the
+	// follower learns the commit index of the last entries of a burst. It is
+	// neither on the leader's commit path nor used at all by a single-voter
+	// group; lower values make follower FSMs catch up sooner after a burst
+	// at the cost of idle traffic. Default 50 ms.
+	CommitTimeout time.Duration
+	// MaxAppendEntries caps the entries per disk write and per RPC: the
+	// leader takes up to this many queued Applies into one StoreLogs (one
+	// bolt transaction, one fsync), sends up to this many per AppendEntries,
+	// and the FSM gets batches up to this size. With BatchApplyCh it is also
+	// the depth of raft's apply queue. 1 to 1024. Default 512.
+	MaxAppendEntries int
+	// SnapshotInterval is how often (randomised to 1x-2x) raft checks
+	// whether SnapshotThreshold entries have accumulated since the last
+	// snapshot. The raft log grows by up to write rate x 2 x interval
+	// between checks, so keep it short for data groups. Default 5 s.
+	SnapshotInterval time.Duration
+	// SnapshotThreshold is the number of entries since the last snapshot
+	// that makes raft take one. Default 8192.
+	SnapshotThreshold uint64
+	// TrailingLogs is how many entries raft keeps after a snapshot, so that
+	// a follower slightly behind catches up from the log instead of from a
+	// snapshot. Default 10240.
+	TrailingLogs uint64
+	// ApplyTimeout bounds Apply, Barrier, AddVoter and RemoveServer when
+	// their context has no deadline. Default 10 s.
+	ApplyTimeout time.Duration
+	// NoSync turns off bolt's fsync. Tests only: acknowledged writes can be
+	// lost on a crash. Default false.
+	NoSync bool
+}
+
+// DefaultGroupConfig returns the defaults for a group on a LAN with batched
+// writes. Name, NodeID and Dir must still be set.
+func DefaultGroupConfig() GroupConfig {
+	return GroupConfig{
+		HeartbeatTimeout:   time.Second,
+		ElectionTimeout:    time.Second,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
+		CommitTimeout:      50 * time.Millisecond,
+		MaxAppendEntries:   512,
+		SnapshotInterval:   5 * time.Second,
+		SnapshotThreshold:  8192,
+		TrailingLogs:       10240,
+		ApplyTimeout:       10 * time.Second,
+	}
+}
+
+// Validate reports whether c can open a group; the error wraps
+// ErrInvalidConfig.
+func (c GroupConfig) Validate() error {
+	if err := ValidGroupName(c.Name); err != nil {
+		return err
+	}
+	var errs []error
+	if c.NodeID == "" {
+		errs = append(errs, errors.New("NodeID is required"))
+	}
+	if c.Dir == "" {
+		errs = append(errs, errors.New("Dir is required"))
+	}
+	if c.ApplyTimeout <= 0 {
+		errs = append(errs, errors.New("ApplyTimeout must be positive"))
+	}
+	if c.SnapshotThreshold == 0 {
+		errs = append(errs, errors.New("SnapshotThreshold must be positive"))
+	}
+	if err := raft.ValidateConfig(c.raftConfig()); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: group %q: %w", ErrInvalidConfig, c.Name, err)
+	}
+	return nil
+}
+
+// raftConfig builds raft's configuration from c (without the logger).
+func (c GroupConfig) raftConfig() *raft.Config {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(c.NodeID)
+	rc.HeartbeatTimeout = c.HeartbeatTimeout
+	rc.ElectionTimeout = c.ElectionTimeout
+	rc.LeaderLeaseTimeout = c.LeaderLeaseTimeout
+	rc.CommitTimeout = c.CommitTimeout
+	rc.MaxAppendEntries = c.MaxAppendEntries
+	// BatchApplyCh buffers raft's apply channel to MaxAppendEntries, so
+	// concurrent Applies queue up while the leader is in StoreLogs (fsync)
+	// and all go into its next batch. Its cost, that raft's own Apply
+	// timeout only covers the enqueue, is covered by Group.await.
+	rc.BatchApplyCh = true
+	rc.SnapshotInterval = c.SnapshotInterval
+	rc.SnapshotThreshold = c.SnapshotThreshold
+	rc.TrailingLogs = c.TrailingLogs
+	rc.NoLegacyTelemetry = true
+	return rc
+}
+
+// Group is one raft group on this node: the metadata group or a data group.
+// Its raft log and stable store are one raft-boltdb/v2 file (raft.db) with
+// a raft.LogCache in front of the log, snapshots are files, and it talks to
+// its peers through a mux layer.
+//
+// Lock order: Group.mu is a leaf; it is never held across a raft call.
+type Group struct {
+	cfg       GroupConfig
+	logger    *slog.Logger
+	raft      *raft.Raft
+	transport *raft.NetworkTransport
+	bolt      *raftboltdb.BoltStore
+	logs      *raft.LogCache
+	snaps     *raft.FileSnapshotStore
+
+	closeCh   chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+
+	mu       sync.Mutex
+	closing  bool
+	inflight int           // goroutines waiting on raft futures (await)
+	drained  chan struct{} // closed once closing and inflight == 0
+}
+
+// OpenGroup opens (or creates) the group's state in cfg.Dir and starts raft
+// with fsm, talking to peers through layer. The group owns layer from then
+// on, also when OpenGroup fails. A new group does nothing until
+// BootstrapIfNew or until a leader adds it with AddVoter.
+func OpenGroup(cfg GroupConfig, fsm raft.FSM, layer raft.StreamLayer) (_ *Group, err error) {
+	if layer == nil {
+		return nil, fmt.Errorf("%w: group %q: nil stream layer", ErrInvalidConfig, cfg.Name)
+	}
+	// Until transport exists, a failure must close layer itself.
+	var transport *raft.NetworkTransport
+	defer func() {
+		if err != nil && transport == nil {
+			_ = layer.Close()
+		}
+	}()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if fsm == nil {
+		return nil, fmt.Errorf("%w: group %q: nil FSM", ErrInvalidConfig, cfg.Name)
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("group", cfg.Name)
+	hlog := newHCLogger(cfg.Logger, "raft").With("group", cfg.Name)
+
+	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("cluster: open group %q: %w", cfg.Name, err)
+	}
+	g := &Group{cfg: cfg, logger: logger, closeCh: make(chan struct{}), drained: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, g.closeStores())
+		}
+	}()
+
+	g.bolt, err = raftboltdb.New(raftboltdb.Options{
+		Path:   filepath.Join(cfg.Dir, "raft.db"),
+		NoSync: cfg.NoSync,
+		BoltOptions: &bbolt.Options{
+			Timeout: boltOpenTimeout,
+			// As etcd and containerd: do not write bolt's freelist on
+			// every commit but rebuild it on open (a scan of the file),
+			// and keep it in a map, not a sorted array. Raft's log churns
+			// pages (append at the tail, DeleteRange at the head on each
+			// compaction), so the freelist is large; this raised
+			// BenchmarkApply without fsync by about a fifth here (less
+			// written per commit, no sorted-array allocation). The
+			// price: opening scans the whole file.
+			NoFreelistSync: true,
+			FreelistType:   bbolt.FreelistMapType,
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: open group %q: raft.db: %w", cfg.Name, err)
+	}
+	if g.logs, err = raft.NewLogCache(logCacheEntries, g.bolt); err != nil {
+		return nil, fmt.Errorf("cluster: open group %q: log cache: %w", cfg.Name, err)
+	}
+	g.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.Dir, snapshotsRetained, hlog.Named("snapshot"))
+	if err != nil {
+		return nil, fmt.Errorf("cluster: open group %q: snapshots: %w", cfg.Name, err)
+	}
+	transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  layer,
+		MaxPool: transportMaxPool,
+		Timeout: transportTimeout,
+		Logger:  hlog.Named("net"),
+	})
+	g.transport = transport
+
+	rc := cfg.raftConfig()
+	rc.Logger = hlog
+	if g.raft, err = raft.NewRaft(rc, fsm, g.logs, g.bolt, g.snaps, transport); err != nil {
+		return nil, fmt.Errorf("cluster: open group %q: start raft: %w", cfg.Name, err)
+	}
+	return g, nil
+}
+
+// BootstrapIfNew makes servers the group's first configuration if, and only
+// if, raft.HasExistingState finds no state (no term, no log, no snapshot);
+// otherwise it does nothing. With no servers it bootstraps a single-voter
+// group of this node. Every node of a new group may call it with the same
+// servers; a node that will join later through AddVoter must not.
+func (g *Group) BootstrapIfNew(servers []raft.Server) error {
+	if g.isClosing() {
+		return ErrClosed
+	}
+	has, err := raft.HasExistingState(g.logs, g.bolt, g.snaps)
+	if err != nil {
+		return fmt.Errorf("cluster: group %s: check existing state: %w", g.cfg.Name, err)
+	}
+	if has {
+		g.logger.Debug("raft state exists; not bootstrapping")
+		return nil
+	}
+	if len(servers) == 0 {
+		servers = []raft.Server{{Suffrage: raft.Voter, ID: raft.ServerID(g.cfg.NodeID), Address: g.transport.LocalAddr()}}
+	}
+	err = g.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error()
+	if errors.Is(err, raft.ErrCantBootstrap) {
+		// State appeared since the check: a leader reached us first.
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cluster: group %s: bootstrap: %w", g.cfg.Name, err)
+	}
+	g.logger.Info("bootstrapped raft group", "servers", len(servers))
+	return nil
+}
+
+// Apply replicates cmd through the group's log and returns the FSM's
+// response once the entry is applied on this node (the leader). If the FSM
+// returns an error value, Apply returns it as its error. It waits until
+// ctx is done, or ApplyTimeout if ctx has no deadline.
+//
+// Errors: ErrNotLeader (a *NotLeaderError) when this node is not the leader
+// or lost leadership while committing; ErrTimeout or ctx's error when the
+// deadline passes first, in which case the entry may still be committed;
+// ErrClosed once Close has begun.
+//
+// raft keeps cmd by reference (in its LogCache, among other places) after
+// Apply returns: the caller must not modify it afterwards.
+func (g *Group) Apply(ctx context.Context, cmd []byte) (any, error) {
+	ctx, cancel := g.withDeadline(ctx)
+	defer cancel()
+	timeout, err := g.enqueueTimeout(ctx)
+	if err != nil {
+		return nil, g.mapErr("apply", err)
+	}
+	f := g.raft.Apply(cmd, timeout)
+	if err := g.await(ctx, f); err != nil {
+		return nil, g.mapErr("apply", err)
+	}
+	resp := f.Response()
+	if err, ok := resp.(error); ok {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// Barrier returns once every entry committed before it has been applied to
+// the FSM on this node, which must be the leader.
+func (g *Group) Barrier(ctx context.Context) error {
+	ctx, cancel := g.withDeadline(ctx)
+	defer cancel()
+	timeout, err := g.enqueueTimeout(ctx)
+	if err != nil {
+		return g.mapErr("barrier", err)
+	}
+	return g.mapErr("barrier", g.await(ctx, g.raft.Barrier(timeout)))
+}
+
+// Snapshot takes a snapshot now and compacts the log behind it. It returns
+// an error wrapping raft.ErrNothingNewToSnapshot if nothing was applied
+// since the last one.
+func (g *Group) Snapshot() error {
+	return g.mapErr("snapshot", g.await(context.Background(), g.raft.Snapshot()))
+}
+
+// IsLeader reports whether this node is the group's leader now.
+func (g *Group) IsLeader() bool { return g.raft.State() == raft.Leader }
+
+// Leader returns the raft ServerID and raft (mux) address of the leader this
+// node knows of, or empty strings.
+func (g *Group) Leader() (id string, addr string) {
+	a, i := g.raft.LeaderWithID()
+	return string(i), string(a)
+}
+
+// Addr returns this node's raft address in the group (the mux address).
+func (g *Group) Addr() string { return string(g.transport.LocalAddr()) }
+
+// WaitLeader returns once this node knows a leader of the group (itself or
+// another node), or ctx's error. It wakes on raft's leader observations, not
+// by polling.
+func (g *Group) WaitLeader(ctx context.Context) error {
+	if g.isClosing() {
+		return ErrClosed
+	}
+	wake := make(chan raft.Observation, 1)
+	obs := raft.NewObserver(wake, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	// Register before looking, so that a change in between still wakes us.
+	g.raft.RegisterObserver(obs)
+	defer g.raft.DeregisterObserver(obs)
+	for {
+		if id, _ := g.Leader(); id != "" {
+			return nil
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: group %s: wait for leader: %w", g.cfg.Name, ctxErr(ctx))
+		case <-g.closeCh:
+			return ErrClosed
+		}
+	}
+}
+
+// LeaderCh returns raft's leadership channel: true when this node becomes
+// leader, false when it stops being leader. It has one slot and keeps only
+// the latest transition, and raft has only one: give it to one consumer.
+func (g *Group) LeaderCh() <-chan bool { return g.raft.LeaderCh() }
+
+// AddVoter adds (or promotes) the node id at raft address addr as a voter.
+// Must run on the leader.
+func (g *Group) AddVoter(id, addr string) error {
+	ctx, cancel := g.withDeadline(context.Background())
+	defer cancel()
+	f := g.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, g.cfg.ApplyTimeout)
+	return g.mapErr("add voter "+id, g.await(ctx, f))
+}
+
+// RemoveServer removes the node id from the group. Must run on the leader.
+// A node removed from a group shuts its raft down by itself (raft's
+// ShutdownOnRemove); the Group must still be closed.
+func (g *Group) RemoveServer(id string) error {
+	ctx, cancel := g.withDeadline(context.Background())
+	defer cancel()
+	f := g.raft.RemoveServer(raft.ServerID(id), 0, g.cfg.ApplyTimeout)
+	return g.mapErr("remove server "+id, g.await(ctx, f))
+}
+
+// Servers returns the group's latest configuration as this node knows it.
+func (g *Group) Servers() ([]raft.Server, error) {
+	f := g.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, g.mapErr("get configuration", err)
+	}
+	cfg := f.Configuration()
+	return cfg.Clone().Servers, nil
+}
+
+// Raft returns the underlying raft node, for what Group does not wrap
+// (stats, leadership transfer, observers).
+func (g *Group) Raft() *raft.Raft { return g.raft }
+
+// Close stops the group: it waits (briefly) for Apply, Barrier and Snapshot
+// calls in flight, shuts raft down, closes the transport (and with it the
+// layer and its connections) and bolt. It is idempotent; later calls return
+// the first call's result.
+func (g *Group) Close() error {
+	g.closeOnce.Do(func() {
+		g.mu.Lock()
+		g.closing = true
+		if g.inflight == 0 {
+			close(g.drained)
+		}
+		g.mu.Unlock()
+		close(g.closeCh)
+
+		// With raft still running, every queued future gets an answer
+		// (committed, ErrNotLeader, ErrLeadershipLost). After Shutdown,
+		// futures still in raft's apply queue never do
+		// (hashicorp/raft#498), so drain first.
+		stranded := !g.waitDrained(closeDrainTimeout)
+		var errs []error
+		if err := g.raft.Shutdown().Error(); err != nil {
+			errs = append(errs, fmt.Errorf("shutdown raft: %w", err))
+		}
+		errs = append(errs, g.closeStores())
+		if stranded && !g.waitDrained(time.Second) {
+			g.mu.Lock()
+			n := g.inflight
+			g.mu.Unlock()
+			g.logger.Warn("raft left futures unanswered after shutdown; their waiting goroutines leak", "count", n)
+		}
+		if err := errors.Join(errs...); err != nil {
+			g.closeErr = fmt.Errorf("cluster: close group %s: %w", g.cfg.Name, err)
+		}
+	})
+	return g.closeErr
+}
+
+// closeStores closes what OpenGroup opened besides raft: the transport and
+// bolt. Raft must be shut down (or never started).
+func (g *Group) closeStores() error {
+	var errs []error
+	if g.transport != nil {
+		// CloseStreams releases pooled outgoing connections, which Close
+		// alone leaves open.
+		g.transport.CloseStreams()
+		if err := g.transport.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close transport: %w", err))
+		}
+	}
+	if g.bolt != nil {
+		if err := g.bolt.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close raft.db: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (g *Group) isClosing() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.closing
+}
+
+// await waits for f in a goroutine of its own, so that ctx and Close can end
+// the wait: raft's futures cannot be selected on, BatchApplyCh lets an Apply
+// wait past raft's timeout, and a future can stay unanswered after Shutdown.
+func (g *Group) await(ctx context.Context, f raft.Future) error {
+	g.mu.Lock()
+	if g.closing {
+		g.mu.Unlock()
+		return raft.ErrRaftShutdown
+	}
+	g.inflight++
+	g.mu.Unlock()
+
+	done := make(chan error, 1)
+	go func() {
+		defer g.release()
+		done <- f.Error()
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctxErr(ctx)
+	case <-g.closeCh:
+		return raft.ErrRaftShutdown
+	}
+}
+
+// withDeadline gives ctx the ApplyTimeout if it has no deadline.
+func (g *Group) withDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, g.cfg.ApplyTimeout)
+}
+
+// enqueueTimeout converts ctx's deadline into raft's enqueue timeout.
+func (g *Group) enqueueTimeout(ctx context.Context) (time.Duration, error) {
+	dl, _ := ctx.Deadline()
+	d := time.Until(dl)
+	if d <= 0 || ctx.Err() != nil {
+		return 0, ctxErr(ctx)
+	}
+	return d, nil
+}
+
+// mapErr turns raft's errors into the package's.
+func (g *Group) mapErr(op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
+		errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		id, addr := g.Leader()
+		return &NotLeaderError{Group: g.cfg.Name, LeaderID: id, LeaderAddr: addr, Err: err}
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return fmt.Errorf("cluster: group %s: %s: %w", g.cfg.Name, op, ErrClosed)
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return fmt.Errorf("cluster: group %s: %s: %w: %w", g.cfg.Name, op, ErrTimeout, context.DeadlineExceeded)
+	default:
+		return fmt.Errorf("cluster: group %s: %s: %w", g.cfg.Name, op, err)
+	}
+}
+
+// ctxErr is ctx's error, also matching ErrTimeout when the deadline passed.
+func ctxErr(ctx context.Context) error {
+	err := ctx.Err()
+	if err == nil || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", ErrTimeout, context.DeadlineExceeded)
+	}
+	return err
+}
+
+// release ends one await goroutine.
+func (g *Group) release() {
+	g.mu.Lock()
+	g.inflight--
+	if g.closing && g.inflight == 0 {
+		close(g.drained)
+	}
+	g.mu.Unlock()
+}
+
+// waitDrained waits up to d for the await goroutines to end and reports
+// whether they did. Close has set closing, so none can start.
+func (g *Group) waitDrained(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-g.drained:
+		return true
+	case <-t.C:
+		return false
+	}
+}

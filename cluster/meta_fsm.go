@@ -1,0 +1,353 @@
+package cluster
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"sync"
+
+	"github.com/hashicorp/raft"
+)
+
+// TopicConfig is a topic's configuration as the metadata group stores it.
+type TopicConfig struct {
+	Partitions        int32 `json:"partitions"`
+	ReplicationFactor int32 `json:"replication_factor"`
+	RetentionMs       int64 `json:"retention_ms"`    // 0: keep forever
+	RetentionBytes    int64 `json:"retention_bytes"` // per partition; 0: no limit
+	MaxBatchBytes     int32 `json:"max_batch_bytes"`
+}
+
+// Assignment places one partition: the data group that holds it and the
+// nodes that replicate it.
+type Assignment struct {
+	DataGroup uint32   `json:"data_group"`
+	Replicas  []string `json:"replicas"`
+}
+
+// Topic is a topic as the metadata group stores it. ID is unique for the
+// life of the cluster, so a topic deleted and created again under the same
+// name never shares partitions or offsets with its predecessor.
+type Topic struct {
+	Name       string       `json:"name"`
+	ID         uint64       `json:"id"`
+	Config     TopicConfig  `json:"config"`
+	Partitions []Assignment `json:"partitions"`
+}
+
+// NodeInfo is what the cluster knows of one node.
+type NodeInfo struct {
+	ID          string `json:"id"`
+	GRPCAddr    string `json:"grpc_addr"`
+	ClusterAddr string `json:"cluster_addr"`
+}
+
+// DataGroupInfo is a data raft group: its index and its voters.
+type DataGroupInfo struct {
+	ID     uint32   `json:"id"`
+	Voters []string `json:"voters"`
+}
+
+// GroupOffsets are a consumer group's committed offsets: topic → partition →
+// next offset to consume.
+type GroupOffsets map[string]map[int32]int64
+
+// MetaState is the whole replicated metadata. It is small: topics, nodes,
+// data groups, producer ids and consumer-group offsets.
+type MetaState struct {
+	NextTopicID    uint64                    `json:"next_topic_id"`
+	NextProducerID int64                     `json:"next_producer_id"`
+	Topics         map[string]*Topic         `json:"topics"`
+	Nodes          map[string]NodeInfo       `json:"nodes"`
+	DataGroups     map[uint32]*DataGroupInfo `json:"data_groups"`
+	Groups         map[string]GroupOffsets   `json:"groups"`
+}
+
+func newMetaState() *MetaState {
+	return &MetaState{
+		NextTopicID:    1,
+		NextProducerID: 1,
+		Topics:         map[string]*Topic{},
+		Nodes:          map[string]NodeInfo{},
+		DataGroups:     map[uint32]*DataGroupInfo{},
+		Groups:         map[string]GroupOffsets{},
+	}
+}
+
+// metaCmd is one metadata command. Metadata changes are rare, so JSON keeps
+// them readable in the raft log.
+type metaCmd struct {
+	Op         string          `json:"op"`
+	Topic      *Topic          `json:"topic,omitempty"`
+	Name       string          `json:"name,omitempty"`
+	Node       *NodeInfo       `json:"node,omitempty"`
+	DataGroups []DataGroupInfo `json:"data_groups,omitempty"`
+	Group      string          `json:"group,omitempty"`
+	Offsets    []TopicOffset   `json:"offsets,omitempty"`
+	Reset      bool            `json:"reset,omitempty"`
+}
+
+// TopicOffset is one partition's offset in a commit or reset.
+type TopicOffset struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"`
+}
+
+const (
+	opCreateTopic     = "create_topic"
+	opDeleteTopic     = "delete_topic"
+	opRegisterNode    = "register_node"
+	opSetDataGroups   = "set_data_groups"
+	opAllocProducerID = "alloc_producer_id"
+	opCommitOffsets   = "commit_offsets"
+)
+
+// MetaFSM is the state machine of the metadata raft group.
+type MetaFSM struct {
+	mu       sync.RWMutex // guards state
+	state    *MetaState
+	onChange func() // called after every applied command, outside mu
+}
+
+// NewMetaFSM returns an empty metadata state machine. onChange (may be nil)
+// is called after each change, for the broker's reconcile loop.
+func NewMetaFSM(onChange func()) *MetaFSM {
+	return &MetaFSM{state: newMetaState(), onChange: onChange}
+}
+
+// Read calls fn with the current state under a read lock. fn must not keep
+// references into the state nor call back into the FSM.
+func (f *MetaFSM) Read(fn func(*MetaState)) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	fn(f.state)
+}
+
+// Topic returns a copy of the named topic.
+func (f *MetaFSM) Topic(name string) (Topic, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	t, ok := f.state.Topics[name]
+	if !ok {
+		return Topic{}, false
+	}
+	return cloneTopic(t), true
+}
+
+// Topics returns copies of every topic, sorted by name.
+func (f *MetaFSM) Topics() []Topic {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := make([]Topic, 0, len(f.state.Topics))
+	for _, t := range f.state.Topics {
+		out = append(out, cloneTopic(t))
+	}
+	slices.SortFunc(out, func(a, b Topic) int {
+		if a.Name < b.Name {
+			return -1
+		}
+		if a.Name > b.Name {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// CommittedOffset returns a group's committed offset for a partition, or -1.
+func (f *MetaFSM) CommittedOffset(group, topic string, partition int32) int64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if off, ok := f.state.Groups[group][topic][partition]; ok {
+		return off
+	}
+	return -1
+}
+
+// GroupOffsets returns a copy of a group's committed offsets.
+func (f *MetaFSM) GroupOffsets(group string) GroupOffsets {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := GroupOffsets{}
+	for t, parts := range f.state.Groups[group] {
+		out[t] = maps.Clone(parts)
+	}
+	return out
+}
+
+// GroupNames returns the names of groups with committed offsets.
+func (f *MetaFSM) GroupNames() []string {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return slices.Sorted(maps.Keys(f.state.Groups))
+}
+
+func cloneTopic(t *Topic) Topic {
+	c := *t
+	c.Partitions = make([]Assignment, len(t.Partitions))
+	for i, a := range t.Partitions {
+		c.Partitions[i] = Assignment{DataGroup: a.DataGroup, Replicas: slices.Clone(a.Replicas)}
+	}
+	return c
+}
+
+// Apply implements raft.FSM. It returns an error value for a command that
+// is refused (deterministically, on every replica alike) and panics on a
+// command it cannot decode: replicas that diverge are worse than a crash.
+func (f *MetaFSM) Apply(l *raft.Log) any {
+	if l.Type != raft.LogCommand {
+		return nil
+	}
+	var c metaCmd
+	if err := json.Unmarshal(l.Data, &c); err != nil {
+		panic(fmt.Sprintf("cluster: undecodable metadata command at index %d: %v", l.Index, err))
+	}
+	f.mu.Lock()
+	res := f.applyLocked(&c)
+	f.mu.Unlock()
+	if f.onChange != nil {
+		f.onChange()
+	}
+	return res
+}
+
+// applyLocked applies one command. Caller must hold f.mu.
+func (f *MetaFSM) applyLocked(c *metaCmd) any {
+	s := f.state
+	switch c.Op {
+	case opCreateTopic:
+		if _, ok := s.Topics[c.Topic.Name]; ok {
+			return fmt.Errorf("%w: %q", ErrTopicExists, c.Topic.Name)
+		}
+		t := cloneTopic(c.Topic)
+		t.ID = s.NextTopicID
+		s.NextTopicID++
+		s.Topics[t.Name] = &t
+		return cloneTopic(&t)
+	case opDeleteTopic:
+		if _, ok := s.Topics[c.Name]; !ok {
+			return fmt.Errorf("%w: %q", ErrUnknownTopic, c.Name)
+		}
+		delete(s.Topics, c.Name)
+		for _, g := range s.Groups {
+			delete(g, c.Name)
+		}
+		return nil
+	case opRegisterNode:
+		s.Nodes[c.Node.ID] = *c.Node
+		return nil
+	case opSetDataGroups:
+		for _, g := range c.DataGroups {
+			s.DataGroups[g.ID] = &DataGroupInfo{ID: g.ID, Voters: slices.Clone(g.Voters)}
+		}
+		return nil
+	case opAllocProducerID:
+		id := s.NextProducerID
+		s.NextProducerID++
+		return id
+	case opCommitOffsets:
+		return f.commitLocked(c)
+	default:
+		panic(fmt.Sprintf("cluster: unknown metadata command %q", c.Op))
+	}
+}
+
+// commitLocked stores offsets. A commit never moves an offset backwards; a
+// reset (c.Reset) sets it as given. Caller must hold f.mu.
+func (f *MetaFSM) commitLocked(c *metaCmd) any {
+	g := f.state.Groups[c.Group]
+	if g == nil {
+		g = GroupOffsets{}
+		f.state.Groups[c.Group] = g
+	}
+	for _, o := range c.Offsets {
+		if _, ok := f.state.Topics[o.Topic]; !ok {
+			continue // the topic was deleted meanwhile: nothing to keep
+		}
+		parts := g[o.Topic]
+		if parts == nil {
+			parts = map[int32]int64{}
+			g[o.Topic] = parts
+		}
+		if old, ok := parts[o.Partition]; ok && o.Offset < old && !c.Reset {
+			continue
+		}
+		parts[o.Partition] = o.Offset
+	}
+	return nil
+}
+
+// Snapshot implements raft.FSM: the metadata is small, so the snapshot is a
+// copy of all of it.
+func (f *MetaFSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	b, err := json.Marshal(f.state)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: encode metadata snapshot: %w", err)
+	}
+	return &bytesSnapshot{b: b}, nil
+}
+
+// Restore implements raft.FSM.
+func (f *MetaFSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	s := newMetaState()
+	if err := json.NewDecoder(rc).Decode(s); err != nil {
+		return fmt.Errorf("cluster: decode metadata snapshot: %w", err)
+	}
+	f.mu.Lock()
+	f.state = s
+	f.mu.Unlock()
+	if f.onChange != nil {
+		f.onChange()
+	}
+	return nil
+}
+
+type bytesSnapshot struct{ b []byte }
+
+func (s *bytesSnapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(s.b); err != nil {
+		return errors.Join(err, sink.Cancel())
+	}
+	return sink.Close()
+}
+
+func (s *bytesSnapshot) Release() {}
+
+// Metadata commands, encoded for Group.Apply.
+
+// CreateTopicCmd encodes a topic creation; the FSM assigns the ID.
+func CreateTopicCmd(t Topic) []byte { return mustJSON(metaCmd{Op: opCreateTopic, Topic: &t}) }
+
+// DeleteTopicCmd encodes a topic deletion.
+func DeleteTopicCmd(name string) []byte { return mustJSON(metaCmd{Op: opDeleteTopic, Name: name}) }
+
+// RegisterNodeCmd records a node's addresses.
+func RegisterNodeCmd(n NodeInfo) []byte { return mustJSON(metaCmd{Op: opRegisterNode, Node: &n}) }
+
+// SetDataGroupsCmd records data groups and their voters.
+func SetDataGroupsCmd(gs []DataGroupInfo) []byte {
+	return mustJSON(metaCmd{Op: opSetDataGroups, DataGroups: gs})
+}
+
+// AllocProducerIDCmd allocates a fresh idempotent-producer id (int64).
+func AllocProducerIDCmd() []byte { return mustJSON(metaCmd{Op: opAllocProducerID}) }
+
+// CommitOffsetsCmd commits a group's offsets; with reset they may move back.
+func CommitOffsetsCmd(group string, offs []TopicOffset, reset bool) []byte {
+	return mustJSON(metaCmd{Op: opCommitOffsets, Group: group, Offsets: offs, Reset: reset})
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("cluster: encode command: %v", err))
+	}
+	return b
+}

@@ -1,0 +1,363 @@
+package cluster
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+)
+
+// newTestMux starts a mux on 127.0.0.1:0 that the test closes.
+func newTestMux(t *testing.T, headerTimeout time.Duration) *Mux {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newMux(ln, nil, headerTimeout)
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Errorf("mux close: %v", err)
+		}
+	})
+	return m
+}
+
+// eventually waits until cond holds, checking every few milliseconds, and
+// fails the test after d.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		<-tick.C
+	}
+}
+
+// waitGoroutines waits until no more goroutines run than at baseline.
+func waitGoroutines(t *testing.T, baseline int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for runtime.NumGoroutine() > baseline {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("goroutines: %d, want <= %d\n%s", runtime.NumGoroutine(), baseline, buf[:runtime.Stack(buf, true)])
+		}
+		<-tick.C
+	}
+}
+
+// expectClosedByPeer reads from c until the peer closes it, failing if the
+// peer keeps it open for seconds.
+func expectClosedByPeer(t *testing.T, c net.Conn) {
+	t.Helper()
+	if err := c.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := io.Copy(io.Discard, c)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("connection not closed by the mux: %v", err)
+	}
+}
+
+func acceptOne(t *testing.T, l interface{ Accept() (net.Conn, error) }) net.Conn {
+	t.Helper()
+	type res struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		c, err := l.Accept()
+		ch <- res{c, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			t.Fatalf("accept: %v", r.err)
+		}
+		return r.c
+	case <-time.After(5 * time.Second):
+		t.Fatal("accept: timed out")
+		return nil
+	}
+}
+
+func TestMuxRoutesByGroup(t *testing.T) {
+	server := newTestMux(t, time.Second)
+	client := newTestMux(t, time.Second)
+	la, lb := server.Layer("meta"), server.Layer("data-0")
+	if got, want := la.Addr().String(), server.Addr().String(); got != want {
+		t.Fatalf("layer addr %s, want mux addr %s", got, want)
+	}
+	for _, tc := range []struct {
+		group string
+		layer interface{ Accept() (net.Conn, error) }
+	}{{"meta", la}, {"data-0", lb}} {
+		t.Run(tc.group, func(t *testing.T) {
+			dialer := client.Layer(tc.group)
+			defer dialer.Close()
+			out, err := dialer.Dial(serverAddr(server), time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := acceptOne(t, tc.layer)
+			msg := []byte("hello " + tc.group)
+			if _, err := out.Write(msg); err != nil {
+				t.Fatal(err)
+			}
+			got := make([]byte, len(msg))
+			if _, err := io.ReadFull(in, got); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, msg) {
+				t.Fatalf("got %q, want %q", got, msg)
+			}
+			// Closing the dialling layer closes the connection it made.
+			if err := dialer.Close(); err != nil {
+				t.Fatal(err)
+			}
+			expectClosedByPeer(t, in)
+		})
+	}
+}
+
+func TestMuxRejectsBadConnections(t *testing.T) {
+	m := newTestMux(t, 200*time.Millisecond)
+	l := m.Layer("meta")
+	defer l.Close()
+	baseline := runtime.NumGoroutine()
+
+	for _, tc := range []struct {
+		name string
+		send []byte
+	}{
+		{"unknown group", []byte("S\x05other")},
+		{"wrong magic", []byte("X\x04meta")},
+		{"raft rpc without header", []byte{0, 0x81, 0xa1}},
+		{"empty name", []byte("S\x00")},
+		{"bad name bytes", []byte("S\x04me/a")},
+		{"short name then silence", []byte("S\x04me")},
+		{"nothing", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", m.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := c.Write(tc.send); err != nil {
+				t.Fatal(err)
+			}
+			expectClosedByPeer(t, c)
+		})
+	}
+	t.Run("client hangs up mid-header", func(t *testing.T) {
+		c, err := net.Dial("tcp", m.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write([]byte("S\x04m")); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	})
+	eventually(t, 5*time.Second, "no pending handshakes", func() bool { return m.pendingCount() == 0 })
+	waitGoroutines(t, baseline)
+	if n := l.(*muxLayer).connCount(); n != 0 {
+		t.Fatalf("layer holds %d connections, want 0", n)
+	}
+}
+
+func TestMuxLayerCloseKeepsMux(t *testing.T) {
+	m := newTestMux(t, time.Second)
+	client := newTestMux(t, time.Second)
+	la, lb := m.Layer("a"), m.Layer("b")
+	dialA, dialB := client.Layer("a"), client.Layer("b")
+
+	inA, err := dialA.Dial(serverAddr(m), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inA.Close()
+	_ = acceptOne(t, la)
+
+	if err := la.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := la.Close(); err != nil {
+		t.Fatalf("second layer close: %v", err)
+	}
+	// Closing the layer closed the connection it had accepted.
+	expectClosedByPeer(t, inA)
+	if _, err := la.Accept(); !errors.Is(err, ErrClosed) || !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("accept on closed layer: %v, want ErrClosed and net.ErrClosed", err)
+	}
+	if _, err := la.(*muxLayer).Dial(serverAddr(client), time.Second); !errors.Is(err, ErrClosed) {
+		t.Fatalf("dial on closed layer: %v, want ErrClosed", err)
+	}
+
+	// "a" is unregistered: a connection naming it is closed.
+	c, err := dialA.Dial(serverAddr(m), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	expectClosedByPeer(t, c)
+
+	// The mux and the other layer still work.
+	cb, err := dialB.Dial(serverAddr(m), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cb.Close()
+	_ = acceptOne(t, lb)
+
+	// "a" can be registered again.
+	la = m.Layer("a")
+	defer la.Close()
+	c2, err := dialA.Dial(serverAddr(m), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	_ = acceptOne(t, la)
+}
+
+func TestMuxLayerPanics(t *testing.T) {
+	m := newTestMux(t, time.Second)
+	_ = m.Layer("meta")
+	for _, tc := range []struct{ desc, name string }{
+		{"duplicate", "meta"},
+		{"empty", ""},
+		{"space", "a b"},
+		{"256 bytes", strings.Repeat("x", 256)},
+	} {
+		name := tc.name
+		t.Run(tc.desc, func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Fatalf("Layer(%q) did not panic", name)
+				}
+			}()
+			m.Layer(name)
+		})
+	}
+}
+
+func TestMuxCloseIdempotent(t *testing.T) {
+	baseline := runtime.NumGoroutine()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := newMux(ln, nil, time.Minute)
+	l := m.Layer("meta")
+
+	// A connection stuck before its header, and one handed to the layer.
+	stuck, err := net.Dial("tcp", m.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.Close()
+	eventually(t, 5*time.Second, "pending handshake", func() bool { return m.pendingCount() == 1 })
+	pln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	peerMux := NewMux(pln, nil)
+	peer := peerMux.Layer("meta")
+	out, err := peer.Dial(serverAddr(m), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	_ = acceptOne(t, l)
+
+	acceptErr := make(chan error, 1)
+	go func() {
+		_, err := l.Accept()
+		acceptErr <- err
+	}()
+
+	for i := range 3 {
+		if err := m.Close(); err != nil {
+			t.Fatalf("close #%d: %v", i+1, err)
+		}
+	}
+	select {
+	case err := <-acceptErr:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("blocked Accept returned %v, want ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Accept still blocked after mux Close")
+	}
+	expectClosedByPeer(t, stuck)
+	expectClosedByPeer(t, out)
+	if _, err := m.Layer("late").Accept(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("accept on a layer made after close: %v, want ErrClosed", err)
+	}
+	if c, err := net.DialTimeout("tcp", m.Addr().String(), time.Second); err == nil {
+		c.Close()
+		t.Fatal("mux listener still accepts after Close")
+	}
+	if err := peerMux.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitGoroutines(t, baseline)
+}
+
+func TestHCLogAdapter(t *testing.T) {
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	hl := newHCLogger(logger, "raft").With("group", "meta").Named("net")
+
+	if !hl.IsInfo() || hl.IsDebug() || hl.IsTrace() {
+		t.Fatalf("IsInfo/IsDebug/IsTrace = %v/%v/%v, want true/false/false at slog Debug",
+			hl.IsInfo(), hl.IsDebug(), hl.IsTrace())
+	}
+	hl.Info("entering leader state", "term", 3)
+	hl.Debug("hidden below slog debug")
+	hl.Warn("heartbeat timeout", "err", errors.New("boom"))
+	out := buf.String()
+	for _, want := range []string{
+		`level=DEBUG msg="entering leader state" logger=raft.net group=meta term=3`,
+		`level=WARN msg="heartbeat timeout" logger=raft.net group=meta err=boom`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "hidden") {
+		t.Errorf("raft Debug reached a slog Debug handler:\n%s", out)
+	}
+
+	hl.SetLevel(hclog.Error)
+	buf.Reset()
+	hl.Warn("filtered")
+	if buf.Len() != 0 {
+		t.Errorf("SetLevel(Error) let a Warn through: %s", buf.String())
+	}
+	if _, ok := newHCLogger(nil, "raft").(interface{ IsError() bool }); !ok || newHCLogger(nil, "raft").IsError() {
+		t.Error("nil slog logger must give a logger that discards")
+	}
+}
+
+// serverAddr is m's address as raft names it.
+func serverAddr(m *Mux) raft.ServerAddress { return raft.ServerAddress(m.Addr().String()) }

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	stratav1 "github.com/stratalog/strata/api/v1"
+)
+
+// clientFlags are the flags every client command takes.
+type clientFlags struct {
+	brokers string
+	output  string
+	timeout time.Duration
+}
+
+func (c *clientFlags) register(fs *flag.FlagSet, withOutput bool) {
+	def := os.Getenv("STRATA_BROKERS")
+	if def == "" {
+		def = "127.0.0.1:7400"
+	}
+	fs.StringVar(&c.brokers, "brokers", def, "comma-separated broker addresses (env STRATA_BROKERS)")
+	fs.DurationVar(&c.timeout, "request-timeout", 30*time.Second, "timeout of each request")
+	if withOutput {
+		fs.StringVar(&c.output, "output", "text", "text (tables for people) or json (for scripts)")
+	}
+}
+
+func (c *clientFlags) brokerList() []string {
+	var out []string
+	for _, b := range strings.Split(c.brokers, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// dialAdmin connects to the first broker that answers, for admin calls
+// (any node can answer them, or name the leader).
+func (c *clientFlags) dialAdmin(ctx context.Context) (stratav1.StrataClient, func(), error) {
+	var lastErr error
+	for _, addr := range c.brokerList() {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		cl := stratav1.NewStrataClient(conn)
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err = cl.Metadata(cctx, &stratav1.MetadataRequest{}, grpc.WaitForReady(true))
+		cancel()
+		if err != nil {
+			conn.Close()
+			lastErr = fmt.Errorf("%s: %s", addr, status.Convert(err).Message())
+			continue
+		}
+		return cl, func() { conn.Close() }, nil
+	}
+	if lastErr == nil {
+		lastErr = fmt.Errorf("no broker address given")
+	}
+	return nil, nil, fmt.Errorf("cannot reach a broker: %w", lastErr)
+}
+
+// rpcErr makes a gRPC error readable: its code and message.
+func rpcErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if s, ok := status.FromError(err); ok {
+		return fmt.Errorf("%s: %s", s.Code(), s.Message())
+	}
+	return err
+}
+
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newTable() *tabwriter.Writer { return tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0) }
+
+// parseFlags parses a command's flags; -h prints help and exits 0, a bad
+// flag exits 2.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	fs.SetOutput(os.Stderr)
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return exitError{0}
+		}
+		return exitError{2}
+	}
+	return nil
+}
+
+// interleave lets flags follow positional arguments (strata topic create
+// NAME --partitions 3): it moves the positional ones to the end.
+func interleave(fs *flag.FlagSet, args []string) []string {
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			pos = append(pos, args[i+1:]...)
+			break
+		}
+		if strings.HasPrefix(a, "-") && len(a) > 1 {
+			flags = append(flags, a)
+			name := strings.TrimLeft(a, "-")
+			if strings.Contains(name, "=") {
+				continue
+			}
+			if f := fs.Lookup(name); f != nil {
+				if bf, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && bf.IsBoolFlag() {
+					continue
+				}
+				if i+1 < len(args) {
+					flags = append(flags, args[i+1])
+					i++
+				}
+			}
+			continue
+		}
+		pos = append(pos, a)
+	}
+	return append(append(flags, "--"), pos...)
+}

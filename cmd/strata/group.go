@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	stratav1 "github.com/stratalog/strata/api/v1"
+)
+
+func runGroup(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprintln(os.Stderr, "usage: strata group list|describe|reset ...")
+		return exitError{2}
+	}
+	sub, args := args[0], args[1:]
+	var cf clientFlags
+	fs := flag.NewFlagSet("strata group "+sub, flag.ContinueOnError)
+	cf.register(fs, true)
+	var topic, toTime string
+	var toEarliest, toLatest bool
+	var toOffset int64
+	if sub == "reset" {
+		fs.StringVar(&topic, "topic", "", "topic whose offsets to reset (required)")
+		fs.BoolVar(&toEarliest, "to-earliest", false, "reset to the first retained offset")
+		fs.BoolVar(&toLatest, "to-latest", false, "reset to the end of the log")
+		fs.Int64Var(&toOffset, "to-offset", -1, "reset to this offset")
+		fs.StringVar(&toTime, "to-time", "", "reset to the first record at or after this RFC3339 time")
+	}
+	if err := parseFlags(fs, interleave(fs, args)); err != nil {
+		return err
+	}
+	cl, closeFn, err := cf.dialAdmin(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	rctx, cancel := context.WithTimeout(ctx, cf.timeout)
+	defer cancel()
+	name := fs.Arg(0)
+	switch sub {
+	case "list":
+		resp, err := cl.ListGroups(rctx, &stratav1.ListGroupsRequest{})
+		if err != nil {
+			return rpcErr(err)
+		}
+		if cf.output == "json" {
+			out := []map[string]any{}
+			for _, g := range resp.Groups {
+				out = append(out, map[string]any{"group": g.Group, "state": g.State, "members": g.Members})
+			}
+			return printJSON(out)
+		}
+		tw := newTable()
+		fmt.Fprintln(tw, "GROUP\tSTATE\tMEMBERS")
+		for _, g := range resp.Groups {
+			fmt.Fprintf(tw, "%s\t%s\t%d\n", g.Group, g.State, g.Members)
+		}
+		return tw.Flush()
+	case "describe":
+		if name == "" {
+			fmt.Fprintln(os.Stderr, "usage: strata group describe GROUP")
+			return exitError{2}
+		}
+		resp, err := cl.DescribeGroup(rctx, &stratav1.DescribeGroupRequest{Group: name})
+		if err != nil {
+			return rpcErr(err)
+		}
+		if cf.output == "json" {
+			return printJSON(groupJSON(resp))
+		}
+		fmt.Printf("group %s: %s, %d members, generation %d\n\n", resp.Group, resp.State, len(resp.Members), resp.Generation)
+		tw := newTable()
+		fmt.Fprintln(tw, "TOPIC\tPARTITION\tCOMMITTED\tEND\tLAG\tLAG-TIME\tMEMBER")
+		for _, p := range resp.Partitions {
+			committed := fmt.Sprint(p.CommittedOffset)
+			if p.CommittedOffset < 0 {
+				committed = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\t%s\n", p.Topic, p.Partition, committed, p.EndOffset, p.LagRecords,
+				(time.Duration(p.LagSeconds * float64(time.Second))).Round(time.Millisecond), p.MemberId)
+		}
+		return tw.Flush()
+	case "reset":
+		if name == "" || topic == "" {
+			fmt.Fprintln(os.Stderr, "usage: strata group reset GROUP --topic TOPIC (--to-earliest | --to-latest | --to-offset N | --to-time RFC3339)")
+			return exitError{2}
+		}
+		req := &stratav1.ResetOffsetsRequest{Group: name, Topic: topic}
+		n := 0
+		if toEarliest {
+			req.Spec, n = stratav1.OffsetSpec_OFFSET_SPEC_EARLIEST, n+1
+		}
+		if toLatest {
+			req.Spec, n = stratav1.OffsetSpec_OFFSET_SPEC_LATEST, n+1
+		}
+		if toOffset >= 0 {
+			req.Spec, req.Offset, n = stratav1.OffsetSpec_OFFSET_SPEC_OFFSET, toOffset, n+1
+		}
+		if toTime != "" {
+			t, err := time.Parse(time.RFC3339Nano, toTime)
+			if err != nil {
+				return fmt.Errorf("--to-time: %w", err)
+			}
+			req.Spec, req.TimestampMs, n = stratav1.OffsetSpec_OFFSET_SPEC_TIMESTAMP, t.UnixMilli(), n+1
+		}
+		if n != 1 {
+			return fmt.Errorf("give exactly one of --to-earliest, --to-latest, --to-offset, --to-time")
+		}
+		resp, err := cl.ResetOffsets(rctx, req)
+		if err != nil {
+			return rpcErr(err)
+		}
+		if cf.output == "json" {
+			out := []map[string]any{}
+			for _, o := range resp.Offsets {
+				out = append(out, map[string]any{"topic": o.Topic, "partition": o.Partition, "offset": o.Offset})
+			}
+			return printJSON(out)
+		}
+		tw := newTable()
+		fmt.Fprintln(tw, "TOPIC\tPARTITION\tNEW-OFFSET")
+		for _, o := range resp.Offsets {
+			fmt.Fprintf(tw, "%s\t%d\t%d\n", o.Topic, o.Partition, o.Offset)
+		}
+		return tw.Flush()
+	}
+	fmt.Fprintf(os.Stderr, "strata group: unknown subcommand %q (list, describe, reset)\n", sub)
+	return exitError{2}
+}
+
+func groupJSON(g *stratav1.DescribeGroupResponse) map[string]any {
+	members := []map[string]any{}
+	for _, m := range g.Members {
+		var as []string
+		for _, a := range m.Assignments {
+			as = append(as, fmt.Sprintf("%s/%d", a.Topic, a.Partition))
+		}
+		members = append(members, map[string]any{"member_id": m.MemberId, "client_id": m.ClientId, "assignments": as})
+	}
+	parts := []map[string]any{}
+	for _, p := range g.Partitions {
+		parts = append(parts, map[string]any{"topic": p.Topic, "partition": p.Partition, "committed_offset": p.CommittedOffset,
+			"end_offset": p.EndOffset, "lag_records": p.LagRecords, "lag_seconds": p.LagSeconds, "member_id": p.MemberId})
+	}
+	return map[string]any{"group": g.Group, "state": g.State, "generation": g.Generation, "members": members, "partitions": parts}
+}

@@ -1,0 +1,205 @@
+package main
+
+// The end-to-end tests start the real strata binary, built once by
+// TestMain, and drive it with the real CLI and gRPC clients.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var strataBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "strata-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	strataBin = filepath.Join(dir, "strata")
+	build := exec.Command("go", "build", "-o", strataBin, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build strata:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// node is one running `strata server` process.
+type node struct {
+	t       *testing.T
+	dataDir string
+	args    []string
+	cmd     *exec.Cmd
+	log     *syncBuffer
+	done    chan struct{}
+	GRPC    string
+	HTTP    string
+}
+
+var bannerRE = regexp.MustCompile(`(?m)^\s+(grpc|http)\s+(\S+)`)
+
+// startNode starts a node on free ports with its data in dataDir (a new
+// temporary directory when empty) and waits until it serves.
+func startNode(t *testing.T, dataDir string, extra ...string) *node {
+	t.Helper()
+	if dataDir == "" {
+		dataDir = t.TempDir()
+	}
+	n := &node{t: t, dataDir: dataDir, args: extra}
+	n.start()
+	t.Cleanup(func() { n.stop() })
+	return n
+}
+
+func (n *node) start() {
+	n.t.Helper()
+	args := append([]string{"server", "--data-dir", n.dataDir, "--node-id", "n1",
+		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--cluster-addr", "127.0.0.1:0",
+		"--gossip-addr", "127.0.0.1:0", "--log-level", "warn"}, n.args...)
+	n.cmd = exec.Command(strataBin, args...)
+	n.log = &syncBuffer{}
+	pr, pw := io.Pipe()
+	n.cmd.Stderr = pw
+	n.cmd.Stdout = n.log
+	if err := n.cmd.Start(); err != nil {
+		n.t.Fatalf("start strata: %v", err)
+	}
+	n.done = make(chan struct{})
+	go func() {
+		_ = n.cmd.Wait()
+		pw.Close()
+		close(n.done)
+	}()
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		seen := false
+		for sc.Scan() {
+			line := sc.Text()
+			n.log.Write([]byte(line + "\n"))
+			if m := bannerRE.FindStringSubmatch(line); m != nil {
+				if m[1] == "grpc" {
+					n.GRPC = m[2]
+				} else {
+					n.HTTP = m[2]
+					if !seen {
+						seen = true
+						close(ready)
+					}
+				}
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-n.done:
+		n.t.Fatalf("strata server exited during start-up:\n%s", n.log.String())
+	case <-time.After(30 * time.Second):
+		n.t.Fatalf("strata server did not start in 30s:\n%s", n.log.String())
+	}
+}
+
+// restart stops the node gracefully and starts it again on new ports.
+func (n *node) restart() {
+	n.t.Helper()
+	n.stop()
+	n.start()
+}
+
+// kill9 kills the process without any chance to flush or close.
+func (n *node) kill9() {
+	if n.cmd == nil || n.cmd.Process == nil {
+		return
+	}
+	_ = n.cmd.Process.Signal(syscall.SIGKILL)
+	<-n.done
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (n *node) stop() {
+	if n.cmd == nil || n.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-n.done:
+		return
+	default:
+	}
+	_ = n.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-n.done:
+	case <-time.After(20 * time.Second):
+		_ = n.cmd.Process.Kill()
+		<-n.done
+		n.t.Errorf("strata server did not stop within 20s of SIGTERM:\n%s", n.log.String())
+	}
+}
+
+// cliResult is what one CLI run printed.
+type cliResult struct {
+	Stdout, Stderr string
+	Code           int
+}
+
+// cli runs `strata args...` against the node with stdin.
+func (n *node) cli(ctx context.Context, stdin io.Reader, args ...string) cliResult {
+	n.t.Helper()
+	cmd := exec.CommandContext(ctx, strataBin, args...)
+	cmd.Env = append(os.Environ(), "STRATA_BROKERS="+n.GRPC)
+	var out, errb bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		n.t.Fatalf("run strata %s: %v", strings.Join(args, " "), err)
+	}
+	return cliResult{Stdout: out.String(), Stderr: errb.String(), Code: code}
+}
+
+// mustCLI runs the CLI and fails the test on a non-zero exit.
+func (n *node) mustCLI(stdin io.Reader, args ...string) cliResult {
+	n.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	r := n.cli(ctx, stdin, args...)
+	if r.Code != 0 {
+		n.t.Fatalf("strata %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.Code, r.Stdout, r.Stderr)
+	}
+	return r
+}

@@ -1,0 +1,69 @@
+// Command strata is Strata's one binary: `strata server` runs a node, and
+// the other commands are clients of a running cluster.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `strata: a replicated, append-only message log with work-queue semantics
+
+Usage:
+  strata server   [flags]            run a node (data in ./data by default)
+  strata topic    create|list|describe|delete
+  strata produce  TOPIC              one record per line of standard input
+  strata consume  TOPIC              print records
+  strata group    list|describe|reset
+
+Every client command takes --brokers (or STRATA_BROKERS; default 127.0.0.1:7400).
+Run 'strata COMMAND -h' for a command's flags.
+`
+
+// exitError carries a process exit code.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	if err != nil {
+		var ee exitError
+		if errors.As(err, &ee) {
+			os.Exit(ee.code)
+		}
+		fmt.Fprintln(os.Stderr, "strata:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return exitError{2}
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "server":
+		return runServer(ctx, rest)
+	case "topic":
+		return runTopic(ctx, rest)
+	case "produce":
+		return runProduce(ctx, rest)
+	case "consume":
+		return runConsume(ctx, rest)
+	case "group":
+		return runGroup(ctx, rest)
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+		return nil
+	}
+	fmt.Fprintf(os.Stderr, "strata: unknown command %q\n\n%s", cmd, usage)
+	return exitError{2}
+}

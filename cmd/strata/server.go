@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/stratalog/strata/internal/agent"
+)
+
+func runServer(ctx context.Context, args []string) error {
+	cfg := agent.DefaultConfig()
+	fs := flag.NewFlagSet("strata server", flag.ContinueOnError)
+	configFile := fs.String("config", os.Getenv("STRATA_CONFIG"), "YAML config file (env STRATA_CONFIG)")
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for all the node's data (env STRATA_DATA_DIR)")
+	fs.StringVar(&cfg.NodeID, "node-id", cfg.NodeID, "node id, unique in the cluster (env STRATA_NODE_ID)")
+	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", cfg.GRPCAddr, "client API address (env STRATA_GRPC_ADDR)")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "metrics and health address; empty disables (env STRATA_HTTP_ADDR)")
+	fs.StringVar(&cfg.ClusterAddr, "cluster-addr", cfg.ClusterAddr, "raft address (env STRATA_CLUSTER_ADDR)")
+	fs.StringVar(&cfg.GossipAddr, "gossip-addr", cfg.GossipAddr, "serf membership address (env STRATA_GOSSIP_ADDR)")
+	fs.IntVar(&cfg.DataGroups, "data-groups", cfg.DataGroups, "data raft groups per node (env STRATA_DATA_GROUPS)")
+	fs.Int64Var(&cfg.MaxSegmentBytes, "max-segment-bytes", cfg.MaxSegmentBytes, "segment size before a roll (env STRATA_MAX_SEGMENT_BYTES)")
+	fs.DurationVar(&cfg.RetentionCheckInterval, "retention-check-interval", cfg.RetentionCheckInterval, "how often retention runs (env STRATA_RETENTION_CHECK_INTERVAL)")
+	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", cfg.SnapshotThreshold, "raft entries between checkpoints (env STRATA_SNAPSHOT_THRESHOLD)")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (env STRATA_LOG_LEVEL)")
+	fs.BoolVar(&cfg.UnsafeAckBeforeCommit, "unsafe-ack-before-commit", false, "TESTS ONLY: acknowledge writes before they are durable")
+	// The file first, then the environment, then flags: later wins.
+	if err := fs.Parse(args); err != nil {
+		return exitError{2}
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *configFile != "" {
+		fileCfg := agent.DefaultConfig()
+		if err := fileCfg.LoadFile(*configFile); err != nil {
+			return err
+		}
+		overlayUnset(set, &cfg, fileCfg)
+	}
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := "STRATA_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok && !set[f.Name] && f.Name != "config" {
+			if err := f.Value.Set(v); err != nil && envErr == nil {
+				envErr = fmt.Errorf("%s=%q: %w", env, v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return envErr
+	}
+	logger := newLogger(cfg.LogLevel)
+	a, err := agent.New(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "strata: node %s serving\n  grpc    %s\n  http    %s\n  cluster %s\n  data    %s\n",
+		cfg.NodeID, a.GRPCAddr(), a.HTTPAddr(), a.ClusterAddr(), cfg.DataDir)
+	<-ctx.Done()
+	fmt.Fprintln(os.Stderr, "strata: shutting down")
+	if err := a.Close(); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	fmt.Fprintln(os.Stderr, "strata: stopped")
+	return nil
+}
+
+// overlayUnset copies the file's values into cfg for every flag not given
+// on the command line.
+func overlayUnset(set map[string]bool, cfg *agent.Config, file agent.Config) {
+	keep := *cfg
+	*cfg = file
+	restore := map[string]func(){
+		"data-dir":                 func() { cfg.DataDir = keep.DataDir },
+		"node-id":                  func() { cfg.NodeID = keep.NodeID },
+		"grpc-addr":                func() { cfg.GRPCAddr = keep.GRPCAddr },
+		"http-addr":                func() { cfg.HTTPAddr = keep.HTTPAddr },
+		"cluster-addr":             func() { cfg.ClusterAddr = keep.ClusterAddr },
+		"gossip-addr":              func() { cfg.GossipAddr = keep.GossipAddr },
+		"data-groups":              func() { cfg.DataGroups = keep.DataGroups },
+		"max-segment-bytes":        func() { cfg.MaxSegmentBytes = keep.MaxSegmentBytes },
+		"retention-check-interval": func() { cfg.RetentionCheckInterval = keep.RetentionCheckInterval },
+		"snapshot-threshold":       func() { cfg.SnapshotThreshold = keep.SnapshotThreshold },
+		"log-level":                func() { cfg.LogLevel = keep.LogLevel },
+		"unsafe-ack-before-commit": func() { cfg.UnsafeAckBeforeCommit = keep.UnsafeAckBeforeCommit },
+	}
+	for name := range set {
+		if f, ok := restore[name]; ok {
+			f()
+		}
+	}
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}

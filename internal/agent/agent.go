@@ -1,0 +1,203 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+
+	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/broker"
+	"github.com/stratalog/strata/internal/server"
+	"github.com/stratalog/strata/segment"
+)
+
+// Agent is one running node.
+type Agent struct {
+	cfg Config
+	log *slog.Logger
+
+	grpcLn net.Listener
+	httpLn net.Listener
+	node   *cluster.Node
+	broker *broker.Broker
+	svc    *server.Server
+	grpc   *grpc.Server
+	http   *http.Server
+
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New starts a node: listeners first (so an address in use fails fast),
+// then the raft groups, the broker, the gRPC service and the HTTP
+// endpoints. It returns once the node serves.
+func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	a := &Agent{cfg: cfg, log: logger}
+	var err error
+	if a.grpcLn, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		return nil, fmt.Errorf("agent: grpc listener: %w", err)
+	}
+	if cfg.HTTPAddr != "" {
+		if a.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return nil, errors.Join(fmt.Errorf("agent: http listener: %w", err), a.Close())
+		}
+	}
+	var b *broker.Broker
+	segCfg := func(tc cluster.TopicConfig) segment.Config {
+		sc := segment.DefaultConfig()
+		sc.MaxSegmentBytes = cfg.MaxSegmentBytes
+		sc.MaxBatchBytes = max(sc.MaxBatchBytes, int(tc.MaxBatchBytes))
+		sc.RetentionAge = time.Duration(tc.RetentionMs) * time.Millisecond
+		sc.RetentionBytes = tc.RetentionBytes
+		sc.Fsync = segment.FsyncNever // raft's log is the write-ahead log
+		sc.Logger = logger
+		return sc
+	}
+	rc := cluster.DefaultGroupConfig()
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	a.node, err = cluster.OpenNode(cluster.NodeConfig{
+		ID:          cfg.NodeID,
+		Dir:         filepath.Join(cfg.DataDir, "raft"),
+		ClusterAddr: cfg.ClusterAddr,
+		GRPCAddr:    a.grpcLn.Addr().String(),
+		DataGroups:  cfg.DataGroups,
+		Segment:     segCfg,
+		Raft:        rc,
+		Logger:      logger,
+	}, func() {
+		if b != nil {
+			b.NotifyMetadataChanged()
+		}
+	})
+	if err != nil {
+		return nil, errors.Join(err, a.Close())
+	}
+	if err := a.node.Start(ctx); err != nil {
+		return nil, errors.Join(err, a.Close())
+	}
+	bc := broker.DefaultConfig()
+	bc.RetentionInterval = cfg.RetentionCheckInterval
+	bc.UnsafeAckBeforeCommit = cfg.UnsafeAckBeforeCommit
+	bc.Logger = logger
+	if b, err = broker.New(bc, a.node); err != nil {
+		return nil, errors.Join(err, a.Close())
+	}
+	a.broker = b
+	if err := b.Start(ctx); err != nil {
+		return nil, errors.Join(err, a.Close())
+	}
+	a.svc = server.New(b)
+	a.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(server.MaxRecvMsgBytes), grpc.MaxSendMsgSize(server.MaxRecvMsgBytes))
+	a.svc.Register(a.grpc)
+	a.svc.SetServing(true)
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := a.grpc.Serve(a.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			a.log.Error("grpc server", "err", err)
+		}
+	}()
+	if a.httpLn != nil {
+		a.startHTTP()
+	}
+	return a, nil
+}
+
+func (a *Agent) startHTTP() {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(a.broker.Metrics(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := a.broker.Ready(r.Context()); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := a.http.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("http server", "err", err)
+		}
+	}()
+}
+
+// GRPCAddr is the address the gRPC service listens on.
+func (a *Agent) GRPCAddr() string { return a.grpcLn.Addr().String() }
+
+// HTTPAddr is the address of the HTTP endpoints ("" when disabled).
+func (a *Agent) HTTPAddr() string {
+	if a.httpLn == nil {
+		return ""
+	}
+	return a.httpLn.Addr().String()
+}
+
+// ClusterAddr is the address of the raft port.
+func (a *Agent) ClusterAddr() string { return a.node.ClusterAddr() }
+
+// Broker returns the node's broker.
+func (a *Agent) Broker() *broker.Broker { return a.broker }
+
+// Close stops the node in the reverse order of New: it stops taking
+// requests (draining the ones under way for a few seconds), then stops
+// the broker, the raft groups and the storage. It is idempotent.
+func (a *Agent) Close() error {
+	a.closeOnce.Do(func() {
+		var errs []error
+		if a.svc != nil {
+			a.svc.SetServing(false)
+		}
+		if a.http != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			errs = append(errs, a.http.Shutdown(ctx))
+			cancel()
+		} else if a.httpLn != nil {
+			errs = append(errs, a.httpLn.Close())
+		}
+		if a.grpc != nil {
+			stopped := make(chan struct{})
+			go func() { a.grpc.GracefulStop(); close(stopped) }()
+			select {
+			case <-stopped:
+			case <-time.After(3 * time.Second):
+				a.grpc.Stop() // long-polls and streams do not end by themselves
+			}
+		} else if a.grpcLn != nil {
+			errs = append(errs, a.grpcLn.Close())
+		}
+		a.wg.Wait()
+		if a.broker != nil {
+			errs = append(errs, a.broker.Close())
+		}
+		if a.node != nil {
+			errs = append(errs, a.node.Close())
+		}
+		a.closeErr = errors.Join(errs...)
+	})
+	return a.closeErr
+}

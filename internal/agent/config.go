@@ -1,0 +1,115 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is a node's configuration. Flags, STRATA_* environment variables
+// and an optional YAML file set it (flags win over the environment, which
+// wins over the file).
+type Config struct {
+	// DataDir holds everything the node stores; default ./data.
+	DataDir string `yaml:"data_dir"`
+	// NodeID names the node in the cluster; default the host name.
+	NodeID string `yaml:"node_id"`
+	// GRPCAddr is the client API address; default 127.0.0.1:7400.
+	GRPCAddr string `yaml:"grpc_addr"`
+	// HTTPAddr serves /metrics, /healthz and /readyz; default 127.0.0.1:7480.
+	HTTPAddr string `yaml:"http_addr"`
+	// ClusterAddr is the raft port shared by every raft group; default
+	// 127.0.0.1:7401.
+	ClusterAddr string `yaml:"cluster_addr"`
+	// GossipAddr is the serf membership port; default 127.0.0.1:7402.
+	GossipAddr string `yaml:"gossip_addr"`
+	// DataGroups is the number of data raft groups; default 4.
+	DataGroups int `yaml:"data_groups"`
+	// MaxSegmentBytes rolls partition segments past this size; default 512 MiB.
+	MaxSegmentBytes int64 `yaml:"max_segment_bytes"`
+	// RetentionCheckInterval is how often retention runs; default 1 min.
+	RetentionCheckInterval time.Duration `yaml:"retention_check_interval"`
+	// SnapshotThreshold is how many raft entries a group applies between
+	// snapshots (checkpoints of the segment logs); default 8192.
+	SnapshotThreshold uint64 `yaml:"snapshot_threshold"`
+	// LogLevel is debug, info, warn or error; default info.
+	LogLevel string `yaml:"log_level"`
+	// UnsafeAckBeforeCommit acknowledges writes before they are committed
+	// and fsynced. Tests only: it shows the durability test can fail.
+	UnsafeAckBeforeCommit bool `yaml:"unsafe_ack_before_commit"`
+}
+
+// DefaultConfig returns the defaults of a single local node.
+func DefaultConfig() Config {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "strata-1"
+	}
+	return Config{
+		DataDir:                "./data",
+		NodeID:                 host,
+		GRPCAddr:               "127.0.0.1:7400",
+		HTTPAddr:               "127.0.0.1:7480",
+		ClusterAddr:            "127.0.0.1:7401",
+		GossipAddr:             "127.0.0.1:7402",
+		DataGroups:             4,
+		MaxSegmentBytes:        512 << 20,
+		RetentionCheckInterval: time.Minute,
+		SnapshotThreshold:      8192,
+		LogLevel:               "info",
+	}
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data dir is empty"))
+	}
+	if c.NodeID == "" {
+		errs = append(errs, errors.New("node id is empty"))
+	}
+	if c.GRPCAddr == "" || c.ClusterAddr == "" {
+		errs = append(errs, errors.New("grpc and cluster addresses are required"))
+	}
+	if c.DataGroups < 1 || c.DataGroups > 64 {
+		errs = append(errs, fmt.Errorf("data groups %d not in [1, 64]", c.DataGroups))
+	}
+	if c.MaxSegmentBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("max segment bytes %d < 1 MiB", c.MaxSegmentBytes))
+	}
+	if c.RetentionCheckInterval <= 0 {
+		errs = append(errs, errors.New("retention check interval must be positive"))
+	}
+	if c.SnapshotThreshold < 16 {
+		errs = append(errs, fmt.Errorf("snapshot threshold %d < 16", c.SnapshotThreshold))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log level %q is not debug, info, warn or error", c.LogLevel))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("agent: invalid config: %w", err)
+	}
+	return nil
+}
+
+// LoadFile overlays a YAML file on c. Unknown keys are an error, so a typo
+// does not pass silently.
+func (c *Config) LoadFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("agent: config file: %w", err)
+	}
+	defer f.Close()
+	dec := yaml.NewDecoder(f)
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		return fmt.Errorf("agent: config file %s: %w", path, err)
+	}
+	return nil
+}

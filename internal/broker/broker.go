@@ -1,0 +1,264 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/stratalog/strata/cluster"
+)
+
+// Config configures the broker's rules.
+type Config struct {
+	// DefaultPartitions is a new topic's partition count when none is
+	// given; default 1.
+	DefaultPartitions int32
+	// DefaultMaxBatchBytes is the largest batch a topic accepts when its
+	// config sets none; default 1 MiB.
+	DefaultMaxBatchBytes int32
+	// MaxFetchBytes caps one fetch's answer; default 16 MiB. A fetch that
+	// asks for nothing gets 1 MiB.
+	MaxFetchBytes int
+	// MaxFetchWait caps a fetch's long-poll; default 30 s.
+	MaxFetchWait time.Duration
+	// DefaultSessionTimeout is a group member's session timeout when it
+	// asks for none; default 10 s. Heartbeats go at a third of it.
+	DefaultSessionTimeout time.Duration
+	// RetentionInterval is how often retention runs; default 1 min.
+	RetentionInterval time.Duration
+	// UnsafeAckBeforeCommit answers produce requests before raft has
+	// committed (and fsynced) the batch. Tests only: it exists to show that
+	// the durability test fails without the protection.
+	UnsafeAckBeforeCommit bool
+	// Logger receives the broker's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		DefaultPartitions:     1,
+		DefaultMaxBatchBytes:  1 << 20,
+		MaxFetchBytes:         16 << 20,
+		MaxFetchWait:          30 * time.Second,
+		DefaultSessionTimeout: 10 * time.Second,
+		RetentionInterval:     time.Minute,
+	}
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	switch {
+	case c.DefaultPartitions < 1:
+		return fmt.Errorf("%w: default partitions %d < 1", ErrInvalidConfig, c.DefaultPartitions)
+	case c.DefaultMaxBatchBytes < 1024:
+		return fmt.Errorf("%w: default max batch bytes %d < 1024", ErrInvalidConfig, c.DefaultMaxBatchBytes)
+	case c.MaxFetchBytes < 1024:
+		return fmt.Errorf("%w: max fetch bytes %d < 1024", ErrInvalidConfig, c.MaxFetchBytes)
+	case c.MaxFetchWait <= 0, c.DefaultSessionTimeout <= 0, c.RetentionInterval <= 0:
+		return fmt.Errorf("%w: durations must be positive", ErrInvalidConfig)
+	}
+	return nil
+}
+
+// Broker applies Strata's rules over a node's raft groups.
+type Broker struct {
+	cfg   Config
+	log   *slog.Logger
+	node  *cluster.Node
+	coord *coordinator
+	m     *Metrics
+
+	reconcileCh chan struct{}
+	stop        chan struct{}
+	wg          sync.WaitGroup
+	closeOnce   sync.Once
+}
+
+// New returns a broker over node. Call Start to run its loops.
+func New(cfg Config, node *cluster.Node) (*Broker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	lg := cfg.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	b := &Broker{
+		cfg:         cfg,
+		log:         lg,
+		node:        node,
+		reconcileCh: make(chan struct{}, 1),
+		stop:        make(chan struct{}),
+	}
+	b.coord = newCoordinator(b)
+	b.m = newMetrics(b)
+	return b, nil
+}
+
+// Metrics returns the broker's Prometheus metrics.
+func (b *Broker) Metrics() *Metrics { return b.m }
+
+// NotifyMetadataChanged asks the reconcile loop to run; the metadata FSM
+// calls it after each change. It never blocks.
+func (b *Broker) NotifyMetadataChanged() {
+	select {
+	case b.reconcileCh <- struct{}{}:
+	default:
+	}
+}
+
+// Start reconciles once, then runs the reconcile, retention and
+// group-session loops until Close.
+func (b *Broker) Start(ctx context.Context) error {
+	if err := b.reconcile(ctx); err != nil {
+		return fmt.Errorf("broker: first reconcile: %w", err)
+	}
+	b.wg.Add(3)
+	go b.reconcileLoop()
+	go b.retentionLoop()
+	go b.coord.sessionLoop(b.stop, &b.wg)
+	return nil
+}
+
+// Close stops the broker's loops. The node is closed by its owner.
+func (b *Broker) Close() error {
+	b.closeOnce.Do(func() {
+		close(b.stop)
+		b.wg.Wait()
+	})
+	return nil
+}
+
+func (b *Broker) reconcileLoop() {
+	defer b.wg.Done()
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-b.reconcileCh:
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := b.reconcile(ctx); err != nil && !errors.Is(err, cluster.ErrNotLeader) {
+			b.log.Warn("reconcile", "err", err)
+		}
+		cancel()
+	}
+}
+
+// reconcile makes the data groups this node leads hold exactly the
+// partitions the metadata assigns to them: it creates what is missing (a
+// crash between the metadata commit and the partition's creation) and
+// deletes partitions of deleted topics.
+func (b *Broker) reconcile(ctx context.Context) error {
+	topics := b.node.MetaFSM.Topics()
+	want := map[cluster.PartKey]bool{}
+	var errs []error
+	for _, t := range topics {
+		for i, a := range t.Partitions {
+			k := cluster.PartKey{TopicID: t.ID, Partition: int32(i)}
+			want[k] = true
+			dg := b.node.DataGroup(a.DataGroup)
+			if dg == nil || !dg.Group.IsLeader() || dg.FSM.Partition(k) != nil {
+				continue
+			}
+			if _, err := dg.Group.Apply(ctx, cluster.CreatePartitionCmd(t.Name, k, t.Config)); err != nil {
+				errs = append(errs, fmt.Errorf("create %s/%d: %w", t.Name, i, err))
+			}
+		}
+	}
+	for _, dg := range b.node.DataGroups() {
+		if !dg.Group.IsLeader() {
+			continue
+		}
+		for _, p := range dg.FSM.Partitions() {
+			if want[p.Key] {
+				continue
+			}
+			if _, err := dg.Group.Apply(ctx, cluster.DeletePartitionCmd(p.Key)); err != nil {
+				errs = append(errs, fmt.Errorf("delete %s/%d: %w", p.Topic, p.Key.Partition, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (b *Broker) retentionLoop() {
+	defer b.wg.Done()
+	t := time.NewTicker(b.cfg.RetentionInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+			b.EnforceRetention()
+		}
+	}
+}
+
+// EnforceRetention deletes the sealed segments that every partition's
+// retention has expired, on this node's replicas. It returns how many
+// segments were deleted.
+func (b *Broker) EnforceRetention() int {
+	n := 0
+	for _, dg := range b.node.DataGroups() {
+		for _, p := range dg.FSM.Partitions() {
+			d, err := p.Log.EnforceRetention()
+			if err != nil {
+				b.log.Warn("retention", "topic", p.Topic, "partition", p.Key.Partition, "err", err)
+			}
+			n += d
+		}
+	}
+	return n
+}
+
+// Ready reports whether this node can serve: every group has a leader and
+// has applied what was committed before a restart.
+func (b *Broker) Ready(ctx context.Context) error {
+	if id, _ := b.node.Meta.Leader(); id == "" {
+		return errors.New("broker: metadata group has no leader")
+	}
+	for _, dg := range b.node.DataGroups() {
+		if id, _ := dg.Group.Leader(); id == "" {
+			return fmt.Errorf("broker: data group %d has no leader", dg.ID)
+		}
+	}
+	return nil
+}
+
+// leaderOf describes who leads a group, for a NotLeaderError.
+func (b *Broker) notLeader(g *cluster.Group, what string) error {
+	id, _ := g.Leader()
+	e := &NotLeaderError{LeaderID: id, What: what}
+	if id != "" {
+		b.node.MetaFSM.Read(func(s *cluster.MetaState) { e.LeaderAddr = s.Nodes[id].GRPCAddr })
+	}
+	return e
+}
+
+// Nodes returns the nodes the metadata knows.
+func (b *Broker) Nodes() []cluster.NodeInfo {
+	var out []cluster.NodeInfo
+	b.node.MetaFSM.Read(func(s *cluster.MetaState) {
+		for _, n := range s.Nodes {
+			out = append(out, n)
+		}
+	})
+	return out
+}
+
+// applyMeta applies a metadata command on the metadata leader.
+func (b *Broker) applyMeta(ctx context.Context, cmd []byte) (any, error) {
+	if !b.node.Meta.IsLeader() {
+		return nil, b.notLeader(b.node.Meta, "metadata")
+	}
+	return b.node.Meta.Apply(ctx, cmd)
+}

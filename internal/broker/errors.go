@@ -1,0 +1,62 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors of the broker. internal/server maps each to a gRPC status code.
+var (
+	// ErrUnknownTopic is returned for a topic that does not exist.
+	ErrUnknownTopic = errors.New("broker: unknown topic")
+	// ErrUnknownPartition is returned for a partition outside the topic.
+	ErrUnknownPartition = errors.New("broker: unknown partition")
+	// ErrTopicExists is returned when a topic name is taken.
+	ErrTopicExists = errors.New("broker: topic already exists")
+	// ErrInvalidName is returned for a malformed topic or group name.
+	ErrInvalidName = errors.New("broker: invalid name")
+	// ErrInvalidConfig is returned for a topic configuration out of bounds.
+	ErrInvalidConfig = errors.New("broker: invalid topic config")
+	// ErrInvalidRequest is returned for a malformed request.
+	ErrInvalidRequest = errors.New("broker: invalid request")
+	// ErrInvalidBatch is returned for a batch that is not a well-formed
+	// Kafka v2 record batch (length, magic, CRC, counts).
+	ErrInvalidBatch = errors.New("broker: invalid record batch")
+	// ErrBatchTooLarge is returned for a batch over the topic's max bytes.
+	ErrBatchTooLarge = errors.New("broker: record batch too large")
+	// ErrOffsetOutOfRange is returned for an offset outside the log.
+	ErrOffsetOutOfRange = errors.New("broker: offset out of range")
+	// ErrUnknownProducer is returned for a producer id never allocated.
+	ErrUnknownProducer = errors.New("broker: unknown producer id")
+	// ErrUnknownGroup is returned for a group that has neither members nor
+	// committed offsets.
+	ErrUnknownGroup = errors.New("broker: unknown group")
+	// ErrUnknownMember is returned for a member the group does not know
+	// (it left, or its session expired): the member must join again.
+	ErrUnknownMember = errors.New("broker: unknown group member")
+	// ErrStaleGeneration is returned for a commit from an old generation.
+	ErrStaleGeneration = errors.New("broker: stale group generation")
+	// ErrGroupNotEmpty is returned when an operation needs a group with no
+	// live members (resetting offsets, a standalone commit).
+	ErrGroupNotEmpty = errors.New("broker: group has live members")
+	// ErrNotReady is returned while a partition is being created or
+	// recovered on this node.
+	ErrNotReady = errors.New("broker: partition not ready")
+	// ErrClosed is returned after Close.
+	ErrClosed = errors.New("broker: closed")
+)
+
+// NotLeaderError says which node leads the partition or group asked for.
+// It matches cluster.ErrNotLeader.
+type NotLeaderError struct {
+	LeaderID   string
+	LeaderAddr string // gRPC address; empty when unknown
+	What       string
+}
+
+func (e *NotLeaderError) Error() string {
+	if e.LeaderID == "" {
+		return fmt.Sprintf("broker: no leader for %s", e.What)
+	}
+	return fmt.Sprintf("broker: not the leader for %s; leader is %s at %s", e.What, e.LeaderID, e.LeaderAddr)
+}

@@ -1,0 +1,360 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	stratav1 "github.com/stratalog/strata/api/v1"
+	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/broker"
+)
+
+// MaxRecvMsgBytes bounds a request: the largest batch a topic may accept
+// (64 MiB) plus room for the envelope.
+const MaxRecvMsgBytes = 64<<20 + 4096
+
+// Server implements the strata.v1 service over a broker.
+type Server struct {
+	stratav1.UnimplementedStrataServer
+	b      *broker.Broker
+	health *health.Server
+}
+
+// New returns the service. Register it with Register.
+func New(b *broker.Broker) *Server {
+	return &Server{b: b, health: health.NewServer()}
+}
+
+// Register registers the strata.v1 service, the standard health service
+// and server reflection on g.
+func (s *Server) Register(g *grpc.Server) {
+	stratav1.RegisterStrataServer(g, s)
+	healthpb.RegisterHealthServer(g, s.health)
+	reflection.Register(g)
+}
+
+// SetServing reports the node as serving (or not) on the health service.
+func (s *Server) SetServing(ok bool) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if ok {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	s.health.SetServingStatus("", st)
+	s.health.SetServingStatus(stratav1.Strata_ServiceDesc.ServiceName, st)
+}
+
+// Metadata implements strata.v1.
+func (s *Server) Metadata(ctx context.Context, req *stratav1.MetadataRequest) (*stratav1.MetadataResponse, error) {
+	resp := &stratav1.MetadataResponse{}
+	for _, n := range s.b.Nodes() {
+		resp.Nodes = append(resp.Nodes, &stratav1.Node{Id: n.ID, GrpcAddr: n.GRPCAddr})
+	}
+	if len(req.Topics) == 0 {
+		for _, t := range s.b.Topics() {
+			resp.Topics = append(resp.Topics, s.topicInfo(t))
+		}
+		return resp, nil
+	}
+	for _, name := range req.Topics {
+		t, err := s.b.Topic(name)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		resp.Topics = append(resp.Topics, s.topicInfo(t))
+	}
+	return resp, nil
+}
+
+func (s *Server) topicInfo(t cluster.Topic) *stratav1.TopicInfo {
+	ti := &stratav1.TopicInfo{Name: t.Name, Config: &stratav1.TopicConfig{
+		Partitions: t.Config.Partitions, ReplicationFactor: t.Config.ReplicationFactor,
+		RetentionMs: t.Config.RetentionMs, RetentionBytes: t.Config.RetentionBytes,
+		MaxBatchBytes: t.Config.MaxBatchBytes,
+	}}
+	for _, ps := range s.b.PartitionStates(t) {
+		pi := &stratav1.PartitionInfo{
+			Partition: ps.Partition, LeaderId: ps.LeaderID, LeaderAddr: ps.LeaderAddr,
+			Replicas: ps.Replicas, LogStartOffset: ps.LogStartOffset, HighWatermark: ps.HighWatermark,
+			SizeBytes: ps.SizeBytes, RaftGroup: ps.DataGroup,
+		}
+		if ps.LeaderID != "" {
+			pi.InSync = ps.Replicas
+		}
+		ti.Partitions = append(ti.Partitions, pi)
+	}
+	return ti
+}
+
+// CreateTopic implements strata.v1.
+func (s *Server) CreateTopic(ctx context.Context, req *stratav1.CreateTopicRequest) (*stratav1.CreateTopicResponse, error) {
+	var cfg cluster.TopicConfig
+	if c := req.Config; c != nil {
+		cfg = cluster.TopicConfig{Partitions: c.Partitions, ReplicationFactor: c.ReplicationFactor,
+			RetentionMs: c.RetentionMs, RetentionBytes: c.RetentionBytes, MaxBatchBytes: c.MaxBatchBytes}
+	}
+	t, err := s.b.CreateTopic(ctx, req.Name, cfg)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &stratav1.CreateTopicResponse{Topic: s.topicInfo(t)}, nil
+}
+
+// DeleteTopic implements strata.v1.
+func (s *Server) DeleteTopic(ctx context.Context, req *stratav1.DeleteTopicRequest) (*stratav1.DeleteTopicResponse, error) {
+	if err := s.b.DeleteTopic(ctx, req.Name); err != nil {
+		return nil, toStatus(err)
+	}
+	return &stratav1.DeleteTopicResponse{}, nil
+}
+
+// ListTopics implements strata.v1.
+func (s *Server) ListTopics(ctx context.Context, _ *stratav1.ListTopicsRequest) (*stratav1.ListTopicsResponse, error) {
+	resp := &stratav1.ListTopicsResponse{}
+	for _, t := range s.b.Topics() {
+		resp.Topics = append(resp.Topics, s.topicInfo(t))
+	}
+	return resp, nil
+}
+
+// DescribeTopic implements strata.v1.
+func (s *Server) DescribeTopic(ctx context.Context, req *stratav1.DescribeTopicRequest) (*stratav1.DescribeTopicResponse, error) {
+	t, err := s.b.Topic(req.Name)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &stratav1.DescribeTopicResponse{Topic: s.topicInfo(t)}, nil
+}
+
+// InitProducer implements strata.v1.
+func (s *Server) InitProducer(ctx context.Context, req *stratav1.InitProducerRequest) (*stratav1.InitProducerResponse, error) {
+	id, epoch, err := s.b.InitProducer(ctx, req.ProducerId)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &stratav1.InitProducerResponse{ProducerId: id, ProducerEpoch: int32(epoch)}, nil
+}
+
+// Produce implements strata.v1.
+func (s *Server) Produce(ctx context.Context, req *stratav1.ProduceRequest) (*stratav1.ProduceResponse, error) {
+	r, err := s.b.Produce(ctx, req.Topic, req.Partition, req.Batch)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &stratav1.ProduceResponse{CorrelationId: req.CorrelationId, Partition: req.Partition,
+		BaseOffset: r.BaseOffset, Duplicate: r.Duplicate}, nil
+}
+
+// maxStreamInFlight bounds the produce requests of one stream being
+// committed at once; past it the stream stops reading (back-pressure).
+const maxStreamInFlight = 256
+
+// ProduceStream implements strata.v1. Requests are committed concurrently
+// (raft batches them into shared fsyncs), but the responses of one
+// partition are sent in request order, so a pipelining producer sees its
+// acknowledgements in order.
+func (s *Server) ProduceStream(stream stratav1.Strata_ProduceStreamServer) error {
+	ctx := stream.Context()
+	type pending struct {
+		done chan struct{}
+		resp *stratav1.ProduceResponse
+	}
+	queue := make(chan *pending, maxStreamInFlight)
+	var sendErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // the sender: answers in request order
+		defer wg.Done()
+		for p := range queue {
+			<-p.done
+			if sendErr == nil {
+				sendErr = stream.Send(p.resp)
+			}
+		}
+	}()
+	var recvErr error
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				recvErr = err
+			}
+			break
+		}
+		p := &pending{done: make(chan struct{})}
+		// Hand the batch to raft here, in request order; wait elsewhere.
+		wait := s.b.ProduceAsync(ctx, req.Topic, req.Partition, req.Batch)
+		queue <- p
+		go func() {
+			defer close(p.done)
+			r, err := wait()
+			p.resp = &stratav1.ProduceResponse{CorrelationId: req.CorrelationId, Partition: req.Partition,
+				BaseOffset: r.BaseOffset, Duplicate: r.Duplicate}
+			if err != nil {
+				p.resp.ErrorCode = int32(codeOf(err))
+				p.resp.ErrorMessage = err.Error()
+				p.resp.ExpectedSequence = expectedSequence(err)
+			}
+		}()
+	}
+	close(queue)
+	wg.Wait()
+	if recvErr != nil {
+		return recvErr
+	}
+	return sendErr
+}
+
+// Fetch implements strata.v1.
+func (s *Server) Fetch(ctx context.Context, req *stratav1.FetchRequest) (*stratav1.FetchResponse, error) {
+	r, err := s.b.Fetch(ctx, req.Topic, req.Partition, req.Offset, int(req.MaxBytes),
+		time.Duration(req.MaxWaitMs)*time.Millisecond)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &stratav1.FetchResponse{Records: r.Records, HighWatermark: r.HighWatermark, LogStartOffset: r.LogStartOffset}, nil
+}
+
+// ListOffsets implements strata.v1.
+func (s *Server) ListOffsets(ctx context.Context, req *stratav1.ListOffsetsRequest) (*stratav1.ListOffsetsResponse, error) {
+	var spec broker.OffsetSpec
+	switch req.Spec {
+	case stratav1.OffsetSpec_OFFSET_SPEC_EARLIEST:
+		spec = broker.SpecEarliest
+	case stratav1.OffsetSpec_OFFSET_SPEC_LATEST:
+		spec = broker.SpecLatest
+	case stratav1.OffsetSpec_OFFSET_SPEC_TIMESTAMP:
+		spec = broker.SpecTimestamp
+	default:
+		return nil, status.Errorf(codes.InvalidArgument, "list offsets: spec must be EARLIEST, LATEST or TIMESTAMP, got %v", req.Spec)
+	}
+	off, err := s.b.ListOffsets(req.Topic, req.Partition, spec, req.TimestampMs)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &stratav1.ListOffsetsResponse{Offset: off}, nil
+}
+
+func toTPs(in []broker.TopicPartition) []*stratav1.TopicPartition {
+	out := make([]*stratav1.TopicPartition, len(in))
+	for i, tp := range in {
+		out[i] = &stratav1.TopicPartition{Topic: tp.Topic, Partition: tp.Partition}
+	}
+	return out
+}
+
+// JoinGroup implements strata.v1.
+func (s *Server) JoinGroup(ctx context.Context, req *stratav1.JoinGroupRequest) (*stratav1.JoinGroupResponse, error) {
+	m, err := s.b.JoinGroup(req.Group, req.MemberId, req.ClientId, req.Topics,
+		time.Duration(req.SessionTimeoutMs)*time.Millisecond)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &stratav1.JoinGroupResponse{MemberId: m.MemberID, Generation: m.Generation,
+		Assignments: toTPs(m.Assignments), HeartbeatIntervalMs: int32(m.HeartbeatInterval / time.Millisecond)}, nil
+}
+
+// Heartbeat implements strata.v1.
+func (s *Server) Heartbeat(ctx context.Context, req *stratav1.HeartbeatRequest) (*stratav1.HeartbeatResponse, error) {
+	m, err := s.b.Heartbeat(req.Group, req.MemberId, req.Generation)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &stratav1.HeartbeatResponse{Generation: m.Generation, Assignments: toTPs(m.Assignments)}, nil
+}
+
+// LeaveGroup implements strata.v1.
+func (s *Server) LeaveGroup(ctx context.Context, req *stratav1.LeaveGroupRequest) (*stratav1.LeaveGroupResponse, error) {
+	if err := s.b.LeaveGroup(req.Group, req.MemberId); err != nil {
+		return nil, toStatus(err)
+	}
+	return &stratav1.LeaveGroupResponse{}, nil
+}
+
+// CommitOffsets implements strata.v1.
+func (s *Server) CommitOffsets(ctx context.Context, req *stratav1.CommitOffsetsRequest) (*stratav1.CommitOffsetsResponse, error) {
+	offs := make([]cluster.TopicOffset, len(req.Offsets))
+	for i, o := range req.Offsets {
+		offs[i] = cluster.TopicOffset{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset}
+	}
+	if err := s.b.CommitOffsets(ctx, req.Group, req.MemberId, req.Generation, offs); err != nil {
+		return nil, toStatus(err)
+	}
+	return &stratav1.CommitOffsetsResponse{}, nil
+}
+
+func toPartitionOffsets(in []cluster.TopicOffset) []*stratav1.PartitionOffset {
+	out := make([]*stratav1.PartitionOffset, len(in))
+	for i, o := range in {
+		out[i] = &stratav1.PartitionOffset{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset}
+	}
+	return out
+}
+
+// FetchOffsets implements strata.v1.
+func (s *Server) FetchOffsets(ctx context.Context, req *stratav1.FetchOffsetsRequest) (*stratav1.FetchOffsetsResponse, error) {
+	tps := make([]broker.TopicPartition, len(req.Partitions))
+	for i, tp := range req.Partitions {
+		tps[i] = broker.TopicPartition{Topic: tp.Topic, Partition: tp.Partition}
+	}
+	return &stratav1.FetchOffsetsResponse{Offsets: toPartitionOffsets(s.b.FetchOffsets(req.Group, tps))}, nil
+}
+
+// ListGroups implements strata.v1.
+func (s *Server) ListGroups(ctx context.Context, _ *stratav1.ListGroupsRequest) (*stratav1.ListGroupsResponse, error) {
+	resp := &stratav1.ListGroupsResponse{}
+	for _, g := range s.b.ListGroups() {
+		resp.Groups = append(resp.Groups, &stratav1.GroupSummary{Group: g.Name, State: g.State, Members: int32(g.Members)})
+	}
+	return resp, nil
+}
+
+// DescribeGroup implements strata.v1.
+func (s *Server) DescribeGroup(ctx context.Context, req *stratav1.DescribeGroupRequest) (*stratav1.DescribeGroupResponse, error) {
+	d, err := s.b.DescribeGroup(req.Group)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &stratav1.DescribeGroupResponse{Group: d.Name, State: d.State, Generation: d.Generation}
+	for _, m := range d.Members {
+		resp.Members = append(resp.Members, &stratav1.GroupMember{MemberId: m.ID, ClientId: m.ClientID, Assignments: toTPs(m.Assignments)})
+	}
+	for _, p := range d.Partitions {
+		resp.Partitions = append(resp.Partitions, &stratav1.GroupPartitionLag{Topic: p.Topic, Partition: p.Partition,
+			CommittedOffset: p.Committed, EndOffset: p.EndOffset, LagRecords: p.LagRecords, LagSeconds: p.LagSeconds,
+			MemberId: p.MemberID})
+	}
+	return resp, nil
+}
+
+// ResetOffsets implements strata.v1.
+func (s *Server) ResetOffsets(ctx context.Context, req *stratav1.ResetOffsetsRequest) (*stratav1.ResetOffsetsResponse, error) {
+	var spec broker.ResetSpec
+	switch req.Spec {
+	case stratav1.OffsetSpec_OFFSET_SPEC_EARLIEST:
+		spec.Spec = broker.SpecEarliest
+	case stratav1.OffsetSpec_OFFSET_SPEC_LATEST:
+		spec.Spec = broker.SpecLatest
+	case stratav1.OffsetSpec_OFFSET_SPEC_TIMESTAMP:
+		spec = broker.ResetSpec{Spec: broker.SpecTimestamp, Timestamp: req.TimestampMs}
+	case stratav1.OffsetSpec_OFFSET_SPEC_OFFSET:
+		spec.Offset = req.Offset
+	default:
+		return nil, status.Error(codes.InvalidArgument, fmt.Sprintf("reset offsets: unknown spec %v", req.Spec))
+	}
+	offs, err := s.b.ResetOffsets(ctx, req.Group, req.Topic, req.Partitions, spec)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &stratav1.ResetOffsetsResponse{Offsets: toPartitionOffsets(offs)}, nil
+}

@@ -1,0 +1,47 @@
+//go:build linux
+
+package segment
+
+import (
+	"errors"
+	"os"
+	"syscall"
+)
+
+// fdatasync flushes the data of f and the metadata needed to read it back.
+func fdatasync(f *os.File) error {
+	for {
+		err := syscall.Fdatasync(int(f.Fd()))
+		if !errors.Is(err, syscall.EINTR) {
+			if err != nil {
+				return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
+			}
+			return nil
+		}
+	}
+}
+
+// preallocate makes f at least size bytes long with allocated blocks, falling
+// back to a sparse extension where fallocate is not supported.
+func preallocate(f *os.File, size int64) error {
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if st.Size() >= size {
+		return nil
+	}
+	for {
+		err = syscall.Fallocate(int(f.Fd()), 0, 0, size)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, syscall.ENOSYS) {
+		return f.Truncate(size)
+	}
+	if err != nil {
+		return &os.PathError{Op: "fallocate", Path: f.Name(), Err: err}
+	}
+	return nil
+}

@@ -1,0 +1,21 @@
+//go:build !linux
+
+package segment
+
+import "os"
+
+// fdatasync flushes f; where fdatasync(2) is missing it is a full fsync.
+func fdatasync(f *os.File) error { return f.Sync() }
+
+// preallocate makes f at least size bytes long (sparse where fallocate(2) is
+// missing).
+func preallocate(f *os.File, size int64) error {
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if st.Size() >= size {
+		return nil
+	}
+	return f.Truncate(size)
+}
