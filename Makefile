@@ -2,8 +2,10 @@
 # the tests need and runs them (this is what .ci/run calls).
 GO            ?= go
 BIN           := bin/strata
-GOBIN         := $(shell $(GO) env GOPATH)/bin
-PROTOC_GEN_GO := v1.36.11
+# Tools are installed at pinned versions into bin/tools (not GOPATH/bin),
+# so a different version found on the machine never changes the output.
+GOBIN         := $(CURDIR)/bin/tools
+PROTOC_GEN_GO := v1.36.12
 PROTOC_GEN_GO_GRPC := v1.6.2
 GRPCURL       := v1.9.4
 TEST_TIMEOUT  ?= 14m
@@ -23,11 +25,22 @@ run: build
 tools:
 	@command -v protoc >/dev/null 2>&1 || { echo "installing protobuf-compiler"; \
 	  (apt-get update -qq && apt-get install -y -qq protobuf-compiler) >/dev/null; }
-	@test -x $(GOBIN)/protoc-gen-go || $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO)
-	@test -x $(GOBIN)/protoc-gen-go-grpc || $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC)
-	@test -x $(GOBIN)/grpcurl || $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL)
+	@$(MAKE) -s $(GOBIN)/.protoc-gen-go@$(PROTOC_GEN_GO) $(GOBIN)/.protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC) \
+	  $(GOBIN)/.grpcurl@$(GRPCURL)
 
-proto:
+$(GOBIN)/.protoc-gen-go@%:
+	GOBIN=$(GOBIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$*
+	@touch $@
+
+$(GOBIN)/.protoc-gen-go-grpc@%:
+	GOBIN=$(GOBIN) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$*
+	@touch $@
+
+$(GOBIN)/.grpcurl@%:
+	GOBIN=$(GOBIN) $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$*
+	@touch $@
+
+proto: tools
 	PATH="$(GOBIN):$$PATH" protoc -I api/v1 --go_out=api/v1 --go_opt=paths=source_relative \
 	  --go-grpc_out=api/v1 --go-grpc_opt=paths=source_relative api/v1/strata.proto
 

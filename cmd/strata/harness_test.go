@@ -91,41 +91,47 @@ func (n *node) start() {
 		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--cluster-addr", "127.0.0.1:0",
 		"--gossip-addr", "127.0.0.1:0", "--log-level", "warn"}, n.args...)
 	n.cmd = exec.Command(strataBin, args...)
-	n.log = &syncBuffer{}
+	logBuf := &syncBuffer{}
+	n.log = logBuf
 	pr, pw := io.Pipe()
 	n.cmd.Stderr = pw
-	n.cmd.Stdout = n.log
+	n.cmd.Stdout = logBuf
 	if err := n.cmd.Start(); err != nil {
 		n.t.Fatalf("start strata: %v", err)
 	}
-	n.done = make(chan struct{})
+	done := make(chan struct{})
+	n.done = done
+	cmd := n.cmd
 	go func() {
-		_ = n.cmd.Wait()
+		_ = cmd.Wait()
 		pw.Close()
-		close(n.done)
+		close(done)
 	}()
-	ready := make(chan struct{})
+	// The scanner goroutine owns only its locals: it may outlive this
+	// start (draining the pipe) while a restart starts the next process.
+	type addrs struct{ grpc, http string }
+	ready := make(chan addrs, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
+		var a addrs
 		seen := false
 		for sc.Scan() {
 			line := sc.Text()
-			n.log.Write([]byte(line + "\n"))
-			if m := bannerRE.FindStringSubmatch(line); m != nil {
+			logBuf.Write([]byte(line + "\n"))
+			if m := bannerRE.FindStringSubmatch(line); m != nil && !seen {
 				if m[1] == "grpc" {
-					n.GRPC = m[2]
+					a.grpc = m[2]
 				} else {
-					n.HTTP = m[2]
-					if !seen {
-						seen = true
-						close(ready)
-					}
+					a.http = m[2]
+					seen = true
+					ready <- a
 				}
 			}
 		}
 	}()
 	select {
-	case <-ready:
+	case a := <-ready:
+		n.GRPC, n.HTTP = a.grpc, a.http
 	case <-n.done:
 		n.t.Fatalf("strata server exited during start-up:\n%s", n.log.String())
 	case <-time.After(30 * time.Second):
