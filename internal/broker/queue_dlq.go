@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/stratalog/strata/api/record"
@@ -30,6 +31,11 @@ const (
 	// HeaderRedrivenFrom is set on a redriven record: "dlq-topic/partition/offset".
 	HeaderRedrivenFrom = "strata-redriven-from"
 )
+
+// testHookDeadLettersWritten, when set, runs between the write of dead
+// letters and the command that marks them dead; an error stops there, as a
+// crash would.
+var testHookDeadLettersWritten atomic.Pointer[func() error]
 
 // maxDeadLetterRun caps the dead letters written in one batch.
 const maxDeadLetterRun = 500
@@ -167,6 +173,11 @@ func (b *Broker) writeDeadLetters(ctx context.Context, c queueCursor, pend []clu
 		}
 	default:
 		return err
+	}
+	if hook := testHookDeadLettersWritten.Load(); hook != nil {
+		if err := (*hook)(); err != nil {
+			return err
+		}
 	}
 	dead := make([]int64, len(run))
 	for i, d := range run {
