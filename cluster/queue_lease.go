@@ -278,7 +278,8 @@ func (q *QueueState) Release(offs []int64) {
 	}
 }
 
-// Extend moves the lease of records leased to member to until. It returns
+// Extend moves the lease of records leased to member to until; a lease of
+// an earlier leader (member unknown) is adopted by the member. It returns
 // the offsets extended.
 func (q *QueueState) Extend(member string, offs []int64, now, until time.Time) []int64 {
 	q.mu.Lock()
@@ -286,10 +287,10 @@ func (q *QueueState) Extend(member string, offs []int64, now, until time.Time) [
 	var out []int64
 	for _, off := range offs {
 		s := q.scratchLocked(off)
-		if s == nil || s.state != slotOpen || s.reserved || !s.leaseUntil.After(now) || s.member != member {
+		if s == nil || s.state != slotOpen || s.reserved || !s.leaseUntil.After(now) || (s.member != member && s.member != "") {
 			continue
 		}
-		s.leaseUntil = until
+		s.leaseUntil, s.member = until, member
 		out = append(out, off)
 	}
 	return out

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -129,6 +130,8 @@ func (b *Broker) waitQueue(ctx context.Context, def cluster.QueueDef, parts []in
 		until = due
 	}
 	wctx, cancel := context.WithDeadline(ctx, until)
+	var wg sync.WaitGroup
+	defer wg.Wait() // after cancel (deferred below, so it runs first)
 	defer cancel()
 	wrote := make(chan struct{}, len(parts))
 	for _, p := range parts {
@@ -136,10 +139,12 @@ func (b *Broker) waitQueue(ctx context.Context, def cluster.QueueDef, parts []in
 		if err != nil {
 			continue
 		}
+		wg.Add(1)
 		go func(lg interface {
 			Wait(context.Context, int64) error
 			HighWatermark() int64
 		}) {
+			defer wg.Done()
 			if lg.Wait(wctx, lg.HighWatermark()) == nil {
 				wrote <- struct{}{}
 			}
@@ -195,6 +200,9 @@ func (b *Broker) receivePartition(ctx context.Context, def cluster.QueueDef, par
 	counts := c.q.Delivered(pick.Offsets, err == nil, unsafe, now, ackTimeout(def))
 	if err != nil {
 		b.queue.changed()
+		if errors.Is(err, cluster.ErrQueueReset) {
+			return nil, time.Time{}, nil // a reset won the race: receive again
+		}
 		return nil, time.Time{}, b.queueErr(c.dg, fmt.Sprintf("%s/%d", def.Topic, partition), err)
 	}
 	var missing []int64
