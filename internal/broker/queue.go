@@ -66,7 +66,9 @@ func (m *queueManager) wake() {
 }
 
 // CreateQueueGroup defines a queue group on a topic, or updates its
-// settings (zero fields take the defaults). It returns the stored group.
+// settings (zero fields take the defaults). It returns the stored group. A
+// new group starts, on each partition, at the first record retained when
+// it is first used there; ResetQueueGroup to SpecLatest skips history.
 func (b *Broker) CreateQueueGroup(ctx context.Context, topic, group string, s cluster.QueueSettings) (cluster.QueueDef, error) {
 	if err := ValidName("group", group); err != nil {
 		return cluster.QueueDef{}, err
