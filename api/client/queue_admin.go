@@ -102,14 +102,30 @@ func (a *Admin) DescribeQueueGroup(ctx context.Context, topic, group string) (Qu
 	return d, nil
 }
 
-// RedriveQueueGroup moves up to max dead letters (all when max <= 0) of a
-// queue group back to the partitions they came from, with a
-// strata-redriven-from header; it returns how many it moved.
-func (a *Admin) RedriveQueueGroup(ctx context.Context, topic, group string, max int) (int, error) {
+// Dead-letter reasons, for RedriveOptions.Reason.
+const (
+	ReasonMaxDeliveries = "max-deliveries"
+	ReasonRejected      = "rejected"
+)
+
+// RedriveOptions select the dead letters a redrive moves.
+type RedriveOptions struct {
+	// Max is the most records to move; 0 moves all.
+	Max int
+	// Reason moves only the dead letters with this reason
+	// (ReasonMaxDeliveries or ReasonRejected); empty moves all.
+	Reason string
+}
+
+// RedriveQueueGroup moves the dead letters of a queue group that opt
+// selects back to the partitions they came from, with a
+// strata-redriven-from header; it returns how many it moved. A dead letter
+// is moved once, whichever redrives (with or without a reason) reach it.
+func (a *Admin) RedriveQueueGroup(ctx context.Context, topic, group string, opt RedriveOptions) (int, error) {
 	var resp *stratav1.RedriveQueueGroupResponse
 	err := a.call(ctx, ErrUnknownQueueGroup, func(ctx context.Context, c stratav1.StrataClient) error {
 		var err error
-		resp, err = c.RedriveQueueGroup(ctx, &stratav1.RedriveQueueGroupRequest{Topic: topic, Group: group, MaxMessages: int32(max)})
+		resp, err = c.RedriveQueueGroup(ctx, &stratav1.RedriveQueueGroupRequest{Topic: topic, Group: group, MaxMessages: int32(opt.Max), Reason: opt.Reason})
 		return err
 	})
 	if err != nil {

@@ -3706,6 +3706,7 @@ type RedriveQueueGroupRequest struct {
 	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
 	Group         string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
 	MaxMessages   int32                  `protobuf:"varint,3,opt,name=max_messages,json=maxMessages,proto3" json:"max_messages,omitempty"` // 0: all
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`                               // "max-deliveries" or "rejected": only those; empty: all
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3759,6 +3760,13 @@ func (x *RedriveQueueGroupRequest) GetMaxMessages() int32 {
 		return x.MaxMessages
 	}
 	return 0
+}
+
+func (x *RedriveQueueGroupRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
 }
 
 type RedriveQueueGroupResponse struct {
@@ -4203,11 +4211,12 @@ const file_strata_proto_rawDesc = "" +
 	"\bdelay_ms\x18\x05 \x01(\x03R\adelayMs\x12\x14\n" +
 	"\x05error\x18\x06 \x01(\tR\x05error\"/\n" +
 	"\x13QueueSettleResponse\x12\x18\n" +
-	"\asettled\x18\x01 \x01(\x05R\asettled\"i\n" +
+	"\asettled\x18\x01 \x01(\x05R\asettled\"\x81\x01\n" +
 	"\x18RedriveQueueGroupRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12!\n" +
-	"\fmax_messages\x18\x03 \x01(\x05R\vmaxMessages\"7\n" +
+	"\fmax_messages\x18\x03 \x01(\x05R\vmaxMessages\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"7\n" +
 	"\x19RedriveQueueGroupResponse\x12\x1a\n" +
 	"\bredriven\x18\x01 \x01(\x05R\bredriven\"\xaa\x01\n" +
 	"\x16ResetQueueGroupRequest\x12\x14\n" +

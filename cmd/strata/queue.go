@@ -18,7 +18,7 @@ const queueUsage = `usage:
                         [--backoff-max D] [--max-leased N] [--dead-letter-topic T] [--ordering none|key]
   strata queue receive  GROUP --topic T [--max N] [--timeout D] [--ack | --nack | --no-ack] [--output text|json]
   strata queue describe GROUP --topic T [--output text|json]
-  strata queue redrive  GROUP --topic T [--max N]
+  strata queue redrive  GROUP --topic T [--max N] [--reason max-deliveries|rejected]
   strata queue reset    GROUP --topic T (--to-earliest | --to-latest | --to-offset N | --to-time RFC3339)
 `
 
@@ -28,6 +28,7 @@ type queueOpts struct {
 	topic                    string
 	settings                 client.QueueSettings
 	max                      int
+	reason                   string
 	timeout                  time.Duration
 	ack, nack, noAck         bool
 	toEarliest, toLatest     bool
@@ -57,6 +58,7 @@ func (o *queueOpts) register(fs *flag.FlagSet, sub string) {
 		fs.BoolVar(&o.noAck, "no-ack", false, "settle nothing: the leases expire after the ack timeout")
 	case "redrive":
 		fs.IntVar(&o.max, "max", 0, "records to move back (0: all)")
+		fs.StringVar(&o.reason, "reason", "", "only dead letters with this reason: max-deliveries or rejected (default: all)")
 	case "reset":
 		fs.BoolVar(&o.toEarliest, "to-earliest", false, "deliver again from the first retained record")
 		fs.BoolVar(&o.toLatest, "to-latest", false, "skip everything written so far")
@@ -117,7 +119,7 @@ func runQueue(ctx context.Context, args []string) error {
 		}
 		return printQueueDescription(d, o.cf.output)
 	case "redrive":
-		n, err := ad.RedriveQueueGroup(rctx, o.topic, group, o.max)
+		n, err := ad.RedriveQueueGroup(rctx, o.topic, group, client.RedriveOptions{Max: o.max, Reason: o.reason})
 		if err != nil {
 			return err
 		}

@@ -101,13 +101,24 @@ func TestQueueDeadLettersAndRedrive(t *testing.T) {
 
 	// Redrive two, then the rest: they come back to their partitions with a
 	// trace header and are delivered again.
-	if n, err := b.RedriveQueueGroup(ctx, "jobs", "g", 2); n != 2 || err != nil {
+	// The rejected ones (v-0 of both partitions) by reason first; then two, then the rest: each
+	// dead letter moves once.
+	if _, err := b.RedriveQueueGroup(ctx, "jobs", "g", "bogus", 0); !errors.Is(err, ErrInvalidRequest) {
+		t.Fatalf("redrive with an unknown reason: %v", err)
+	}
+	if n, err := b.RedriveQueueGroup(ctx, "jobs", "g", "rejected", 0); n != 2 || err != nil {
+		t.Fatalf("redrive rejected: %d, %v", n, err)
+	}
+	if n, _ := b.RedriveQueueGroup(ctx, "jobs", "g", "rejected", 0); n != 0 {
+		t.Fatalf("a second redrive of rejected moved %d", n)
+	}
+	if n, err := b.RedriveQueueGroup(ctx, "jobs", "g", "", 2); n != 2 || err != nil {
 		t.Fatalf("redrive 2: %d, %v", n, err)
 	}
-	if n, err := b.RedriveQueueGroup(ctx, "jobs", "g", 0); n != 3 || err != nil {
+	if n, err := b.RedriveQueueGroup(ctx, "jobs", "g", "", 0); n != 1 || err != nil {
 		t.Fatalf("redrive rest: %d, %v", n, err)
 	}
-	if n, _ := b.RedriveQueueGroup(ctx, "jobs", "g", 0); n != 0 {
+	if n, _ := b.RedriveQueueGroup(ctx, "jobs", "g", "", 0); n != 0 {
 		t.Fatalf("a third redrive moved %d", n)
 	}
 	back := receive(t, b, "jobs", "g", "m", 10, time.Second)

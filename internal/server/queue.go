@@ -137,7 +137,7 @@ func (s *Server) QueueExtend(ctx context.Context, req *stratav1.QueueSettleReque
 
 // RedriveQueueGroup implements strata.v1.
 func (s *Server) RedriveQueueGroup(ctx context.Context, req *stratav1.RedriveQueueGroupRequest) (*stratav1.RedriveQueueGroupResponse, error) {
-	n, err := s.b.RedriveQueueGroup(ctx, req.Topic, req.Group, int(req.MaxMessages))
+	n, err := s.b.RedriveQueueGroup(ctx, req.Topic, req.Group, req.Reason, int(req.MaxMessages))
 	if err != nil {
 		return nil, toStatus(err)
 	}
