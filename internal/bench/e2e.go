@@ -71,8 +71,9 @@ func E2E(ctx context.Context, t Target, cfg E2EConfig) (*Result, error) {
 	recvDone := make(chan error, 1)
 	go func() {
 		defer close(recvDone)
+		rctx, cancel := stallContext(ctx, &got, cfg.Timeout)
+		defer cancel()
 		for got.Load() < cfg.Records {
-			rctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 			_, err := c.Receive(rctx, func(v []byte) {
 				if len(v) < e2eHeader || string(v[:8]) != string(runID[:]) {
 					return // a record of another run
@@ -83,7 +84,6 @@ func E2E(ctx context.Context, t Target, cfg E2EConfig) (*Result, error) {
 				got.Add(1)
 				last = now
 			})
-			cancel()
 			if err != nil {
 				recvDone <- err
 				return

@@ -67,13 +67,13 @@ func Queue(ctx context.Context, t Target, cfg QueueConfig) (*Result, error) {
 	var n, bytes atomic.Int64
 	hist := NewHistogram()
 	stop := startProgress(cfg.Progress, "queue", &n, cfg.Records)
+	rctx, cancel := stallContext(ctx, &n, cfg.Timeout)
+	defer cancel()
 	start := time.Now()
 	var runErr error
 loop:
 	for n.Load() < cfg.Records {
-		rctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 		msgs, err := c.Receive(rctx)
-		cancel()
 		if err != nil {
 			runErr = fmt.Errorf("%w: received %d of %d records: %w", ErrIncomplete, n.Load(), cfg.Records, err)
 			break

@@ -243,18 +243,17 @@ func Consume(ctx context.Context, t Target, cfg ConsumeConfig) (*Result, error) 
 	}
 	var n, bytes atomic.Int64
 	stop := startProgress(cfg.Progress, "consume", &n, cfg.Records)
+	rctx, cancel := stallContext(ctx, &n, cfg.Timeout)
 	start := time.Now()
 	var recvErr error
 	for n.Load() < cfg.Records {
-		rctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-		_, err := c.Receive(rctx, func(v []byte) { bytes.Add(int64(len(v))); n.Add(1) })
-		cancel()
-		if err != nil {
+		if _, err := c.Receive(rctx, func(v []byte) { bytes.Add(int64(len(v))); n.Add(1) }); err != nil {
 			recvErr = err
 			break
 		}
 	}
 	elapsed := time.Since(start)
+	cancel()
 	stop()
 	closeErr := c.Close()
 	res := &Result{Workload: "consume", Target: t.Name(), Records: n.Load(), Bytes: bytes.Load(), Elapsed: elapsed}
@@ -283,4 +282,32 @@ func Fill(ctx context.Context, t Target, stream string, partitions int, records 
 		return 0, err
 	}
 	return res.Records, err
+}
+
+// stallContext returns a context that is cancelled when *n stopped growing
+// for d (the run stalled), so the hot loop needs no timer per call.
+func stallContext(ctx context.Context, n *atomic.Int64, d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	go func() {
+		tick := max(d/4, 10*time.Millisecond)
+		t := time.NewTicker(tick)
+		defer t.Stop()
+		last, since := n.Load(), time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				if c := n.Load(); c != last {
+					last, since = c, now
+				} else if now.Sub(since) >= d {
+					cancel(fmt.Errorf("no record for %v", d))
+					return
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return ctx, func() { once.Do(func() { close(done); cancel(nil) }) }
 }

@@ -1,0 +1,122 @@
+package benchcmp
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/stratalog/strata/internal/bench"
+)
+
+// workload is one table of the comparison: a workload at one record size.
+type workload struct {
+	id      string // "a", "b", ...
+	title   string
+	size    int
+	targets []string // the first is Strata; ratios are Strata/each other
+	// latency marks workloads judged by latency (ratios of p50 and p99).
+	latency bool
+	// run runs the workload once on a target.
+	run func(ctx context.Context, t bench.Target, round int) (*bench.Result, error)
+	// setup, when set, runs once before the rounds on each target.
+	setup func(ctx context.Context, t bench.Target) error
+	// notRun, when set, says why the workload does not run.
+	notRun string
+}
+
+// workloads lists the comparison's workloads in table order. Adding one is
+// a few lines: a title, the targets and a run function over bench.
+func (e *env) workloads() []*workload {
+	var ws []*workload
+	c := e.cfg
+	for _, size := range c.Sizes {
+		ws = append(ws, &workload{id: "a", size: size, targets: []string{tStrata, tNATS, tNATSAlways},
+			title: "one partition/stream, asynchronous produce",
+			run: func(ctx context.Context, t bench.Target, round int) (*bench.Result, error) {
+				stream := fmt.Sprintf("a-%d-r%d", size, round)
+				defer func() { _ = t.DeleteStream(context.WithoutCancel(ctx), stream) }()
+				return bench.Produce(ctx, t, bench.ProduceConfig{Stream: stream, Records: c.ProduceRecords,
+					Duration: c.ProduceDuration, Size: size})
+			}})
+	}
+	for _, size := range c.Sizes {
+		ws = append(ws, &workload{id: "b", size: size, targets: []string{tStrata, tNATS, tNATSAlways}, latency: true,
+			title: "produce one record at a time, latency",
+			run: func(ctx context.Context, t bench.Target, round int) (*bench.Result, error) {
+				stream := fmt.Sprintf("b-%d-r%d", size, round)
+				defer func() { _ = t.DeleteStream(context.WithoutCancel(ctx), stream) }()
+				return bench.Produce(ctx, t, bench.ProduceConfig{Stream: stream, Records: c.SyncRecords,
+					Duration: c.SyncDuration, Size: size, Sync: true,
+					Producer: bench.ProducerOptions{LingerSet: true}})
+			}})
+	}
+	for _, size := range c.Sizes {
+		stream := fmt.Sprintf("c-%d", size)
+		ws = append(ws, &workload{id: "c", size: size, targets: []string{tStrata, tNATS, tNATSNoAck},
+			title: fmt.Sprintf("consume %s stored records", bench.Count(float64(c.ConsumeRecords))),
+			setup: func(ctx context.Context, t bench.Target) error {
+				_, err := bench.Fill(ctx, t, stream, 1, c.ConsumeRecords, size, bench.ProducerOptions{})
+				return err
+			},
+			run: func(ctx context.Context, t bench.Target, round int) (*bench.Result, error) {
+				return bench.Consume(ctx, t, bench.ConsumeConfig{Stream: stream, Records: c.ConsumeRecords})
+			}})
+	}
+	for _, size := range c.Sizes {
+		stream := fmt.Sprintf("c-%d", size) // (c)'s stored records
+		w := &workload{id: "d", size: size, targets: []string{tStrata, tNATS},
+			title: fmt.Sprintf("queue: receive and ack %s records, one member", bench.Count(float64(c.QueueRecords))),
+			run: func(ctx context.Context, t bench.Target, round int) (*bench.Result, error) {
+				return bench.Queue(ctx, t, bench.QueueConfig{Stream: stream, Group: fmt.Sprintf("q%d", round),
+					Records: c.QueueRecords})
+			}}
+		if _, ok := e.targets[tStrata].(bench.QueueTarget); !ok {
+			w.notRun = "not run: needs queue groups"
+		}
+		ws = append(ws, w)
+	}
+	return append(ws, clusterWorkloads(c)...)
+}
+
+// clusterWorkloads are (e): a 3-node Strata cluster with replication
+// factor 3 against a 3-node NATS cluster with R3 streams, asynchronous
+// produce and one record at a time. To add them: start three strata
+// servers (--join) and three nats-servers (cluster routes) in start, add
+// targets "strata-r3" and "nats-r3" whose CreateStream asks for 3
+// replicas, and return the (a) and (b) run functions with those targets.
+func clusterWorkloads(c Config) []*workload {
+	var ws []*workload
+	for _, size := range c.Sizes {
+		ws = append(ws,
+			&workload{id: "e", size: size, title: "3 nodes, replication factor 3 / R3, asynchronous produce",
+				notRun: "not run: needs the 3-node cluster"},
+			&workload{id: "e", size: size, title: "3 nodes, replication factor 3 / R3, one at a time, latency",
+				latency: true, notRun: "not run: needs the 3-node cluster"})
+	}
+	return ws
+}
+
+// setup runs every workload's setup on its targets (filling the streams
+// that (c) and (d) read).
+func (e *env) setup(ctx context.Context, ws []*workload) error {
+	for _, w := range ws {
+		if w.setup == nil || w.notRun != "" {
+			continue
+		}
+		done := map[bench.Target]bool{}
+		for _, name := range w.targets {
+			t := e.targets[name]
+			if name == tNATSNoAck {
+				t = e.targets[tNATS] // same server, same streams
+			}
+			if done[t] {
+				continue
+			}
+			done[t] = true
+			fmt.Fprintf(e.cfg.Log, "setup (%s) %dB on %s\n", w.id, w.size, name)
+			if err := w.setup(ctx, t); err != nil {
+				return fmt.Errorf("setup (%s) %dB on %s: %w", w.id, w.size, name, err)
+			}
+		}
+	}
+	return nil
+}
