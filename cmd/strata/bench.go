@@ -25,12 +25,14 @@ goes to standard error when it is a terminal.
 
 // benchOpts are the flags every bench workload takes.
 type benchOpts struct {
-	cf         clientFlags
-	topic      string
-	size       int
-	partitions int
-	records    int64
-	duration   time.Duration
+	cf          clientFlags
+	topic       string
+	size        int
+	partitions  int
+	records     int64
+	duration    time.Duration
+	cpuProfile  string
+	stopProfile func() error // set by parseBench
 }
 
 func (o *benchOpts) register(fs *flag.FlagSet, records int64) {
@@ -39,6 +41,7 @@ func (o *benchOpts) register(fs *flag.FlagSet, records int64) {
 	fs.IntVar(&o.size, "size", 128, "value size in bytes")
 	fs.IntVar(&o.partitions, "partitions", 1, "partitions of the topic when it is created")
 	fs.Int64Var(&o.records, "records", records, "number of records")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this client to the file")
 }
 
 // producerFlags are the flags of workloads that produce.
@@ -115,6 +118,11 @@ func parseBench(fs *flag.FlagSet, o *benchOpts, args []string) error {
 	case o.records < 0 || (o.records == 0 && o.duration <= 0):
 		return bad("--records %d: want > 0 (or a --duration)", o.records)
 	}
+	stop, err := startCPUProfile(o.cpuProfile)
+	if err != nil {
+		return err
+	}
+	o.stopProfile = stop
 	return nil
 }
 
@@ -129,6 +137,9 @@ func progressOut() io.Writer {
 
 // report prints a result (even a partial one) and returns err.
 func (o *benchOpts) report(res *bench.Result, settings string, err error) error {
+	if o.stopProfile != nil {
+		err = errors.Join(err, o.stopProfile())
+	}
 	if res != nil {
 		s := res.Summary()
 		var werr error
