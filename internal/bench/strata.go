@@ -113,6 +113,8 @@ func (p *strataProducer) Send(ctx context.Context, key, value []byte) error {
 	return err
 }
 
+func (p *strataProducer) Flush(ctx context.Context) error { return p.p.Flush(ctx) }
+
 func (p *strataProducer) Close() error { return errors.Join(p.p.Close(), p.cl.Close()) }
 
 // NewConsumer dials a client and opens a consumer: a group member with

@@ -66,6 +66,9 @@ type Producer interface {
 	SendAsync(key, value []byte, done func(error))
 	// Send sends one record and waits for its acknowledgement.
 	Send(ctx context.Context, key, value []byte) error
+	// Flush waits until every record sent so far is acknowledged (or
+	// failed).
+	Flush(ctx context.Context) error
 	// Close waits for the outstanding records and releases the producer.
 	Close() error
 }

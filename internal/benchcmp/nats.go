@@ -158,6 +158,15 @@ func (p *natsProducer) Send(ctx context.Context, _, value []byte) error {
 	return err
 }
 
+func (p *natsProducer) Flush(ctx context.Context) error {
+	select {
+	case <-p.js.PublishAsyncComplete():
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("nats: %d publishes unacknowledged: %w", p.js.PublishAsyncPending(), ctx.Err())
+	}
+}
+
 func (p *natsProducer) Close() error {
 	var err error
 	select {
