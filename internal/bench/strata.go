@@ -101,11 +101,12 @@ type strataProducer struct {
 	topic string
 	cl    *client.Client
 	p     *client.Producer
+	rec   client.Record // reused: ProduceAsync copies its fields before it returns
 }
 
 func (p *strataProducer) SendAsync(key, value []byte, done func(error)) {
-	p.p.ProduceAsync(&client.Record{Topic: p.topic, Key: key, Value: value},
-		func(_ client.Result, err error) { done(err) })
+	p.rec = client.Record{Topic: p.topic, Key: key, Value: value}
+	p.p.ProduceAsync(&p.rec, func(_ client.Result, err error) { done(err) })
 }
 
 func (p *strataProducer) Send(ctx context.Context, key, value []byte) error {
