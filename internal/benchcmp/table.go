@@ -76,6 +76,9 @@ func writeTables(out io.Writer, ws []*workload, runs []Run) {
 			fmt.Fprintf(out, "%s\n", w.notRun)
 			continue
 		}
+		if w.note != "" {
+			fmt.Fprintf(out, "%s\n\n", w.note)
+		}
 		aggs := make([]agg, len(w.targets))
 		for i, t := range w.targets {
 			aggs[i] = aggregate(w, t, runs)

@@ -11,6 +11,7 @@ import (
 type workload struct {
 	id      string // "a", "b", ...
 	title   string
+	note    string // how each side is driven, printed under the title
 	size    int
 	targets []string // the first is Strata; ratios are Strata/each other
 	// latency marks workloads judged by latency (ratios of p50 and p99).
@@ -31,6 +32,8 @@ func (e *env) workloads() []*workload {
 	for _, size := range c.Sizes {
 		ws = append(ws, &workload{id: "a", size: size, targets: []string{tStrata, tNATS, tNATSAlways},
 			title: "one partition/stream, asynchronous produce",
+			note: "Strata: one Producer with its defaults (idempotent, linger 5 ms, 512 KiB batches, 5 in flight, " +
+				"100,000 records buffered). NATS: one connection, PublishAsync with 8,192 awaiting their ack.",
 			run: func(ctx context.Context, t bench.Target, round int) (*bench.Result, error) {
 				stream := fmt.Sprintf("a-%d-r%d", size, round)
 				defer func() { _ = t.DeleteStream(context.WithoutCancel(ctx), stream) }()
@@ -41,6 +44,7 @@ func (e *env) workloads() []*workload {
 	for _, size := range c.Sizes {
 		ws = append(ws, &workload{id: "b", size: size, targets: []string{tStrata, tNATS, tNATSAlways}, latency: true,
 			title: "produce one record at a time, latency",
+			note:  "Strata: Producer.Produce with linger 0. NATS: JetStream Publish (waits for the PubAck).",
 			run: func(ctx context.Context, t bench.Target, round int) (*bench.Result, error) {
 				stream := fmt.Sprintf("b-%d-r%d", size, round)
 				defer func() { _ = t.DeleteStream(context.WithoutCancel(ctx), stream) }()
@@ -53,6 +57,9 @@ func (e *env) workloads() []*workload {
 		stream := fmt.Sprintf("c-%d", size)
 		ws = append(ws, &workload{id: "c", size: size, targets: []string{tStrata, tNATS, tNATSNoAck},
 			title: fmt.Sprintf("consume %s stored records", bench.Count(float64(c.ConsumeRecords))),
+			note: "Strata: a standalone Consumer of the partition from its start (no commits). NATS: a new pull " +
+				"consumer per run, Messages iterator with 1,000 requested ahead, acking every message (explicit), " +
+				"and the same with AckNone.",
 			setup: func(ctx context.Context, t bench.Target) error {
 				_, err := bench.Fill(ctx, t, stream, 1, c.ConsumeRecords, size, bench.ProducerOptions{})
 				return err
