@@ -21,12 +21,13 @@ import (
 func main() {
 	cfg := benchcmp.DefaultConfig()
 	sizes := "128,1024"
-	var strataArgs string
+	var strataArgs, only string
 	flag.StringVar(&cfg.StrataBin, "strata", "bin/strata", "strata binary")
 	flag.StringVar(&cfg.NATSBin, "nats-server", "bin/tools/nats-server", "nats-server binary")
 	flag.StringVar(&cfg.Dir, "dir", "", "directory for the servers' data and logs (default: a temporary one, removed at the end)")
 	flag.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "rounds (every workload on every target per round)")
 	flag.StringVar(&sizes, "sizes", sizes, "comma-separated record sizes in bytes")
+	flag.StringVar(&only, "only", "", "comma-separated workloads to run (a,b,c,d,e; default all)")
 	flag.Int64Var(&cfg.ProduceRecords, "produce-records", cfg.ProduceRecords, "(a): records per run, at most")
 	flag.DurationVar(&cfg.ProduceDuration, "produce-duration", cfg.ProduceDuration, "(a): sending time per run, at most")
 	flag.Int64Var(&cfg.SyncRecords, "sync-records", cfg.SyncRecords, "(b): records per run, at most")
@@ -34,6 +35,8 @@ func main() {
 	flag.Int64Var(&cfg.ConsumeRecords, "consume-records", cfg.ConsumeRecords, "(c): stored records read per run")
 	flag.Int64Var(&cfg.QueueRecords, "queue-records", cfg.QueueRecords, "(d): records received and acked per run")
 	flag.IntVar(&cfg.NATSMaxPending, "nats-max-pending", 0, "asynchronous publish window of a NATS producer (default 8192)")
+	queueMembers := "1,4"
+	flag.StringVar(&queueMembers, "queue-members", queueMembers, "(d): comma-separated member counts, one table each (each member has its own connection)")
 	flag.DurationVar(&cfg.Pause, "pause", cfg.Pause, "pause between runs")
 	flag.StringVar(&strataArgs, "strata-args", "", "extra flags for strata server, space-separated (e.g. --cpuprofile=/tmp/strata.prof)")
 	flag.StringVar(&cfg.JSONPath, "json", "", "write every run's figures to this file")
@@ -48,7 +51,19 @@ func main() {
 		}
 		cfg.Sizes = append(cfg.Sizes, n)
 	}
+	cfg.QueueMembers = nil
+	for _, s := range strings.Split(queueMembers, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "benchcmp: bad member count %q\n", s)
+			os.Exit(2)
+		}
+		cfg.QueueMembers = append(cfg.QueueMembers, n)
+	}
 	cfg.StrataArgs = strings.Fields(strataArgs)
+	if only != "" {
+		cfg.Only = strings.Split(only, ",")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if _, err := benchcmp.Compare(ctx, cfg); err != nil {

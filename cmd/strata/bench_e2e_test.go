@@ -58,9 +58,9 @@ func TestE2EBench(t *testing.T) {
 	if b := parseBenchJSON(t, r.Stdout); b.Records != 200 || b.LatencyMs == nil {
 		t.Fatalf("e2e: %s", r.Stdout)
 	}
-	// The queue workload refuses to run until queue groups exist.
-	r = n.cli(t.Context(), nil, "bench", "queue", "--records", "10")
-	if r.Code == 0 || !strings.Contains(r.Stderr, "not available yet") {
-		t.Fatalf("bench queue: exit %d, stderr %q", r.Code, r.Stderr)
+	// Queue: a new group receives and acks the 3000 stored records.
+	r = n.mustCLI(nil, "bench", "queue", "--records", "3000", "--fill=false", "--output", "json")
+	if b := parseBenchJSON(t, r.Stdout); b.Records != 3000 || b.LatencyMs == nil {
+		t.Fatalf("queue: %s\nstderr: %s", r.Stdout, r.Stderr)
 	}
 }

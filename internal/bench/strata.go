@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/stratalog/strata/api/client"
 	"github.com/stratalog/strata/api/record"
@@ -193,3 +194,65 @@ func (c *strataConsumer) Receive(ctx context.Context, fn func([]byte)) (int, err
 }
 
 func (c *strataConsumer) Close() error { return errors.Join(c.co.Close(), c.cl.Close()) }
+
+// strataQueueMax is the number of records one queue Receive asks for,
+// as many as a NATS pull consumer keeps requested ahead in the comparison.
+const strataQueueMax = 1000
+
+// NewQueueConsumer creates the queue group unless it exists (a new group
+// starts at the first retained record) and joins it with a client of its
+// own.
+func (s *Strata) NewQueueConsumer(ctx context.Context, topic, group string) (QueueConsumer, error) {
+	if _, err := s.admin.CreateQueueGroup(ctx, topic, group, client.QueueSettings{}); err != nil {
+		return nil, err
+	}
+	cl, err := client.Dial(ctx, s.brokers)
+	if err != nil {
+		return nil, err
+	}
+	q, err := client.NewQueueConsumer(cl, client.QueueConsumerConfig{Topic: topic, Group: group,
+		MaxMessages: strataQueueMax, MaxWait: time.Second})
+	if err != nil {
+		cl.Close()
+		return nil, err
+	}
+	return &strataQueue{cl: cl, q: q}, nil
+}
+
+type strataQueue struct {
+	cl *client.Client
+	q  *client.QueueConsumer
+}
+
+// Receive leases up to strataQueueMax records, long-polling until at
+// least one is there.
+func (q *strataQueue) Receive(ctx context.Context) (QueueBatch, error) {
+	for {
+		msgs, err := q.q.Receive(ctx, 0, time.Second)
+		if err != nil {
+			return nil, err
+		}
+		if len(msgs) > 0 {
+			return &strataQueueBatch{q: q.q, msgs: msgs}, nil
+		}
+	}
+}
+
+func (q *strataQueue) Close() error { return errors.Join(q.q.Close(), q.cl.Close()) }
+
+type strataQueueBatch struct {
+	q    *client.QueueConsumer
+	msgs []client.QueueMessage
+}
+
+func (b *strataQueueBatch) Len() int           { return len(b.msgs) }
+func (b *strataQueueBatch) Value(i int) []byte { return b.msgs[i].Value }
+
+// Ack acknowledges the whole batch in one call.
+func (b *strataQueueBatch) Ack(ctx context.Context) error {
+	n, err := b.q.Ack(ctx, b.msgs...)
+	if err == nil && n != len(b.msgs) {
+		err = fmt.Errorf("bench: acked %d of %d leased records", n, len(b.msgs))
+	}
+	return err
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -24,6 +25,8 @@ type Config struct {
 	Dir string
 	// Rounds is how many times every workload runs on every target.
 	Rounds int
+	// Only, when set, runs just these workloads (ids "a" to "e").
+	Only []string
 	// Sizes are the record (value) sizes in bytes.
 	Sizes []int
 	// ProduceRecords and ProduceDuration bound each run of (a), whichever
@@ -35,8 +38,10 @@ type Config struct {
 	SyncDuration time.Duration
 	// ConsumeRecords is how many stored records (c) reads per run.
 	ConsumeRecords int64
-	// QueueRecords is how many records (d) receives and acks per run.
+	// QueueRecords is how many records (d) receives and acks per run;
+	// (d) runs once for each entry of QueueMembers, with that many members.
 	QueueRecords int64
+	QueueMembers []int
 	// Pause separates runs, so one run's background work (flushes,
 	// compaction) does not land in the next.
 	Pause time.Duration
@@ -56,7 +61,7 @@ func DefaultConfig() Config {
 	return Config{Rounds: 3, Sizes: []int{128, 1024},
 		ProduceRecords: 2_000_000, ProduceDuration: 8 * time.Second,
 		SyncRecords: 5000, SyncDuration: 5 * time.Second,
-		ConsumeRecords: 1_000_000, QueueRecords: 200_000, Pause: time.Second,
+		ConsumeRecords: 1_000_000, QueueRecords: 200_000, QueueMembers: []int{1, 4}, Pause: time.Second,
 		Out: os.Stdout, Log: os.Stderr}
 }
 
@@ -131,6 +136,9 @@ func Compare(ctx context.Context, cfg Config) ([]Run, error) {
 		return nil, err
 	}
 	ws := e.workloads()
+	if len(cfg.Only) > 0 {
+		ws = slices.DeleteFunc(ws, func(w *workload) bool { return !slices.Contains(cfg.Only, w.id) })
+	}
 	if err := e.setup(ctx, ws); err != nil {
 		return nil, err
 	}
@@ -211,7 +219,7 @@ func (e *env) serverOf(target string) *server {
 
 // runOne runs one workload on one target and measures the server's CPU.
 func (e *env) runOne(ctx context.Context, w *workload, target string, round int) Run {
-	r := Run{Workload: w.id, Size: w.size, Target: target, Round: round, Load: loadAvg()}
+	r := Run{Workload: w.key(), Size: w.size, Target: target, Round: round, Load: loadAvg()}
 	srv := e.serverOf(target)
 	cpu0, t0 := cpuTime(srv.pid()), time.Now()
 	res, err := w.run(ctx, e.targets[target], round)
@@ -223,7 +231,7 @@ func (e *env) runOne(ctx context.Context, w *workload, target string, round int)
 	if err != nil {
 		r.Err = err.Error()
 	}
-	line := fmt.Sprintf("  %-4s %5dB %-14s %12s records/s", w.id, w.size, target, bench.Count(r.Result.RecordsPerSec))
+	line := fmt.Sprintf("  %-4s %5dB %-14s %12s records/s", w.key(), w.size, target, bench.Count(r.Result.RecordsPerSec))
 	if l := r.Result.LatencyMs; l != nil {
 		line += fmt.Sprintf("  p50 %s ms  p99 %s ms", bench.Millis(l.P50), bench.Millis(l.P99))
 	}

@@ -8,10 +8,9 @@
 //
 // Workloads: (a) one partition/stream, asynchronous produce; (b) one
 // record at a time, latency; (c) consume stored records; (d) queue
-// receive + ack; (e) a 3-node cluster with replication factor 3. (d) runs
-// once Strata's bench.Target implements bench.QueueTarget, (e) once the
-// cluster can be started here (see clusterWorkloads); until then their
-// tables say "not run".
+// receive + ack; (e) a 3-node cluster with replication factor 3. (e) runs
+// once the cluster can be started here (see clusterWorkloads); until then
+// its tables say "not run".
 //
 // nats.go stays in this package and its command (cmd/benchcmp): the
 // strata binary does not link it.

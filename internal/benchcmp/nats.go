@@ -255,17 +255,19 @@ func (n *NATS) NewQueueConsumer(ctx context.Context, stream, group string) (benc
 
 type natsQueue struct{ c *natsConsumer }
 
-func (q natsQueue) Receive(ctx context.Context) ([]bench.QueueMessage, error) {
+// Receive returns the next message of the pull iterator.
+func (q natsQueue) Receive(ctx context.Context) (bench.QueueBatch, error) {
 	m, err := q.c.it.Next(jetstream.NextContext(ctx))
 	if err != nil {
 		return nil, err
 	}
-	return []bench.QueueMessage{natsMsg{m}}, nil
+	return natsBatch{m}, nil
 }
 
-type natsMsg struct{ m jetstream.Msg }
-
-func (m natsMsg) Value() []byte { return m.m.Data() }
-func (m natsMsg) Ack() error    { return m.m.Ack() }
-
 func (q natsQueue) Close() error { return q.c.Close() }
+
+type natsBatch struct{ m jetstream.Msg }
+
+func (b natsBatch) Len() int                  { return 1 }
+func (b natsBatch) Value(int) []byte          { return b.m.Data() }
+func (b natsBatch) Ack(context.Context) error { return b.m.Ack() }

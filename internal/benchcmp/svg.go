@@ -35,6 +35,9 @@ func writeSVG(path string, ws []*workload, runs []Run) error {
 			continue
 		}
 		label := fmt.Sprintf("(%s) %s", w.id, sizeLabel(w.size))
+		if m, ok := strings.CutPrefix(w.variant, "m"); ok {
+			label += " ×" + m // members of the queue group
+		}
 		var g, g50, g99 barGroup
 		g.label, g50.label, g99.label = label, label+" p50", label+" p99"
 		for _, t := range w.targets {
@@ -52,12 +55,12 @@ func writeSVG(path string, ws []*workload, runs []Run) error {
 			thr = append(thr, g)
 		}
 	}
-	const W, H = 1200, 520
+	const W, H = 1320, 520
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", W, H, W, H)
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", W, H)
-	panel(&b, 70, 40, 520, 360, "Throughput, records/s (median, log scale; higher is better)", thr)
-	panel(&b, 670, 40, 480, 360, "(b) One at a time: latency, ms (median, log scale; lower is better)", lat)
+	panel(&b, 70, 40, 680, 360, "Throughput, records/s (median, log scale; higher is better)", thr)
+	panel(&b, 830, 40, 460, 360, "(b) One at a time: latency, ms (median, log scale; lower is better)", lat)
 	legend(&b, 70, 470, ws)
 	b.WriteString("</svg>\n")
 	return os.WriteFile(path, []byte(b.String()), 0o644)
@@ -125,7 +128,7 @@ func legend(b *strings.Builder, x, y float64, ws []*workload) {
 			fmt.Fprintf(b, `<rect x="%.0f" y="%.0f" width="12" height="12" fill="%s"/>`+"\n", x, y-10, targetColors[t])
 			fmt.Fprintf(b, `<text x="%.0f" y="%.0f">%s</text>`+"\n", x+16, y, html.EscapeString(targetLabels[t]))
 			x += 16 + 7*float64(len(targetLabels[t])) + 20
-			if x > 1000 {
+			if x > 1100 {
 				x, y = 70, y+20
 			}
 		}

@@ -41,7 +41,7 @@ func aggregate(w *workload, target string, runs []Run) agg {
 	a := agg{target: target}
 	var rps, mbps, p50, p99, p999, mx, cpu []float64
 	for _, r := range runs {
-		if r.Workload != w.id || r.Size != w.size || r.Target != target || w.title == "" {
+		if r.Workload != w.key() || r.Size != w.size || r.Target != target || w.title == "" {
 			continue
 		}
 		if r.Err != "" {

@@ -10,6 +10,7 @@ import (
 // workload is one table of the comparison: a workload at one record size.
 type workload struct {
 	id      string // "a", "b", ...
+	variant string // tells apart workloads of one id and size ("4 members")
 	title   string
 	note    string // how each side is driven, printed under the title
 	size    int
@@ -23,6 +24,9 @@ type workload struct {
 	// notRun, when set, says why the workload does not run.
 	notRun string
 }
+
+// key names the workload in runs: its id and variant.
+func (w *workload) key() string { return w.id + w.variant }
 
 // workloads lists the comparison's workloads in table order. Adding one is
 // a few lines: a title, the targets and a run function over bench.
@@ -68,20 +72,40 @@ func (e *env) workloads() []*workload {
 				return bench.Consume(ctx, t, bench.ConsumeConfig{Stream: stream, Records: c.ConsumeRecords})
 			}})
 	}
+	for _, members := range c.QueueMembers {
+		ws = append(ws, e.queueWorkloads(members)...)
+	}
+	return append(ws, clusterWorkloads(c)...)
+}
+
+// queueWorkloads are (d) with the given number of members, on (c)'s
+// stored records.
+func (e *env) queueWorkloads(members int) []*workload {
+	c := e.cfg
+	var ws []*workload
 	for _, size := range c.Sizes {
 		stream := fmt.Sprintf("c-%d", size) // (c)'s stored records
-		w := &workload{id: "d", size: size, targets: []string{tStrata, tNATS},
-			title: fmt.Sprintf("queue: receive and ack %s records, one member", bench.Count(float64(c.QueueRecords))),
+		w := &workload{id: "d", variant: fmt.Sprintf("m%d", members), size: size, targets: []string{tStrata, tNATS},
+			title: fmt.Sprintf("queue: receive and ack %s records, %d member(s)", bench.Count(float64(c.QueueRecords)), members),
+			note: "Strata: a new queue group per run on (c)'s stored records, Receive of up to 1,000 records, " +
+				"one Ack call per batch. NATS: a new durable pull consumer per run (explicit acks), Messages " +
+				"iterator with 1,000 requested ahead, Ack per message. Latency: from a batch's Receive returning " +
+				"to its Ack returning; NATS's Ack does not wait for the server, Strata's returns once the " +
+				"acks are committed (fsync), so compare the throughput.",
+			setup: func(ctx context.Context, t bench.Target) error {
+				_, err := bench.Fill(ctx, t, stream, 1, c.ConsumeRecords, size, bench.ProducerOptions{})
+				return err
+			},
 			run: func(ctx context.Context, t bench.Target, round int) (*bench.Result, error) {
-				return bench.Queue(ctx, t, bench.QueueConfig{Stream: stream, Group: fmt.Sprintf("q%d", round),
-					Records: c.QueueRecords})
+				return bench.Queue(ctx, t, bench.QueueConfig{Stream: stream, Group: fmt.Sprintf("q%d-m%d", round, members),
+					Records: c.QueueRecords, Members: members})
 			}}
 		if _, ok := e.targets[tStrata].(bench.QueueTarget); !ok {
 			w.notRun = "not run: needs queue groups"
 		}
 		ws = append(ws, w)
 	}
-	return append(ws, clusterWorkloads(c)...)
+	return ws
 }
 
 // clusterWorkloads are (e): a 3-node Strata cluster with replication
