@@ -41,6 +41,7 @@ func main() {
 	flag.StringVar(&strataArgs, "strata-args", "", "extra flags for strata server, space-separated (e.g. --cpuprofile=/tmp/strata.prof)")
 	flag.StringVar(&cfg.JSONPath, "json", "", "write every run's figures to this file")
 	flag.StringVar(&cfg.SVGPath, "svg", "", "draw the chart into this SVG file")
+	replot := flag.String("replot", "", "run nothing: print the tables (and -svg) again from a -json file of an earlier run (give the same -sizes and -queue-members)")
 	flag.Parse()
 	cfg.Sizes = nil
 	for _, s := range strings.Split(sizes, ",") {
@@ -63,6 +64,13 @@ func main() {
 	cfg.StrataArgs = strings.Fields(strataArgs)
 	if only != "" {
 		cfg.Only = strings.Split(only, ",")
+	}
+	if *replot != "" {
+		if err := benchcmp.Replot(cfg, *replot); err != nil {
+			fmt.Fprintln(os.Stderr, "benchcmp:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -100,6 +101,7 @@ type env struct {
 	cfg     Config
 	servers map[string]*server // by target name
 	targets map[string]bench.Target
+	queues  bool // Strata's target has queue groups
 }
 
 func (e *env) close() error {
@@ -189,6 +191,7 @@ func start(ctx context.Context, cfg Config) (*env, error) {
 		return e, err
 	}
 	e.targets[tStrata] = st
+	_, e.queues = any(st).(bench.QueueTarget)
 	for name, ack := range map[string]jetstream.AckPolicy{tNATS: jetstream.AckExplicitPolicy,
 		tNATSAlways: jetstream.AckExplicitPolicy, tNATSNoAck: jetstream.AckNonePolicy} {
 		srv := e.servers[name]
@@ -246,6 +249,31 @@ func (e *env) runOne(ctx context.Context, w *workload, target string, round int)
 		}
 	}
 	return r
+}
+
+// Replot writes the tables (and the SVG when cfg.SVGPath is set) again
+// from the runs a comparison saved with JSONPath, without running anything.
+func Replot(cfg Config, jsonPath string) error {
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		return err
+	}
+	var runs []Run
+	if err := json.Unmarshal(b, &runs); err != nil {
+		return fmt.Errorf("%s: %w", jsonPath, err)
+	}
+	e := &env{cfg: cfg}
+	for _, r := range runs {
+		e.queues = e.queues || strings.HasPrefix(r.Workload, "d")
+		cfg.Rounds = max(cfg.Rounds, r.Round)
+	}
+	e.cfg.Rounds = cfg.Rounds
+	ws := e.workloads()
+	if len(cfg.Only) > 0 {
+		ws = slices.DeleteFunc(ws, func(w *workload) bool { return !slices.Contains(cfg.Only, w.id) })
+	}
+	cfg.JSONPath = ""
+	return report(cfg, ws, runs)
 }
 
 // writeJSON writes every run to path.

@@ -100,7 +100,7 @@ func (e *env) queueWorkloads(members int) []*workload {
 				return bench.Queue(ctx, t, bench.QueueConfig{Stream: stream, Group: fmt.Sprintf("q%d-m%d", round, members),
 					Records: c.QueueRecords, Members: members})
 			}}
-		if _, ok := e.targets[tStrata].(bench.QueueTarget); !ok {
+		if !e.queues {
 			w.notRun = "not run: needs queue groups"
 		}
 		ws = append(ws, w)
