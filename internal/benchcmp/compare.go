@@ -263,11 +263,11 @@ func Replot(cfg Config, jsonPath string) error {
 		return fmt.Errorf("%s: %w", jsonPath, err)
 	}
 	e := &env{cfg: cfg}
+	cfg.Rounds = 0
 	for _, r := range runs {
 		e.queues = e.queues || strings.HasPrefix(r.Workload, "d")
 		cfg.Rounds = max(cfg.Rounds, r.Round)
 	}
-	e.cfg.Rounds = cfg.Rounds
 	ws := e.workloads()
 	if len(cfg.Only) > 0 {
 		ws = slices.DeleteFunc(ws, func(w *workload) bool { return !slices.Contains(cfg.Only, w.id) })

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/stratalog/strata/internal/bench"
@@ -91,6 +92,10 @@ func writeTables(out io.Writer, ws []*workload, runs []Run) {
 		fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 		s := aggs[0]
 		for _, a := range aggs {
+			if a.rounds == 0 && a.failed == 0 {
+				fmt.Fprintf(out, "| %s | no runs | | | | | | | |\n", targetLabels[a.target])
+				continue
+			}
 			if a.rounds == 0 {
 				fmt.Fprintf(out, "| %s | failed in all %d rounds: %s | | | | | | | |\n", targetLabels[a.target], a.failed, oneLine(a.firstErr))
 				continue
@@ -144,7 +149,7 @@ func oneLine(s string) string {
 // report writes the tables, and the JSON and SVG files when asked.
 func report(cfg Config, ws []*workload, runs []Run) error {
 	fmt.Fprintf(cfg.Out, "## Strata vs NATS JetStream: medians of %d rounds\n\n", cfg.Rounds)
-	fmt.Fprintf(cfg.Out, "Machine: %s. Load average at the end: %s.\n", Machine(), loadAvg())
+	fmt.Fprintf(cfg.Out, "Machine: %s. 1-minute load average at the start of the runs: %s.\n", Machine(), loadRange(runs))
 	writeTables(cfg.Out, ws, runs)
 	if cfg.JSONPath != "" {
 		if err := writeJSON(cfg.JSONPath, runs); err != nil {
@@ -157,4 +162,21 @@ func report(cfg Config, ws []*workload, runs []Run) error {
 		}
 	}
 	return nil
+}
+
+// loadRange returns the smallest and largest 1-minute load average the
+// runs started at.
+func loadRange(runs []Run) string {
+	var v []float64
+	for _, r := range runs {
+		if f := strings.Fields(r.Load); len(f) > 0 {
+			if x, err := strconv.ParseFloat(f[0], 64); err == nil {
+				v = append(v, x)
+			}
+		}
+	}
+	if len(v) == 0 {
+		return "unknown"
+	}
+	return fmt.Sprintf("%.2f–%.2f (median %.2f)", slices.Min(v), slices.Max(v), median(v))
 }

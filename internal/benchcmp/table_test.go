@@ -31,7 +31,8 @@ func fakeRuns() ([]*workload, []Run) {
 		{id: "d", size: 128, title: "queue", notRun: "not run: needs queue groups"},
 	}
 	var runs []Run
-	for round, v := range []float64{100, 300, 200} {
+	for i, v := range []float64{100, 300, 200} {
+		round := i + 1
 		runs = append(runs,
 			Run{Workload: "a", Size: 128, Target: tStrata, Round: round, Result: bench.Summary{RecordsPerSec: 10 * v}},
 			Run{Workload: "a", Size: 128, Target: tNATS, Round: round, Result: bench.Summary{RecordsPerSec: v}},
@@ -40,7 +41,7 @@ func fakeRuns() ([]*workload, []Run) {
 			Run{Workload: "b", Size: 128, Target: tNATS, Round: round, Result: bench.Summary{RecordsPerSec: v,
 				LatencyMs: &bench.Latency{P50: v / 200, P99: v / 10}}})
 	}
-	runs = append(runs, Run{Workload: "a", Size: 128, Target: tNATS, Round: 4, Err: "boom"})
+	runs = append(runs, Run{Workload: "a", Size: 128, Target: tNATS, Round: 3, Err: "boom"})
 	return ws, runs
 }
 
@@ -93,5 +94,30 @@ func TestSVGIsWellFormed(t *testing.T) {
 	// background + 2 throughput bars + 4 latency bars + 2 legend boxes
 	if rects != 9 {
 		t.Fatalf("%d rects, want 9:\n%s", rects, b)
+	}
+}
+
+func TestReplotFromJSON(t *testing.T) {
+	_, runs := fakeRuns()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "runs.json")
+	if err := writeJSON(path, runs); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Sizes = []int{128}
+	var out bytes.Buffer
+	cfg.Out, cfg.SVGPath = &out, filepath.Join(dir, "c.svg")
+	if err := Replot(cfg, path); err != nil {
+		t.Fatal(err)
+	}
+	s := out.String()
+	for _, want := range []string{"medians of 3 rounds", "| 2,000 (1.0k–3.0k) |", "| 10.00× |", "not run: needs queue groups", "| no runs |"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("replot lacks %q:\n%s", want, s)
+		}
+	}
+	if _, err := os.Stat(cfg.SVGPath); err != nil {
+		t.Fatalf("no chart: %v", err)
 	}
 }
