@@ -8,9 +8,10 @@ GOBIN         := $(CURDIR)/bin/tools
 PROTOC_GEN_GO := v1.36.12
 PROTOC_GEN_GO_GRPC := v1.6.2
 GRPCURL       := v1.9.4
+NATS_SERVER   := v2.15.2
 TEST_TIMEOUT  ?= 14m
 
-.PHONY: all build run test tools vet fmt-check proto proto-check bench bench-segment docker clean
+.PHONY: all build run test tools vet fmt-check proto proto-check bench bench-segment bench-compare docker clean
 
 all: build
 
@@ -70,6 +71,23 @@ bench-segment:
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 5 ./segment/ | tee bench-segment.txt
 
 bench: bench-segment
+
+# bench-compare runs Strata and NATS JetStream side by side on this machine
+# (internal/benchcmp): servers on 127.0.0.1 with data in a temporary
+# directory, BENCH_ROUNDS rounds, one table per workload (medians), and the
+# chart. It takes about 10 minutes; BENCH_ARGS passes more flags (run
+# `go run ./cmd/benchcmp -h`). Results: bench-compare.md, .svg and .json.
+BENCH_ROUNDS  ?= 5
+BENCH_ARGS    ?=
+bench-compare: build
+	@$(MAKE) -s $(GOBIN)/.nats-server@$(NATS_SERVER)
+	$(GO) build -o bin/benchcmp ./cmd/benchcmp
+	./bin/benchcmp -strata $(BIN) -nats-server $(GOBIN)/nats-server -rounds $(BENCH_ROUNDS) \
+	  -svg bench-compare.svg -json bench-compare.json $(BENCH_ARGS) | tee bench-compare.md
+
+$(GOBIN)/.nats-server@%:
+	GOBIN=$(GOBIN) $(GO) install github.com/nats-io/nats-server/v2@$*
+	@touch $@
 
 docker:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/strata-linux ./cmd/strata

@@ -27,6 +27,7 @@ func runServer(ctx context.Context, args []string) error {
 	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", cfg.SnapshotThreshold, "raft entries between checkpoints (env STRATA_SNAPSHOT_THRESHOLD)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (env STRATA_LOG_LEVEL)")
 	fs.BoolVar(&cfg.UnsafeAckBeforeCommit, "unsafe-ack-before-commit", false, "TESTS ONLY: acknowledge writes before they are durable")
+	cpuProfile := fs.String("cpuprofile", "", "BENCHMARKS ONLY: write a CPU profile to this file until shutdown")
 	// The file first, then the environment, then flags: later wins.
 	if err := fs.Parse(args); err != nil {
 		return exitError{2}
@@ -52,6 +53,11 @@ func runServer(ctx context.Context, args []string) error {
 	if envErr != nil {
 		return envErr
 	}
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	logger := newLogger(cfg.LogLevel)
 	a, err := agent.New(ctx, cfg, logger)
 	if err != nil {
