@@ -457,6 +457,24 @@ func (g *Group) AddVoter(id, addr string) error {
 	return g.mapErr("add voter "+id, g.await(ctx, f))
 }
 
+// AddNonvoter adds the node id at raft address addr as a non-voter: it
+// receives the log but does not vote. Must run on the leader.
+func (g *Group) AddNonvoter(id, addr string) error {
+	ctx, cancel := g.withDeadline(context.Background())
+	defer cancel()
+	f := g.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(addr), 0, g.cfg.ApplyTimeout)
+	return g.mapErr("add non-voter "+id, g.await(ctx, f))
+}
+
+// TransferLeadership hands leadership to the voter id at addr once it has
+// caught up. Must run on the leader.
+func (g *Group) TransferLeadership(ctx context.Context, id, addr string) error {
+	ctx, cancel := g.withDeadline(ctx)
+	defer cancel()
+	f := g.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(addr))
+	return g.mapErr("transfer leadership to "+id, g.await(ctx, f))
+}
+
 // RemoveServer removes the node id from the group. Must run on the leader.
 // A node removed from a group shuts its raft down by itself (raft's
 // ShutdownOnRemove); the Group must still be closed.

@@ -19,6 +19,7 @@ Usage:
   strata produce  TOPIC              one record per line of standard input
   strata consume  TOPIC              print records
   strata group    list|describe|reset
+  strata cluster  status|remove-node ID
 
 Every client command takes --brokers (or STRATA_BROKERS; default 127.0.0.1:7400).
 Run 'strata COMMAND -h' for a command's flags.
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string) error {
 		return runConsume(ctx, rest)
 	case "group":
 		return runGroup(ctx, rest)
+	case "cluster":
+		return runCluster(ctx, rest)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return nil

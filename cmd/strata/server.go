@@ -21,6 +21,10 @@ func runServer(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "metrics and health address; empty disables (env STRATA_HTTP_ADDR)")
 	fs.StringVar(&cfg.ClusterAddr, "cluster-addr", cfg.ClusterAddr, "raft address (env STRATA_CLUSTER_ADDR)")
 	fs.StringVar(&cfg.GossipAddr, "gossip-addr", cfg.GossipAddr, "serf membership address (env STRATA_GOSSIP_ADDR)")
+	join := fs.String("join", "", "comma-separated gossip addresses (host:port) of members to join (env STRATA_JOIN)")
+	fs.StringVar(&cfg.AdvertiseAddr, "advertise-addr", cfg.AdvertiseAddr, "host other nodes and clients reach this node at (env STRATA_ADVERTISE_ADDR)")
+	fs.IntVar(&cfg.MetadataVoters, "metadata-voters", cfg.MetadataVoters, "voters of the metadata group: 1, 3 or 5 (env STRATA_METADATA_VOTERS)")
+	fs.DurationVar(&cfg.DeadNodeTimeout, "dead-node-timeout", cfg.DeadNodeTimeout, "remove a node failed this long; 0 never (env STRATA_DEAD_NODE_TIMEOUT)")
 	fs.IntVar(&cfg.DataGroups, "data-groups", cfg.DataGroups, "data raft groups per node (env STRATA_DATA_GROUPS)")
 	fs.Int64Var(&cfg.MaxSegmentBytes, "max-segment-bytes", cfg.MaxSegmentBytes, "segment size before a roll (env STRATA_MAX_SEGMENT_BYTES)")
 	fs.DurationVar(&cfg.RetentionCheckInterval, "retention-check-interval", cfg.RetentionCheckInterval, "how often retention runs (env STRATA_RETENTION_CHECK_INTERVAL)")
@@ -52,13 +56,21 @@ func runServer(ctx context.Context, args []string) error {
 	if envErr != nil {
 		return envErr
 	}
+	if *join != "" {
+		cfg.Join = nil
+		for _, a := range strings.Split(*join, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				cfg.Join = append(cfg.Join, a)
+			}
+		}
+	}
 	logger := newLogger(cfg.LogLevel)
 	a, err := agent.New(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "strata: node %s serving\n  grpc    %s\n  http    %s\n  cluster %s\n  data    %s\n",
-		cfg.NodeID, a.GRPCAddr(), a.HTTPAddr(), a.ClusterAddr(), cfg.DataDir)
+	fmt.Fprintf(os.Stderr, "strata: node %s serving\n  grpc    %s\n  gossip  %s\n  http    %s\n  cluster %s\n  data    %s\n",
+		cfg.NodeID, a.GRPCAddr(), a.GossipAddr(), a.HTTPAddr(), a.ClusterAddr(), cfg.DataDir)
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "strata: shutting down")
 	if err := a.Close(); err != nil {
@@ -81,6 +93,10 @@ func overlayUnset(set map[string]bool, cfg *agent.Config, file agent.Config) {
 		"cluster-addr":             func() { cfg.ClusterAddr = keep.ClusterAddr },
 		"gossip-addr":              func() { cfg.GossipAddr = keep.GossipAddr },
 		"data-groups":              func() { cfg.DataGroups = keep.DataGroups },
+		"join":                     func() { cfg.Join = keep.Join },
+		"advertise-addr":           func() { cfg.AdvertiseAddr = keep.AdvertiseAddr },
+		"metadata-voters":          func() { cfg.MetadataVoters = keep.MetadataVoters },
+		"dead-node-timeout":        func() { cfg.DeadNodeTimeout = keep.DeadNodeTimeout },
 		"max-segment-bytes":        func() { cfg.MaxSegmentBytes = keep.MaxSegmentBytes },
 		"retention-check-interval": func() { cfg.RetentionCheckInterval = keep.RetentionCheckInterval },
 		"snapshot-threshold":       func() { cfg.SnapshotThreshold = keep.SnapshotThreshold },

@@ -26,8 +26,23 @@ type Config struct {
 	ClusterAddr string `yaml:"cluster_addr"`
 	// GossipAddr is the serf membership port; default 127.0.0.1:7402.
 	GossipAddr string `yaml:"gossip_addr"`
-	// DataGroups is the number of data raft groups; default 4.
+	// Join lists gossip addresses (host:port) of cluster members to join;
+	// empty starts (or restarts) a cluster of its own. Default none.
+	Join []string `yaml:"join"`
+	// AdvertiseAddr is the host (name or IP) other nodes and clients reach
+	// this node at, combined with the ports of the gRPC, cluster and gossip
+	// listeners; empty uses the listeners' own addresses. Default "".
+	AdvertiseAddr string `yaml:"advertise_addr"`
+	// DataGroups is the number of data raft groups each node is a voter
+	// of; default 4.
 	DataGroups int `yaml:"data_groups"`
+	// MetadataVoters is how many nodes vote in the metadata group; the
+	// others follow it as non-voters. 1, 3 or 5; default 3.
+	MetadataVoters int `yaml:"metadata_voters"`
+	// DeadNodeTimeout is how long a failed node stays in the cluster before
+	// it is removed and its replicas re-placed; 0 never removes it.
+	// Default 30 min.
+	DeadNodeTimeout time.Duration `yaml:"dead_node_timeout"`
 	// MaxSegmentBytes rolls partition segments past this size; default 512 MiB.
 	MaxSegmentBytes int64 `yaml:"max_segment_bytes"`
 	// RetentionCheckInterval is how often retention runs; default 1 min.
@@ -56,6 +71,8 @@ func DefaultConfig() Config {
 		ClusterAddr:            "127.0.0.1:7401",
 		GossipAddr:             "127.0.0.1:7402",
 		DataGroups:             4,
+		MetadataVoters:         3,
+		DeadNodeTimeout:        30 * time.Minute,
 		MaxSegmentBytes:        512 << 20,
 		RetentionCheckInterval: time.Minute,
 		SnapshotThreshold:      8192,
@@ -77,6 +94,14 @@ func (c Config) Validate() error {
 	}
 	if c.DataGroups < 1 || c.DataGroups > 64 {
 		errs = append(errs, fmt.Errorf("data groups %d not in [1, 64]", c.DataGroups))
+	}
+	switch c.MetadataVoters {
+	case 1, 3, 5:
+	default:
+		errs = append(errs, fmt.Errorf("metadata voters %d is not 1, 3 or 5", c.MetadataVoters))
+	}
+	if c.DeadNodeTimeout < 0 {
+		errs = append(errs, errors.New("dead node timeout must not be negative"))
 	}
 	if c.MaxSegmentBytes < 1<<20 {
 		errs = append(errs, fmt.Errorf("max segment bytes %d < 1 MiB", c.MaxSegmentBytes))

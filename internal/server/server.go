@@ -89,7 +89,7 @@ func (s *Server) topicInfo(t cluster.Topic) *stratav1.TopicInfo {
 			SizeBytes: ps.SizeBytes, RaftGroup: ps.DataGroup,
 		}
 		if ps.LeaderID != "" {
-			pi.InSync = ps.Replicas
+			pi.InSync = ps.InSync
 		}
 		ti.Partitions = append(ti.Partitions, pi)
 	}
