@@ -31,7 +31,7 @@ type workload struct {
 
 	mu        sync.Mutex
 	acked     map[string]client.Result // value → where it was acknowledged
-	ackTimes  map[int32][]time.Time // per partition
+	ackTimes  map[int32][]time.Time    // per partition
 	failed    int
 	consumed  int
 	committed map[int32]int64
