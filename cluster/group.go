@@ -312,9 +312,16 @@ func OpenGroup(cfg GroupConfig, fsm raft.FSM, layer raft.StreamLayer) (_ *Group,
 	})
 	g.transport = transport
 
+	// A data group's snapshots carry segment files (snapshot_store.go).
+	var store raft.SnapshotStore = g.snaps
+	if d, ok := fsm.(*DataFSM); ok && d.cfg.SnapDir != "" {
+		if store, err = newDataSnapshotStore(g.snaps, d.cfg.SnapDir); err != nil {
+			return nil, fmt.Errorf("cluster: open group %q: %w", cfg.Name, err)
+		}
+	}
 	rc := cfg.raftConfig()
 	rc.Logger = hlog
-	if g.raft, err = raft.NewRaft(rc, fsm, g.logs, g.bolt, g.snaps, transport); err != nil {
+	if g.raft, err = raft.NewRaft(rc, fsm, g.logs, g.bolt, store, transport); err != nil {
 		return nil, fmt.Errorf("cluster: open group %q: start raft: %w", cfg.Name, err)
 	}
 	return g, nil

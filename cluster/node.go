@@ -238,6 +238,7 @@ func (n *Node) openDataGroup(id uint32) (*DataGroup, error) {
 	name := groupName(id)
 	fsm, err := NewDataFSM(DataFSMConfig{
 		Dir:     filepath.Join(n.cfg.Dir, name, "partitions"),
+		SnapDir: filepath.Join(n.cfg.Dir, name, "snapdata"),
 		Segment: n.cfg.Segment,
 		Logger:  n.log.With("group", name),
 	})
@@ -308,6 +309,14 @@ func (n *Node) Start(ctx context.Context) error {
 	for _, d := range n.DataGroups() {
 		if err := d.Group.WaitLeader(ctx); err != nil {
 			return fmt.Errorf("cluster: data group %d: %w", d.ID, err)
+		}
+		// Entries committed before a restart are applied again once the
+		// group has a leader; on the leader, wait for that so reads see
+		// them (a follower catches up from its leader).
+		if d.Group.IsLeader() {
+			if err := d.Group.Barrier(ctx); err != nil && !errors.Is(err, ErrNotLeader) {
+				return fmt.Errorf("cluster: data group %d: %w", d.ID, err)
+			}
 		}
 	}
 	return nil
