@@ -100,7 +100,7 @@ func startTestCluster(t *testing.T, n int) []*testClusterNode {
 			if got := len(c.node.MetaFSM.NodeInfos()); got != n {
 				return fmt.Errorf("%s knows %d nodes", c.id, got)
 			}
-			if r := nodes[0].node.MetaRole(c.id); r != "leader" && r != "voter" {
+			if r := nodes[0].node.MetaRole(c.id); r == "none" || r == "unknown" {
 				return fmt.Errorf("%s is %s in the metadata group", c.id, r)
 			}
 		}
@@ -381,4 +381,106 @@ func TestPlacePartitionsSpreadsLeaders(t *testing.T) {
 			t.Fatalf("group %d shrank: %+v", g.ID, g)
 		}
 	}
+}
+
+// A node that stays failed past the dead-node timeout is removed by the
+// metadata leader: its replicas move to the node that held none, which
+// catches up, and the metadata group forgets it.
+func TestClusterDeadNodeReplaced(t *testing.T) {
+	nodes := startTestCluster(t, 4)
+	ml := metaLeader(t, nodes)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := ml.node.EnsureDataGroups(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	// A group of 3 voters that leaves one node out and whose voters
+	// include a node other than the metadata leader.
+	var g DataGroupInfo
+	var outside, victim string
+	for _, cand := range ml.node.MetaFSM.DataGroupInfos() {
+		if len(cand.Voters) != 3 {
+			continue
+		}
+		for _, c := range nodes {
+			if !slices.Contains(cand.Voters, c.id) {
+				outside = c.id
+			}
+		}
+		for _, v := range cand.Voters {
+			if v != ml.id {
+				victim = v
+			}
+		}
+		g = cand
+		break
+	}
+	_, dg := groupLeader(t, nodes, g.ID)
+	k := PartKey{TopicID: 1, Partition: 0}
+	eventuallyErr(t, 10*time.Second, "create partition", func() error {
+		_, dg = groupLeader(t, nodes, g.ID)
+		_, err := dg.Group.Apply(ctx, CreatePartitionCmd("t", k, TopicConfig{Partitions: 1, ReplicationFactor: 3}))
+		return err
+	})
+	for i := range 50 {
+		eventuallyErr(t, 10*time.Second, "produce", func() error {
+			_, dg = groupLeader(t, nodes, g.ID)
+			_, err := dg.Group.Apply(ctx, ProduceCmd(k, testBatch(t, 100, i)))
+			return err
+		})
+	}
+	var v *testClusterNode
+	for _, c := range nodes {
+		if c.id == victim {
+			v = c
+		}
+	}
+	// Removing an alive node is refused.
+	if err := ml.node.RemoveNode(ctx, victim); err == nil {
+		t.Fatal("RemoveNode of an alive node succeeded")
+	}
+	v.stop()
+	// The dead-node timeout is read by the leader's loop; set it now, on
+	// every live node (whichever leads), to a short value.
+	for _, c := range nodes {
+		if c.node != nil {
+			c.node.setDeadNodeTimeout(500 * time.Millisecond)
+		}
+	}
+	eventuallyErr(t, 30*time.Second, "the dead node's replica re-placed and caught up", func() error {
+		l := metaLeader(t, nodes)
+		if _, ok := l.node.MetaFSM.NodeInfo(victim); ok {
+			return fmt.Errorf("%s still registered", victim)
+		}
+		info, _ := l.node.MetaFSM.DataGroupInfo(g.ID)
+		if !slices.Contains(info.Voters, outside) || slices.Contains(info.Voters, victim) {
+			return fmt.Errorf("voters %v", info.Voters)
+		}
+		for _, c := range nodes {
+			if c.id != outside {
+				continue
+			}
+			d := c.node.DataGroup(g.ID)
+			if d == nil {
+				return fmt.Errorf("%s has not opened the group", c.id)
+			}
+			p := d.FSM.Partition(k)
+			if p == nil || p.Log.HighWatermark() != 50 {
+				return fmt.Errorf("new replica not caught up")
+			}
+		}
+		if r := l.node.MetaRole(victim); r != "none" {
+			return fmt.Errorf("%s still %s in the metadata group", victim, r)
+		}
+		voters := 0
+		for _, c := range nodes {
+			if r := l.node.MetaRole(c.id); r == "voter" || r == "leader" {
+				voters++
+			}
+		}
+		if voters != 3 {
+			return fmt.Errorf("%d metadata voters, want 3", voters)
+		}
+		return nil
+	})
 }

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -57,6 +58,7 @@ type NodeConfig struct {
 	MetadataVoters int
 	// DeadNodeTimeout is how long a node may stay failed before the
 	// metadata leader removes it and re-places its replicas; 0 never does.
+	// Default 0.
 	DeadNodeTimeout time.Duration
 	// ReconcileInterval is how often the node reconciles its raft groups
 	// with the metadata and the membership without being woken; default 1 s.
@@ -108,6 +110,8 @@ type Node struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	rec     reconcileState // owned by the reconcile goroutine
+	// deadNodeTimeout is cfg.DeadNodeTimeout, changeable by tests.
+	deadNodeTimeout atomic.Int64
 
 	closeOnce sync.Once
 	closeErr  error
@@ -152,6 +156,7 @@ func OpenNode(cfg NodeConfig, onMetaChange func()) (*Node, error) {
 		stop:           make(chan struct{}),
 	}
 	n.rec.init()
+	n.deadNodeTimeout.Store(int64(cfg.DeadNodeTimeout))
 	n.stopCtx, n.cancel = context.WithCancel(context.Background())
 	if cfg.AdvertiseClusterAddr != "" {
 		if err := n.mux.SetAdvertise(cfg.AdvertiseClusterAddr); err != nil {
@@ -465,6 +470,12 @@ func (n *Node) GroupLeader(id uint32) string {
 		}
 	}
 	return ""
+}
+
+// setDeadNodeTimeout changes the dead-node timeout (tests).
+func (n *Node) setDeadNodeTimeout(d time.Duration) {
+	n.deadNodeTimeout.Store(int64(d))
+	n.Kick()
 }
 
 // Kick wakes the reconcile loop. It never blocks.

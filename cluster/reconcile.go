@@ -180,7 +180,7 @@ func (n *Node) reconcileMeta(ctx context.Context) error {
 		}
 	}
 	errs = append(errs, n.reconcileMetaServers(alive))
-	if d := n.cfg.DeadNodeTimeout; d > 0 {
+	if d := time.Duration(n.deadNodeTimeout.Load()); d > 0 {
 		for id, since := range n.rec.failedSince {
 			if _, known := n.MetaFSM.NodeInfo(id); !known || now.Sub(since) < d || id == n.cfg.ID {
 				continue
@@ -240,10 +240,11 @@ func (n *Node) reconcileMetaServers(alive map[string]Member) error {
 	return errors.Join(errs...)
 }
 
-// RemoveNode removes a node from the cluster: its replicas are placed on
-// other nodes (the groups' leaders then change their raft configurations),
-// it leaves the metadata group and gossip forgets it. It must run on the
-// metadata leader, and cannot remove the leader itself.
+// RemoveNode removes a failed node from the cluster: its replicas are placed
+// on other nodes (the groups' leaders then change their raft
+// configurations), it leaves the metadata group and gossip forgets it. It
+// must run on the metadata leader. A node that gossip says is alive is not
+// removed (stop it first): it would register itself again.
 func (n *Node) RemoveNode(ctx context.Context, id string) error {
 	if !n.Meta.IsLeader() {
 		lid, addr := n.Meta.Leader()
@@ -259,6 +260,9 @@ func (n *Node) RemoveNode(ctx context.Context, id string) error {
 	alive := map[string]bool{}
 	for _, m := range n.Members() {
 		alive[m.ID] = m.Status == MemberStatusAlive
+	}
+	if alive[id] {
+		return fmt.Errorf("%w: node %s is alive; stop it before removing it", ErrMemberAlive, id)
 	}
 	for _, info := range n.MetaFSM.NodeInfos() {
 		if info.ID != id && alive[info.ID] {

@@ -107,7 +107,7 @@ func (b *Broker) RemoveNode(ctx context.Context, id string) error {
 		return nil
 	case errors.Is(err, cluster.ErrUnknownNode):
 		return fmt.Errorf("%w: %w", ErrUnknownNode, err)
-	case errors.Is(err, cluster.ErrInvalidConfig):
+	case errors.Is(err, cluster.ErrInvalidConfig), errors.Is(err, cluster.ErrMemberAlive):
 		return fmt.Errorf("%w: %w", ErrInvalidRequest, err)
 	case errors.Is(err, cluster.ErrNotLeader):
 		return b.notLeader(b.node.Meta, "metadata")
