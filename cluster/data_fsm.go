@@ -35,6 +35,8 @@ type Partition struct {
 	// producers is touched only by the FSM goroutine (Apply, Snapshot,
 	// Restore), which raft never runs concurrently.
 	producers map[int64]*producerState
+	// queues is the partition's queue-group state (queue_state.go).
+	queues queueSet
 }
 
 // Failed reports whether the partition's storage failed under a committed
@@ -125,6 +127,7 @@ const (
 	dataCmdProduce byte = 1
 	dataCmdCreate  byte = 2
 	dataCmdDelete  byte = 3
+	dataCmdQueue   byte = 4 // queue_cmd.go
 )
 
 // produceHeaderLen is type (1) + topic id (8) + partition (4).
@@ -170,6 +173,8 @@ func (f *DataFSM) Apply(l *raft.Log) any {
 	switch l.Data[0] {
 	case dataCmdProduce:
 		return f.applyProduce(l)
+	case dataCmdQueue:
+		return f.applyQueue(l)
 	case dataCmdCreate, dataCmdDelete:
 		var c partitionCmd
 		if err := json.Unmarshal(l.Data[1:], &c); err != nil {
@@ -306,6 +311,7 @@ type manifestEntry struct {
 	StartOffset   int64                    `json:"start_offset"`
 	HighWatermark int64                    `json:"high_watermark"`
 	Producers     map[int64]*producerState `json:"producers"`
+	Queues        []queueSnap              `json:"queues,omitempty"`
 }
 
 // Snapshot implements raft.FSM. Raft calls it on the FSM goroutine, so the
@@ -319,6 +325,7 @@ func (f *DataFSM) Snapshot() (raft.FSMSnapshot, error) {
 			Key: p.Key, Topic: p.Topic, Config: p.Config,
 			StartOffset: p.Log.StartOffset(), HighWatermark: p.Log.HighWatermark(),
 			Producers: cloneProducers(p.producers),
+			Queues:    p.snapshotQueues(),
 		})
 		logs = append(logs, p.Log)
 		// Appends run on this goroutine only, so the segments and their
@@ -441,7 +448,9 @@ func (f *DataFSM) restorePartition(dir string, e manifestEntry, src *snapSource)
 	if prods == nil {
 		prods = map[int64]*producerState{}
 	}
-	return &Partition{Key: e.Key, Topic: e.Topic, Config: e.Config, Log: lg, producers: prods}, nil
+	p := &Partition{Key: e.Key, Topic: e.Topic, Config: e.Config, Log: lg, producers: prods}
+	p.restoreQueues(e.Queues)
+	return p, nil
 }
 
 // Close closes every partition's log.

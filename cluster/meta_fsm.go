@@ -94,6 +94,8 @@ type MetaState struct {
 	Nodes          map[string]NodeInfo       `json:"nodes"`
 	DataGroups     map[uint32]*DataGroupInfo `json:"data_groups"`
 	Groups         map[string]GroupOffsets   `json:"groups"`
+	// Queues holds the queue groups, by "topic/name" (queue_meta.go).
+	Queues map[string]*QueueDef `json:"queues,omitempty"`
 }
 
 func newMetaState() *MetaState {
@@ -104,6 +106,7 @@ func newMetaState() *MetaState {
 		Nodes:          map[string]NodeInfo{},
 		DataGroups:     map[uint32]*DataGroupInfo{},
 		Groups:         map[string]GroupOffsets{},
+		Queues:         map[string]*QueueDef{},
 	}
 }
 
@@ -118,6 +121,7 @@ type metaCmd struct {
 	Group      string          `json:"group,omitempty"`
 	Offsets    []TopicOffset   `json:"offsets,omitempty"`
 	Reset      bool            `json:"reset,omitempty"`
+	Queue      *QueueDef       `json:"queue,omitempty"`
 }
 
 // TopicOffset is one partition's offset in a commit or reset.
@@ -134,6 +138,7 @@ const (
 	opSetDataGroups   = "set_data_groups"
 	opAllocProducerID = "alloc_producer_id"
 	opCommitOffsets   = "commit_offsets"
+	opPutQueue        = "put_queue"
 	opRemoveNode      = "remove_node"
 )
 
@@ -310,6 +315,7 @@ func (f *MetaFSM) applyLocked(c *metaCmd) any {
 		for _, g := range s.Groups {
 			delete(g, c.Name)
 		}
+		f.deleteTopicQueuesLocked(c.Name)
 		return nil
 	case opRegisterNode:
 		s.Nodes[c.Node.ID] = *c.Node
@@ -335,6 +341,8 @@ func (f *MetaFSM) applyLocked(c *metaCmd) any {
 		return id
 	case opCommitOffsets:
 		return f.commitLocked(c)
+	case opPutQueue:
+		return f.applyQueueLocked(c)
 	default:
 		panic(fmt.Sprintf("cluster: unknown metadata command %q", c.Op))
 	}

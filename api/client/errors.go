@@ -41,6 +41,9 @@ var (
 	// ErrUnknownMember is returned when the group no longer knows this
 	// member (its session expired); the Consumer joins again by itself.
 	ErrUnknownMember = errors.New("client: unknown group member")
+	// ErrUnknownQueueGroup is returned for a queue group not defined on
+	// the topic.
+	ErrUnknownQueueGroup = errors.New("client: unknown queue group")
 	// ErrUnknownProducer is returned for a producer id the broker never
 	// allocated (ProducerConfig.ProducerID).
 	ErrUnknownProducer = errors.New("client: unknown producer id")
@@ -133,6 +136,7 @@ var hints = map[codes.Code][]struct {
 		{"unknown partition", ErrUnknownPartition},
 		{"unknown group member", ErrUnknownMember},
 		{"unknown producer", ErrUnknownProducer},
+		{"unknown queue group", ErrUnknownQueueGroup},
 		{"unknown group", ErrUnknownGroup},
 		{"unknown topic", ErrUnknownTopic},
 	},

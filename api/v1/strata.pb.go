@@ -2589,6 +2589,1350 @@ func (x *ResetOffsetsResponse) GetOffsets() []*PartitionOffset {
 	return nil
 }
 
+// QueueSettings are a queue group's settings. Zero values take the
+// defaults: ack timeout 30 s, max deliveries 5, backoff 1 s to 5 min, max
+// leased 10,000 per partition, dead-letter topic "<topic>.<group>.dlq",
+// ordering "none".
+type QueueSettings struct {
+	state                 protoimpl.MessageState `protogen:"open.v1"`
+	AckTimeoutMs          int64                  `protobuf:"varint,1,opt,name=ack_timeout_ms,json=ackTimeoutMs,proto3" json:"ack_timeout_ms,omitempty"`
+	MaxDeliveries         int32                  `protobuf:"varint,2,opt,name=max_deliveries,json=maxDeliveries,proto3" json:"max_deliveries,omitempty"`
+	BackoffInitialMs      int64                  `protobuf:"varint,3,opt,name=backoff_initial_ms,json=backoffInitialMs,proto3" json:"backoff_initial_ms,omitempty"`
+	BackoffMaxMs          int64                  `protobuf:"varint,4,opt,name=backoff_max_ms,json=backoffMaxMs,proto3" json:"backoff_max_ms,omitempty"`
+	MaxLeasedPerPartition int32                  `protobuf:"varint,5,opt,name=max_leased_per_partition,json=maxLeasedPerPartition,proto3" json:"max_leased_per_partition,omitempty"`
+	DeadLetterTopic       string                 `protobuf:"bytes,6,opt,name=dead_letter_topic,json=deadLetterTopic,proto3" json:"dead_letter_topic,omitempty"`
+	Ordering              string                 `protobuf:"bytes,7,opt,name=ordering,proto3" json:"ordering,omitempty"` // "none" or "key"
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *QueueSettings) Reset() {
+	*x = QueueSettings{}
+	mi := &file_strata_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueSettings) ProtoMessage() {}
+
+func (x *QueueSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueSettings.ProtoReflect.Descriptor instead.
+func (*QueueSettings) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *QueueSettings) GetAckTimeoutMs() int64 {
+	if x != nil {
+		return x.AckTimeoutMs
+	}
+	return 0
+}
+
+func (x *QueueSettings) GetMaxDeliveries() int32 {
+	if x != nil {
+		return x.MaxDeliveries
+	}
+	return 0
+}
+
+func (x *QueueSettings) GetBackoffInitialMs() int64 {
+	if x != nil {
+		return x.BackoffInitialMs
+	}
+	return 0
+}
+
+func (x *QueueSettings) GetBackoffMaxMs() int64 {
+	if x != nil {
+		return x.BackoffMaxMs
+	}
+	return 0
+}
+
+func (x *QueueSettings) GetMaxLeasedPerPartition() int32 {
+	if x != nil {
+		return x.MaxLeasedPerPartition
+	}
+	return 0
+}
+
+func (x *QueueSettings) GetDeadLetterTopic() string {
+	if x != nil {
+		return x.DeadLetterTopic
+	}
+	return ""
+}
+
+func (x *QueueSettings) GetOrdering() string {
+	if x != nil {
+		return x.Ordering
+	}
+	return ""
+}
+
+type CreateQueueGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Group         string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	Settings      *QueueSettings         `protobuf:"bytes,3,opt,name=settings,proto3" json:"settings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateQueueGroupRequest) Reset() {
+	*x = CreateQueueGroupRequest{}
+	mi := &file_strata_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateQueueGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateQueueGroupRequest) ProtoMessage() {}
+
+func (x *CreateQueueGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateQueueGroupRequest.ProtoReflect.Descriptor instead.
+func (*CreateQueueGroupRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *CreateQueueGroupRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *CreateQueueGroupRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *CreateQueueGroupRequest) GetSettings() *QueueSettings {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
+type CreateQueueGroupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Settings      *QueueSettings         `protobuf:"bytes,1,opt,name=settings,proto3" json:"settings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateQueueGroupResponse) Reset() {
+	*x = CreateQueueGroupResponse{}
+	mi := &file_strata_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateQueueGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateQueueGroupResponse) ProtoMessage() {}
+
+func (x *CreateQueueGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateQueueGroupResponse.ProtoReflect.Descriptor instead.
+func (*CreateQueueGroupResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *CreateQueueGroupResponse) GetSettings() *QueueSettings {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
+type DescribeQueueGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Group         string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeQueueGroupRequest) Reset() {
+	*x = DescribeQueueGroupRequest{}
+	mi := &file_strata_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeQueueGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeQueueGroupRequest) ProtoMessage() {}
+
+func (x *DescribeQueueGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeQueueGroupRequest.ProtoReflect.Descriptor instead.
+func (*DescribeQueueGroupRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *DescribeQueueGroupRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *DescribeQueueGroupRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+type QueuePartitionState struct {
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	Partition            int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	Floor                int64                  `protobuf:"varint,2,opt,name=floor,proto3" json:"floor,omitempty"` // every offset below is acked or dead-lettered
+	HighWatermark        int64                  `protobuf:"varint,3,opt,name=high_watermark,json=highWatermark,proto3" json:"high_watermark,omitempty"`
+	Backlog              int64                  `protobuf:"varint,4,opt,name=backlog,proto3" json:"backlog,omitempty"` // records not yet done
+	Available            int64                  `protobuf:"varint,5,opt,name=available,proto3" json:"available,omitempty"`
+	Leased               int64                  `protobuf:"varint,6,opt,name=leased,proto3" json:"leased,omitempty"`
+	Acked                uint64                 `protobuf:"varint,7,opt,name=acked,proto3" json:"acked,omitempty"`
+	DeadLettered         uint64                 `protobuf:"varint,8,opt,name=dead_lettered,json=deadLettered,proto3" json:"dead_lettered,omitempty"`
+	Deliveries           uint64                 `protobuf:"varint,9,opt,name=deliveries,proto3" json:"deliveries,omitempty"`
+	Redeliveries         uint64                 `protobuf:"varint,10,opt,name=redeliveries,proto3" json:"redeliveries,omitempty"`
+	OldestUnackedSeconds float64                `protobuf:"fixed64,11,opt,name=oldest_unacked_seconds,json=oldestUnackedSeconds,proto3" json:"oldest_unacked_seconds,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *QueuePartitionState) Reset() {
+	*x = QueuePartitionState{}
+	mi := &file_strata_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueuePartitionState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueuePartitionState) ProtoMessage() {}
+
+func (x *QueuePartitionState) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueuePartitionState.ProtoReflect.Descriptor instead.
+func (*QueuePartitionState) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *QueuePartitionState) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *QueuePartitionState) GetFloor() int64 {
+	if x != nil {
+		return x.Floor
+	}
+	return 0
+}
+
+func (x *QueuePartitionState) GetHighWatermark() int64 {
+	if x != nil {
+		return x.HighWatermark
+	}
+	return 0
+}
+
+func (x *QueuePartitionState) GetBacklog() int64 {
+	if x != nil {
+		return x.Backlog
+	}
+	return 0
+}
+
+func (x *QueuePartitionState) GetAvailable() int64 {
+	if x != nil {
+		return x.Available
+	}
+	return 0
+}
+
+func (x *QueuePartitionState) GetLeased() int64 {
+	if x != nil {
+		return x.Leased
+	}
+	return 0
+}
+
+func (x *QueuePartitionState) GetAcked() uint64 {
+	if x != nil {
+		return x.Acked
+	}
+	return 0
+}
+
+func (x *QueuePartitionState) GetDeadLettered() uint64 {
+	if x != nil {
+		return x.DeadLettered
+	}
+	return 0
+}
+
+func (x *QueuePartitionState) GetDeliveries() uint64 {
+	if x != nil {
+		return x.Deliveries
+	}
+	return 0
+}
+
+func (x *QueuePartitionState) GetRedeliveries() uint64 {
+	if x != nil {
+		return x.Redeliveries
+	}
+	return 0
+}
+
+func (x *QueuePartitionState) GetOldestUnackedSeconds() float64 {
+	if x != nil {
+		return x.OldestUnackedSeconds
+	}
+	return 0
+}
+
+type QueueMemberLeases struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MemberId      string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	Leased        int64                  `protobuf:"varint,2,opt,name=leased,proto3" json:"leased,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueueMemberLeases) Reset() {
+	*x = QueueMemberLeases{}
+	mi := &file_strata_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueMemberLeases) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueMemberLeases) ProtoMessage() {}
+
+func (x *QueueMemberLeases) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueMemberLeases.ProtoReflect.Descriptor instead.
+func (*QueueMemberLeases) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *QueueMemberLeases) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *QueueMemberLeases) GetLeased() int64 {
+	if x != nil {
+		return x.Leased
+	}
+	return 0
+}
+
+type DescribeQueueGroupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Group         string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	Settings      *QueueSettings         `protobuf:"bytes,3,opt,name=settings,proto3" json:"settings,omitempty"`
+	Partitions    []*QueuePartitionState `protobuf:"bytes,4,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	Members       []*QueueMemberLeases   `protobuf:"bytes,5,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeQueueGroupResponse) Reset() {
+	*x = DescribeQueueGroupResponse{}
+	mi := &file_strata_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeQueueGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeQueueGroupResponse) ProtoMessage() {}
+
+func (x *DescribeQueueGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeQueueGroupResponse.ProtoReflect.Descriptor instead.
+func (*DescribeQueueGroupResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *DescribeQueueGroupResponse) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *DescribeQueueGroupResponse) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *DescribeQueueGroupResponse) GetSettings() *QueueSettings {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
+func (x *DescribeQueueGroupResponse) GetPartitions() []*QueuePartitionState {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+func (x *DescribeQueueGroupResponse) GetMembers() []*QueueMemberLeases {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+type ListQueueGroupsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListQueueGroupsRequest) Reset() {
+	*x = ListQueueGroupsRequest{}
+	mi := &file_strata_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListQueueGroupsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListQueueGroupsRequest) ProtoMessage() {}
+
+func (x *ListQueueGroupsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListQueueGroupsRequest.ProtoReflect.Descriptor instead.
+func (*ListQueueGroupsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *ListQueueGroupsRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+type QueueGroupSummary struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Group         string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueueGroupSummary) Reset() {
+	*x = QueueGroupSummary{}
+	mi := &file_strata_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueGroupSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueGroupSummary) ProtoMessage() {}
+
+func (x *QueueGroupSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueGroupSummary.ProtoReflect.Descriptor instead.
+func (*QueueGroupSummary) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *QueueGroupSummary) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *QueueGroupSummary) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+type ListQueueGroupsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Groups        []*QueueGroupSummary   `protobuf:"bytes,1,rep,name=groups,proto3" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListQueueGroupsResponse) Reset() {
+	*x = ListQueueGroupsResponse{}
+	mi := &file_strata_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListQueueGroupsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListQueueGroupsResponse) ProtoMessage() {}
+
+func (x *ListQueueGroupsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListQueueGroupsResponse.ProtoReflect.Descriptor instead.
+func (*ListQueueGroupsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *ListQueueGroupsResponse) GetGroups() []*QueueGroupSummary {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+type RecordHeader struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordHeader) Reset() {
+	*x = RecordHeader{}
+	mi := &file_strata_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordHeader) ProtoMessage() {}
+
+func (x *RecordHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordHeader.ProtoReflect.Descriptor instead.
+func (*RecordHeader) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *RecordHeader) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *RecordHeader) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+type QueueMessage struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Partition       int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	Offset          int64                  `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Key             []byte                 `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	Value           []byte                 `protobuf:"bytes,4,opt,name=value,proto3" json:"value,omitempty"`
+	Headers         []*RecordHeader        `protobuf:"bytes,5,rep,name=headers,proto3" json:"headers,omitempty"`
+	TimestampMs     int64                  `protobuf:"varint,6,opt,name=timestamp_ms,json=timestampMs,proto3" json:"timestamp_ms,omitempty"`
+	Deliveries      int32                  `protobuf:"varint,7,opt,name=deliveries,proto3" json:"deliveries,omitempty"`                                    // including this one
+	LeaseDeadlineMs int64                  `protobuf:"varint,8,opt,name=lease_deadline_ms,json=leaseDeadlineMs,proto3" json:"lease_deadline_ms,omitempty"` // unix ms, for information
+	NullKey         bool                   `protobuf:"varint,9,opt,name=null_key,json=nullKey,proto3" json:"null_key,omitempty"`                           // the record has no key (key is then empty)
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *QueueMessage) Reset() {
+	*x = QueueMessage{}
+	mi := &file_strata_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueMessage) ProtoMessage() {}
+
+func (x *QueueMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueMessage.ProtoReflect.Descriptor instead.
+func (*QueueMessage) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *QueueMessage) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *QueueMessage) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *QueueMessage) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *QueueMessage) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *QueueMessage) GetHeaders() []*RecordHeader {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *QueueMessage) GetTimestampMs() int64 {
+	if x != nil {
+		return x.TimestampMs
+	}
+	return 0
+}
+
+func (x *QueueMessage) GetDeliveries() int32 {
+	if x != nil {
+		return x.Deliveries
+	}
+	return 0
+}
+
+func (x *QueueMessage) GetLeaseDeadlineMs() int64 {
+	if x != nil {
+		return x.LeaseDeadlineMs
+	}
+	return 0
+}
+
+func (x *QueueMessage) GetNullKey() bool {
+	if x != nil {
+		return x.NullKey
+	}
+	return false
+}
+
+type QueueReceiveRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Group         string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	MemberId      string                 `protobuf:"bytes,3,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	Partition     int32                  `protobuf:"varint,4,opt,name=partition,proto3" json:"partition,omitempty"` // -1: any partition this node leads
+	MaxMessages   int32                  `protobuf:"varint,5,opt,name=max_messages,json=maxMessages,proto3" json:"max_messages,omitempty"`
+	MaxWaitMs     int32                  `protobuf:"varint,6,opt,name=max_wait_ms,json=maxWaitMs,proto3" json:"max_wait_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueueReceiveRequest) Reset() {
+	*x = QueueReceiveRequest{}
+	mi := &file_strata_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueReceiveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueReceiveRequest) ProtoMessage() {}
+
+func (x *QueueReceiveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueReceiveRequest.ProtoReflect.Descriptor instead.
+func (*QueueReceiveRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *QueueReceiveRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *QueueReceiveRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *QueueReceiveRequest) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *QueueReceiveRequest) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *QueueReceiveRequest) GetMaxMessages() int32 {
+	if x != nil {
+		return x.MaxMessages
+	}
+	return 0
+}
+
+func (x *QueueReceiveRequest) GetMaxWaitMs() int32 {
+	if x != nil {
+		return x.MaxWaitMs
+	}
+	return 0
+}
+
+type QueueReceiveResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Messages      []*QueueMessage        `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueueReceiveResponse) Reset() {
+	*x = QueueReceiveResponse{}
+	mi := &file_strata_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueReceiveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueReceiveResponse) ProtoMessage() {}
+
+func (x *QueueReceiveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueReceiveResponse.ProtoReflect.Descriptor instead.
+func (*QueueReceiveResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *QueueReceiveResponse) GetMessages() []*QueueMessage {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+type QueuePartitionOffsets struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Partition     int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	Offsets       []int64                `protobuf:"varint,2,rep,packed,name=offsets,proto3" json:"offsets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueuePartitionOffsets) Reset() {
+	*x = QueuePartitionOffsets{}
+	mi := &file_strata_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueuePartitionOffsets) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueuePartitionOffsets) ProtoMessage() {}
+
+func (x *QueuePartitionOffsets) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueuePartitionOffsets.ProtoReflect.Descriptor instead.
+func (*QueuePartitionOffsets) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *QueuePartitionOffsets) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *QueuePartitionOffsets) GetOffsets() []int64 {
+	if x != nil {
+		return x.Offsets
+	}
+	return nil
+}
+
+type QueueSettleRequest struct {
+	state         protoimpl.MessageState   `protogen:"open.v1"`
+	Topic         string                   `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Group         string                   `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	MemberId      string                   `protobuf:"bytes,3,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	Offsets       []*QueuePartitionOffsets `protobuf:"bytes,4,rep,name=offsets,proto3" json:"offsets,omitempty"`
+	DelayMs       int64                    `protobuf:"varint,5,opt,name=delay_ms,json=delayMs,proto3" json:"delay_ms,omitempty"` // nack: redelivery delay; extend: new lease length
+	Error         string                   `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`                     // nack, reject: the error text, kept for the dead letter
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueueSettleRequest) Reset() {
+	*x = QueueSettleRequest{}
+	mi := &file_strata_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueSettleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueSettleRequest) ProtoMessage() {}
+
+func (x *QueueSettleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueSettleRequest.ProtoReflect.Descriptor instead.
+func (*QueueSettleRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *QueueSettleRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *QueueSettleRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *QueueSettleRequest) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *QueueSettleRequest) GetOffsets() []*QueuePartitionOffsets {
+	if x != nil {
+		return x.Offsets
+	}
+	return nil
+}
+
+func (x *QueueSettleRequest) GetDelayMs() int64 {
+	if x != nil {
+		return x.DelayMs
+	}
+	return 0
+}
+
+func (x *QueueSettleRequest) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type QueueSettleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Settled       int32                  `protobuf:"varint,1,opt,name=settled,proto3" json:"settled,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueueSettleResponse) Reset() {
+	*x = QueueSettleResponse{}
+	mi := &file_strata_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueSettleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueSettleResponse) ProtoMessage() {}
+
+func (x *QueueSettleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueSettleResponse.ProtoReflect.Descriptor instead.
+func (*QueueSettleResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *QueueSettleResponse) GetSettled() int32 {
+	if x != nil {
+		return x.Settled
+	}
+	return 0
+}
+
+type RedriveQueueGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Group         string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	MaxMessages   int32                  `protobuf:"varint,3,opt,name=max_messages,json=maxMessages,proto3" json:"max_messages,omitempty"` // 0: all
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`                               // "max-deliveries" or "rejected": only those; empty: all
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedriveQueueGroupRequest) Reset() {
+	*x = RedriveQueueGroupRequest{}
+	mi := &file_strata_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedriveQueueGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedriveQueueGroupRequest) ProtoMessage() {}
+
+func (x *RedriveQueueGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedriveQueueGroupRequest.ProtoReflect.Descriptor instead.
+func (*RedriveQueueGroupRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *RedriveQueueGroupRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *RedriveQueueGroupRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *RedriveQueueGroupRequest) GetMaxMessages() int32 {
+	if x != nil {
+		return x.MaxMessages
+	}
+	return 0
+}
+
+func (x *RedriveQueueGroupRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type RedriveQueueGroupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Redriven      int32                  `protobuf:"varint,1,opt,name=redriven,proto3" json:"redriven,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedriveQueueGroupResponse) Reset() {
+	*x = RedriveQueueGroupResponse{}
+	mi := &file_strata_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedriveQueueGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedriveQueueGroupResponse) ProtoMessage() {}
+
+func (x *RedriveQueueGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedriveQueueGroupResponse.ProtoReflect.Descriptor instead.
+func (*RedriveQueueGroupResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *RedriveQueueGroupResponse) GetRedriven() int32 {
+	if x != nil {
+		return x.Redriven
+	}
+	return 0
+}
+
+type ResetQueueGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Group         string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	Spec          OffsetSpec             `protobuf:"varint,3,opt,name=spec,proto3,enum=strata.v1.OffsetSpec" json:"spec,omitempty"`
+	Offset        int64                  `protobuf:"varint,4,opt,name=offset,proto3" json:"offset,omitempty"`
+	TimestampMs   int64                  `protobuf:"varint,5,opt,name=timestamp_ms,json=timestampMs,proto3" json:"timestamp_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetQueueGroupRequest) Reset() {
+	*x = ResetQueueGroupRequest{}
+	mi := &file_strata_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetQueueGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetQueueGroupRequest) ProtoMessage() {}
+
+func (x *ResetQueueGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetQueueGroupRequest.ProtoReflect.Descriptor instead.
+func (*ResetQueueGroupRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *ResetQueueGroupRequest) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *ResetQueueGroupRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ResetQueueGroupRequest) GetSpec() OffsetSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return OffsetSpec_OFFSET_SPEC_UNSPECIFIED
+}
+
+func (x *ResetQueueGroupRequest) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *ResetQueueGroupRequest) GetTimestampMs() int64 {
+	if x != nil {
+		return x.TimestampMs
+	}
+	return 0
+}
+
+type ResetQueueGroupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Offsets       []*PartitionOffset     `protobuf:"bytes,1,rep,name=offsets,proto3" json:"offsets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetQueueGroupResponse) Reset() {
+	*x = ResetQueueGroupResponse{}
+	mi := &file_strata_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetQueueGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetQueueGroupResponse) ProtoMessage() {}
+
+func (x *ResetQueueGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetQueueGroupResponse.ProtoReflect.Descriptor instead.
+func (*ResetQueueGroupResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *ResetQueueGroupResponse) GetOffsets() []*PartitionOffset {
+	if x != nil {
+		return x.Offsets
+	}
+	return nil
+}
+
 type ClusterStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2597,7 +3941,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_strata_proto_msgTypes[44]
+	mi := &file_strata_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2609,7 +3953,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[44]
+	mi := &file_strata_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2622,7 +3966,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{44}
+	return file_strata_proto_rawDescGZIP(), []int{65}
 }
 
 type ClusterNodeStatus struct {
@@ -2641,7 +3985,7 @@ type ClusterNodeStatus struct {
 
 func (x *ClusterNodeStatus) Reset() {
 	*x = ClusterNodeStatus{}
-	mi := &file_strata_proto_msgTypes[45]
+	mi := &file_strata_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2653,7 +3997,7 @@ func (x *ClusterNodeStatus) String() string {
 func (*ClusterNodeStatus) ProtoMessage() {}
 
 func (x *ClusterNodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[45]
+	mi := &file_strata_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2666,7 +4010,7 @@ func (x *ClusterNodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterNodeStatus.ProtoReflect.Descriptor instead.
 func (*ClusterNodeStatus) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{45}
+	return file_strata_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ClusterNodeStatus) GetId() string {
@@ -2739,7 +4083,7 @@ type DataGroupStatus struct {
 
 func (x *DataGroupStatus) Reset() {
 	*x = DataGroupStatus{}
-	mi := &file_strata_proto_msgTypes[46]
+	mi := &file_strata_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2751,7 +4095,7 @@ func (x *DataGroupStatus) String() string {
 func (*DataGroupStatus) ProtoMessage() {}
 
 func (x *DataGroupStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[46]
+	mi := &file_strata_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2764,7 +4108,7 @@ func (x *DataGroupStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DataGroupStatus.ProtoReflect.Descriptor instead.
 func (*DataGroupStatus) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{46}
+	return file_strata_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *DataGroupStatus) GetId() uint32 {
@@ -2821,7 +4165,7 @@ type ClusterStatusResponse struct {
 
 func (x *ClusterStatusResponse) Reset() {
 	*x = ClusterStatusResponse{}
-	mi := &file_strata_proto_msgTypes[47]
+	mi := &file_strata_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2833,7 +4177,7 @@ func (x *ClusterStatusResponse) String() string {
 func (*ClusterStatusResponse) ProtoMessage() {}
 
 func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[47]
+	mi := &file_strata_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2846,7 +4190,7 @@ func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusResponse.ProtoReflect.Descriptor instead.
 func (*ClusterStatusResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{47}
+	return file_strata_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ClusterStatusResponse) GetMetadataLeader() string {
@@ -2886,7 +4230,7 @@ type RemoveNodeRequest struct {
 
 func (x *RemoveNodeRequest) Reset() {
 	*x = RemoveNodeRequest{}
-	mi := &file_strata_proto_msgTypes[48]
+	mi := &file_strata_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2898,7 +4242,7 @@ func (x *RemoveNodeRequest) String() string {
 func (*RemoveNodeRequest) ProtoMessage() {}
 
 func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[48]
+	mi := &file_strata_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2911,7 +4255,7 @@ func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{48}
+	return file_strata_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *RemoveNodeRequest) GetId() string {
@@ -2929,7 +4273,7 @@ type RemoveNodeResponse struct {
 
 func (x *RemoveNodeResponse) Reset() {
 	*x = RemoveNodeResponse{}
-	mi := &file_strata_proto_msgTypes[49]
+	mi := &file_strata_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2941,7 +4285,7 @@ func (x *RemoveNodeResponse) String() string {
 func (*RemoveNodeResponse) ProtoMessage() {}
 
 func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[49]
+	mi := &file_strata_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2954,7 +4298,7 @@ func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeResponse.ProtoReflect.Descriptor instead.
 func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{49}
+	return file_strata_proto_rawDescGZIP(), []int{70}
 }
 
 var File_strata_proto protoreflect.FileDescriptor
@@ -3149,6 +4493,107 @@ const file_strata_proto_rawDesc = "" +
 	"partitions\x18\x06 \x03(\x05R\n" +
 	"partitions\"L\n" +
 	"\x14ResetOffsetsResponse\x124\n" +
+	"\aoffsets\x18\x01 \x03(\v2\x1a.strata.v1.PartitionOffsetR\aoffsets\"\xb1\x02\n" +
+	"\rQueueSettings\x12$\n" +
+	"\x0eack_timeout_ms\x18\x01 \x01(\x03R\fackTimeoutMs\x12%\n" +
+	"\x0emax_deliveries\x18\x02 \x01(\x05R\rmaxDeliveries\x12,\n" +
+	"\x12backoff_initial_ms\x18\x03 \x01(\x03R\x10backoffInitialMs\x12$\n" +
+	"\x0ebackoff_max_ms\x18\x04 \x01(\x03R\fbackoffMaxMs\x127\n" +
+	"\x18max_leased_per_partition\x18\x05 \x01(\x05R\x15maxLeasedPerPartition\x12*\n" +
+	"\x11dead_letter_topic\x18\x06 \x01(\tR\x0fdeadLetterTopic\x12\x1a\n" +
+	"\bordering\x18\a \x01(\tR\bordering\"{\n" +
+	"\x17CreateQueueGroupRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\x124\n" +
+	"\bsettings\x18\x03 \x01(\v2\x18.strata.v1.QueueSettingsR\bsettings\"P\n" +
+	"\x18CreateQueueGroupResponse\x124\n" +
+	"\bsettings\x18\x01 \x01(\v2\x18.strata.v1.QueueSettingsR\bsettings\"G\n" +
+	"\x19DescribeQueueGroupRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\"\xf5\x02\n" +
+	"\x13QueuePartitionState\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x14\n" +
+	"\x05floor\x18\x02 \x01(\x03R\x05floor\x12%\n" +
+	"\x0ehigh_watermark\x18\x03 \x01(\x03R\rhighWatermark\x12\x18\n" +
+	"\abacklog\x18\x04 \x01(\x03R\abacklog\x12\x1c\n" +
+	"\tavailable\x18\x05 \x01(\x03R\tavailable\x12\x16\n" +
+	"\x06leased\x18\x06 \x01(\x03R\x06leased\x12\x14\n" +
+	"\x05acked\x18\a \x01(\x04R\x05acked\x12#\n" +
+	"\rdead_lettered\x18\b \x01(\x04R\fdeadLettered\x12\x1e\n" +
+	"\n" +
+	"deliveries\x18\t \x01(\x04R\n" +
+	"deliveries\x12\"\n" +
+	"\fredeliveries\x18\n" +
+	" \x01(\x04R\fredeliveries\x124\n" +
+	"\x16oldest_unacked_seconds\x18\v \x01(\x01R\x14oldestUnackedSeconds\"H\n" +
+	"\x11QueueMemberLeases\x12\x1b\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x16\n" +
+	"\x06leased\x18\x02 \x01(\x03R\x06leased\"\xf6\x01\n" +
+	"\x1aDescribeQueueGroupResponse\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\x124\n" +
+	"\bsettings\x18\x03 \x01(\v2\x18.strata.v1.QueueSettingsR\bsettings\x12>\n" +
+	"\n" +
+	"partitions\x18\x04 \x03(\v2\x1e.strata.v1.QueuePartitionStateR\n" +
+	"partitions\x126\n" +
+	"\amembers\x18\x05 \x03(\v2\x1c.strata.v1.QueueMemberLeasesR\amembers\".\n" +
+	"\x16ListQueueGroupsRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\"?\n" +
+	"\x11QueueGroupSummary\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\"O\n" +
+	"\x17ListQueueGroupsResponse\x124\n" +
+	"\x06groups\x18\x01 \x03(\v2\x1c.strata.v1.QueueGroupSummaryR\x06groups\"6\n" +
+	"\fRecordHeader\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"\xa9\x02\n" +
+	"\fQueueMessage\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\fR\x03key\x12\x14\n" +
+	"\x05value\x18\x04 \x01(\fR\x05value\x121\n" +
+	"\aheaders\x18\x05 \x03(\v2\x17.strata.v1.RecordHeaderR\aheaders\x12!\n" +
+	"\ftimestamp_ms\x18\x06 \x01(\x03R\vtimestampMs\x12\x1e\n" +
+	"\n" +
+	"deliveries\x18\a \x01(\x05R\n" +
+	"deliveries\x12*\n" +
+	"\x11lease_deadline_ms\x18\b \x01(\x03R\x0fleaseDeadlineMs\x12\x19\n" +
+	"\bnull_key\x18\t \x01(\bR\anullKey\"\xbf\x01\n" +
+	"\x13QueueReceiveRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\x12\x1b\n" +
+	"\tmember_id\x18\x03 \x01(\tR\bmemberId\x12\x1c\n" +
+	"\tpartition\x18\x04 \x01(\x05R\tpartition\x12!\n" +
+	"\fmax_messages\x18\x05 \x01(\x05R\vmaxMessages\x12\x1e\n" +
+	"\vmax_wait_ms\x18\x06 \x01(\x05R\tmaxWaitMs\"K\n" +
+	"\x14QueueReceiveResponse\x123\n" +
+	"\bmessages\x18\x01 \x03(\v2\x17.strata.v1.QueueMessageR\bmessages\"O\n" +
+	"\x15QueuePartitionOffsets\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x18\n" +
+	"\aoffsets\x18\x02 \x03(\x03R\aoffsets\"\xca\x01\n" +
+	"\x12QueueSettleRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\x12\x1b\n" +
+	"\tmember_id\x18\x03 \x01(\tR\bmemberId\x12:\n" +
+	"\aoffsets\x18\x04 \x03(\v2 .strata.v1.QueuePartitionOffsetsR\aoffsets\x12\x19\n" +
+	"\bdelay_ms\x18\x05 \x01(\x03R\adelayMs\x12\x14\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\"/\n" +
+	"\x13QueueSettleResponse\x12\x18\n" +
+	"\asettled\x18\x01 \x01(\x05R\asettled\"\x81\x01\n" +
+	"\x18RedriveQueueGroupRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\x12!\n" +
+	"\fmax_messages\x18\x03 \x01(\x05R\vmaxMessages\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"7\n" +
+	"\x19RedriveQueueGroupResponse\x12\x1a\n" +
+	"\bredriven\x18\x01 \x01(\x05R\bredriven\"\xaa\x01\n" +
+	"\x16ResetQueueGroupRequest\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\x12)\n" +
+	"\x04spec\x18\x03 \x01(\x0e2\x15.strata.v1.OffsetSpecR\x04spec\x12\x16\n" +
+	"\x06offset\x18\x04 \x01(\x03R\x06offset\x12!\n" +
+	"\ftimestamp_ms\x18\x05 \x01(\x03R\vtimestampMs\"O\n" +
+	"\x17ResetQueueGroupResponse\x124\n" +
 	"\aoffsets\x18\x01 \x03(\v2\x1a.strata.v1.PartitionOffsetR\aoffsets\"\x16\n" +
 	"\x14ClusterStatusRequest\"\x8d\x02\n" +
 	"\x11ClusterNodeStatus\x12\x0e\n" +
@@ -3185,7 +4630,7 @@ const file_strata_proto_rawDesc = "" +
 	"\x14OFFSET_SPEC_EARLIEST\x10\x01\x12\x16\n" +
 	"\x12OFFSET_SPEC_LATEST\x10\x02\x12\x19\n" +
 	"\x15OFFSET_SPEC_TIMESTAMP\x10\x03\x12\x16\n" +
-	"\x12OFFSET_SPEC_OFFSET\x10\x042\x80\f\n" +
+	"\x12OFFSET_SPEC_OFFSET\x10\x042\xd8\x12\n" +
 	"\x06Strata\x12C\n" +
 	"\bMetadata\x12\x1a.strata.v1.MetadataRequest\x1a\x1b.strata.v1.MetadataResponse\x12L\n" +
 	"\vCreateTopic\x12\x1d.strata.v1.CreateTopicRequest\x1a\x1e.strata.v1.CreateTopicResponse\x12L\n" +
@@ -3207,7 +4652,17 @@ const file_strata_proto_rawDesc = "" +
 	"\n" +
 	"ListGroups\x12\x1c.strata.v1.ListGroupsRequest\x1a\x1d.strata.v1.ListGroupsResponse\x12R\n" +
 	"\rDescribeGroup\x12\x1f.strata.v1.DescribeGroupRequest\x1a .strata.v1.DescribeGroupResponse\x12O\n" +
-	"\fResetOffsets\x12\x1e.strata.v1.ResetOffsetsRequest\x1a\x1f.strata.v1.ResetOffsetsResponse\x12R\n" +
+	"\fResetOffsets\x12\x1e.strata.v1.ResetOffsetsRequest\x1a\x1f.strata.v1.ResetOffsetsResponse\x12[\n" +
+	"\x10CreateQueueGroup\x12\".strata.v1.CreateQueueGroupRequest\x1a#.strata.v1.CreateQueueGroupResponse\x12a\n" +
+	"\x12DescribeQueueGroup\x12$.strata.v1.DescribeQueueGroupRequest\x1a%.strata.v1.DescribeQueueGroupResponse\x12X\n" +
+	"\x0fListQueueGroups\x12!.strata.v1.ListQueueGroupsRequest\x1a\".strata.v1.ListQueueGroupsResponse\x12O\n" +
+	"\fQueueReceive\x12\x1e.strata.v1.QueueReceiveRequest\x1a\x1f.strata.v1.QueueReceiveResponse\x12I\n" +
+	"\bQueueAck\x12\x1d.strata.v1.QueueSettleRequest\x1a\x1e.strata.v1.QueueSettleResponse\x12J\n" +
+	"\tQueueNack\x12\x1d.strata.v1.QueueSettleRequest\x1a\x1e.strata.v1.QueueSettleResponse\x12L\n" +
+	"\vQueueReject\x12\x1d.strata.v1.QueueSettleRequest\x1a\x1e.strata.v1.QueueSettleResponse\x12L\n" +
+	"\vQueueExtend\x12\x1d.strata.v1.QueueSettleRequest\x1a\x1e.strata.v1.QueueSettleResponse\x12^\n" +
+	"\x11RedriveQueueGroup\x12#.strata.v1.RedriveQueueGroupRequest\x1a$.strata.v1.RedriveQueueGroupResponse\x12X\n" +
+	"\x0fResetQueueGroup\x12!.strata.v1.ResetQueueGroupRequest\x1a\".strata.v1.ResetQueueGroupResponse\x12R\n" +
 	"\rClusterStatus\x12\x1f.strata.v1.ClusterStatusRequest\x1a .strata.v1.ClusterStatusResponse\x12I\n" +
 	"\n" +
 	"RemoveNode\x12\x1c.strata.v1.RemoveNodeRequest\x1a\x1d.strata.v1.RemoveNodeResponseB-Z+github.com/stratalog/strata/api/v1;stratav1b\x06proto3"
@@ -3225,59 +4680,80 @@ func file_strata_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 71)
 var file_strata_proto_goTypes = []any{
-	(OffsetSpec)(0),               // 0: strata.v1.OffsetSpec
-	(*NotLeader)(nil),             // 1: strata.v1.NotLeader
-	(*Node)(nil),                  // 2: strata.v1.Node
-	(*TopicConfig)(nil),           // 3: strata.v1.TopicConfig
-	(*PartitionInfo)(nil),         // 4: strata.v1.PartitionInfo
-	(*TopicInfo)(nil),             // 5: strata.v1.TopicInfo
-	(*MetadataRequest)(nil),       // 6: strata.v1.MetadataRequest
-	(*MetadataResponse)(nil),      // 7: strata.v1.MetadataResponse
-	(*CreateTopicRequest)(nil),    // 8: strata.v1.CreateTopicRequest
-	(*CreateTopicResponse)(nil),   // 9: strata.v1.CreateTopicResponse
-	(*DeleteTopicRequest)(nil),    // 10: strata.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),   // 11: strata.v1.DeleteTopicResponse
-	(*ListTopicsRequest)(nil),     // 12: strata.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),    // 13: strata.v1.ListTopicsResponse
-	(*DescribeTopicRequest)(nil),  // 14: strata.v1.DescribeTopicRequest
-	(*DescribeTopicResponse)(nil), // 15: strata.v1.DescribeTopicResponse
-	(*InitProducerRequest)(nil),   // 16: strata.v1.InitProducerRequest
-	(*InitProducerResponse)(nil),  // 17: strata.v1.InitProducerResponse
-	(*ProduceRequest)(nil),        // 18: strata.v1.ProduceRequest
-	(*ProduceResponse)(nil),       // 19: strata.v1.ProduceResponse
-	(*FetchRequest)(nil),          // 20: strata.v1.FetchRequest
-	(*FetchResponse)(nil),         // 21: strata.v1.FetchResponse
-	(*ListOffsetsRequest)(nil),    // 22: strata.v1.ListOffsetsRequest
-	(*ListOffsetsResponse)(nil),   // 23: strata.v1.ListOffsetsResponse
-	(*TopicPartition)(nil),        // 24: strata.v1.TopicPartition
-	(*JoinGroupRequest)(nil),      // 25: strata.v1.JoinGroupRequest
-	(*JoinGroupResponse)(nil),     // 26: strata.v1.JoinGroupResponse
-	(*HeartbeatRequest)(nil),      // 27: strata.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),     // 28: strata.v1.HeartbeatResponse
-	(*LeaveGroupRequest)(nil),     // 29: strata.v1.LeaveGroupRequest
-	(*LeaveGroupResponse)(nil),    // 30: strata.v1.LeaveGroupResponse
-	(*PartitionOffset)(nil),       // 31: strata.v1.PartitionOffset
-	(*CommitOffsetsRequest)(nil),  // 32: strata.v1.CommitOffsetsRequest
-	(*CommitOffsetsResponse)(nil), // 33: strata.v1.CommitOffsetsResponse
-	(*FetchOffsetsRequest)(nil),   // 34: strata.v1.FetchOffsetsRequest
-	(*FetchOffsetsResponse)(nil),  // 35: strata.v1.FetchOffsetsResponse
-	(*ListGroupsRequest)(nil),     // 36: strata.v1.ListGroupsRequest
-	(*GroupSummary)(nil),          // 37: strata.v1.GroupSummary
-	(*ListGroupsResponse)(nil),    // 38: strata.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),  // 39: strata.v1.DescribeGroupRequest
-	(*GroupMember)(nil),           // 40: strata.v1.GroupMember
-	(*GroupPartitionLag)(nil),     // 41: strata.v1.GroupPartitionLag
-	(*DescribeGroupResponse)(nil), // 42: strata.v1.DescribeGroupResponse
-	(*ResetOffsetsRequest)(nil),   // 43: strata.v1.ResetOffsetsRequest
-	(*ResetOffsetsResponse)(nil),  // 44: strata.v1.ResetOffsetsResponse
-	(*ClusterStatusRequest)(nil),  // 45: strata.v1.ClusterStatusRequest
-	(*ClusterNodeStatus)(nil),     // 46: strata.v1.ClusterNodeStatus
-	(*DataGroupStatus)(nil),       // 47: strata.v1.DataGroupStatus
-	(*ClusterStatusResponse)(nil), // 48: strata.v1.ClusterStatusResponse
-	(*RemoveNodeRequest)(nil),     // 49: strata.v1.RemoveNodeRequest
-	(*RemoveNodeResponse)(nil),    // 50: strata.v1.RemoveNodeResponse
+	(OffsetSpec)(0),                    // 0: strata.v1.OffsetSpec
+	(*NotLeader)(nil),                  // 1: strata.v1.NotLeader
+	(*Node)(nil),                       // 2: strata.v1.Node
+	(*TopicConfig)(nil),                // 3: strata.v1.TopicConfig
+	(*PartitionInfo)(nil),              // 4: strata.v1.PartitionInfo
+	(*TopicInfo)(nil),                  // 5: strata.v1.TopicInfo
+	(*MetadataRequest)(nil),            // 6: strata.v1.MetadataRequest
+	(*MetadataResponse)(nil),           // 7: strata.v1.MetadataResponse
+	(*CreateTopicRequest)(nil),         // 8: strata.v1.CreateTopicRequest
+	(*CreateTopicResponse)(nil),        // 9: strata.v1.CreateTopicResponse
+	(*DeleteTopicRequest)(nil),         // 10: strata.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),        // 11: strata.v1.DeleteTopicResponse
+	(*ListTopicsRequest)(nil),          // 12: strata.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),         // 13: strata.v1.ListTopicsResponse
+	(*DescribeTopicRequest)(nil),       // 14: strata.v1.DescribeTopicRequest
+	(*DescribeTopicResponse)(nil),      // 15: strata.v1.DescribeTopicResponse
+	(*InitProducerRequest)(nil),        // 16: strata.v1.InitProducerRequest
+	(*InitProducerResponse)(nil),       // 17: strata.v1.InitProducerResponse
+	(*ProduceRequest)(nil),             // 18: strata.v1.ProduceRequest
+	(*ProduceResponse)(nil),            // 19: strata.v1.ProduceResponse
+	(*FetchRequest)(nil),               // 20: strata.v1.FetchRequest
+	(*FetchResponse)(nil),              // 21: strata.v1.FetchResponse
+	(*ListOffsetsRequest)(nil),         // 22: strata.v1.ListOffsetsRequest
+	(*ListOffsetsResponse)(nil),        // 23: strata.v1.ListOffsetsResponse
+	(*TopicPartition)(nil),             // 24: strata.v1.TopicPartition
+	(*JoinGroupRequest)(nil),           // 25: strata.v1.JoinGroupRequest
+	(*JoinGroupResponse)(nil),          // 26: strata.v1.JoinGroupResponse
+	(*HeartbeatRequest)(nil),           // 27: strata.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),          // 28: strata.v1.HeartbeatResponse
+	(*LeaveGroupRequest)(nil),          // 29: strata.v1.LeaveGroupRequest
+	(*LeaveGroupResponse)(nil),         // 30: strata.v1.LeaveGroupResponse
+	(*PartitionOffset)(nil),            // 31: strata.v1.PartitionOffset
+	(*CommitOffsetsRequest)(nil),       // 32: strata.v1.CommitOffsetsRequest
+	(*CommitOffsetsResponse)(nil),      // 33: strata.v1.CommitOffsetsResponse
+	(*FetchOffsetsRequest)(nil),        // 34: strata.v1.FetchOffsetsRequest
+	(*FetchOffsetsResponse)(nil),       // 35: strata.v1.FetchOffsetsResponse
+	(*ListGroupsRequest)(nil),          // 36: strata.v1.ListGroupsRequest
+	(*GroupSummary)(nil),               // 37: strata.v1.GroupSummary
+	(*ListGroupsResponse)(nil),         // 38: strata.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),       // 39: strata.v1.DescribeGroupRequest
+	(*GroupMember)(nil),                // 40: strata.v1.GroupMember
+	(*GroupPartitionLag)(nil),          // 41: strata.v1.GroupPartitionLag
+	(*DescribeGroupResponse)(nil),      // 42: strata.v1.DescribeGroupResponse
+	(*ResetOffsetsRequest)(nil),        // 43: strata.v1.ResetOffsetsRequest
+	(*ResetOffsetsResponse)(nil),       // 44: strata.v1.ResetOffsetsResponse
+	(*QueueSettings)(nil),              // 45: strata.v1.QueueSettings
+	(*CreateQueueGroupRequest)(nil),    // 46: strata.v1.CreateQueueGroupRequest
+	(*CreateQueueGroupResponse)(nil),   // 47: strata.v1.CreateQueueGroupResponse
+	(*DescribeQueueGroupRequest)(nil),  // 48: strata.v1.DescribeQueueGroupRequest
+	(*QueuePartitionState)(nil),        // 49: strata.v1.QueuePartitionState
+	(*QueueMemberLeases)(nil),          // 50: strata.v1.QueueMemberLeases
+	(*DescribeQueueGroupResponse)(nil), // 51: strata.v1.DescribeQueueGroupResponse
+	(*ListQueueGroupsRequest)(nil),     // 52: strata.v1.ListQueueGroupsRequest
+	(*QueueGroupSummary)(nil),          // 53: strata.v1.QueueGroupSummary
+	(*ListQueueGroupsResponse)(nil),    // 54: strata.v1.ListQueueGroupsResponse
+	(*RecordHeader)(nil),               // 55: strata.v1.RecordHeader
+	(*QueueMessage)(nil),               // 56: strata.v1.QueueMessage
+	(*QueueReceiveRequest)(nil),        // 57: strata.v1.QueueReceiveRequest
+	(*QueueReceiveResponse)(nil),       // 58: strata.v1.QueueReceiveResponse
+	(*QueuePartitionOffsets)(nil),      // 59: strata.v1.QueuePartitionOffsets
+	(*QueueSettleRequest)(nil),         // 60: strata.v1.QueueSettleRequest
+	(*QueueSettleResponse)(nil),        // 61: strata.v1.QueueSettleResponse
+	(*RedriveQueueGroupRequest)(nil),   // 62: strata.v1.RedriveQueueGroupRequest
+	(*RedriveQueueGroupResponse)(nil),  // 63: strata.v1.RedriveQueueGroupResponse
+	(*ResetQueueGroupRequest)(nil),     // 64: strata.v1.ResetQueueGroupRequest
+	(*ResetQueueGroupResponse)(nil),    // 65: strata.v1.ResetQueueGroupResponse
+	(*ClusterStatusRequest)(nil),       // 66: strata.v1.ClusterStatusRequest
+	(*ClusterNodeStatus)(nil),          // 67: strata.v1.ClusterNodeStatus
+	(*DataGroupStatus)(nil),            // 68: strata.v1.DataGroupStatus
+	(*ClusterStatusResponse)(nil),      // 69: strata.v1.ClusterStatusResponse
+	(*RemoveNodeRequest)(nil),          // 70: strata.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),         // 71: strata.v1.RemoveNodeResponse
 }
 var file_strata_proto_depIdxs = []int32{
 	3,  // 0: strata.v1.TopicInfo.config:type_name -> strata.v1.TopicConfig
@@ -3300,53 +4776,84 @@ var file_strata_proto_depIdxs = []int32{
 	41, // 17: strata.v1.DescribeGroupResponse.partitions:type_name -> strata.v1.GroupPartitionLag
 	0,  // 18: strata.v1.ResetOffsetsRequest.spec:type_name -> strata.v1.OffsetSpec
 	31, // 19: strata.v1.ResetOffsetsResponse.offsets:type_name -> strata.v1.PartitionOffset
-	46, // 20: strata.v1.ClusterStatusResponse.nodes:type_name -> strata.v1.ClusterNodeStatus
-	47, // 21: strata.v1.ClusterStatusResponse.groups:type_name -> strata.v1.DataGroupStatus
-	6,  // 22: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
-	8,  // 23: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	10, // 24: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	12, // 25: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	14, // 26: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	16, // 27: strata.v1.Strata.InitProducer:input_type -> strata.v1.InitProducerRequest
-	18, // 28: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
-	18, // 29: strata.v1.Strata.ProduceStream:input_type -> strata.v1.ProduceRequest
-	20, // 30: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
-	22, // 31: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	25, // 32: strata.v1.Strata.JoinGroup:input_type -> strata.v1.JoinGroupRequest
-	27, // 33: strata.v1.Strata.Heartbeat:input_type -> strata.v1.HeartbeatRequest
-	29, // 34: strata.v1.Strata.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
-	32, // 35: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	34, // 36: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	36, // 37: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	39, // 38: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	43, // 39: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
-	45, // 40: strata.v1.Strata.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
-	49, // 41: strata.v1.Strata.RemoveNode:input_type -> strata.v1.RemoveNodeRequest
-	7,  // 42: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
-	9,  // 43: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	11, // 44: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	13, // 45: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	15, // 46: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	17, // 47: strata.v1.Strata.InitProducer:output_type -> strata.v1.InitProducerResponse
-	19, // 48: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	19, // 49: strata.v1.Strata.ProduceStream:output_type -> strata.v1.ProduceResponse
-	21, // 50: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	23, // 51: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	26, // 52: strata.v1.Strata.JoinGroup:output_type -> strata.v1.JoinGroupResponse
-	28, // 53: strata.v1.Strata.Heartbeat:output_type -> strata.v1.HeartbeatResponse
-	30, // 54: strata.v1.Strata.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
-	33, // 55: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	35, // 56: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	38, // 57: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	42, // 58: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	44, // 59: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	48, // 60: strata.v1.Strata.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
-	50, // 61: strata.v1.Strata.RemoveNode:output_type -> strata.v1.RemoveNodeResponse
-	42, // [42:62] is the sub-list for method output_type
-	22, // [22:42] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	45, // 20: strata.v1.CreateQueueGroupRequest.settings:type_name -> strata.v1.QueueSettings
+	45, // 21: strata.v1.CreateQueueGroupResponse.settings:type_name -> strata.v1.QueueSettings
+	45, // 22: strata.v1.DescribeQueueGroupResponse.settings:type_name -> strata.v1.QueueSettings
+	49, // 23: strata.v1.DescribeQueueGroupResponse.partitions:type_name -> strata.v1.QueuePartitionState
+	50, // 24: strata.v1.DescribeQueueGroupResponse.members:type_name -> strata.v1.QueueMemberLeases
+	53, // 25: strata.v1.ListQueueGroupsResponse.groups:type_name -> strata.v1.QueueGroupSummary
+	55, // 26: strata.v1.QueueMessage.headers:type_name -> strata.v1.RecordHeader
+	56, // 27: strata.v1.QueueReceiveResponse.messages:type_name -> strata.v1.QueueMessage
+	59, // 28: strata.v1.QueueSettleRequest.offsets:type_name -> strata.v1.QueuePartitionOffsets
+	0,  // 29: strata.v1.ResetQueueGroupRequest.spec:type_name -> strata.v1.OffsetSpec
+	31, // 30: strata.v1.ResetQueueGroupResponse.offsets:type_name -> strata.v1.PartitionOffset
+	67, // 31: strata.v1.ClusterStatusResponse.nodes:type_name -> strata.v1.ClusterNodeStatus
+	68, // 32: strata.v1.ClusterStatusResponse.groups:type_name -> strata.v1.DataGroupStatus
+	6,  // 33: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
+	8,  // 34: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	10, // 35: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	12, // 36: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	14, // 37: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	16, // 38: strata.v1.Strata.InitProducer:input_type -> strata.v1.InitProducerRequest
+	18, // 39: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
+	18, // 40: strata.v1.Strata.ProduceStream:input_type -> strata.v1.ProduceRequest
+	20, // 41: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
+	22, // 42: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	25, // 43: strata.v1.Strata.JoinGroup:input_type -> strata.v1.JoinGroupRequest
+	27, // 44: strata.v1.Strata.Heartbeat:input_type -> strata.v1.HeartbeatRequest
+	29, // 45: strata.v1.Strata.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
+	32, // 46: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	34, // 47: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	36, // 48: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	39, // 49: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	43, // 50: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	46, // 51: strata.v1.Strata.CreateQueueGroup:input_type -> strata.v1.CreateQueueGroupRequest
+	48, // 52: strata.v1.Strata.DescribeQueueGroup:input_type -> strata.v1.DescribeQueueGroupRequest
+	52, // 53: strata.v1.Strata.ListQueueGroups:input_type -> strata.v1.ListQueueGroupsRequest
+	57, // 54: strata.v1.Strata.QueueReceive:input_type -> strata.v1.QueueReceiveRequest
+	60, // 55: strata.v1.Strata.QueueAck:input_type -> strata.v1.QueueSettleRequest
+	60, // 56: strata.v1.Strata.QueueNack:input_type -> strata.v1.QueueSettleRequest
+	60, // 57: strata.v1.Strata.QueueReject:input_type -> strata.v1.QueueSettleRequest
+	60, // 58: strata.v1.Strata.QueueExtend:input_type -> strata.v1.QueueSettleRequest
+	62, // 59: strata.v1.Strata.RedriveQueueGroup:input_type -> strata.v1.RedriveQueueGroupRequest
+	64, // 60: strata.v1.Strata.ResetQueueGroup:input_type -> strata.v1.ResetQueueGroupRequest
+	66, // 61: strata.v1.Strata.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
+	70, // 62: strata.v1.Strata.RemoveNode:input_type -> strata.v1.RemoveNodeRequest
+	7,  // 63: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
+	9,  // 64: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	11, // 65: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	13, // 66: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	15, // 67: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	17, // 68: strata.v1.Strata.InitProducer:output_type -> strata.v1.InitProducerResponse
+	19, // 69: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	19, // 70: strata.v1.Strata.ProduceStream:output_type -> strata.v1.ProduceResponse
+	21, // 71: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	23, // 72: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	26, // 73: strata.v1.Strata.JoinGroup:output_type -> strata.v1.JoinGroupResponse
+	28, // 74: strata.v1.Strata.Heartbeat:output_type -> strata.v1.HeartbeatResponse
+	30, // 75: strata.v1.Strata.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
+	33, // 76: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	35, // 77: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	38, // 78: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	42, // 79: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	44, // 80: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	47, // 81: strata.v1.Strata.CreateQueueGroup:output_type -> strata.v1.CreateQueueGroupResponse
+	51, // 82: strata.v1.Strata.DescribeQueueGroup:output_type -> strata.v1.DescribeQueueGroupResponse
+	54, // 83: strata.v1.Strata.ListQueueGroups:output_type -> strata.v1.ListQueueGroupsResponse
+	58, // 84: strata.v1.Strata.QueueReceive:output_type -> strata.v1.QueueReceiveResponse
+	61, // 85: strata.v1.Strata.QueueAck:output_type -> strata.v1.QueueSettleResponse
+	61, // 86: strata.v1.Strata.QueueNack:output_type -> strata.v1.QueueSettleResponse
+	61, // 87: strata.v1.Strata.QueueReject:output_type -> strata.v1.QueueSettleResponse
+	61, // 88: strata.v1.Strata.QueueExtend:output_type -> strata.v1.QueueSettleResponse
+	63, // 89: strata.v1.Strata.RedriveQueueGroup:output_type -> strata.v1.RedriveQueueGroupResponse
+	65, // 90: strata.v1.Strata.ResetQueueGroup:output_type -> strata.v1.ResetQueueGroupResponse
+	69, // 91: strata.v1.Strata.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
+	71, // 92: strata.v1.Strata.RemoveNode:output_type -> strata.v1.RemoveNodeResponse
+	63, // [63:93] is the sub-list for method output_type
+	33, // [33:63] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_strata_proto_init() }
@@ -3360,7 +4867,7 @@ func file_strata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_proto_rawDesc), len(file_strata_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   50,
+			NumMessages:   71,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -31,26 +31,36 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Strata_Metadata_FullMethodName      = "/strata.v1.Strata/Metadata"
-	Strata_CreateTopic_FullMethodName   = "/strata.v1.Strata/CreateTopic"
-	Strata_DeleteTopic_FullMethodName   = "/strata.v1.Strata/DeleteTopic"
-	Strata_ListTopics_FullMethodName    = "/strata.v1.Strata/ListTopics"
-	Strata_DescribeTopic_FullMethodName = "/strata.v1.Strata/DescribeTopic"
-	Strata_InitProducer_FullMethodName  = "/strata.v1.Strata/InitProducer"
-	Strata_Produce_FullMethodName       = "/strata.v1.Strata/Produce"
-	Strata_ProduceStream_FullMethodName = "/strata.v1.Strata/ProduceStream"
-	Strata_Fetch_FullMethodName         = "/strata.v1.Strata/Fetch"
-	Strata_ListOffsets_FullMethodName   = "/strata.v1.Strata/ListOffsets"
-	Strata_JoinGroup_FullMethodName     = "/strata.v1.Strata/JoinGroup"
-	Strata_Heartbeat_FullMethodName     = "/strata.v1.Strata/Heartbeat"
-	Strata_LeaveGroup_FullMethodName    = "/strata.v1.Strata/LeaveGroup"
-	Strata_CommitOffsets_FullMethodName = "/strata.v1.Strata/CommitOffsets"
-	Strata_FetchOffsets_FullMethodName  = "/strata.v1.Strata/FetchOffsets"
-	Strata_ListGroups_FullMethodName    = "/strata.v1.Strata/ListGroups"
-	Strata_DescribeGroup_FullMethodName = "/strata.v1.Strata/DescribeGroup"
-	Strata_ResetOffsets_FullMethodName  = "/strata.v1.Strata/ResetOffsets"
-	Strata_ClusterStatus_FullMethodName = "/strata.v1.Strata/ClusterStatus"
-	Strata_RemoveNode_FullMethodName    = "/strata.v1.Strata/RemoveNode"
+	Strata_Metadata_FullMethodName           = "/strata.v1.Strata/Metadata"
+	Strata_CreateTopic_FullMethodName        = "/strata.v1.Strata/CreateTopic"
+	Strata_DeleteTopic_FullMethodName        = "/strata.v1.Strata/DeleteTopic"
+	Strata_ListTopics_FullMethodName         = "/strata.v1.Strata/ListTopics"
+	Strata_DescribeTopic_FullMethodName      = "/strata.v1.Strata/DescribeTopic"
+	Strata_InitProducer_FullMethodName       = "/strata.v1.Strata/InitProducer"
+	Strata_Produce_FullMethodName            = "/strata.v1.Strata/Produce"
+	Strata_ProduceStream_FullMethodName      = "/strata.v1.Strata/ProduceStream"
+	Strata_Fetch_FullMethodName              = "/strata.v1.Strata/Fetch"
+	Strata_ListOffsets_FullMethodName        = "/strata.v1.Strata/ListOffsets"
+	Strata_JoinGroup_FullMethodName          = "/strata.v1.Strata/JoinGroup"
+	Strata_Heartbeat_FullMethodName          = "/strata.v1.Strata/Heartbeat"
+	Strata_LeaveGroup_FullMethodName         = "/strata.v1.Strata/LeaveGroup"
+	Strata_CommitOffsets_FullMethodName      = "/strata.v1.Strata/CommitOffsets"
+	Strata_FetchOffsets_FullMethodName       = "/strata.v1.Strata/FetchOffsets"
+	Strata_ListGroups_FullMethodName         = "/strata.v1.Strata/ListGroups"
+	Strata_DescribeGroup_FullMethodName      = "/strata.v1.Strata/DescribeGroup"
+	Strata_ResetOffsets_FullMethodName       = "/strata.v1.Strata/ResetOffsets"
+	Strata_CreateQueueGroup_FullMethodName   = "/strata.v1.Strata/CreateQueueGroup"
+	Strata_DescribeQueueGroup_FullMethodName = "/strata.v1.Strata/DescribeQueueGroup"
+	Strata_ListQueueGroups_FullMethodName    = "/strata.v1.Strata/ListQueueGroups"
+	Strata_QueueReceive_FullMethodName       = "/strata.v1.Strata/QueueReceive"
+	Strata_QueueAck_FullMethodName           = "/strata.v1.Strata/QueueAck"
+	Strata_QueueNack_FullMethodName          = "/strata.v1.Strata/QueueNack"
+	Strata_QueueReject_FullMethodName        = "/strata.v1.Strata/QueueReject"
+	Strata_QueueExtend_FullMethodName        = "/strata.v1.Strata/QueueExtend"
+	Strata_RedriveQueueGroup_FullMethodName  = "/strata.v1.Strata/RedriveQueueGroup"
+	Strata_ResetQueueGroup_FullMethodName    = "/strata.v1.Strata/ResetQueueGroup"
+	Strata_ClusterStatus_FullMethodName      = "/strata.v1.Strata/ClusterStatus"
+	Strata_RemoveNode_FullMethodName         = "/strata.v1.Strata/RemoveNode"
 )
 
 // StrataClient is the client API for Strata service.
@@ -99,6 +109,32 @@ type StrataClient interface {
 	// ResetOffsets moves a group's offsets for a topic; the group must have no
 	// live members.
 	ResetOffsets(ctx context.Context, in *ResetOffsetsRequest, opts ...grpc.CallOption) (*ResetOffsetsResponse, error)
+	// CreateQueueGroup defines a queue group on a topic, or updates its
+	// settings; zero settings take the defaults.
+	CreateQueueGroup(ctx context.Context, in *CreateQueueGroupRequest, opts ...grpc.CallOption) (*CreateQueueGroupResponse, error)
+	DescribeQueueGroup(ctx context.Context, in *DescribeQueueGroupRequest, opts ...grpc.CallOption) (*DescribeQueueGroupResponse, error)
+	ListQueueGroups(ctx context.Context, in *ListQueueGroupsRequest, opts ...grpc.CallOption) (*ListQueueGroupsResponse, error)
+	// QueueReceive leases up to max_messages records to the member, from the
+	// given partition or (partition -1) any partition the node leads; it
+	// long-polls up to max_wait_ms when none is available. Each record's
+	// delivery count is durable before the record is returned.
+	QueueReceive(ctx context.Context, in *QueueReceiveRequest, opts ...grpc.CallOption) (*QueueReceiveResponse, error)
+	// QueueAck marks records done (from any member).
+	QueueAck(ctx context.Context, in *QueueSettleRequest, opts ...grpc.CallOption) (*QueueSettleResponse, error)
+	// QueueNack releases the member's records for redelivery after delay_ms,
+	// or after the group's backoff when 0; at max deliveries a record goes to
+	// the dead-letter topic instead.
+	QueueNack(ctx context.Context, in *QueueSettleRequest, opts ...grpc.CallOption) (*QueueSettleResponse, error)
+	// QueueReject sends the member's records to the dead-letter topic.
+	QueueReject(ctx context.Context, in *QueueSettleRequest, opts ...grpc.CallOption) (*QueueSettleResponse, error)
+	// QueueExtend extends the member's leases to delay_ms from now (the ack
+	// timeout when 0).
+	QueueExtend(ctx context.Context, in *QueueSettleRequest, opts ...grpc.CallOption) (*QueueSettleResponse, error)
+	// RedriveQueueGroup moves dead letters back to their source partitions.
+	RedriveQueueGroup(ctx context.Context, in *RedriveQueueGroupRequest, opts ...grpc.CallOption) (*RedriveQueueGroupResponse, error)
+	// ResetQueueGroup moves a queue group to EARLIEST, LATEST, an OFFSET or a
+	// TIMESTAMP on every partition: records from there are delivered again.
+	ResetQueueGroup(ctx context.Context, in *ResetQueueGroupRequest, opts ...grpc.CallOption) (*ResetQueueGroupResponse, error)
 	// ClusterStatus describes the nodes, the raft groups and their roles as
 	// the node asked sees them.
 	ClusterStatus(ctx context.Context, in *ClusterStatusRequest, opts ...grpc.CallOption) (*ClusterStatusResponse, error)
@@ -298,6 +334,106 @@ func (c *strataClient) ResetOffsets(ctx context.Context, in *ResetOffsetsRequest
 	return out, nil
 }
 
+func (c *strataClient) CreateQueueGroup(ctx context.Context, in *CreateQueueGroupRequest, opts ...grpc.CallOption) (*CreateQueueGroupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateQueueGroupResponse)
+	err := c.cc.Invoke(ctx, Strata_CreateQueueGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) DescribeQueueGroup(ctx context.Context, in *DescribeQueueGroupRequest, opts ...grpc.CallOption) (*DescribeQueueGroupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribeQueueGroupResponse)
+	err := c.cc.Invoke(ctx, Strata_DescribeQueueGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) ListQueueGroups(ctx context.Context, in *ListQueueGroupsRequest, opts ...grpc.CallOption) (*ListQueueGroupsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListQueueGroupsResponse)
+	err := c.cc.Invoke(ctx, Strata_ListQueueGroups_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) QueueReceive(ctx context.Context, in *QueueReceiveRequest, opts ...grpc.CallOption) (*QueueReceiveResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(QueueReceiveResponse)
+	err := c.cc.Invoke(ctx, Strata_QueueReceive_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) QueueAck(ctx context.Context, in *QueueSettleRequest, opts ...grpc.CallOption) (*QueueSettleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(QueueSettleResponse)
+	err := c.cc.Invoke(ctx, Strata_QueueAck_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) QueueNack(ctx context.Context, in *QueueSettleRequest, opts ...grpc.CallOption) (*QueueSettleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(QueueSettleResponse)
+	err := c.cc.Invoke(ctx, Strata_QueueNack_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) QueueReject(ctx context.Context, in *QueueSettleRequest, opts ...grpc.CallOption) (*QueueSettleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(QueueSettleResponse)
+	err := c.cc.Invoke(ctx, Strata_QueueReject_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) QueueExtend(ctx context.Context, in *QueueSettleRequest, opts ...grpc.CallOption) (*QueueSettleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(QueueSettleResponse)
+	err := c.cc.Invoke(ctx, Strata_QueueExtend_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) RedriveQueueGroup(ctx context.Context, in *RedriveQueueGroupRequest, opts ...grpc.CallOption) (*RedriveQueueGroupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RedriveQueueGroupResponse)
+	err := c.cc.Invoke(ctx, Strata_RedriveQueueGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) ResetQueueGroup(ctx context.Context, in *ResetQueueGroupRequest, opts ...grpc.CallOption) (*ResetQueueGroupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResetQueueGroupResponse)
+	err := c.cc.Invoke(ctx, Strata_ResetQueueGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *strataClient) ClusterStatus(ctx context.Context, in *ClusterStatusRequest, opts ...grpc.CallOption) (*ClusterStatusResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ClusterStatusResponse)
@@ -364,6 +500,32 @@ type StrataServer interface {
 	// ResetOffsets moves a group's offsets for a topic; the group must have no
 	// live members.
 	ResetOffsets(context.Context, *ResetOffsetsRequest) (*ResetOffsetsResponse, error)
+	// CreateQueueGroup defines a queue group on a topic, or updates its
+	// settings; zero settings take the defaults.
+	CreateQueueGroup(context.Context, *CreateQueueGroupRequest) (*CreateQueueGroupResponse, error)
+	DescribeQueueGroup(context.Context, *DescribeQueueGroupRequest) (*DescribeQueueGroupResponse, error)
+	ListQueueGroups(context.Context, *ListQueueGroupsRequest) (*ListQueueGroupsResponse, error)
+	// QueueReceive leases up to max_messages records to the member, from the
+	// given partition or (partition -1) any partition the node leads; it
+	// long-polls up to max_wait_ms when none is available. Each record's
+	// delivery count is durable before the record is returned.
+	QueueReceive(context.Context, *QueueReceiveRequest) (*QueueReceiveResponse, error)
+	// QueueAck marks records done (from any member).
+	QueueAck(context.Context, *QueueSettleRequest) (*QueueSettleResponse, error)
+	// QueueNack releases the member's records for redelivery after delay_ms,
+	// or after the group's backoff when 0; at max deliveries a record goes to
+	// the dead-letter topic instead.
+	QueueNack(context.Context, *QueueSettleRequest) (*QueueSettleResponse, error)
+	// QueueReject sends the member's records to the dead-letter topic.
+	QueueReject(context.Context, *QueueSettleRequest) (*QueueSettleResponse, error)
+	// QueueExtend extends the member's leases to delay_ms from now (the ack
+	// timeout when 0).
+	QueueExtend(context.Context, *QueueSettleRequest) (*QueueSettleResponse, error)
+	// RedriveQueueGroup moves dead letters back to their source partitions.
+	RedriveQueueGroup(context.Context, *RedriveQueueGroupRequest) (*RedriveQueueGroupResponse, error)
+	// ResetQueueGroup moves a queue group to EARLIEST, LATEST, an OFFSET or a
+	// TIMESTAMP on every partition: records from there are delivered again.
+	ResetQueueGroup(context.Context, *ResetQueueGroupRequest) (*ResetQueueGroupResponse, error)
 	// ClusterStatus describes the nodes, the raft groups and their roles as
 	// the node asked sees them.
 	ClusterStatus(context.Context, *ClusterStatusRequest) (*ClusterStatusResponse, error)
@@ -433,6 +595,36 @@ func (UnimplementedStrataServer) DescribeGroup(context.Context, *DescribeGroupRe
 }
 func (UnimplementedStrataServer) ResetOffsets(context.Context, *ResetOffsetsRequest) (*ResetOffsetsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ResetOffsets not implemented")
+}
+func (UnimplementedStrataServer) CreateQueueGroup(context.Context, *CreateQueueGroupRequest) (*CreateQueueGroupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateQueueGroup not implemented")
+}
+func (UnimplementedStrataServer) DescribeQueueGroup(context.Context, *DescribeQueueGroupRequest) (*DescribeQueueGroupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DescribeQueueGroup not implemented")
+}
+func (UnimplementedStrataServer) ListQueueGroups(context.Context, *ListQueueGroupsRequest) (*ListQueueGroupsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListQueueGroups not implemented")
+}
+func (UnimplementedStrataServer) QueueReceive(context.Context, *QueueReceiveRequest) (*QueueReceiveResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method QueueReceive not implemented")
+}
+func (UnimplementedStrataServer) QueueAck(context.Context, *QueueSettleRequest) (*QueueSettleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method QueueAck not implemented")
+}
+func (UnimplementedStrataServer) QueueNack(context.Context, *QueueSettleRequest) (*QueueSettleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method QueueNack not implemented")
+}
+func (UnimplementedStrataServer) QueueReject(context.Context, *QueueSettleRequest) (*QueueSettleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method QueueReject not implemented")
+}
+func (UnimplementedStrataServer) QueueExtend(context.Context, *QueueSettleRequest) (*QueueSettleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method QueueExtend not implemented")
+}
+func (UnimplementedStrataServer) RedriveQueueGroup(context.Context, *RedriveQueueGroupRequest) (*RedriveQueueGroupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RedriveQueueGroup not implemented")
+}
+func (UnimplementedStrataServer) ResetQueueGroup(context.Context, *ResetQueueGroupRequest) (*ResetQueueGroupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResetQueueGroup not implemented")
 }
 func (UnimplementedStrataServer) ClusterStatus(context.Context, *ClusterStatusRequest) (*ClusterStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ClusterStatus not implemented")
@@ -774,6 +966,186 @@ func _Strata_ResetOffsets_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Strata_CreateQueueGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateQueueGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).CreateQueueGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_CreateQueueGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).CreateQueueGroup(ctx, req.(*CreateQueueGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_DescribeQueueGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeQueueGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).DescribeQueueGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_DescribeQueueGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).DescribeQueueGroup(ctx, req.(*DescribeQueueGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_ListQueueGroups_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListQueueGroupsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).ListQueueGroups(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_ListQueueGroups_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).ListQueueGroups(ctx, req.(*ListQueueGroupsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_QueueReceive_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(QueueReceiveRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).QueueReceive(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_QueueReceive_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).QueueReceive(ctx, req.(*QueueReceiveRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_QueueAck_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(QueueSettleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).QueueAck(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_QueueAck_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).QueueAck(ctx, req.(*QueueSettleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_QueueNack_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(QueueSettleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).QueueNack(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_QueueNack_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).QueueNack(ctx, req.(*QueueSettleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_QueueReject_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(QueueSettleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).QueueReject(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_QueueReject_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).QueueReject(ctx, req.(*QueueSettleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_QueueExtend_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(QueueSettleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).QueueExtend(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_QueueExtend_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).QueueExtend(ctx, req.(*QueueSettleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_RedriveQueueGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RedriveQueueGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).RedriveQueueGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_RedriveQueueGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).RedriveQueueGroup(ctx, req.(*RedriveQueueGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_ResetQueueGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResetQueueGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).ResetQueueGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_ResetQueueGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).ResetQueueGroup(ctx, req.(*ResetQueueGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Strata_ClusterStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ClusterStatusRequest)
 	if err := dec(in); err != nil {
@@ -884,6 +1256,46 @@ var Strata_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ResetOffsets",
 			Handler:    _Strata_ResetOffsets_Handler,
+		},
+		{
+			MethodName: "CreateQueueGroup",
+			Handler:    _Strata_CreateQueueGroup_Handler,
+		},
+		{
+			MethodName: "DescribeQueueGroup",
+			Handler:    _Strata_DescribeQueueGroup_Handler,
+		},
+		{
+			MethodName: "ListQueueGroups",
+			Handler:    _Strata_ListQueueGroups_Handler,
+		},
+		{
+			MethodName: "QueueReceive",
+			Handler:    _Strata_QueueReceive_Handler,
+		},
+		{
+			MethodName: "QueueAck",
+			Handler:    _Strata_QueueAck_Handler,
+		},
+		{
+			MethodName: "QueueNack",
+			Handler:    _Strata_QueueNack_Handler,
+		},
+		{
+			MethodName: "QueueReject",
+			Handler:    _Strata_QueueReject_Handler,
+		},
+		{
+			MethodName: "QueueExtend",
+			Handler:    _Strata_QueueExtend_Handler,
+		},
+		{
+			MethodName: "RedriveQueueGroup",
+			Handler:    _Strata_RedriveQueueGroup_Handler,
+		},
+		{
+			MethodName: "ResetQueueGroup",
+			Handler:    _Strata_ResetQueueGroup_Handler,
 		},
 		{
 			MethodName: "ClusterStatus",

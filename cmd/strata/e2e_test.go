@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -161,7 +162,28 @@ func TestE2EGroupResumeAndReplay(t *testing.T) {
 // Test 3: kill -9 right after `strata produce` returned: every
 // acknowledged record is there after the restart.
 func TestE2EKill9AfterAck(t *testing.T) {
-	n := startNode(t, "")
+	kill9AfterAck(t)
+}
+
+// TestE2EKill9AfterAckUnsafe runs test 3 against a server that
+// acknowledges before the raft commit and fsync
+// (--unsafe-ack-before-commit), to show that the test catches the loss:
+// it is expected to FAIL. It runs only with STRATA_SHOW_UNSAFE=1:
+//
+//	STRATA_SHOW_UNSAFE=1 go test -run Kill9AfterAckUnsafe -v ./cmd/strata
+//
+// (Switching the segment fsync off alone cannot fail a kill -9 test: the
+// page cache survives the process. Raft's log is the write-ahead log, so
+// the protection that matters is acknowledging only after its commit.)
+func TestE2EKill9AfterAckUnsafe(t *testing.T) {
+	if os.Getenv("STRATA_SHOW_UNSAFE") != "1" {
+		t.Skip("demonstration of a failing guarantee; set STRATA_SHOW_UNSAFE=1")
+	}
+	kill9AfterAck(t, "--unsafe-ack-before-commit")
+}
+
+func kill9AfterAck(t *testing.T, serverArgs ...string) {
+	n := startNode(t, "", serverArgs...)
 	n.mustCLI(nil, "topic", "create", "durable", "--partitions", "2")
 	const total = 20000
 	n.mustCLI(strings.NewReader(keyedLines(total, 50, "d")), "produce", "durable", "--key-separator", ":")

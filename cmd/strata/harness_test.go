@@ -23,6 +23,9 @@ import (
 var strataBin string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(queueWorkerEnv) != "" {
+		os.Exit(queueWorkerMain()) // a worker process of TestE2EQueueChaos
+	}
 	dir, err := os.MkdirTemp("", "strata-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -19,6 +19,7 @@ Usage:
   strata produce  TOPIC              one record per line of standard input
   strata consume  TOPIC              print records
   strata group    list|describe|reset
+  strata queue    create|receive|describe|redrive|reset   queue groups: per-record ack, retries, dead letters
   strata cluster  status|remove-node ID
 
 Every client command takes --brokers (or STRATA_BROKERS; default 127.0.0.1:7400).
@@ -61,6 +62,8 @@ func run(ctx context.Context, args []string) error {
 		return runConsume(ctx, rest)
 	case "group":
 		return runGroup(ctx, rest)
+	case "queue":
+		return runQueue(ctx, rest)
 	case "cluster":
 		return runCluster(ctx, rest)
 	case "-h", "--help", "help":

@@ -42,6 +42,7 @@ type produceOpts struct {
 	compression string
 	linger      time.Duration
 	maxLine     int
+	delay       time.Duration
 }
 
 // runProduce sends one record per line of standard input and waits for
@@ -58,6 +59,7 @@ func runProduce(ctx context.Context, args []string) error {
 	fs.StringVar(&o.compression, "compression", "none", "none, gzip, snappy, lz4 or zstd")
 	fs.DurationVar(&o.linger, "linger", 5*time.Millisecond, "how long a batch waits for more records")
 	fs.IntVar(&o.maxLine, "max-line-bytes", 1<<20, "longest input line accepted")
+	fs.DurationVar(&o.delay, "delay", 0, "queue groups deliver the records no earlier than this long from now (header strata-deliver-at)")
 	if err := parseFlags(fs, interleave(fs, args)); err != nil {
 		return err
 	}
@@ -67,6 +69,13 @@ func runProduce(ctx context.Context, args []string) error {
 	}
 	if o.key != "" && o.keySep != "" {
 		return errors.New("--key and --key-separator exclude each other")
+	}
+	if o.delay < 0 {
+		return fmt.Errorf("--delay %v is negative", o.delay)
+	}
+	if o.delay > 0 {
+		at := time.Now().Add(o.delay).UnixMilli()
+		o.headers = append(o.headers, record.Header{Key: "strata-deliver-at", Value: []byte(fmt.Sprint(at))})
 	}
 	comp, err := record.ParseCompression(o.compression)
 	if err != nil {

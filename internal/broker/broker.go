@@ -33,6 +33,8 @@ type Config struct {
 	// committed (and fsynced) the batch. Tests only: it exists to show that
 	// the durability test fails without the protection.
 	UnsafeAckBeforeCommit bool
+	// Queue configures queue groups (queue_config.go).
+	Queue QueueConfig
 	// Logger receives the broker's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -46,6 +48,7 @@ func DefaultConfig() Config {
 		MaxFetchWait:          30 * time.Second,
 		DefaultSessionTimeout: 10 * time.Second,
 		RetentionInterval:     time.Minute,
+		Queue:                 DefaultQueueConfig(),
 	}
 }
 
@@ -61,7 +64,7 @@ func (c Config) Validate() error {
 	case c.MaxFetchWait <= 0, c.DefaultSessionTimeout <= 0, c.RetentionInterval <= 0:
 		return fmt.Errorf("%w: durations must be positive", ErrInvalidConfig)
 	}
-	return nil
+	return c.Queue.Validate()
 }
 
 // Broker applies Strata's rules over a node's raft groups.
@@ -70,6 +73,7 @@ type Broker struct {
 	log   *slog.Logger
 	node  *cluster.Node
 	coord *coordinator
+	queue *queueManager
 	m     *Metrics
 
 	reconcileCh chan struct{}
@@ -95,6 +99,7 @@ func New(cfg Config, node *cluster.Node) (*Broker, error) {
 		stop:        make(chan struct{}),
 	}
 	b.coord = newCoordinator(b)
+	b.queue = newQueueManager(b)
 	b.m = newMetrics(b)
 	return b, nil
 }
@@ -117,10 +122,11 @@ func (b *Broker) Start(ctx context.Context) error {
 	if err := b.reconcile(ctx); err != nil {
 		return fmt.Errorf("broker: first reconcile: %w", err)
 	}
-	b.wg.Add(3)
+	b.wg.Add(4)
 	go b.reconcileLoop()
 	go b.retentionLoop()
 	go b.coord.sessionLoop(b.stop, &b.wg)
+	go b.queue.loop(b.stop, &b.wg)
 	return nil
 }
 

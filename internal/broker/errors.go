@@ -44,6 +44,12 @@ var (
 	// ErrNotReady is returned while a partition is being created or
 	// recovered on this node.
 	ErrNotReady = errors.New("broker: partition not ready")
+	// ErrUnknownQueueGroup is returned for a queue group not defined on
+	// the topic.
+	ErrUnknownQueueGroup = errors.New("broker: unknown queue group")
+	// ErrQueueConflict is returned when a queue operation raced with a
+	// reset, or a reset with dead letters being written: retry.
+	ErrQueueConflict = errors.New("broker: queue group changed meanwhile")
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("broker: closed")
 )

@@ -24,6 +24,7 @@ type Metrics struct {
 	groupLag       *prometheus.Desc
 	groupLagSec    *prometheus.Desc
 	groupMembers   *prometheus.Desc
+	queue          queueMetrics // queue_describe.go
 }
 
 func newMetrics(b *Broker) *Metrics {
@@ -47,6 +48,7 @@ func newMetrics(b *Broker) *Metrics {
 		groupLag:       prometheus.NewDesc("strata_group_lag_records", "Records not yet consumed by a group.", []string{"group", "topic", "partition"}, nil),
 		groupLagSec:    prometheus.NewDesc("strata_group_lag_seconds", "Age of the oldest record a group has not consumed.", []string{"group", "topic", "partition"}, nil),
 		groupMembers:   prometheus.NewDesc("strata_group_members", "Live members of a group.", []string{"group"}, nil),
+		queue:          newQueueMetrics(),
 	}
 }
 
@@ -71,6 +73,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.partitionBytes, m.partitionHWM, m.partitionStart, m.groupLag, m.groupLagSec, m.groupMembers} {
 		ch <- d
 	}
+	m.queue.describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -100,4 +103,5 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(m.groupLagSec, prometheus.GaugeValue, p.LagSeconds, g.Name, p.Topic, part)
 		}
 	}
+	m.queue.collect(m.b, ch)
 }

@@ -1,0 +1,265 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/stratalog/strata/api/record"
+	stratav1 "github.com/stratalog/strata/api/v1"
+)
+
+// QueueMessage is a record leased to a queue-group member. Settle it with
+// Ack, Nack or Reject before its lease ends, or Extend the lease.
+type QueueMessage struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Key       []byte // nil when the record has no key
+	Value     []byte
+	Headers   []record.Header
+	Timestamp time.Time
+	// Deliveries counts the deliveries of the record, this one included.
+	Deliveries int32
+	// LeaseDeadline is when the lease ends unless extended (the broker's
+	// wall clock; the broker itself times leases on its monotonic clock).
+	LeaseDeadline time.Time
+}
+
+// QueueConsumerConfig configures a QueueConsumer.
+type QueueConsumerConfig struct {
+	// Topic and Group name the queue group (create it with
+	// Admin.CreateQueueGroup). Required.
+	Topic, Group string
+	// MemberID names this member in leases; default: the client id and a
+	// random suffix.
+	MemberID string
+	// MaxMessages is how many records one receive asks for; default 100.
+	MaxMessages int
+	// MaxWait is how long a receive long-polls; default 5 s.
+	MaxWait time.Duration
+	// Concurrency is how many receive-and-handle loops Run runs; default 1.
+	Concurrency int
+}
+
+// QueueConsumer is a member of a queue group. Its methods are safe for
+// concurrent use.
+type QueueConsumer struct {
+	c      *Client
+	cfg    QueueConsumerConfig
+	rr     atomic.Uint32
+	closed atomic.Bool
+}
+
+// NewQueueConsumer returns a member of the queue group cfg names.
+func NewQueueConsumer(c *Client, cfg QueueConsumerConfig) (*QueueConsumer, error) {
+	if cfg.Topic == "" || cfg.Group == "" {
+		return nil, fmt.Errorf("%w: a queue consumer needs a topic and a group", ErrInvalidConfig)
+	}
+	if cfg.MemberID == "" {
+		var r [6]byte
+		_, _ = rand.Read(r[:])
+		cfg.MemberID = c.cfg.ClientID + "-" + hex.EncodeToString(r[:])
+	}
+	if cfg.MaxMessages <= 0 {
+		cfg.MaxMessages = 100
+	}
+	if cfg.MaxWait <= 0 {
+		cfg.MaxWait = 5 * time.Second
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 1
+	}
+	return &QueueConsumer{c: c, cfg: cfg}, nil
+}
+
+// MemberID returns the member's id.
+func (q *QueueConsumer) MemberID() string { return q.cfg.MemberID }
+
+// Close makes further calls fail with ErrClosed; leases still held expire
+// on the broker. It is idempotent and does not close the Client.
+func (q *QueueConsumer) Close() error {
+	q.closed.Store(true)
+	return nil
+}
+
+// Receive leases up to max records (MaxMessages when max <= 0), waiting up
+// to wait (MaxWait when 0) when none is available. Each call asks the
+// leader of the next partition in turn, which serves every partition it
+// leads. An empty answer is not an error.
+func (q *QueueConsumer) Receive(ctx context.Context, max int, wait time.Duration) ([]QueueMessage, error) {
+	if q.closed.Load() {
+		return nil, ErrClosed
+	}
+	if max <= 0 {
+		max = q.cfg.MaxMessages
+	}
+	if wait == 0 {
+		wait = q.cfg.MaxWait
+	}
+	n, err := q.c.PartitionCount(ctx, q.cfg.Topic)
+	if err != nil {
+		return nil, err
+	}
+	p := int32(q.rr.Add(1) % uint32(n))
+	var resp *stratav1.QueueReceiveResponse
+	err = q.c.callPartition(ctx, q.cfg.Topic, p, func(ctx context.Context, s stratav1.StrataClient) error {
+		var err error
+		resp, err = s.QueueReceive(ctx, &stratav1.QueueReceiveRequest{Topic: q.cfg.Topic, Group: q.cfg.Group,
+			MemberId: q.cfg.MemberID, Partition: -1, MaxMessages: int32(max), MaxWaitMs: int32(wait / time.Millisecond)})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("client: receive from queue group %q: %w", q.cfg.Group, err)
+	}
+	out := make([]QueueMessage, len(resp.GetMessages()))
+	for i, m := range resp.GetMessages() {
+		qm := QueueMessage{Topic: q.cfg.Topic, Partition: m.GetPartition(), Offset: m.GetOffset(), Key: m.GetKey(),
+			Value: m.GetValue(), Timestamp: time.UnixMilli(m.GetTimestampMs()), Deliveries: m.GetDeliveries(),
+			LeaseDeadline: time.UnixMilli(m.GetLeaseDeadlineMs())}
+		if m.GetNullKey() {
+			qm.Key = nil
+		} else if qm.Key == nil {
+			qm.Key = []byte{}
+		}
+		for _, h := range m.GetHeaders() {
+			qm.Headers = append(qm.Headers, record.Header{Key: h.GetKey(), Value: h.GetValue()})
+		}
+		out[i] = qm
+	}
+	return out, nil
+}
+
+// Ack marks records done. It returns how many the broker settled (records
+// already settled, or reset meanwhile, are not counted).
+func (q *QueueConsumer) Ack(ctx context.Context, msgs ...QueueMessage) (int, error) {
+	return q.settle(ctx, "ack", msgs, 0, "")
+}
+
+// Nack gives records back for redelivery after delay, or after the
+// group's backoff when delay is 0. errText is kept as the last error and
+// ends up in the dead-letter headers if the record runs out of deliveries.
+func (q *QueueConsumer) Nack(ctx context.Context, delay time.Duration, errText string, msgs ...QueueMessage) (int, error) {
+	return q.settle(ctx, "nack", msgs, delay, errText)
+}
+
+// Reject sends records straight to the group's dead-letter topic with
+// reason "rejected" and the given error text.
+func (q *QueueConsumer) Reject(ctx context.Context, errText string, msgs ...QueueMessage) (int, error) {
+	return q.settle(ctx, "reject", msgs, 0, errText)
+}
+
+// Extend extends this member's leases on records still being worked on to
+// d from now (the ack timeout when 0).
+func (q *QueueConsumer) Extend(ctx context.Context, d time.Duration, msgs ...QueueMessage) (int, error) {
+	return q.settle(ctx, "extend", msgs, d, "")
+}
+
+// settle sends one request per partition to its leader.
+func (q *QueueConsumer) settle(ctx context.Context, op string, msgs []QueueMessage, delay time.Duration, errText string) (int, error) {
+	if q.closed.Load() {
+		return 0, ErrClosed
+	}
+	byPart := map[int32][]int64{}
+	for _, m := range msgs {
+		byPart[m.Partition] = append(byPart[m.Partition], m.Offset)
+	}
+	total := 0
+	for _, p := range slices.Sorted(maps.Keys(byPart)) {
+		req := &stratav1.QueueSettleRequest{Topic: q.cfg.Topic, Group: q.cfg.Group, MemberId: q.cfg.MemberID,
+			Offsets: []*stratav1.QueuePartitionOffsets{{Partition: p, Offsets: byPart[p]}},
+			DelayMs: delay.Milliseconds(), Error: errText}
+		var resp *stratav1.QueueSettleResponse
+		err := q.c.callPartition(ctx, q.cfg.Topic, p, func(ctx context.Context, s stratav1.StrataClient) error {
+			var err error
+			switch op {
+			case "ack":
+				resp, err = s.QueueAck(ctx, req)
+			case "nack":
+				resp, err = s.QueueNack(ctx, req)
+			case "reject":
+				resp, err = s.QueueReject(ctx, req)
+			default:
+				resp, err = s.QueueExtend(ctx, req)
+			}
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("client: %s in queue group %q: %w", op, q.cfg.Group, err)
+		}
+		total += int(resp.GetSettled())
+	}
+	return total, nil
+}
+
+// Handler processes one record. Returning nil acks it; an error nacks it
+// (redelivery after the group's backoff) with the error's text.
+type Handler func(ctx context.Context, m QueueMessage) error
+
+// Run receives and handles records with Concurrency loops until ctx ends
+// (then it returns nil) or a request fails for good. Each loop receives up
+// to MaxMessages records, runs h on each in turn, then acks the successes
+// with one request and nacks the failures.
+func (q *QueueConsumer) Run(ctx context.Context, h Handler) error {
+	var wg sync.WaitGroup
+	errc := make(chan error, q.cfg.Concurrency)
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for range q.cfg.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := q.runLoop(rctx, h); err != nil {
+				errc <- err
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	return <-errc
+}
+
+func (q *QueueConsumer) runLoop(ctx context.Context, h Handler) error {
+	for ctx.Err() == nil {
+		msgs, err := q.Receive(ctx, 0, 0)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, ErrUnavailable) {
+				continue
+			}
+			return err
+		}
+		var ok []QueueMessage
+		failed := map[string][]QueueMessage{}
+		for _, m := range msgs {
+			if err := h(ctx, m); err != nil {
+				failed[err.Error()] = append(failed[err.Error()], m)
+				continue
+			}
+			ok = append(ok, m)
+		}
+		// Settle even when ctx ended meanwhile: the work is done.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		if len(ok) > 0 {
+			if _, err := q.Ack(sctx, ok...); err != nil && !errors.Is(err, ErrUnavailable) {
+				cancel()
+				return err
+			}
+		}
+		for text, ms := range failed {
+			if _, err := q.Nack(sctx, 0, text, ms...); err != nil && !errors.Is(err, ErrUnavailable) {
+				cancel()
+				return err
+			}
+		}
+		cancel()
+	}
+	return nil
+}

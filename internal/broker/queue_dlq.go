@@ -1,0 +1,272 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/stratalog/strata/api/record"
+	"github.com/stratalog/strata/cluster"
+)
+
+// Dead-letter headers. A dead letter carries the original key, value and
+// headers, then these.
+const (
+	HeaderDLQGroup      = "strata-dlq-group"
+	HeaderDLQTopic      = "strata-dlq-topic"
+	HeaderDLQPartition  = "strata-dlq-partition"
+	HeaderDLQOffset     = "strata-dlq-offset"
+	HeaderDLQDeliveries = "strata-dlq-deliveries"
+	HeaderDLQReason     = "strata-dlq-reason" // "max-deliveries" or "rejected"
+	HeaderDLQError      = "strata-dlq-error"  // the last error text a member gave
+	HeaderDLQTimestamp  = "strata-dlq-timestamp"
+	// HeaderDLQID is "topic/partition/offset/group": unique per dead
+	// letter, for readers that want to check.
+	HeaderDLQID = "strata-dlq-id"
+	// HeaderRedrivenFrom is set on a redriven record: "dlq-topic/partition/offset".
+	HeaderRedrivenFrom = "strata-redriven-from"
+)
+
+// testHookDeadLettersWritten, when set, runs between the write of dead
+// letters and the command that marks them dead; an error stops there, as a
+// crash would.
+var testHookDeadLettersWritten atomic.Pointer[func() error]
+
+// maxDeadLetterRun caps the dead letters written in one batch.
+const maxDeadLetterRun = 500
+
+// loop expires leases at max deliveries and writes dead letters, for the
+// partitions this node leads. It runs every TickInterval and when woken.
+func (m *queueManager) loop(stop <-chan struct{}, wg *sync.WaitGroup) {
+	defer wg.Done()
+	t := time.NewTicker(m.b.cfg.Queue.TickInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		case <-m.kick:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		m.tick(ctx)
+		cancel()
+	}
+}
+
+func (m *queueManager) tick(ctx context.Context) {
+	b := m.b
+	for _, def := range b.QueueGroups() {
+		t, err := b.Topic(def.Topic)
+		if err != nil || t.ID != def.TopicID {
+			continue
+		}
+		for i, a := range t.Partitions {
+			dg := b.node.DataGroup(a.DataGroup)
+			if dg == nil || !dg.Group.IsLeader() {
+				continue
+			}
+			p := dg.FSM.Partition(cluster.PartKey{TopicID: t.ID, Partition: int32(i)})
+			if p == nil || p.Queue(def.Name) == nil {
+				continue
+			}
+			c, ok, err := b.cursor(ctx, def, int32(i))
+			if err != nil || !ok {
+				continue
+			}
+			if exp := c.q.ReserveExpired(def.Settings.MaxDeliveries, time.Now()); len(exp) > 0 {
+				err := c.apply(ctx, b, cluster.QueueCmd{Op: cluster.QueueDeadMark, Offsets: exp, Reason: cluster.ReasonMaxDeliveries})
+				c.q.Release(exp)
+				if err != nil {
+					b.log.Warn("queue: dead-mark expired records", "group", def.Name, "topic", def.Topic, "partition", i, "err", err)
+				}
+			}
+			if pend := c.q.PendingDeadLetters(); len(pend) > 0 {
+				if err := b.writeDeadLetters(ctx, c, pend); err != nil {
+					b.log.Warn("queue: write dead letters (retrying)", "group", def.Name, "topic", def.Topic, "partition", i, "err", err)
+				}
+				b.queue.changed()
+			}
+		}
+	}
+}
+
+// dlqTopic returns the group's dead-letter topic, creating it on first use.
+func (b *Broker) dlqTopic(ctx context.Context, def cluster.QueueDef) (cluster.Topic, error) {
+	name := def.Settings.DeadLetterTopic
+	if t, err := b.Topic(name); err == nil {
+		return t, nil
+	}
+	src, err := b.Topic(def.Topic)
+	if err != nil {
+		return cluster.Topic{}, err
+	}
+	t, err := b.CreateTopic(ctx, name, cluster.TopicConfig{Partitions: 1, ReplicationFactor: src.Config.ReplicationFactor})
+	if errors.Is(err, ErrTopicExists) {
+		return b.Topic(name)
+	}
+	return t, err
+}
+
+// writeDeadLetters writes the first run of consecutive dead-letter
+// sequence numbers to the dead-letter topic, then marks them dead.
+//
+// Idempotence: each source partition writes its dead letters as its own
+// idempotent producer (QueueDef.DLQProducerID), with the sequence numbers
+// the dead-mark command gave the records in raft. If the leader dies
+// between the write and the dead command, the next leader writes the same
+// records with the same sequence numbers, and the dead-letter partition
+// recognises them as duplicates: each dead letter is written once.
+func (b *Broker) writeDeadLetters(ctx context.Context, c queueCursor, pend []cluster.DeadLetter) error {
+	dt, err := b.dlqTopic(ctx, c.def)
+	if err != nil {
+		return err
+	}
+	n := 1
+	for n < len(pend) && n < maxDeadLetterRun && pend[n].Seq == pend[n-1].Seq+1 {
+		n++
+	}
+	run := pend[:n]
+	offs := make([]int64, n)
+	for i, d := range run {
+		offs[i] = d.Offset
+	}
+	slices.Sort(offs)
+	src := readRecords(c.part, offs)
+	recs := make([]record.Record, n)
+	for i, d := range run {
+		recs[i] = b.deadLetter(c, d, src)
+	}
+	opt := record.BatchOptions{ProducerID: c.def.DLQProducerID(c.key.Partition), BaseSequence: run[0].Seq}
+	for len(recs) > 1 && batchBytes(recs) > int(dt.Config.MaxBatchBytes) {
+		recs, run = recs[:len(recs)/2], run[:len(run)/2]
+	}
+	batch, err := record.AppendBatch(nil, recs, opt)
+	if err != nil {
+		return err
+	}
+	dp := c.key.Partition % int32(len(dt.Partitions))
+	_, err = b.Produce(ctx, dt.Name, dp, batch)
+	var se *cluster.SequenceError
+	switch {
+	case err == nil:
+	case errors.As(err, &se) && se.Expected > run[0].Seq:
+		// An earlier leader wrote the first of these: mark those dead and
+		// write the rest on the next round.
+		k := min(int(se.Expected-run[0].Seq), len(run))
+		run = run[:k]
+	case errors.As(err, &se):
+		// The dead-letter partition does not know this producer's
+		// sequence (the topic was recreated): write without idempotence.
+		b.log.Warn("queue: dead-letter partition lost the producer state; writing without idempotence",
+			"topic", dt.Name, "expected", se.Expected, "got", run[0].Seq)
+		if batch, err = record.AppendBatch(nil, recs, record.BatchOptions{}); err != nil {
+			return err
+		}
+		if _, err := b.Produce(ctx, dt.Name, dp, batch); err != nil {
+			return err
+		}
+	default:
+		return err
+	}
+	if hook := testHookDeadLettersWritten.Load(); hook != nil {
+		if err := (*hook)(); err != nil {
+			return err
+		}
+	}
+	dead := make([]int64, len(run))
+	for i, d := range run {
+		dead[i] = d.Offset
+	}
+	return c.apply(ctx, b, cluster.QueueCmd{Op: cluster.QueueDead, Offsets: dead})
+}
+
+func batchBytes(recs []record.Record) int {
+	n := record.BatchHeaderLen
+	for i := range recs {
+		n += recs[i].MaxEncodedLen()
+	}
+	return n
+}
+
+// deadLetter builds the dead letter of a source record.
+func (b *Broker) deadLetter(c queueCursor, d cluster.DeadLetter, src map[int64]record.Record) record.Record {
+	r, ok := src[d.Offset]
+	errText := d.LastError
+	if errText == "" && d.Reason == cluster.ReasonMaxDeliveries {
+		errText = "ack timeout"
+	}
+	if !ok {
+		errText = "record no longer in the log: " + errText
+	}
+	part := strconv.Itoa(int(c.key.Partition))
+	off := strconv.FormatInt(d.Offset, 10)
+	out := record.Record{Key: r.Key, Value: r.Value, Timestamp: time.Now()}
+	out.Headers = append(slices.Clip(r.Headers),
+		record.Header{Key: HeaderDLQGroup, Value: []byte(c.def.Name)},
+		record.Header{Key: HeaderDLQTopic, Value: []byte(c.def.Topic)},
+		record.Header{Key: HeaderDLQPartition, Value: []byte(part)},
+		record.Header{Key: HeaderDLQOffset, Value: []byte(off)},
+		record.Header{Key: HeaderDLQDeliveries, Value: []byte(strconv.Itoa(int(d.Deliveries)))},
+		record.Header{Key: HeaderDLQReason, Value: []byte(cluster.ReasonName(d.Reason))},
+		record.Header{Key: HeaderDLQError, Value: []byte(errText)},
+		record.Header{Key: HeaderDLQTimestamp, Value: []byte(strconv.FormatInt(r.Timestamp.UnixMilli(), 10))},
+		record.Header{Key: HeaderDLQID, Value: []byte(c.def.Topic + "/" + part + "/" + off + "/" + c.def.Name)},
+	)
+	return out
+}
+
+// ResetQueueGroup moves a queue group, on every partition of its topic, to
+// the earliest offset, the latest, a given offset (clamped into the log) or
+// the first record at or after a time: records from there on are
+// delivered again (replay), and earlier ones are done. Leases of records
+// delivered before the reset are dropped; acks for them are ignored.
+func (b *Broker) ResetQueueGroup(ctx context.Context, topic, group string, spec ResetSpec) ([]cluster.TopicOffset, error) {
+	def, err := b.QueueGroup(topic, group)
+	if err != nil {
+		return nil, err
+	}
+	t, err := b.Topic(topic)
+	if err != nil {
+		return nil, err
+	}
+	var out []cluster.TopicOffset
+	for i := range t.Partitions {
+		p := int32(i)
+		c, ok, err := b.cursor(ctx, def, p)
+		if err != nil {
+			return out, err
+		}
+		if !ok {
+			return out, fmt.Errorf("%w: %s/%d is loading", ErrNotReady, topic, p)
+		}
+		lg := c.part.Log
+		var off int64
+		switch spec.Spec {
+		case SpecEarliest:
+			off = lg.StartOffset()
+		case SpecLatest:
+			off = lg.HighWatermark()
+		case SpecTimestamp:
+			if off, err = offsetForTime(lg, spec.Timestamp); err != nil {
+				return out, err
+			}
+		case 0:
+			off = min(max(spec.Offset, lg.StartOffset()), lg.HighWatermark())
+		default:
+			return out, fmt.Errorf("%w: reset spec %d", ErrInvalidRequest, spec.Spec)
+		}
+		cmd := cluster.QueueCmd{Op: cluster.QueueReset, Key: c.key, Group: def.Name, Gen: c.q.Gen() + 1, Arg: off}
+		if _, err := c.dg.Group.Apply(ctx, cmd.Encode()); err != nil {
+			return out, b.queueErr(c.dg, fmt.Sprintf("%s/%d", topic, p), err)
+		}
+		out = append(out, cluster.TopicOffset{Topic: topic, Partition: p, Offset: off})
+	}
+	b.queue.changed()
+	return out, nil
+}

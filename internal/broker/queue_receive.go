@@ -1,0 +1,231 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/stratalog/strata/api/record"
+	"github.com/stratalog/strata/cluster"
+)
+
+// QueueMessage is a record leased to a queue-group member.
+type QueueMessage struct {
+	Partition  int32
+	Offset     int64
+	Key        []byte
+	Value      []byte
+	Headers    []record.Header
+	Timestamp  time.Time
+	Deliveries int32 // this delivery included
+	// LeaseUntil is when the lease ends unless extended (wall clock, for
+	// the member's information; the broker uses its monotonic clock).
+	LeaseUntil time.Time
+}
+
+// ReceiveRequest asks for records of a queue group.
+type ReceiveRequest struct {
+	Topic, Group, Member string
+	// Partition is the partition to receive from, or -1 for any partition
+	// this node leads.
+	Partition int32
+	Max       int
+	// Wait is how long to long-poll when nothing is available.
+	Wait time.Duration
+}
+
+// maxReceive caps the records of one receive.
+const maxReceive = 10000
+
+// QueueReceive leases up to Max records of the group to Member. Each
+// record's delivery count is incremented through raft before it is
+// returned, so a restart or failover never forgets a delivery. When none
+// is available it waits up to Wait for a record to be produced, released or
+// due, without polling.
+func (b *Broker) QueueReceive(ctx context.Context, req ReceiveRequest) ([]QueueMessage, error) {
+	def, err := b.QueueGroup(req.Topic, req.Group)
+	if err != nil {
+		return nil, err
+	}
+	if req.Member == "" {
+		return nil, fmt.Errorf("%w: a receive needs a member id", ErrInvalidRequest)
+	}
+	req.Max = min(max(req.Max, 1), maxReceive)
+	parts, err := b.queueParts(def, req.Partition)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(min(max(req.Wait, 0), b.cfg.Queue.MaxWait))
+	for {
+		notify := b.queue.waitCh()
+		var out []QueueMessage
+		var due time.Time
+		start := int(atomic.AddUint32(&b.queue.rr, 1))
+		for i := range parts {
+			if len(out) >= req.Max {
+				break
+			}
+			p := parts[(start+i)%len(parts)]
+			msgs, d, err := b.receivePartition(ctx, def, p, req.Member, req.Max-len(out))
+			if err != nil {
+				if len(out) > 0 {
+					return out, nil
+				}
+				if len(parts) == 1 || !errors.Is(err, ErrNotReady) {
+					return nil, err
+				}
+			}
+			out = append(out, msgs...)
+			if !d.IsZero() && (due.IsZero() || d.Before(due)) {
+				due = d
+			}
+		}
+		if len(out) > 0 || !time.Now().Before(deadline) {
+			return out, nil
+		}
+		if err := b.waitQueue(ctx, def, parts, notify, due, deadline); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// queueParts returns the partitions a receive serves.
+func (b *Broker) queueParts(def cluster.QueueDef, partition int32) ([]int32, error) {
+	t, err := b.Topic(def.Topic)
+	if err != nil {
+		return nil, err
+	}
+	if partition >= 0 {
+		if int(partition) >= len(t.Partitions) {
+			return nil, fmt.Errorf("%w: %q has %d partitions, asked for %d", ErrUnknownPartition, def.Topic, len(t.Partitions), partition)
+		}
+		return []int32{partition}, nil
+	}
+	var out []int32
+	for i, a := range t.Partitions {
+		if dg := b.node.DataGroup(a.DataGroup); dg != nil && dg.Group.IsLeader() {
+			out = append(out, int32(i))
+		}
+	}
+	if len(out) == 0 {
+		_, dg, _, err := b.partition(def.Topic, 0)
+		if err != nil {
+			return nil, err
+		}
+		return nil, b.notLeader(dg.Group, def.Topic+"/0")
+	}
+	return out, nil
+}
+
+// waitQueue sleeps until records may be available: a release or reset
+// (notify), a write to one of the partitions, the next due time, or the
+// deadline.
+func (b *Broker) waitQueue(ctx context.Context, def cluster.QueueDef, parts []int32, notify <-chan struct{}, due, deadline time.Time) error {
+	until := deadline
+	if !due.IsZero() && due.Before(until) {
+		until = due
+	}
+	wctx, cancel := context.WithDeadline(ctx, until)
+	var wg sync.WaitGroup
+	defer wg.Wait() // after cancel (deferred below, so it runs first)
+	defer cancel()
+	wrote := make(chan struct{}, len(parts))
+	for _, p := range parts {
+		lp, err := b.localPartition(def.Topic, p)
+		if err != nil {
+			continue
+		}
+		wg.Add(1)
+		go func(lg interface {
+			Wait(context.Context, int64) error
+			HighWatermark() int64
+		}) {
+			defer wg.Done()
+			if lg.Wait(wctx, lg.HighWatermark()) == nil {
+				wrote <- struct{}{}
+			}
+		}(lp.Log)
+	}
+	select {
+	case <-notify:
+	case <-wrote:
+	case <-wctx.Done():
+	}
+	return ctx.Err()
+}
+
+// receivePartition leases up to max records of one partition. It returns
+// when the next record may become due when it leased nothing.
+func (b *Broker) receivePartition(ctx context.Context, def cluster.QueueDef, partition int32, member string, maxN int) ([]QueueMessage, time.Time, error) {
+	c, ok, err := b.cursor(ctx, def, partition)
+	if err != nil || !ok {
+		return nil, time.Now().Add(50 * time.Millisecond), err
+	}
+	next, room := c.q.ReadNext(b.cfg.Queue.MaxWindow)
+	var fresh []cluster.RecInfo
+	recs := map[int64]record.Record{}
+	if want := min(room, maxN); want > 0 && next < c.part.Log.HighWatermark() {
+		data, err := c.part.Log.Read(next, max(want*256, 64<<10))
+		if err == nil {
+			_, _ = record.DecodeBatchesFrom(data, next, func(r record.Record) bool {
+				fresh = append(fresh, b.queue.recInfo(&r))
+				recs[r.Offset] = r
+				return len(fresh) < want
+			})
+		}
+	}
+	now := time.Now()
+	pick := c.q.Pick(cluster.PickParams{
+		Now: now, Member: member, Max: maxN, MaxLeased: int(def.Settings.MaxLeased), MaxWindow: b.cfg.Queue.MaxWindow,
+		KeyOrdering: def.Settings.Ordering == cluster.OrderingKey, AckTimeout: ackTimeout(def),
+		MaxDeliveries: def.Settings.MaxDeliveries, Term: c.term,
+	}, fresh)
+	if pick.Expired {
+		b.queue.wake()
+	}
+	if len(pick.Offsets) == 0 {
+		return nil, pick.NextDue, nil
+	}
+	unsafe := b.cfg.Queue.UnsafeCountsInMemory
+	cmd := cluster.QueueCmd{Op: cluster.QueueDeliver, Key: c.key, Group: def.Name, Gen: pick.Gen, Offsets: pick.Offsets}
+	if unsafe {
+		cmd.Flags = cluster.QueueFlagNoCount
+	}
+	_, err = c.dg.Group.Apply(ctx, cmd.Encode())
+	now = time.Now()
+	counts := c.q.Delivered(pick.Offsets, err == nil, unsafe, now, ackTimeout(def))
+	if err != nil {
+		b.queue.changed()
+		if errors.Is(err, cluster.ErrQueueReset) {
+			return nil, time.Time{}, nil // a reset won the race: receive again
+		}
+		return nil, time.Time{}, b.queueErr(c.dg, fmt.Sprintf("%s/%d", def.Topic, partition), err)
+	}
+	var missing []int64
+	for _, off := range pick.Offsets {
+		if _, ok := recs[off]; !ok {
+			missing = append(missing, off)
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		for off, r := range readRecords(c.part, missing) {
+			recs[off] = r
+		}
+	}
+	out := make([]QueueMessage, 0, len(pick.Offsets))
+	until := now.Add(ackTimeout(def))
+	for i, off := range pick.Offsets {
+		r, ok := recs[off]
+		if !ok || counts[i] == 0 {
+			continue // gone (retention) or reset meanwhile
+		}
+		out = append(out, QueueMessage{Partition: partition, Offset: off, Key: r.Key, Value: r.Value,
+			Headers: r.Headers, Timestamp: r.Timestamp, Deliveries: counts[i], LeaseUntil: until})
+	}
+	return out, time.Time{}, nil
+}

@@ -1,0 +1,168 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/stratalog/strata/cluster"
+)
+
+// SettleRequest names leased records of one queue group to ack, nack,
+// reject or extend.
+type SettleRequest struct {
+	Topic, Group, Member string
+	// Offsets lists offsets by partition.
+	Offsets map[int32][]int64
+	// Delay is, for a nack, how long before redelivery (0: the group's
+	// backoff); for an extend, the new lease from now (0: the ack timeout).
+	Delay time.Duration
+	// Error is the error text a member gives with a nack or a reject; it
+	// goes into the dead-letter headers.
+	Error string
+}
+
+// QueueAck marks records done. An ack is accepted from any member (the
+// work is done) for any delivered record that is neither done nor being
+// dead-lettered; it returns how many records it settled.
+func (b *Broker) QueueAck(ctx context.Context, req SettleRequest) (int, error) {
+	return b.settle(ctx, req, func(c queueCursor, s []cluster.Settling) error {
+		return c.apply(ctx, b, cluster.QueueCmd{Op: cluster.QueueAck, Offsets: offsetsOf(s)})
+	}, true)
+}
+
+// QueueNack releases records of the member: each becomes available again
+// after Delay, or after the group's backoff for its delivery count. A
+// record that has had max deliveries goes to the dead-letter topic instead.
+func (b *Broker) QueueNack(ctx context.Context, req SettleRequest) (int, error) {
+	return b.settle(ctx, req, func(c queueCursor, s []cluster.Settling) error {
+		var retry, times, dead []int64
+		now := time.Now()
+		for _, r := range s {
+			if r.Deliveries >= c.def.Settings.MaxDeliveries {
+				dead = append(dead, r.Offset)
+				continue
+			}
+			d := req.Delay
+			if d <= 0 {
+				d = backoff(c.def.Settings, r.Deliveries)
+			}
+			retry = append(retry, r.Offset)
+			times = append(times, now.Add(d).UnixMilli())
+		}
+		var errs []error
+		if len(retry) > 0 {
+			errs = append(errs, c.apply(ctx, b, cluster.QueueCmd{Op: cluster.QueueNack, Offsets: retry, Times: times, Text: req.Error}))
+		}
+		if len(dead) > 0 {
+			errs = append(errs, c.apply(ctx, b, cluster.QueueCmd{Op: cluster.QueueDeadMark, Offsets: dead,
+				Reason: cluster.ReasonMaxDeliveries, Text: req.Error}))
+			b.queue.wake()
+		}
+		return errors.Join(errs...)
+	}, false)
+}
+
+// QueueReject sends records of the member straight to the dead-letter
+// topic with reason "rejected".
+func (b *Broker) QueueReject(ctx context.Context, req SettleRequest) (int, error) {
+	return b.settle(ctx, req, func(c queueCursor, s []cluster.Settling) error {
+		defer b.queue.wake()
+		return c.apply(ctx, b, cluster.QueueCmd{Op: cluster.QueueDeadMark, Offsets: offsetsOf(s),
+			Reason: cluster.ReasonRejected, Text: req.Error})
+	}, false)
+}
+
+// QueueExtend extends the leases the member holds on records still being
+// worked on, to Delay from now (the ack timeout when 0). Leases live in
+// the leader's memory only: an extend costs no raft write.
+func (b *Broker) QueueExtend(ctx context.Context, req SettleRequest) (int, error) {
+	def, err := b.QueueGroup(req.Topic, req.Group)
+	if err != nil {
+		return 0, err
+	}
+	d := req.Delay
+	if d <= 0 {
+		d = ackTimeout(def)
+	}
+	n := 0
+	for _, p := range slices.Sorted(maps.Keys(req.Offsets)) {
+		c, ok, err := b.cursor(ctx, def, p)
+		if err != nil {
+			return n, err
+		}
+		if !ok {
+			return n, fmt.Errorf("%w: %s/%d is loading", ErrNotReady, def.Topic, p)
+		}
+		now := time.Now()
+		n += len(c.q.Extend(req.Member, req.Offsets[p], now, now.Add(d)))
+	}
+	return n, nil
+}
+
+// settle runs op on the records of each partition that Reserve lets
+// through, then releases them.
+func (b *Broker) settle(ctx context.Context, req SettleRequest, op func(queueCursor, []cluster.Settling) error, anyMember bool) (int, error) {
+	def, err := b.QueueGroup(req.Topic, req.Group)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, p := range slices.Sorted(maps.Keys(req.Offsets)) {
+		c, ok, err := b.cursor(ctx, def, p)
+		if err != nil {
+			return n, err
+		}
+		if !ok {
+			return n, fmt.Errorf("%w: %s/%d is loading", ErrNotReady, def.Topic, p)
+		}
+		offs := slices.Clone(req.Offsets[p])
+		slices.Sort(offs)
+		s := c.q.Reserve(req.Member, slices.Compact(offs), anyMember, time.Now())
+		if len(s) == 0 {
+			continue
+		}
+		err = op(c, s)
+		c.q.Release(offsetsOf(s))
+		b.queue.changed()
+		if err != nil {
+			return n, err
+		}
+		n += len(s)
+	}
+	return n, nil
+}
+
+// apply applies a queue command to the cursor's partition, filling in the
+// key, group and generation.
+func (c queueCursor) apply(ctx context.Context, b *Broker, cmd cluster.QueueCmd) error {
+	cmd.Key, cmd.Group, cmd.Gen = c.key, c.def.Name, c.q.Gen()
+	if _, err := c.dg.Group.Apply(ctx, cmd.Encode()); err != nil {
+		return b.queueErr(c.dg, fmt.Sprintf("%s/%d", c.def.Topic, c.key.Partition), err)
+	}
+	return nil
+}
+
+// backoff is the wait after the given number of deliveries:
+// initial·2^(deliveries-1), capped at the max, plus up to a fifth more at
+// random so that retries of a burst spread out. It is never shorter than
+// the nominal value.
+func backoff(s cluster.QueueSettings, deliveries int32) time.Duration {
+	d := s.BackoffMaxMs
+	if n := deliveries - 1; n >= 0 && n < 40 && s.BackoffInitialMs<<n < s.BackoffMaxMs {
+		d = s.BackoffInitialMs << n
+	}
+	return time.Duration(d)*time.Millisecond + time.Duration(rand.Int64N(d/5+1))*time.Millisecond
+}
+
+func offsetsOf(s []cluster.Settling) []int64 {
+	out := make([]int64, len(s))
+	for i, r := range s {
+		out[i] = r.Offset
+	}
+	return out
+}

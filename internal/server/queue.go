@@ -1,0 +1,167 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	stratav1 "github.com/stratalog/strata/api/v1"
+	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/broker"
+)
+
+// The queue-group RPCs.
+
+func fromQueueSettings(s *stratav1.QueueSettings) cluster.QueueSettings {
+	if s == nil {
+		return cluster.QueueSettings{}
+	}
+	return cluster.QueueSettings{AckTimeoutMs: s.AckTimeoutMs, MaxDeliveries: s.MaxDeliveries,
+		BackoffInitialMs: s.BackoffInitialMs, BackoffMaxMs: s.BackoffMaxMs, MaxLeased: s.MaxLeasedPerPartition,
+		DeadLetterTopic: s.DeadLetterTopic, Ordering: s.Ordering}
+}
+
+func toQueueSettings(s cluster.QueueSettings) *stratav1.QueueSettings {
+	return &stratav1.QueueSettings{AckTimeoutMs: s.AckTimeoutMs, MaxDeliveries: s.MaxDeliveries,
+		BackoffInitialMs: s.BackoffInitialMs, BackoffMaxMs: s.BackoffMaxMs, MaxLeasedPerPartition: s.MaxLeased,
+		DeadLetterTopic: s.DeadLetterTopic, Ordering: s.Ordering}
+}
+
+// CreateQueueGroup implements strata.v1.
+func (s *Server) CreateQueueGroup(ctx context.Context, req *stratav1.CreateQueueGroupRequest) (*stratav1.CreateQueueGroupResponse, error) {
+	d, err := s.b.CreateQueueGroup(ctx, req.Topic, req.Group, fromQueueSettings(req.Settings))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &stratav1.CreateQueueGroupResponse{Settings: toQueueSettings(d.Settings)}, nil
+}
+
+// DescribeQueueGroup implements strata.v1.
+func (s *Server) DescribeQueueGroup(ctx context.Context, req *stratav1.DescribeQueueGroupRequest) (*stratav1.DescribeQueueGroupResponse, error) {
+	d, err := s.b.DescribeQueueGroup(req.Topic, req.Group)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &stratav1.DescribeQueueGroupResponse{Topic: d.Def.Topic, Group: d.Def.Name, Settings: toQueueSettings(d.Def.Settings)}
+	members := map[string]int64{}
+	for _, p := range d.Partitions {
+		resp.Partitions = append(resp.Partitions, &stratav1.QueuePartitionState{
+			Partition: p.Partition, Floor: p.Floor, HighWatermark: p.HighWatermark, Backlog: p.Backlog,
+			Available: p.Available, Leased: p.Leased, Acked: p.Acked, DeadLettered: p.DeadLetters,
+			Deliveries: p.Deliveries, Redeliveries: p.Redeliveries, OldestUnackedSeconds: p.OldestUnacked.Seconds(),
+		})
+		for m, n := range p.Members {
+			members[m] += int64(n)
+		}
+	}
+	for _, m := range slices.Sorted(maps.Keys(members)) {
+		resp.Members = append(resp.Members, &stratav1.QueueMemberLeases{MemberId: m, Leased: members[m]})
+	}
+	return resp, nil
+}
+
+// ListQueueGroups implements strata.v1.
+func (s *Server) ListQueueGroups(ctx context.Context, req *stratav1.ListQueueGroupsRequest) (*stratav1.ListQueueGroupsResponse, error) {
+	resp := &stratav1.ListQueueGroupsResponse{}
+	for _, d := range s.b.QueueGroups() {
+		if req.Topic == "" || req.Topic == d.Topic {
+			resp.Groups = append(resp.Groups, &stratav1.QueueGroupSummary{Topic: d.Topic, Group: d.Name})
+		}
+	}
+	return resp, nil
+}
+
+// QueueReceive implements strata.v1.
+func (s *Server) QueueReceive(ctx context.Context, req *stratav1.QueueReceiveRequest) (*stratav1.QueueReceiveResponse, error) {
+	msgs, err := s.b.QueueReceive(ctx, broker.ReceiveRequest{Topic: req.Topic, Group: req.Group, Member: req.MemberId,
+		Partition: req.Partition, Max: int(req.MaxMessages), Wait: time.Duration(req.MaxWaitMs) * time.Millisecond})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &stratav1.QueueReceiveResponse{Messages: make([]*stratav1.QueueMessage, len(msgs))}
+	for i, m := range msgs {
+		qm := &stratav1.QueueMessage{Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Value,
+			TimestampMs: m.Timestamp.UnixMilli(), Deliveries: m.Deliveries, LeaseDeadlineMs: m.LeaseUntil.UnixMilli(),
+			NullKey: m.Key == nil}
+		if len(m.Headers) > 0 {
+			qm.Headers = make([]*stratav1.RecordHeader, len(m.Headers))
+			for j, h := range m.Headers {
+				qm.Headers[j] = &stratav1.RecordHeader{Key: h.Key, Value: h.Value}
+			}
+		}
+		resp.Messages[i] = qm
+	}
+	return resp, nil
+}
+
+func settleReq(req *stratav1.QueueSettleRequest) broker.SettleRequest {
+	offs := make(map[int32][]int64, len(req.Offsets))
+	for _, po := range req.Offsets {
+		offs[po.Partition] = append(offs[po.Partition], po.Offsets...)
+	}
+	return broker.SettleRequest{Topic: req.Topic, Group: req.Group, Member: req.MemberId, Offsets: offs,
+		Delay: time.Duration(req.DelayMs) * time.Millisecond, Error: req.Error}
+}
+
+func settled(n int, err error) (*stratav1.QueueSettleResponse, error) {
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &stratav1.QueueSettleResponse{Settled: int32(n)}, nil
+}
+
+// QueueAck implements strata.v1.
+func (s *Server) QueueAck(ctx context.Context, req *stratav1.QueueSettleRequest) (*stratav1.QueueSettleResponse, error) {
+	return settled(s.b.QueueAck(ctx, settleReq(req)))
+}
+
+// QueueNack implements strata.v1.
+func (s *Server) QueueNack(ctx context.Context, req *stratav1.QueueSettleRequest) (*stratav1.QueueSettleResponse, error) {
+	return settled(s.b.QueueNack(ctx, settleReq(req)))
+}
+
+// QueueReject implements strata.v1.
+func (s *Server) QueueReject(ctx context.Context, req *stratav1.QueueSettleRequest) (*stratav1.QueueSettleResponse, error) {
+	return settled(s.b.QueueReject(ctx, settleReq(req)))
+}
+
+// QueueExtend implements strata.v1.
+func (s *Server) QueueExtend(ctx context.Context, req *stratav1.QueueSettleRequest) (*stratav1.QueueSettleResponse, error) {
+	return settled(s.b.QueueExtend(ctx, settleReq(req)))
+}
+
+// RedriveQueueGroup implements strata.v1.
+func (s *Server) RedriveQueueGroup(ctx context.Context, req *stratav1.RedriveQueueGroupRequest) (*stratav1.RedriveQueueGroupResponse, error) {
+	n, err := s.b.RedriveQueueGroup(ctx, req.Topic, req.Group, req.Reason, int(req.MaxMessages))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &stratav1.RedriveQueueGroupResponse{Redriven: int32(n)}, nil
+}
+
+// ResetQueueGroup implements strata.v1.
+func (s *Server) ResetQueueGroup(ctx context.Context, req *stratav1.ResetQueueGroupRequest) (*stratav1.ResetQueueGroupResponse, error) {
+	var spec broker.ResetSpec
+	switch req.Spec {
+	case stratav1.OffsetSpec_OFFSET_SPEC_EARLIEST:
+		spec.Spec = broker.SpecEarliest
+	case stratav1.OffsetSpec_OFFSET_SPEC_LATEST:
+		spec.Spec = broker.SpecLatest
+	case stratav1.OffsetSpec_OFFSET_SPEC_TIMESTAMP:
+		spec = broker.ResetSpec{Spec: broker.SpecTimestamp, Timestamp: req.TimestampMs}
+	case stratav1.OffsetSpec_OFFSET_SPEC_OFFSET:
+		spec.Offset = req.Offset
+	default:
+		return nil, status.Error(codes.InvalidArgument, fmt.Sprintf("reset queue group: unknown spec %v", req.Spec))
+	}
+	offs, err := s.b.ResetQueueGroup(ctx, req.Topic, req.Group, spec)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &stratav1.ResetQueueGroupResponse{Offsets: toPartitionOffsets(offs)}, nil
+}
