@@ -38,16 +38,24 @@ const (
 	// of one group, so that a preferred node that cannot take over (still
 	// catching up) is not asked again and again.
 	transferBackoff = 10 * time.Second
+	// preferredSettle is how long a preferred leader must have been alive
+	// before leadership goes back to it. A transfer stops the group's
+	// writes until the target has caught up (up to ElectionTimeout), so
+	// handing leadership to a node that has just restarted and is still
+	// replaying would add that stall to the failover.
+	preferredSettle = 5 * time.Second
 )
 
 // reconcileState is the reconcile goroutine's memory between rounds.
 type reconcileState struct {
+	aliveSince   map[string]time.Time
 	failedSince  map[string]time.Time
 	lastTransfer map[uint32]time.Time
 	lead         string // the lead tag last published
 }
 
 func (r *reconcileState) init() {
+	r.aliveSince = map[string]time.Time{}
 	r.failedSince = map[string]time.Time{}
 	r.lastTransfer = map[uint32]time.Time{}
 }
@@ -290,9 +298,19 @@ func (n *Node) RemoveNode(ctx context.Context, id string) error {
 
 // reconcileLedGroups runs on the leader of each local data group.
 func (n *Node) reconcileLedGroups(ctx context.Context) {
-	alive := map[string]bool{}
+	now := time.Now()
+	settled := map[string]bool{}
 	for _, m := range n.Members() {
-		alive[m.ID] = m.Status == MemberStatusAlive
+		if m.Status != MemberStatusAlive {
+			delete(n.rec.aliveSince, m.ID)
+			continue
+		}
+		since, ok := n.rec.aliveSince[m.ID]
+		if !ok {
+			since = now
+			n.rec.aliveSince[m.ID] = now
+		}
+		settled[m.ID] = now.Sub(since) >= preferredSettle
 	}
 	for _, dg := range n.DataGroups() {
 		if !dg.Group.IsLeader() {
@@ -306,7 +324,7 @@ func (n *Node) reconcileLedGroups(ctx context.Context) {
 			n.log.Warn("reconcile data group voters", "group", dg.ID, "err", err)
 		}
 		pref := info.PreferredLeader()
-		if pref == n.cfg.ID || !alive[pref] || !slices.Contains(info.Voters, pref) ||
+		if pref == n.cfg.ID || !settled[pref] || !slices.Contains(info.Voters, pref) ||
 			time.Since(n.rec.lastTransfer[dg.ID]) < transferBackoff {
 			continue
 		}

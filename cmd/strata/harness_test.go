@@ -66,6 +66,7 @@ type node struct {
 	t       *testing.T
 	dataDir string
 	args    []string
+	prefix  []string // command the server runs under, if any
 	cmd     *exec.Cmd
 	log     *syncBuffer
 	done    chan struct{}
@@ -93,7 +94,11 @@ func (n *node) start() {
 	args := append([]string{"server", "--data-dir", n.dataDir, "--node-id", "n1",
 		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--cluster-addr", "127.0.0.1:0",
 		"--gossip-addr", "127.0.0.1:0", "--log-level", "warn"}, n.args...)
-	n.cmd = exec.Command(strataBin, args...)
+	if len(n.prefix) > 0 { // e.g. nsenter into a network namespace
+		n.cmd = exec.Command(n.prefix[0], append(append(n.prefix[1:len(n.prefix):len(n.prefix)], strataBin), args...)...)
+	} else {
+		n.cmd = exec.Command(strataBin, args...)
+	}
 	logBuf := &syncBuffer{}
 	n.log = logBuf
 	pr, pw := io.Pipe()

@@ -74,6 +74,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
 	}
 	rc := cluster.DefaultGroupConfig()
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.HeartbeatTimeout = cfg.RaftHeartbeatTimeout
+	rc.ElectionTimeout = cfg.RaftHeartbeatTimeout
+	rc.LeaderLeaseTimeout = cfg.RaftHeartbeatTimeout / 2
 	nc := cluster.NodeConfig{
 		ID:              cfg.NodeID,
 		Dir:             filepath.Join(cfg.DataDir, "raft"),
