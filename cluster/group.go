@@ -309,6 +309,15 @@ func OpenGroup(cfg GroupConfig, fsm raft.FSM, layer raft.StreamLayer) (_ *Group,
 		MaxPool: transportMaxPool,
 		Timeout: transportTimeout,
 		Logger:  hlog.Named("net"),
+		// 1 turns pipelined replication off. In raft v1.7.3 a follower
+		// that answers Success=false ends pipelineDecode, after which one
+		// more pipelined send can park on inprogressCh while
+		// decodeResponses parks on doneCh: replication to that follower
+		// stops for good (heartbeats go on, so nothing times out) and
+		// Shutdown hangs. Seen here after healing an isolated leader
+		// (TestE2EClusterIsolatedLeader); see hashicorp/raft#612 and
+		// grafana/pyroscope#5518, which turned it off for the same reason.
+		MaxRPCsInFlight: 1,
 	})
 	g.transport = transport
 

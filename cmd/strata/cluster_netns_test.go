@@ -15,10 +15,11 @@ import (
 
 // netLab is a bridge in the root namespace and one namespace per node.
 type netLab struct {
-	t      *testing.T
-	prefix string // names: <prefix>br, <prefix>n1, ...
-	subnet string // "10.213.7"
-	nss    []string
+	t       *testing.T
+	prefix  string // names: <prefix>br, <prefix>n1, ...
+	subnet  string // "10.213.7"
+	nss     []string
+	forward bool // the FORWARD rule is in place
 }
 
 func runCmd(t *testing.T, args ...string) error {
@@ -54,6 +55,10 @@ func newNetLab(t *testing.T, n int) *netLab {
 	must("ip", "link", "add", br, "type", "bridge")
 	must("ip", "addr", "add", l.subnet+".254/24", "dev", br)
 	must("ip", "link", "set", br, "up")
+	// Docker sets the FORWARD policy to DROP, and bridged frames go through
+	// iptables (br_netfilter): let the lab's bridge forward.
+	must("iptables", "-I", "FORWARD", "-i", br, "-o", br, "-j", "ACCEPT")
+	l.forward = true
 	for i := 1; i <= n; i++ {
 		ns := fmt.Sprintf("%sn%d", l.prefix, i)
 		host, peer := fmt.Sprintf("%sh%d", l.prefix, i), fmt.Sprintf("%sp%d", l.prefix, i)
@@ -75,6 +80,10 @@ func (l *netLab) cleanup() {
 		_ = runCmd(l.t, "ip", "netns", "del", ns)
 	}
 	l.nss = nil
+	if l.forward {
+		_ = runCmd(l.t, "iptables", "-D", "FORWARD", "-i", l.prefix+"br", "-o", l.prefix+"br", "-j", "ACCEPT")
+		l.forward = false
+	}
 	_ = runCmd(l.t, "ip", "link", "del", l.prefix+"br")
 }
 
@@ -83,12 +92,13 @@ func (l *netLab) ip(i int) string { return fmt.Sprintf("%s.%d", l.subnet, i+1) }
 // isolate cuts node i off from the other nodes (not from the test).
 func (l *netLab) isolate(i int) error {
 	ns := l.nss[i]
-	for _, chain := range [][]string{
-		{"INPUT", "-s", l.subnet + ".0/24", "!", "-s", l.subnet + ".254"},
-		{"OUTPUT", "-d", l.subnet + ".0/24", "!", "-d", l.subnet + ".254"},
+	for _, rule := range [][]string{
+		{"INPUT", "-s", l.subnet + ".254", "-j", "ACCEPT"},
+		{"INPUT", "-s", l.subnet + ".0/24", "-j", "DROP"},
+		{"OUTPUT", "-d", l.subnet + ".254", "-j", "ACCEPT"},
+		{"OUTPUT", "-d", l.subnet + ".0/24", "-j", "DROP"},
 	} {
-		args := append([]string{"ip", "netns", "exec", ns, "iptables", "-A"}, chain...)
-		if err := runCmd(l.t, append(args, "-j", "DROP")...); err != nil {
+		if err := runCmd(l.t, append([]string{"ip", "netns", "exec", ns, "iptables", "-A"}, rule...)...); err != nil {
 			return err
 		}
 	}

@@ -177,8 +177,15 @@ func (n *node) stop() {
 	select {
 	case <-n.done:
 	case <-time.After(20 * time.Second):
-		_ = n.cmd.Process.Kill()
-		<-n.done
+		// SIGQUIT makes the Go runtime print every goroutine: the log
+		// then shows where the shutdown hangs.
+		_ = n.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-n.done:
+		case <-time.After(2 * time.Second):
+			_ = n.cmd.Process.Kill()
+			<-n.done
+		}
 		n.t.Errorf("strata server did not stop within 20s of SIGTERM:\n%s", n.log.String())
 	}
 }

@@ -30,6 +30,7 @@ func runServer(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.RetentionCheckInterval, "retention-check-interval", cfg.RetentionCheckInterval, "how often retention runs (env STRATA_RETENTION_CHECK_INTERVAL)")
 	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", cfg.SnapshotThreshold, "raft entries between checkpoints (env STRATA_SNAPSHOT_THRESHOLD)")
 	fs.DurationVar(&cfg.RaftHeartbeatTimeout, "raft-heartbeat-timeout", cfg.RaftHeartbeatTimeout, "raft leader-loss detection; elections follow within 1-2x (env STRATA_RAFT_HEARTBEAT_TIMEOUT)")
+	fs.Uint64Var(&cfg.RaftTrailingLogs, "raft-trailing-logs", cfg.RaftTrailingLogs, "raft entries kept after a snapshot (env STRATA_RAFT_TRAILING_LOGS)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (env STRATA_LOG_LEVEL)")
 	fs.BoolVar(&cfg.UnsafeAckBeforeCommit, "unsafe-ack-before-commit", false, "TESTS ONLY: acknowledge writes before they are durable")
 	// The file first, then the environment, then flags: later wins.
@@ -103,6 +104,7 @@ func overlayUnset(set map[string]bool, cfg *agent.Config, file agent.Config) {
 		"snapshot-threshold":       func() { cfg.SnapshotThreshold = keep.SnapshotThreshold },
 		"log-level":                func() { cfg.LogLevel = keep.LogLevel },
 		"raft-heartbeat-timeout":   func() { cfg.RaftHeartbeatTimeout = keep.RaftHeartbeatTimeout },
+		"raft-trailing-logs":       func() { cfg.RaftTrailingLogs = keep.RaftTrailingLogs },
 		"unsafe-ack-before-commit": func() { cfg.UnsafeAckBeforeCommit = keep.UnsafeAckBeforeCommit },
 	}
 	for name := range set {

@@ -77,6 +77,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
 	rc.HeartbeatTimeout = cfg.RaftHeartbeatTimeout
 	rc.ElectionTimeout = cfg.RaftHeartbeatTimeout
 	rc.LeaderLeaseTimeout = cfg.RaftHeartbeatTimeout / 2
+	rc.TrailingLogs = cfg.RaftTrailingLogs
 	nc := cluster.NodeConfig{
 		ID:              cfg.NodeID,
 		Dir:             filepath.Join(cfg.DataDir, "raft"),

@@ -56,6 +56,10 @@ type Config struct {
 	// Shorter fails over sooner and risks needless elections on a loaded
 	// machine. Default 500 ms.
 	RaftHeartbeatTimeout time.Duration `yaml:"raft_heartbeat_timeout"`
+	// RaftTrailingLogs is how many raft entries a group keeps after a
+	// snapshot, so that a follower a little behind catches up from the log
+	// rather than from a snapshot; default 10240.
+	RaftTrailingLogs uint64 `yaml:"raft_trailing_logs"`
 	// LogLevel is debug, info, warn or error; default info.
 	LogLevel string `yaml:"log_level"`
 	// UnsafeAckBeforeCommit acknowledges writes before they are committed
@@ -83,6 +87,7 @@ func DefaultConfig() Config {
 		RetentionCheckInterval: time.Minute,
 		SnapshotThreshold:      8192,
 		RaftHeartbeatTimeout:   500 * time.Millisecond,
+		RaftTrailingLogs:       10240,
 		LogLevel:               "info",
 	}
 }
