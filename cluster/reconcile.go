@@ -48,6 +48,8 @@ const (
 
 // reconcileState is the reconcile goroutine's memory between rounds.
 type reconcileState struct {
+	status       map[string]string // gossip status seen last round
+	returned     map[string]bool   // members that came back this round
 	aliveSince   map[string]time.Time
 	failedSince  map[string]time.Time
 	lastTransfer map[uint32]time.Time
@@ -55,6 +57,7 @@ type reconcileState struct {
 }
 
 func (r *reconcileState) init() {
+	r.status = map[string]string{}
 	r.aliveSince = map[string]time.Time{}
 	r.failedSince = map[string]time.Time{}
 	r.lastTransfer = map[uint32]time.Time{}
@@ -86,14 +89,76 @@ func (n *Node) reconcileLoop() {
 func (n *Node) reconcileOnce() {
 	ctx, cancel := context.WithTimeout(n.stopCtx, reconcileTimeout)
 	defer cancel()
+	n.noteReturns()
 	n.syncLocalGroups()
 	if n.Meta.IsLeader() {
+		n.kickReplication(ctx, n.Meta, "meta", 0, n.metaVoters())
 		if err := n.reconcileMeta(ctx); err != nil && !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrClosed) {
 			n.log.Warn("reconcile metadata", "err", err)
 		}
 	}
 	n.reconcileLedGroups(ctx)
 	n.publishLeads()
+}
+
+// noteReturns records which members came back (alive after failed or
+// left) since the last round.
+func (n *Node) noteReturns() {
+	n.rec.returned = map[string]bool{}
+	for _, m := range n.Members() {
+		if prev, seen := n.rec.status[m.ID]; seen && prev != MemberStatusAlive && m.Status == MemberStatusAlive {
+			n.rec.returned[m.ID] = true
+		}
+		n.rec.status[m.ID] = m.Status
+	}
+}
+
+// kickReplication hands leadership of a group this node leads to another
+// up-to-date voter when one of its voters has just come back. raft v1.7.3
+// backs off replication to a follower that keeps failing up to about 10 s
+// between attempts (failureWait x 2^10), and nothing cuts the wait short
+// when the follower returns; a new leader starts with fresh replication
+// state, so the returning node catches up at once instead of after the
+// backoff. Groups of fewer than 3 voters are left alone (the only other
+// voter is the one returning).
+func (n *Node) kickReplication(ctx context.Context, g *Group, name string, id uint32, voters []string) {
+	if len(voters) < 3 || !g.IsLeader() {
+		return
+	}
+	back := ""
+	for _, v := range voters {
+		if v != n.cfg.ID && n.rec.returned[v] {
+			back = v
+		}
+	}
+	if back == "" {
+		return
+	}
+	if name != "meta" {
+		n.rec.lastTransfer[id] = time.Now()
+	}
+	n.log.Info("a voter came back; handing leadership on so that replication to it restarts without raft's backoff",
+		"group", name, "voter", back)
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := g.await(ctx, g.raft.LeadershipTransfer()); err != nil {
+		n.log.Info("leadership transfer after a return failed", "group", name, "err", err)
+	}
+}
+
+// metaVoters returns the voters of the metadata group.
+func (n *Node) metaVoters() []string {
+	servers, err := n.Meta.Servers()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, s := range servers {
+		if s.Suffrage == raft.Voter {
+			out = append(out, string(s.ID))
+		}
+	}
+	return out
 }
 
 // syncLocalGroups opens the data groups the metadata makes this node a
@@ -322,6 +387,10 @@ func (n *Node) reconcileLedGroups(ctx context.Context) {
 		}
 		if err := n.reconcileGroupServers(dg, info); err != nil && !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrClosed) {
 			n.log.Warn("reconcile data group voters", "group", dg.ID, "err", err)
+		}
+		n.kickReplication(ctx, dg.Group, groupName(dg.ID), dg.ID, info.Voters)
+		if !dg.Group.IsLeader() {
+			continue
 		}
 		pref := info.PreferredLeader()
 		if pref == n.cfg.ID || !settled[pref] || !slices.Contains(info.Voters, pref) ||

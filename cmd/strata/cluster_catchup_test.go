@@ -158,6 +158,9 @@ func TestE2EClusterCatchUpWipedNode(t *testing.T) {
 		return nil
 	})
 	took := time.Since(start)
+	if f := os.Getenv("STRATA_DUMP"); f != "" {
+		_ = os.WriteFile(f, []byte(victim.log.String()+"\n=== leader\n"+leader.log.String()), 0o644)
+	}
 	t.Logf("wiped node caught up on %d MiB in %v (restart included)", mb, took.Round(time.Millisecond))
 	got, gn, err := replicaDigest(victim.GRPC, "catchup")
 	if err != nil {

@@ -48,18 +48,34 @@ func startCluster(t *testing.T, n int, extra ...string) []*clusterNode {
 	var seed string
 	for i := range n {
 		id := fmt.Sprintf("n%d", i+1)
-		gossip := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-		args := []string{"--node-id", id,
-			"--grpc-addr", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-			"--cluster-addr", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-			"--gossip-addr", gossip}
-		if seed != "" {
-			args = append(args, "--join", seed)
-		} else {
-			seed = gossip
+		// The ports are free when picked but may be taken before the
+		// server binds them (other tests run on this machine): pick again.
+		for attempt := 1; ; attempt++ {
+			gossip := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+			args := []string{"--node-id", id,
+				"--grpc-addr", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+				"--cluster-addr", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+				"--gossip-addr", gossip}
+			if seed != "" {
+				args = append(args, "--join", seed)
+			}
+			args = append(args, extra...)
+			nd := &node{t: t, dataDir: t.TempDir(), args: args}
+			err := nd.tryStart()
+			if err != nil && attempt < 3 && strings.Contains(err.Error(), "address already in use") {
+				t.Logf("%s: port taken, picking others", id)
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(nd.stop)
+			if seed == "" {
+				seed = gossip
+			}
+			nodes = append(nodes, &clusterNode{node: nd, ID: id, Gossip: gossip})
+			break
 		}
-		args = append(args, extra...)
-		nodes = append(nodes, &clusterNode{node: startNode(t, "", args...), ID: id, Gossip: gossip})
 	}
 	waitFor(t, 30*time.Second, "all nodes registered", func() error {
 		st, err := clusterStatus(nodes[0].node)

@@ -91,6 +91,15 @@ func startNode(t *testing.T, dataDir string, extra ...string) *node {
 
 func (n *node) start() {
 	n.t.Helper()
+	if err := n.tryStart(); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+// tryStart starts the process and waits until it serves, or returns why
+// it did not.
+func (n *node) tryStart() error {
+	n.t.Helper()
 	args := append([]string{"server", "--data-dir", n.dataDir, "--node-id", "n1",
 		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--cluster-addr", "127.0.0.1:0",
 		"--gossip-addr", "127.0.0.1:0", "--log-level", "warn"}, n.args...)
@@ -105,7 +114,7 @@ func (n *node) start() {
 	n.cmd.Stderr = pw
 	n.cmd.Stdout = logBuf
 	if err := n.cmd.Start(); err != nil {
-		n.t.Fatalf("start strata: %v", err)
+		return fmt.Errorf("start strata: %w", err)
 	}
 	done := make(chan struct{})
 	n.done = done
@@ -140,10 +149,11 @@ func (n *node) start() {
 	select {
 	case a := <-ready:
 		n.GRPC, n.HTTP = a.grpc, a.http
+		return nil
 	case <-n.done:
-		n.t.Fatalf("strata server exited during start-up:\n%s", n.log.String())
+		return fmt.Errorf("strata server exited during start-up:\n%s", n.log.String())
 	case <-time.After(30 * time.Second):
-		n.t.Fatalf("strata server did not start in 30s:\n%s", n.log.String())
+		return fmt.Errorf("strata server did not start in 30s:\n%s", n.log.String())
 	}
 }
 
