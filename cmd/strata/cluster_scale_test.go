@@ -1,12 +1,17 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"slices"
+	"sync/atomic"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stratalog/strata/api/client"
 )
 
 // cpuTicks returns a process's user+system CPU time in clock ticks.
@@ -66,4 +71,85 @@ func TestE2EClusterIdleThousandPartitions(t *testing.T) {
 			t.Errorf("%s uses %.1f%% of a core while idle, want < 10%%", n.ID, 100*share)
 		}
 	}
+}
+
+// Issue 4, tests 8 (second half) and 9 (STRATA_CLUSTER_LONG only):
+// produce throughput with replication factor 3, three nodes and the client
+// sharing this machine's cores: asynchronous to 1, 6 and 100 partitions,
+// and one record at a time. It reports figures; it fails only when a
+// produce fails.
+func TestE2EClusterProduceThroughput(t *testing.T) {
+	if !clusterLong() {
+		t.Skip("long cluster test: make test-cluster")
+	}
+	nodes := startCluster(t, 3)
+	var addrs []string
+	for _, n := range nodes {
+		addrs = append(addrs, n.GRPC)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cl, err := client.Dial(ctx, addrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	admin := client.NewAdmin(cl)
+	value := make([]byte, 128)
+	rates := map[int]float64{}
+	for _, parts := range []int{1, 6, 100} {
+		topic := fmt.Sprintf("tp%d", parts)
+		if _, err := admin.CreateTopic(ctx, topic, client.TopicConfig{Partitions: int32(parts), ReplicationFactor: 3}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(7 * time.Second) // preferred leaders take over
+		cfg := client.DefaultProducerConfig()
+		cfg.Partitioning = client.RoundRobin
+		if parts > 1 {
+			cfg.Partitioning = client.Sticky
+		}
+		p, err := client.NewProducer(cl, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const n = 1_000_000
+		var failed atomic.Int64
+		start := time.Now()
+		for range n {
+			p.ProduceAsync(&client.Record{Topic: topic, Value: value}, func(_ client.Result, err error) {
+				if err != nil {
+					failed.Add(1)
+				}
+			})
+		}
+		if err := p.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		el := time.Since(start)
+		p.Close()
+		if failed.Load() > 0 {
+			t.Fatalf("%d records failed", failed.Load())
+		}
+		rates[parts] = n / el.Seconds()
+		t.Logf("RF3, %d partition(s), 128-byte records, asynchronous: %.0f records/s", parts, rates[parts])
+	}
+	t.Logf("100 partitions reach %.0f%% of the rate of 6", 100*rates[100]/rates[6])
+
+	sc := client.DefaultProducerConfig()
+	sc.Linger = 0 // a lone record goes at once
+	p, err := client.NewProducer(cl, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var lat []time.Duration
+	for range 2000 {
+		start := time.Now()
+		if _, err := p.Produce(ctx, &client.Record{Topic: "tp1", Value: value}); err != nil {
+			t.Fatal(err)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	slices.Sort(lat)
+	t.Logf("RF3, one record at a time: p50 %v, p99 %v", lat[len(lat)/2].Round(time.Microsecond), lat[len(lat)*99/100].Round(time.Microsecond))
 }
