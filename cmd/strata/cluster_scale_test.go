@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"sync/atomic"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
