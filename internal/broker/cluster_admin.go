@@ -114,3 +114,21 @@ func (b *Broker) RemoveNode(ctx context.Context, id string) error {
 	}
 	return err
 }
+
+// ReadOffsets returns a group's committed offsets as the metadata leader
+// has them, after a barrier: every commit acknowledged before the call is
+// in the answer. A follower's metadata may lag (a node that just restarted
+// replays its log), so that offsets read there could seem to go back; a
+// follower answers NotLeader with the leader's address instead.
+func (b *Broker) ReadOffsets(ctx context.Context, group string, parts []TopicPartition) ([]cluster.TopicOffset, error) {
+	if !b.node.Meta.IsLeader() {
+		return nil, b.notLeader(b.node.Meta, "metadata")
+	}
+	if err := b.node.Meta.Barrier(ctx); err != nil {
+		if errors.Is(err, cluster.ErrNotLeader) {
+			return nil, b.notLeader(b.node.Meta, "metadata")
+		}
+		return nil, err
+	}
+	return b.FetchOffsets(group, parts), nil
+}

@@ -307,7 +307,11 @@ func (s *Server) FetchOffsets(ctx context.Context, req *stratav1.FetchOffsetsReq
 	for i, tp := range req.Partitions {
 		tps[i] = broker.TopicPartition{Topic: tp.Topic, Partition: tp.Partition}
 	}
-	return &stratav1.FetchOffsetsResponse{Offsets: toPartitionOffsets(s.b.FetchOffsets(req.Group, tps))}, nil
+	offs, err := s.b.ReadOffsets(ctx, req.Group, tps)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &stratav1.FetchOffsetsResponse{Offsets: toPartitionOffsets(offs)}, nil
 }
 
 // ListGroups implements strata.v1.
