@@ -11,7 +11,7 @@ GRPCURL       := v1.9.4
 NATS_SERVER   := v2.15.2
 TEST_TIMEOUT  ?= 14m
 
-.PHONY: all build run test tools vet fmt-check proto proto-check bench bench-segment bench-compare docker clean
+.PHONY: all build run test test-cluster tools vet fmt-check proto proto-check bench bench-segment bench-compare docker clean
 
 all: build
 
@@ -66,6 +66,11 @@ vet:
 # detector, and every fuzz corpus under */testdata/fuzz as ordinary tests.
 test: tools fmt-check proto-check vet
 	PATH="$(GOBIN):$$PATH" $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+# test-cluster runs the long cluster tests with real strata processes:
+# 20 leader kills, isolated and paused leaders, catch-up of a wiped node.
+test-cluster: tools
+	STRATA_CLUSTER_LONG=1 PATH="$(GOBIN):$$PATH" $(GO) test -race -count=1 -timeout 30m -run 'TestE2ECluster' -v ./cmd/strata
 
 bench-segment:
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 5 ./segment/ | tee bench-segment.txt

@@ -57,6 +57,10 @@ type DataFSMConfig struct {
 	// its topic's configuration. Its Fsync must be segment.FsyncNever: raft's
 	// log is the write-ahead log, and the logs are fsynced at snapshots.
 	Segment func(TopicConfig) segment.Config
+	// SnapDir is where snapshots keep their segment files (hard links);
+	// it must be on the file system of Dir. Empty: snapshots hold the
+	// manifest only (a replica that needs one cannot get the data).
+	SnapDir string
 	Logger  *slog.Logger
 }
 
@@ -288,11 +292,16 @@ func (f *DataFSM) deletePartition(k PartKey) any {
 	return nil
 }
 
-// manifest is a data group's snapshot: small state only. Segment data is
-// not copied; the logs were fsynced up to each high watermark.
+// manifest is a data group's snapshot: the small state, and the list of
+// segment files that hold each partition's records up to its high
+// watermark (see snapshot_store.go for how they are kept and streamed).
 type manifest struct {
 	Index      uint64          `json:"index"`
 	Partitions []manifestEntry `json:"partitions"`
+	// Files are the snapshot's segment files; Dir, set when the snapshot is
+	// opened on this node, is where they are.
+	Files []snapFile `json:"files,omitempty"`
+	Dir   string     `json:"dir,omitempty"`
 }
 
 type manifestEntry struct {
@@ -310,6 +319,7 @@ type manifestEntry struct {
 func (f *DataFSM) Snapshot() (raft.FSMSnapshot, error) {
 	m := &manifest{Index: f.applied.Load()}
 	var logs []*segment.Log
+	var segs [][]segment.SegmentInfo
 	for _, p := range f.Partitions() {
 		m.Partitions = append(m.Partitions, manifestEntry{
 			Key: p.Key, Topic: p.Topic, Config: p.Config,
@@ -318,22 +328,41 @@ func (f *DataFSM) Snapshot() (raft.FSMSnapshot, error) {
 			Queues:    p.snapshotQueues(),
 		})
 		logs = append(logs, p.Log)
+		// Appends run on this goroutine only, so the segments and their
+		// sizes are exactly those of the high watermark above.
+		segs = append(segs, p.Log.Segments())
 	}
-	return &dataSnapshot{m: m, logs: logs}, nil
+	return &dataSnapshot{m: m, logs: logs, segs: segs, snapDir: f.cfg.SnapDir}, nil
 }
 
 type dataSnapshot struct {
-	m    *manifest
-	logs []*segment.Log
+	m       *manifest
+	logs    []*segment.Log
+	segs    [][]segment.SegmentInfo // per partition, as of the snapshot
+	snapDir string
 }
 
 // Persist fsyncs every partition's log (the checkpoint raft compacts
-// behind) and then writes the manifest.
+// behind), links the segment files into the snapshot's directory, and then
+// writes the manifest.
 func (s *dataSnapshot) Persist(sink raft.SnapshotSink) error {
 	for _, lg := range s.logs {
 		if err := lg.Sync(); err != nil && !errors.Is(err, segment.ErrClosed) {
 			return errors.Join(fmt.Errorf("cluster: checkpoint %s: %w", lg.Dir(), err), sink.Cancel())
 		}
+	}
+	if s.snapDir != "" {
+		if err := s.linkFiles(filepath.Join(s.snapDir, sink.ID())); err != nil {
+			return errors.Join(err, sink.Cancel())
+		}
+		hdr, err := encodeManifest(s.m)
+		if err != nil {
+			return errors.Join(err, sink.Cancel())
+		}
+		if _, err := sink.Write(hdr); err != nil {
+			return errors.Join(fmt.Errorf("cluster: write manifest: %w", err), sink.Cancel())
+		}
+		return sink.Close()
 	}
 	if err := json.NewEncoder(sink).Encode(s.m); err != nil {
 		return errors.Join(fmt.Errorf("cluster: write manifest: %w", err), sink.Cancel())
@@ -345,13 +374,14 @@ func (s *dataSnapshot) Release() {}
 
 // Restore implements raft.FSM: it adopts the partitions the manifest names,
 // truncates each log back to the manifest's high watermark (raft replays
-// what follows), and removes partition directories the manifest does not
-// name.
+// what follows), replaces a log that holds less than the snapshot (a new
+// or far-behind replica) with the snapshot's segment files, and removes
+// partition directories the manifest does not name.
 func (f *DataFSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	var m manifest
-	if err := json.NewDecoder(rc).Decode(&m); err != nil {
-		return fmt.Errorf("cluster: decode data manifest: %w", err)
+	m, src, err := openSnapshotStream(rc)
+	if err != nil {
+		return err
 	}
 	f.mu.Lock()
 	old := f.parts
@@ -365,7 +395,7 @@ func (f *DataFSM) Restore(rc io.ReadCloser) error {
 	for _, e := range m.Partitions {
 		dir := f.partitionDir(e.Topic, e.Key)
 		keep[filepath.Base(dir)] = true
-		p, err := f.restorePartition(dir, e)
+		p, err := f.restorePartition(dir, e, src)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -387,12 +417,24 @@ func (f *DataFSM) Restore(rc io.ReadCloser) error {
 	return errors.Join(errs...)
 }
 
-func (f *DataFSM) restorePartition(dir string, e manifestEntry) (*Partition, error) {
+func (f *DataFSM) restorePartition(dir string, e manifestEntry, src *snapSource) (*Partition, error) {
 	lg, err := segment.Open(dir, f.cfg.Segment(e.Config))
+	if err != nil && src.has(filepath.Base(dir)) {
+		f.log.Warn("partition unreadable; installing it from the snapshot", "dir", dir, "err", err)
+		lg, err = f.installPartition(dir, e, src, nil)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cluster: restore partition %s: %w", dir, err)
 	}
 	hw := lg.HighWatermark()
+	if hw < e.HighWatermark && src.has(filepath.Base(dir)) {
+		f.log.Info("partition behind the snapshot; installing the snapshot's segments",
+			"dir", dir, "local_hw", hw, "snapshot_hw", e.HighWatermark)
+		if lg, err = f.installPartition(dir, e, src, lg); err != nil {
+			return nil, fmt.Errorf("cluster: restore partition %s: %w", dir, err)
+		}
+		hw = lg.HighWatermark()
+	}
 	switch {
 	case hw > e.HighWatermark:
 		if err := lg.Truncate(e.HighWatermark); err != nil {

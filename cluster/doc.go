@@ -78,8 +78,48 @@
 //     dropped; LeaderCh has one slot and keeps only the latest transition.
 //     WaitLeader therefore re-reads the leader after every wake-up.
 //
+// # Nodes, membership and placement
+//
+// A Node is one server's raft side: the metadata group ("meta") and the
+// data groups ("data-<id>", cluster-wide ids) it is a voter of, with serf
+// membership. A node without Join and without raft state bootstraps the
+// metadata group alone (and, on a brand-new cluster, DataGroups groups of
+// one voter); a node with Join waits for the metadata leader to add it. A
+// restarted node finds its groups on disk and rejoins gossip from serf's
+// snapshot (and Join).
+//
+// Each node runs one reconcile loop (reconcile.go), level-triggered: serf
+// events and metadata changes only wake it. Every node opens the data
+// groups the metadata makes it a voter of; the initial voters of a new
+// group each bootstrap it with the same configuration, and only when they
+// have no raft state for it. Only the metadata leader turns membership into
+// changes: it registers alive members as nodes, adds them to the metadata
+// group (the first MetadataVoters as voters, then non-voters; a non-voter
+// is promoted when a voter is removed), creates data groups for a
+// replication factor (about nodes x DataGroups / RF of them, each with a
+// preferred leader, spread), places partitions (placement.go) and removes
+// nodes failed longer than DeadNodeTimeout, replacing them in their groups.
+// The leader of each data group makes the group's raft configuration match
+// the metadata's voters and hands leadership back to the preferred leader
+// once that node has been alive for 5 s. Nodes publish the data groups they
+// lead in their gossip tags, so a node that holds no replica of a partition
+// can still name its leader.
+//
+// # Data snapshots
+//
+// A data group's snapshot is its manifest (partitions, high watermarks,
+// producer and queue state) plus the segment files up to each high
+// watermark, hard-linked into <group>/snapdata/<snapshot id>/ when it is
+// taken: O(segments), point in time, and retention cannot delete what a
+// snapshot references. Raft's FileSnapshotStore keeps only the manifest;
+// the wrapper in snapshot_store.go streams manifest and files when raft
+// sends a snapshot to a follower that is new or behind the log compaction,
+// and the follower's sink writes them into its own snapdata before
+// DataFSM.Restore installs them. Restore keeps (and truncates) a partition
+// that holds at least the snapshot's records, as after a local restart.
+//
 // # Locks
 //
-// Mux.mu before muxLayer.mu; Group.mu is a leaf. No lock is held across a
-// raft call, a network call or a conn.Close.
+// Mux.mu before muxLayer.mu; Group.mu and Node.mu are leaves. No lock is
+// held across a raft call, a network call or a conn.Close.
 package cluster

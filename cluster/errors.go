@@ -21,6 +21,8 @@ var (
 	// ErrOutOfOrderSequence is returned for an idempotent batch whose base
 	// sequence is not the next one expected; see SequenceError.
 	ErrOutOfOrderSequence = errors.New("cluster: out of order sequence")
+	// ErrUnknownNode is returned for a node the metadata does not hold.
+	ErrUnknownNode = errors.New("cluster: unknown node")
 	// ErrProducerFenced is returned for a batch from an older producer epoch.
 	ErrProducerFenced = errors.New("cluster: producer epoch is stale")
 	// ErrQueueNotReady is returned for a queue command on a partition where

@@ -309,12 +309,28 @@ func OpenGroup(cfg GroupConfig, fsm raft.FSM, layer raft.StreamLayer) (_ *Group,
 		MaxPool: transportMaxPool,
 		Timeout: transportTimeout,
 		Logger:  hlog.Named("net"),
+		// 1 turns pipelined replication off. In raft v1.7.3 a follower
+		// that answers Success=false ends pipelineDecode, after which one
+		// more pipelined send can park on inprogressCh while
+		// decodeResponses parks on doneCh: replication to that follower
+		// stops for good (heartbeats go on, so nothing times out) and
+		// Shutdown hangs. Seen here after healing an isolated leader
+		// (TestE2EClusterIsolatedLeader); see hashicorp/raft#612 and
+		// grafana/pyroscope#5518, which turned it off for the same reason.
+		MaxRPCsInFlight: 1,
 	})
 	g.transport = transport
 
+	// A data group's snapshots carry segment files (snapshot_store.go).
+	var store raft.SnapshotStore = g.snaps
+	if d, ok := fsm.(*DataFSM); ok && d.cfg.SnapDir != "" {
+		if store, err = newDataSnapshotStore(g.snaps, d.cfg.SnapDir); err != nil {
+			return nil, fmt.Errorf("cluster: open group %q: %w", cfg.Name, err)
+		}
+	}
 	rc := cfg.raftConfig()
 	rc.Logger = hlog
-	if g.raft, err = raft.NewRaft(rc, fsm, g.logs, g.bolt, g.snaps, transport); err != nil {
+	if g.raft, err = raft.NewRaft(rc, fsm, g.logs, g.bolt, store, transport); err != nil {
 		return nil, fmt.Errorf("cluster: open group %q: start raft: %w", cfg.Name, err)
 	}
 	return g, nil
@@ -455,6 +471,24 @@ func (g *Group) AddVoter(id, addr string) error {
 	defer cancel()
 	f := g.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, g.cfg.ApplyTimeout)
 	return g.mapErr("add voter "+id, g.await(ctx, f))
+}
+
+// AddNonvoter adds the node id at raft address addr as a non-voter: it
+// receives the log but does not vote. Must run on the leader.
+func (g *Group) AddNonvoter(id, addr string) error {
+	ctx, cancel := g.withDeadline(context.Background())
+	defer cancel()
+	f := g.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(addr), 0, g.cfg.ApplyTimeout)
+	return g.mapErr("add non-voter "+id, g.await(ctx, f))
+}
+
+// TransferLeadership hands leadership to the voter id at addr once it has
+// caught up. Must run on the leader.
+func (g *Group) TransferLeadership(ctx context.Context, id, addr string) error {
+	ctx, cancel := g.withDeadline(ctx)
+	defer cancel()
+	f := g.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(addr))
+	return g.mapErr("transfer leadership to "+id, g.await(ctx, f))
 }
 
 // RemoveServer removes the node id from the group. Must run on the leader.

@@ -40,6 +40,9 @@ const (
 	// memberQueueWarn is the queue length at which a slow consumer is first
 	// logged; the threshold doubles after each warning.
 	memberQueueWarn = 1024
+	// deadNodeReclaim is how long a dead member's name stays bound to its
+	// address before a member at another address may take it.
+	deadNodeReclaim = 10 * time.Second
 	// maxJoinBackoff caps the wait between join attempts.
 	maxJoinBackoff = 30 * time.Second
 )
@@ -279,6 +282,9 @@ func (c MembershipConfig) serfConfig(events chan<- serf.Event, logger *log.Logge
 	ml.GossipInterval = c.GossipInterval
 	ml.PushPullInterval = c.PushPullInterval
 	ml.TCPTimeout = c.TCPTimeout
+	// A node that comes back at another address (a container restarted
+	// with a new IP) may take over its dead predecessor's name after this.
+	ml.DeadNodeReclaimTime = deadNodeReclaim
 	ml.LogOutput = nil // serf refuses both LogOutput and Logger
 	ml.Logger = logger
 

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,12 +44,41 @@ type NodeInfo struct {
 	ID          string `json:"id"`
 	GRPCAddr    string `json:"grpc_addr"`
 	ClusterAddr string `json:"cluster_addr"`
+	// GossipAddr is the node's serf address; empty for a node without
+	// membership (a single node started without a gossip port).
+	GossipAddr string `json:"gossip_addr,omitempty"`
 }
 
-// DataGroupInfo is a data raft group: its index and its voters.
+// DataGroupInfo is a data raft group: its cluster-wide id, its voters (the
+// replicas of every partition it holds) and its preferred leader.
 type DataGroupInfo struct {
 	ID     uint32   `json:"id"`
 	Voters []string `json:"voters"`
+	// Initial are the voters the group was created with: they, and only
+	// they, bootstrap it (when they have no raft state for it). Empty for
+	// groups recorded before it existed (bootstrapped as single voters).
+	Initial []string `json:"initial,omitempty"`
+	// Preferred is the node that should lead the group; its leader hands
+	// leadership back to it when it is a healthy voter. Empty: Voters[0].
+	Preferred string `json:"preferred,omitempty"`
+}
+
+// PreferredLeader returns the group's preferred leader.
+func (g DataGroupInfo) PreferredLeader() string {
+	if g.Preferred != "" {
+		return g.Preferred
+	}
+	if len(g.Voters) > 0 {
+		return g.Voters[0]
+	}
+	return ""
+}
+
+// Clone returns a deep copy.
+func (g DataGroupInfo) Clone() DataGroupInfo {
+	g.Voters = slices.Clone(g.Voters)
+	g.Initial = slices.Clone(g.Initial)
+	return g
 }
 
 // GroupOffsets are a consumer group's committed offsets: topic → partition →
@@ -109,6 +139,7 @@ const (
 	opAllocProducerID = "alloc_producer_id"
 	opCommitOffsets   = "commit_offsets"
 	opPutQueue        = "put_queue"
+	opRemoveNode      = "remove_node"
 )
 
 // MetaFSM is the state machine of the metadata raft group.
@@ -184,6 +215,49 @@ func (f *MetaFSM) GroupOffsets(group string) GroupOffsets {
 	return out
 }
 
+// DataGroupInfos returns copies of every data group, sorted by id.
+func (f *MetaFSM) DataGroupInfos() []DataGroupInfo {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := make([]DataGroupInfo, 0, len(f.state.DataGroups))
+	for _, g := range f.state.DataGroups {
+		out = append(out, g.Clone())
+	}
+	slices.SortFunc(out, func(a, b DataGroupInfo) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
+// DataGroupInfo returns a copy of one data group.
+func (f *MetaFSM) DataGroupInfo(id uint32) (DataGroupInfo, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	g, ok := f.state.DataGroups[id]
+	if !ok {
+		return DataGroupInfo{}, false
+	}
+	return g.Clone(), true
+}
+
+// NodeInfos returns every node the metadata knows, sorted by id.
+func (f *MetaFSM) NodeInfos() []NodeInfo {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := make([]NodeInfo, 0, len(f.state.Nodes))
+	for _, n := range f.state.Nodes {
+		out = append(out, n)
+	}
+	slices.SortFunc(out, func(a, b NodeInfo) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
+// NodeInfo returns what the metadata knows of one node.
+func (f *MetaFSM) NodeInfo(id string) (NodeInfo, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	n, ok := f.state.Nodes[id]
+	return n, ok
+}
+
 // GroupNames returns the names of groups with committed offsets.
 func (f *MetaFSM) GroupNames() []string {
 	f.mu.RLock()
@@ -248,7 +322,17 @@ func (f *MetaFSM) applyLocked(c *metaCmd) any {
 		return nil
 	case opSetDataGroups:
 		for _, g := range c.DataGroups {
-			s.DataGroups[g.ID] = &DataGroupInfo{ID: g.ID, Voters: slices.Clone(g.Voters)}
+			cg := g.Clone()
+			s.DataGroups[g.ID] = &cg
+		}
+		return nil
+	case opRemoveNode:
+		// The data groups' new voters come with the command (placed by the
+		// metadata leader); the node itself is forgotten.
+		delete(s.Nodes, c.Name)
+		for _, g := range c.DataGroups {
+			cg := g.Clone()
+			s.DataGroups[g.ID] = &cg
 		}
 		return nil
 	case opAllocProducerID:
@@ -342,6 +426,12 @@ func RegisterNodeCmd(n NodeInfo) []byte { return mustJSON(metaCmd{Op: opRegister
 // SetDataGroupsCmd records data groups and their voters.
 func SetDataGroupsCmd(gs []DataGroupInfo) []byte {
 	return mustJSON(metaCmd{Op: opSetDataGroups, DataGroups: gs})
+}
+
+// RemoveNodeCmd forgets a node and records the data groups whose voters
+// changed because of it.
+func RemoveNodeCmd(id string, changed []DataGroupInfo) []byte {
+	return mustJSON(metaCmd{Op: opRemoveNode, Name: id, DataGroups: changed})
 }
 
 // AllocProducerIDCmd allocates a fresh idempotent-producer id (int64).

@@ -53,10 +53,11 @@ type Mux struct {
 	closeErr  error
 	wg        sync.WaitGroup // the accept loop and the handshakes
 
-	mu      sync.Mutex
-	closed  bool
-	layers  map[string]*muxLayer
-	pending map[net.Conn]struct{} // accepted, header not yet read
+	mu        sync.Mutex
+	closed    bool
+	advertise net.Addr // nil: ln.Addr()
+	layers    map[string]*muxLayer
+	pending   map[net.Conn]struct{} // accepted, header not yet read
 }
 
 // NewMux starts accepting connections on ln and returns the mux that owns it.
@@ -84,7 +85,39 @@ func newMux(ln net.Listener, logger *slog.Logger, headerTimeout time.Duration) *
 
 // Addr returns the address the mux listens on; it is every layer's Addr and
 // so the raft address of every group on this node.
-func (m *Mux) Addr() net.Addr { return m.ln.Addr() }
+func (m *Mux) Addr() net.Addr {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.advertise != nil {
+		return m.advertise
+	}
+	return m.ln.Addr()
+}
+
+// advertAddr is an advertised host:port; the host may be a name, resolved
+// by each dial (a container's address can change across restarts).
+type advertAddr string
+
+func (a advertAddr) Network() string { return "tcp" }
+func (a advertAddr) String() string  { return string(a) }
+
+// ListenAddr returns the address the mux listens on, which differs from
+// Addr when an advertise address is set.
+func (m *Mux) ListenAddr() net.Addr { return m.ln.Addr() }
+
+// SetAdvertise makes addr (host:port, as other nodes dial it) the address
+// Addr returns, and so the raft address of every group on this node. Call
+// it before Layer: raft reads a layer's address once, when the group opens.
+func (m *Mux) SetAdvertise(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || port == "" || port == "0" {
+		return fmt.Errorf("%w: advertise address %q is not host:port", ErrInvalidConfig, addr)
+	}
+	m.mu.Lock()
+	m.advertise = advertAddr(addr)
+	m.mu.Unlock()
+	return nil
+}
 
 // Layer registers group and returns its raft.StreamLayer. Accept yields the
 // connections that named group; Dial connects to another node's mux and

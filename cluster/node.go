@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,26 +10,59 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 
 	"github.com/stratalog/strata/segment"
 )
 
+// Serf tags a node publishes.
+const (
+	tagGRPC = "grpc" // client (gRPC) address
+	tagRaft = "raft" // cluster (raft mux) address
+	tagLead = "lead" // comma-separated ids of the data groups it leads
+)
+
 // NodeConfig configures the raft side of one node.
 type NodeConfig struct {
-	// ID is the node's id, unique in the cluster (raft ServerID).
+	// ID is the node's id, unique in the cluster (raft ServerID, serf name).
 	ID string
 	// Dir holds meta/ and data-N/ (raft stores, snapshots, partitions).
 	Dir string
 	// ClusterAddr is the address the multiplexed raft port listens on.
 	ClusterAddr string
-	// GRPCAddr is the node's client address, recorded in the metadata so
-	// that clients can be sent to partition leaders.
+	// AdvertiseClusterAddr is the raft address other nodes dial (host:port,
+	// the host may be a name); "" means the listener's address.
+	AdvertiseClusterAddr string
+	// GRPCAddr is the node's client address as clients reach it, recorded in
+	// the metadata so that clients can be sent to partition leaders.
 	GRPCAddr string
-	// DataGroups is the number of data raft groups on the node; default 4.
+	// Gossip configures serf membership. An empty Gossip.BindAddr runs the
+	// node without membership: a cluster of one. NodeID, Tags and Join are
+	// set by the node.
+	Gossip MembershipConfig
+	// Join lists gossip addresses of members to join. A node with no Join
+	// and no raft state bootstraps a new cluster; with Join it waits to be
+	// added by the metadata leader.
+	Join []string
+	// DataGroups is the number of data raft groups each node is a voter of,
+	// per replication factor in use; default 4.
 	DataGroups int
+	// MetadataVoters is how many nodes vote in the metadata group (the rest
+	// follow as non-voters); default 3.
+	MetadataVoters int
+	// DeadNodeTimeout is how long a node may stay failed before the
+	// metadata leader removes it and re-places its replicas; 0 never does.
+	// Default 0.
+	DeadNodeTimeout time.Duration
+	// ReconcileInterval is how often the node reconciles its raft groups
+	// with the metadata and the membership without being woken; default 1 s.
+	ReconcileInterval time.Duration
 	// Segment maps a topic's configuration to its partitions' segment
 	// config (Fsync must be segment.FsyncNever).
 	Segment func(TopicConfig) segment.Config
@@ -43,10 +77,17 @@ type DataGroup struct {
 	ID    uint32
 	Group *Group
 	FSM   *DataFSM
+
+	health *peerHealth
 }
 
-// Node is the raft side of one node: the metadata group and the data
-// groups, all sharing one multiplexed cluster port.
+// Node is the raft side of one node: the metadata group and the data groups
+// this node is a voter of, all sharing one multiplexed cluster port, and
+// its serf membership. A goroutine reconciles them with the metadata (see
+// reconcile.go); it is joined by Close.
+//
+// Lock order: Node.mu is a leaf; it is never held across raft, network or
+// disk calls.
 type Node struct {
 	cfg NodeConfig
 	log *slog.Logger
@@ -55,21 +96,46 @@ type Node struct {
 	Meta *Group
 	// MetaFSM is the metadata state machine.
 	MetaFSM *MetaFSM
-	data    []*DataGroup
+	members *Membership // nil without gossip
+	// onGroupsChange is called (outside locks) when a data group is opened.
+	onGroupsChange func()
+
+	mu     sync.Mutex
+	data   map[uint32]*DataGroup
+	closed bool
+
+	kickCh  chan struct{}
+	stop    chan struct{}
+	stopCtx context.Context // canceled by Close
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	rec     reconcileState // owned by the reconcile goroutine
+	// deadNodeTimeout is cfg.DeadNodeTimeout, changeable by tests.
+	deadNodeTimeout atomic.Int64
 
 	closeOnce sync.Once
 	closeErr  error
 }
 
-// OpenNode opens (or creates) the node's raft groups and, when the node has
-// no state yet, bootstraps each as a group of one voter: a single node is a
-// cluster of one. onMetaChange is called after each metadata change.
+// OpenNode opens (or creates) the node's metadata group and the data groups
+// it has on disk, and starts gossip. A node without Join and without state
+// bootstraps the metadata group as its single voter. onMetaChange is called
+// after each metadata change and each newly opened data group.
 func OpenNode(cfg NodeConfig, onMetaChange func()) (*Node, error) {
 	if cfg.ID == "" || cfg.Dir == "" || cfg.ClusterAddr == "" || cfg.Segment == nil {
 		return nil, errors.New("cluster: node needs an id, a directory, a cluster address and a segment config")
 	}
 	if cfg.DataGroups <= 0 {
 		cfg.DataGroups = 4
+	}
+	if cfg.MetadataVoters <= 0 {
+		cfg.MetadataVoters = 3
+	}
+	if cfg.ReconcileInterval <= 0 {
+		cfg.ReconcileInterval = time.Second
+	}
+	if onMetaChange == nil {
+		onMetaChange = func() {}
 	}
 	lg := cfg.Logger
 	if lg == nil {
@@ -82,33 +148,47 @@ func OpenNode(cfg NodeConfig, onMetaChange func()) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: listen on cluster address: %w", err)
 	}
-	n := &Node{cfg: cfg, log: lg, mux: NewMux(ln, lg)}
-	n.MetaFSM = NewMetaFSM(onMetaChange)
-	self := raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(cfg.ID), Address: raft.ServerAddress(n.mux.Addr().String())}
-
+	n := &Node{
+		cfg: cfg, log: lg.With("node", cfg.ID), mux: NewMux(ln, lg),
+		onGroupsChange: onMetaChange,
+		data:           map[uint32]*DataGroup{},
+		kickCh:         make(chan struct{}, 1),
+		stop:           make(chan struct{}),
+	}
+	n.rec.init()
+	n.deadNodeTimeout.Store(int64(cfg.DeadNodeTimeout))
+	n.stopCtx, n.cancel = context.WithCancel(context.Background())
+	if cfg.AdvertiseClusterAddr != "" {
+		if err := n.mux.SetAdvertise(cfg.AdvertiseClusterAddr); err != nil {
+			return nil, errors.Join(err, n.Close())
+		}
+	}
+	n.MetaFSM = NewMetaFSM(func() { n.Kick(); onMetaChange() })
 	n.Meta, err = n.openGroup("meta", n.MetaFSM)
 	if err != nil {
 		return nil, errors.Join(err, n.Close())
 	}
-	if err := n.Meta.BootstrapIfNew([]raft.Server{self}); err != nil {
-		return nil, errors.Join(err, n.Close())
-	}
-	for i := range cfg.DataGroups {
-		name := fmt.Sprintf("data-%d", i)
-		fsm, err := NewDataFSM(DataFSMConfig{
-			Dir:     filepath.Join(cfg.Dir, name, "partitions"),
-			Segment: cfg.Segment,
-			Logger:  lg.With("group", name),
-		})
-		if err != nil {
+	if len(cfg.Join) == 0 {
+		self := raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(cfg.ID), Address: raft.ServerAddress(n.ClusterAddr())}
+		if err := n.Meta.BootstrapIfNew([]raft.Server{self}); err != nil {
 			return nil, errors.Join(err, n.Close())
 		}
-		g, err := n.openGroup(name, fsm)
-		if err != nil {
-			return nil, errors.Join(err, fsm.Close(), n.Close())
+	}
+	if err := n.openExistingDataGroups(); err != nil {
+		return nil, errors.Join(err, n.Close())
+	}
+	if cfg.Gossip.BindAddr != "" {
+		gc := cfg.Gossip
+		gc.NodeID = cfg.ID
+		gc.Join = cfg.Join
+		gc.Tags = map[string]string{tagGRPC: cfg.GRPCAddr, tagRaft: n.ClusterAddr()}
+		if gc.Logger == nil {
+			gc.Logger = lg
 		}
-		n.data = append(n.data, &DataGroup{ID: uint32(i), Group: g, FSM: fsm})
-		if err := g.BootstrapIfNew([]raft.Server{self}); err != nil {
+		if gc.SnapshotPath == "" {
+			gc.SnapshotPath = filepath.Join(cfg.Dir, "serf.snapshot")
+		}
+		if n.members, err = NewMembership(gc); err != nil {
 			return nil, errors.Join(err, n.Close())
 		}
 	}
@@ -128,79 +208,302 @@ func (n *Node) openGroup(name string, fsm raft.FSM) (*Group, error) {
 	return g, nil
 }
 
-// Start waits until every group has a leader and, on the metadata leader,
-// records this node and the data groups in the metadata.
-func (n *Node) Start(ctx context.Context) error {
-	if err := n.Meta.WaitLeader(ctx); err != nil {
-		return fmt.Errorf("cluster: metadata group: %w", err)
+// groupName is the name of data group id on the mux and on disk.
+func groupName(id uint32) string { return fmt.Sprintf("data-%d", id) }
+
+// openExistingDataGroups opens every data group that has a directory: the
+// node was a voter of it when it stopped.
+func (n *Node) openExistingDataGroups() error {
+	ents, err := os.ReadDir(n.cfg.Dir)
+	if err != nil {
+		return fmt.Errorf("cluster: node dir: %w", err)
 	}
-	for _, d := range n.data {
-		if err := d.Group.WaitLeader(ctx); err != nil {
-			return fmt.Errorf("cluster: data group %d: %w", d.ID, err)
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), "data-")
+		if !ok || !e.IsDir() {
+			continue
 		}
-	}
-	if !n.Meta.IsLeader() {
-		return nil
-	}
-	// Barrier: the metadata reflects every committed entry before we
-	// decide what is missing.
-	if err := n.Meta.Barrier(ctx); err != nil {
-		return err
-	}
-	me := NodeInfo{ID: n.cfg.ID, GRPCAddr: n.cfg.GRPCAddr, ClusterAddr: n.mux.Addr().String()}
-	var known NodeInfo
-	var missing []DataGroupInfo
-	n.MetaFSM.Read(func(s *MetaState) {
-		known = s.Nodes[n.cfg.ID]
-		for _, d := range n.data {
-			if _, ok := s.DataGroups[d.ID]; !ok {
-				missing = append(missing, DataGroupInfo{ID: d.ID, Voters: []string{n.cfg.ID}})
-			}
+		id, err := strconv.ParseUint(rest, 10, 32)
+		if err != nil {
+			continue
 		}
-	})
-	if known != me {
-		if _, err := n.Meta.Apply(ctx, RegisterNodeCmd(me)); err != nil {
-			return fmt.Errorf("cluster: register node: %w", err)
-		}
-	}
-	if len(missing) > 0 {
-		if _, err := n.Meta.Apply(ctx, SetDataGroupsCmd(missing)); err != nil {
-			return fmt.Errorf("cluster: record data groups: %w", err)
-		}
-	}
-	// Entries committed before a restart are applied again once the
-	// groups have leaders; wait for that so reads see them.
-	for _, d := range n.data {
-		if err := d.Group.Barrier(ctx); err != nil {
-			return fmt.Errorf("cluster: data group %d: %w", d.ID, err)
+		if _, err := n.openDataGroup(uint32(id)); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// DataGroup returns the data group with that id, or nil.
-func (n *Node) DataGroup(id uint32) *DataGroup {
-	if int(id) >= len(n.data) {
+// openDataGroup opens data group id (creating its state when new) and adds
+// it to the node. It returns the group already open, if any.
+func (n *Node) openDataGroup(id uint32) (*DataGroup, error) {
+	if dg := n.DataGroup(id); dg != nil {
+		return dg, nil
+	}
+	name := groupName(id)
+	fsm, err := NewDataFSM(DataFSMConfig{
+		Dir:     filepath.Join(n.cfg.Dir, name, "partitions"),
+		SnapDir: filepath.Join(n.cfg.Dir, name, "snapdata"),
+		Segment: n.cfg.Segment,
+		Logger:  n.log.With("group", name),
+	})
+	if err != nil {
+		return nil, err
+	}
+	g, err := n.openGroup(name, fsm)
+	if err != nil {
+		return nil, errors.Join(err, fsm.Close())
+	}
+	dg := &DataGroup{ID: id, Group: g, FSM: fsm}
+	dg.watchHealth()
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil, errors.Join(ErrClosed, g.Close(), fsm.Close())
+	}
+	n.data[id] = dg
+	n.mu.Unlock()
+	n.log.Info("opened data group", "group", id)
+	n.onGroupsChange()
+	return dg, nil
+}
+
+// dropDataGroup closes a data group this node is no longer a voter of and
+// deletes its state.
+func (n *Node) dropDataGroup(id uint32) error {
+	n.mu.Lock()
+	dg := n.data[id]
+	delete(n.data, id)
+	n.mu.Unlock()
+	if dg == nil {
 		return nil
 	}
+	err := errors.Join(dg.Group.Close(), dg.FSM.Close())
+	n.log.Info("dropped data group", "group", id, "err", err)
+	return errors.Join(err, os.RemoveAll(filepath.Join(n.cfg.Dir, groupName(id))))
+}
+
+// Start waits until the metadata group has a leader and this node is
+// registered in the metadata; on a new single node it also creates the
+// first data groups. It then starts the reconcile loop and waits until
+// every local data group knows a leader.
+func (n *Node) Start(ctx context.Context) error {
+	if err := n.Meta.WaitLeader(ctx); err != nil {
+		return fmt.Errorf("cluster: metadata group: %w", err)
+	}
+	if n.Meta.IsLeader() {
+		// The metadata reflects every committed entry before we decide
+		// what is missing.
+		if err := n.Meta.Barrier(ctx); err != nil {
+			return err
+		}
+		if err := n.registerSelf(ctx); err != nil {
+			return err
+		}
+	}
+	n.wg.Add(1)
+	go n.reconcileLoop()
+	if err := n.waitRegistered(ctx); err != nil {
+		return err
+	}
+	// The loop opens (and bootstraps) the groups the metadata gives us;
+	// wait for them, so that a node serves its groups once Start returns.
+	if err := n.waitLocalGroups(ctx); err != nil {
+		return err
+	}
+	for _, d := range n.DataGroups() {
+		if err := d.Group.WaitLeader(ctx); err != nil {
+			return fmt.Errorf("cluster: data group %d: %w", d.ID, err)
+		}
+		// Entries committed before a restart are applied again once the
+		// group has a leader; on the leader, wait for that so reads see
+		// them (a follower catches up from its leader).
+		if d.Group.IsLeader() {
+			if err := d.Group.Barrier(ctx); err != nil && !errors.Is(err, ErrNotLeader) {
+				return fmt.Errorf("cluster: data group %d: %w", d.ID, err)
+			}
+		}
+	}
+	return nil
+}
+
+// registerSelf records this node (and, on a new cluster, its first data
+// groups of one voter). Caller is the metadata leader.
+func (n *Node) registerSelf(ctx context.Context) error {
+	me := n.selfInfo()
+	known, _ := n.MetaFSM.NodeInfo(n.cfg.ID)
+	if known != me {
+		if _, err := n.Meta.Apply(ctx, RegisterNodeCmd(me)); err != nil {
+			return fmt.Errorf("cluster: register node: %w", err)
+		}
+	}
+	groups := n.MetaFSM.DataGroupInfos()
+	if len(groups) > 0 {
+		return nil
+	}
+	plan := PlanDataGroups(nil, []string{n.cfg.ID}, 1, n.cfg.DataGroups, 0)
+	if _, err := n.Meta.Apply(ctx, SetDataGroupsCmd(plan)); err != nil {
+		return fmt.Errorf("cluster: record data groups: %w", err)
+	}
+	return nil
+}
+
+func (n *Node) selfInfo() NodeInfo {
+	me := NodeInfo{ID: n.cfg.ID, GRPCAddr: n.cfg.GRPCAddr, ClusterAddr: n.ClusterAddr()}
+	if n.members != nil {
+		me.GossipAddr = n.members.LocalMember().Addr
+	}
+	return me
+}
+
+// waitRegistered waits until the metadata this node has applied holds it.
+func (n *Node) waitRegistered(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if _, ok := n.MetaFSM.NodeInfo(n.cfg.ID); ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: wait to be registered by the metadata leader: %w", ctxErr(ctx))
+		case <-n.stop:
+			return ErrClosed
+		case <-t.C:
+		}
+	}
+}
+
+// waitLocalGroups waits until every data group the metadata makes this
+// node a voter of is open.
+func (n *Node) waitLocalGroups(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		missing := false
+		for _, g := range n.MetaFSM.DataGroupInfos() {
+			if slices.Contains(g.Voters, n.cfg.ID) && n.DataGroup(g.ID) == nil {
+				missing = true
+				break
+			}
+		}
+		if !missing {
+			return nil
+		}
+		n.Kick()
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: wait for local data groups: %w", ctxErr(ctx))
+		case <-n.stop:
+			return ErrClosed
+		case <-t.C:
+		}
+	}
+}
+
+// DataGroup returns the local data group with that id, or nil.
+func (n *Node) DataGroup(id uint32) *DataGroup {
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	return n.data[id]
 }
 
-// DataGroups returns the node's data groups.
-func (n *Node) DataGroups() []*DataGroup { return slices.Clone(n.data) }
+// DataGroups returns the node's data groups, sorted by id.
+func (n *Node) DataGroups() []*DataGroup {
+	n.mu.Lock()
+	out := make([]*DataGroup, 0, len(n.data))
+	for _, d := range n.data {
+		out = append(out, d)
+	}
+	n.mu.Unlock()
+	slices.SortFunc(out, func(a, b *DataGroup) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
 
 // ID returns the node's id.
 func (n *Node) ID() string { return n.cfg.ID }
 
-// ClusterAddr returns the address the cluster port listens on.
+// Config returns the node's configuration (with defaults filled in).
+func (n *Node) Config() NodeConfig { return n.cfg }
+
+// ClusterAddr returns the raft address other nodes reach this node at.
 func (n *Node) ClusterAddr() string { return n.mux.Addr().String() }
 
-// Close shuts every group down (data groups first, then the metadata
-// group), closes the partitions and the cluster port. It is idempotent.
+// GossipAddr returns the serf address, or "" without membership.
+func (n *Node) GossipAddr() string {
+	if n.members == nil {
+		return ""
+	}
+	return n.members.LocalMember().Addr
+}
+
+// Members returns the members gossip knows, or only this node without
+// membership.
+func (n *Node) Members() []Member {
+	if n.members == nil {
+		return []Member{{ID: n.cfg.ID, Status: MemberStatusAlive,
+			Tags: map[string]string{tagGRPC: n.cfg.GRPCAddr, tagRaft: n.ClusterAddr()}}}
+	}
+	return n.members.Members()
+}
+
+// GroupLeader returns the id of the node that leads data group id: from raft
+// when the group is local, else from the leader's gossip tags. "" when
+// unknown.
+func (n *Node) GroupLeader(id uint32) string {
+	if dg := n.DataGroup(id); dg != nil {
+		l, _ := dg.Group.Leader()
+		return l
+	}
+	if n.members == nil {
+		return ""
+	}
+	want := strconv.FormatUint(uint64(id), 10)
+	for _, m := range n.members.Members() {
+		if m.Status != MemberStatusAlive {
+			continue
+		}
+		for s := range strings.SplitSeq(m.Tags[tagLead], ",") {
+			if s == want {
+				return m.ID
+			}
+		}
+	}
+	return ""
+}
+
+// setDeadNodeTimeout changes the dead-node timeout (tests).
+func (n *Node) setDeadNodeTimeout(d time.Duration) {
+	n.deadNodeTimeout.Store(int64(d))
+	n.Kick()
+}
+
+// Kick wakes the reconcile loop. It never blocks.
+func (n *Node) Kick() {
+	select {
+	case n.kickCh <- struct{}{}:
+	default:
+	}
+}
+
+// Close leaves gossip, stops the reconcile loop, shuts every group down
+// (data groups first, then the metadata group) and closes the partitions and
+// the cluster port. It is idempotent.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		var errs []error
-		for _, d := range n.data {
+		close(n.stop)
+		n.cancel()
+		n.wg.Wait()
+		if n.members != nil {
+			errs = append(errs, n.members.Close())
+		}
+		n.mu.Lock()
+		n.closed = true
+		data := n.data
+		n.data = map[uint32]*DataGroup{}
+		n.mu.Unlock()
+		for _, d := range data {
 			errs = append(errs, d.Group.Close(), d.FSM.Close())
 		}
 		if n.Meta != nil {

@@ -3933,6 +3933,374 @@ func (x *ResetQueueGroupResponse) GetOffsets() []*PartitionOffset {
 	return nil
 }
 
+type ClusterStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterStatusRequest) Reset() {
+	*x = ClusterStatusRequest{}
+	mi := &file_strata_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterStatusRequest) ProtoMessage() {}
+
+func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
+func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{65}
+}
+
+type ClusterNodeStatus struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	Id                 string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	State              string                 `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"` // alive, failed, left, leaving, unknown
+	GrpcAddr           string                 `protobuf:"bytes,3,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
+	ClusterAddr        string                 `protobuf:"bytes,4,opt,name=cluster_addr,json=clusterAddr,proto3" json:"cluster_addr,omitempty"`
+	MetaRole           string                 `protobuf:"bytes,5,opt,name=meta_role,json=metaRole,proto3" json:"meta_role,omitempty"` // leader, voter, nonvoter, none
+	PartitionsLed      int32                  `protobuf:"varint,6,opt,name=partitions_led,json=partitionsLed,proto3" json:"partitions_led,omitempty"`
+	PartitionsFollowed int32                  `protobuf:"varint,7,opt,name=partitions_followed,json=partitionsFollowed,proto3" json:"partitions_followed,omitempty"`
+	GroupsLed          []uint32               `protobuf:"varint,8,rep,packed,name=groups_led,json=groupsLed,proto3" json:"groups_led,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *ClusterNodeStatus) Reset() {
+	*x = ClusterNodeStatus{}
+	mi := &file_strata_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterNodeStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterNodeStatus) ProtoMessage() {}
+
+func (x *ClusterNodeStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterNodeStatus.ProtoReflect.Descriptor instead.
+func (*ClusterNodeStatus) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *ClusterNodeStatus) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ClusterNodeStatus) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *ClusterNodeStatus) GetGrpcAddr() string {
+	if x != nil {
+		return x.GrpcAddr
+	}
+	return ""
+}
+
+func (x *ClusterNodeStatus) GetClusterAddr() string {
+	if x != nil {
+		return x.ClusterAddr
+	}
+	return ""
+}
+
+func (x *ClusterNodeStatus) GetMetaRole() string {
+	if x != nil {
+		return x.MetaRole
+	}
+	return ""
+}
+
+func (x *ClusterNodeStatus) GetPartitionsLed() int32 {
+	if x != nil {
+		return x.PartitionsLed
+	}
+	return 0
+}
+
+func (x *ClusterNodeStatus) GetPartitionsFollowed() int32 {
+	if x != nil {
+		return x.PartitionsFollowed
+	}
+	return 0
+}
+
+func (x *ClusterNodeStatus) GetGroupsLed() []uint32 {
+	if x != nil {
+		return x.GroupsLed
+	}
+	return nil
+}
+
+type DataGroupStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint32                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Voters        []string               `protobuf:"bytes,2,rep,name=voters,proto3" json:"voters,omitempty"`
+	Leader        string                 `protobuf:"bytes,3,opt,name=leader,proto3" json:"leader,omitempty"`
+	Preferred     string                 `protobuf:"bytes,4,opt,name=preferred,proto3" json:"preferred,omitempty"`
+	Partitions    int32                  `protobuf:"varint,5,opt,name=partitions,proto3" json:"partitions,omitempty"`
+	Lagging       []string               `protobuf:"bytes,6,rep,name=lagging,proto3" json:"lagging,omitempty"` // voters down or not answering the leader
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DataGroupStatus) Reset() {
+	*x = DataGroupStatus{}
+	mi := &file_strata_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DataGroupStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DataGroupStatus) ProtoMessage() {}
+
+func (x *DataGroupStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DataGroupStatus.ProtoReflect.Descriptor instead.
+func (*DataGroupStatus) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *DataGroupStatus) GetId() uint32 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *DataGroupStatus) GetVoters() []string {
+	if x != nil {
+		return x.Voters
+	}
+	return nil
+}
+
+func (x *DataGroupStatus) GetLeader() string {
+	if x != nil {
+		return x.Leader
+	}
+	return ""
+}
+
+func (x *DataGroupStatus) GetPreferred() string {
+	if x != nil {
+		return x.Preferred
+	}
+	return ""
+}
+
+func (x *DataGroupStatus) GetPartitions() int32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return 0
+}
+
+func (x *DataGroupStatus) GetLagging() []string {
+	if x != nil {
+		return x.Lagging
+	}
+	return nil
+}
+
+type ClusterStatusResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	MetadataLeader string                 `protobuf:"bytes,1,opt,name=metadata_leader,json=metadataLeader,proto3" json:"metadata_leader,omitempty"`
+	Nodes          []*ClusterNodeStatus   `protobuf:"bytes,2,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	Groups         []*DataGroupStatus     `protobuf:"bytes,3,rep,name=groups,proto3" json:"groups,omitempty"`
+	AnsweredBy     string                 `protobuf:"bytes,4,opt,name=answered_by,json=answeredBy,proto3" json:"answered_by,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ClusterStatusResponse) Reset() {
+	*x = ClusterStatusResponse{}
+	mi := &file_strata_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterStatusResponse) ProtoMessage() {}
+
+func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterStatusResponse.ProtoReflect.Descriptor instead.
+func (*ClusterStatusResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *ClusterStatusResponse) GetMetadataLeader() string {
+	if x != nil {
+		return x.MetadataLeader
+	}
+	return ""
+}
+
+func (x *ClusterStatusResponse) GetNodes() []*ClusterNodeStatus {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *ClusterStatusResponse) GetGroups() []*DataGroupStatus {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+func (x *ClusterStatusResponse) GetAnsweredBy() string {
+	if x != nil {
+		return x.AnsweredBy
+	}
+	return ""
+}
+
+type RemoveNodeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveNodeRequest) Reset() {
+	*x = RemoveNodeRequest{}
+	mi := &file_strata_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNodeRequest) ProtoMessage() {}
+
+func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
+func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *RemoveNodeRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type RemoveNodeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveNodeResponse) Reset() {
+	*x = RemoveNodeResponse{}
+	mi := &file_strata_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNodeResponse) ProtoMessage() {}
+
+func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNodeResponse.ProtoReflect.Descriptor instead.
+func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{70}
+}
+
 var File_strata_proto protoreflect.FileDescriptor
 
 const file_strata_proto_rawDesc = "" +
@@ -4226,14 +4594,43 @@ const file_strata_proto_rawDesc = "" +
 	"\x06offset\x18\x04 \x01(\x03R\x06offset\x12!\n" +
 	"\ftimestamp_ms\x18\x05 \x01(\x03R\vtimestampMs\"O\n" +
 	"\x17ResetQueueGroupResponse\x124\n" +
-	"\aoffsets\x18\x01 \x03(\v2\x1a.strata.v1.PartitionOffsetR\aoffsets*\x8e\x01\n" +
+	"\aoffsets\x18\x01 \x03(\v2\x1a.strata.v1.PartitionOffsetR\aoffsets\"\x16\n" +
+	"\x14ClusterStatusRequest\"\x8d\x02\n" +
+	"\x11ClusterNodeStatus\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1b\n" +
+	"\tgrpc_addr\x18\x03 \x01(\tR\bgrpcAddr\x12!\n" +
+	"\fcluster_addr\x18\x04 \x01(\tR\vclusterAddr\x12\x1b\n" +
+	"\tmeta_role\x18\x05 \x01(\tR\bmetaRole\x12%\n" +
+	"\x0epartitions_led\x18\x06 \x01(\x05R\rpartitionsLed\x12/\n" +
+	"\x13partitions_followed\x18\a \x01(\x05R\x12partitionsFollowed\x12\x1d\n" +
+	"\n" +
+	"groups_led\x18\b \x03(\rR\tgroupsLed\"\xa9\x01\n" +
+	"\x0fDataGroupStatus\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\rR\x02id\x12\x16\n" +
+	"\x06voters\x18\x02 \x03(\tR\x06voters\x12\x16\n" +
+	"\x06leader\x18\x03 \x01(\tR\x06leader\x12\x1c\n" +
+	"\tpreferred\x18\x04 \x01(\tR\tpreferred\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x05 \x01(\x05R\n" +
+	"partitions\x12\x18\n" +
+	"\alagging\x18\x06 \x03(\tR\alagging\"\xc9\x01\n" +
+	"\x15ClusterStatusResponse\x12'\n" +
+	"\x0fmetadata_leader\x18\x01 \x01(\tR\x0emetadataLeader\x122\n" +
+	"\x05nodes\x18\x02 \x03(\v2\x1c.strata.v1.ClusterNodeStatusR\x05nodes\x122\n" +
+	"\x06groups\x18\x03 \x03(\v2\x1a.strata.v1.DataGroupStatusR\x06groups\x12\x1f\n" +
+	"\vanswered_by\x18\x04 \x01(\tR\n" +
+	"answeredBy\"#\n" +
+	"\x11RemoveNodeRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x14\n" +
+	"\x12RemoveNodeResponse*\x8e\x01\n" +
 	"\n" +
 	"OffsetSpec\x12\x1b\n" +
 	"\x17OFFSET_SPEC_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14OFFSET_SPEC_EARLIEST\x10\x01\x12\x16\n" +
 	"\x12OFFSET_SPEC_LATEST\x10\x02\x12\x19\n" +
 	"\x15OFFSET_SPEC_TIMESTAMP\x10\x03\x12\x16\n" +
-	"\x12OFFSET_SPEC_OFFSET\x10\x042\xb9\x11\n" +
+	"\x12OFFSET_SPEC_OFFSET\x10\x042\xd8\x12\n" +
 	"\x06Strata\x12C\n" +
 	"\bMetadata\x12\x1a.strata.v1.MetadataRequest\x1a\x1b.strata.v1.MetadataResponse\x12L\n" +
 	"\vCreateTopic\x12\x1d.strata.v1.CreateTopicRequest\x1a\x1e.strata.v1.CreateTopicResponse\x12L\n" +
@@ -4265,7 +4662,10 @@ const file_strata_proto_rawDesc = "" +
 	"\vQueueReject\x12\x1d.strata.v1.QueueSettleRequest\x1a\x1e.strata.v1.QueueSettleResponse\x12L\n" +
 	"\vQueueExtend\x12\x1d.strata.v1.QueueSettleRequest\x1a\x1e.strata.v1.QueueSettleResponse\x12^\n" +
 	"\x11RedriveQueueGroup\x12#.strata.v1.RedriveQueueGroupRequest\x1a$.strata.v1.RedriveQueueGroupResponse\x12X\n" +
-	"\x0fResetQueueGroup\x12!.strata.v1.ResetQueueGroupRequest\x1a\".strata.v1.ResetQueueGroupResponseB-Z+github.com/stratalog/strata/api/v1;stratav1b\x06proto3"
+	"\x0fResetQueueGroup\x12!.strata.v1.ResetQueueGroupRequest\x1a\".strata.v1.ResetQueueGroupResponse\x12R\n" +
+	"\rClusterStatus\x12\x1f.strata.v1.ClusterStatusRequest\x1a .strata.v1.ClusterStatusResponse\x12I\n" +
+	"\n" +
+	"RemoveNode\x12\x1c.strata.v1.RemoveNodeRequest\x1a\x1d.strata.v1.RemoveNodeResponseB-Z+github.com/stratalog/strata/api/v1;stratav1b\x06proto3"
 
 var (
 	file_strata_proto_rawDescOnce sync.Once
@@ -4280,7 +4680,7 @@ func file_strata_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
+var file_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 71)
 var file_strata_proto_goTypes = []any{
 	(OffsetSpec)(0),                    // 0: strata.v1.OffsetSpec
 	(*NotLeader)(nil),                  // 1: strata.v1.NotLeader
@@ -4348,6 +4748,12 @@ var file_strata_proto_goTypes = []any{
 	(*RedriveQueueGroupResponse)(nil),  // 63: strata.v1.RedriveQueueGroupResponse
 	(*ResetQueueGroupRequest)(nil),     // 64: strata.v1.ResetQueueGroupRequest
 	(*ResetQueueGroupResponse)(nil),    // 65: strata.v1.ResetQueueGroupResponse
+	(*ClusterStatusRequest)(nil),       // 66: strata.v1.ClusterStatusRequest
+	(*ClusterNodeStatus)(nil),          // 67: strata.v1.ClusterNodeStatus
+	(*DataGroupStatus)(nil),            // 68: strata.v1.DataGroupStatus
+	(*ClusterStatusResponse)(nil),      // 69: strata.v1.ClusterStatusResponse
+	(*RemoveNodeRequest)(nil),          // 70: strata.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),         // 71: strata.v1.RemoveNodeResponse
 }
 var file_strata_proto_depIdxs = []int32{
 	3,  // 0: strata.v1.TopicInfo.config:type_name -> strata.v1.TopicConfig
@@ -4381,67 +4787,73 @@ var file_strata_proto_depIdxs = []int32{
 	59, // 28: strata.v1.QueueSettleRequest.offsets:type_name -> strata.v1.QueuePartitionOffsets
 	0,  // 29: strata.v1.ResetQueueGroupRequest.spec:type_name -> strata.v1.OffsetSpec
 	31, // 30: strata.v1.ResetQueueGroupResponse.offsets:type_name -> strata.v1.PartitionOffset
-	6,  // 31: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
-	8,  // 32: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	10, // 33: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	12, // 34: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	14, // 35: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	16, // 36: strata.v1.Strata.InitProducer:input_type -> strata.v1.InitProducerRequest
-	18, // 37: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
-	18, // 38: strata.v1.Strata.ProduceStream:input_type -> strata.v1.ProduceRequest
-	20, // 39: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
-	22, // 40: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	25, // 41: strata.v1.Strata.JoinGroup:input_type -> strata.v1.JoinGroupRequest
-	27, // 42: strata.v1.Strata.Heartbeat:input_type -> strata.v1.HeartbeatRequest
-	29, // 43: strata.v1.Strata.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
-	32, // 44: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	34, // 45: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	36, // 46: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	39, // 47: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	43, // 48: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
-	46, // 49: strata.v1.Strata.CreateQueueGroup:input_type -> strata.v1.CreateQueueGroupRequest
-	48, // 50: strata.v1.Strata.DescribeQueueGroup:input_type -> strata.v1.DescribeQueueGroupRequest
-	52, // 51: strata.v1.Strata.ListQueueGroups:input_type -> strata.v1.ListQueueGroupsRequest
-	57, // 52: strata.v1.Strata.QueueReceive:input_type -> strata.v1.QueueReceiveRequest
-	60, // 53: strata.v1.Strata.QueueAck:input_type -> strata.v1.QueueSettleRequest
-	60, // 54: strata.v1.Strata.QueueNack:input_type -> strata.v1.QueueSettleRequest
-	60, // 55: strata.v1.Strata.QueueReject:input_type -> strata.v1.QueueSettleRequest
-	60, // 56: strata.v1.Strata.QueueExtend:input_type -> strata.v1.QueueSettleRequest
-	62, // 57: strata.v1.Strata.RedriveQueueGroup:input_type -> strata.v1.RedriveQueueGroupRequest
-	64, // 58: strata.v1.Strata.ResetQueueGroup:input_type -> strata.v1.ResetQueueGroupRequest
-	7,  // 59: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
-	9,  // 60: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	11, // 61: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	13, // 62: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	15, // 63: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	17, // 64: strata.v1.Strata.InitProducer:output_type -> strata.v1.InitProducerResponse
-	19, // 65: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	19, // 66: strata.v1.Strata.ProduceStream:output_type -> strata.v1.ProduceResponse
-	21, // 67: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	23, // 68: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	26, // 69: strata.v1.Strata.JoinGroup:output_type -> strata.v1.JoinGroupResponse
-	28, // 70: strata.v1.Strata.Heartbeat:output_type -> strata.v1.HeartbeatResponse
-	30, // 71: strata.v1.Strata.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
-	33, // 72: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	35, // 73: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	38, // 74: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	42, // 75: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	44, // 76: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	47, // 77: strata.v1.Strata.CreateQueueGroup:output_type -> strata.v1.CreateQueueGroupResponse
-	51, // 78: strata.v1.Strata.DescribeQueueGroup:output_type -> strata.v1.DescribeQueueGroupResponse
-	54, // 79: strata.v1.Strata.ListQueueGroups:output_type -> strata.v1.ListQueueGroupsResponse
-	58, // 80: strata.v1.Strata.QueueReceive:output_type -> strata.v1.QueueReceiveResponse
-	61, // 81: strata.v1.Strata.QueueAck:output_type -> strata.v1.QueueSettleResponse
-	61, // 82: strata.v1.Strata.QueueNack:output_type -> strata.v1.QueueSettleResponse
-	61, // 83: strata.v1.Strata.QueueReject:output_type -> strata.v1.QueueSettleResponse
-	61, // 84: strata.v1.Strata.QueueExtend:output_type -> strata.v1.QueueSettleResponse
-	63, // 85: strata.v1.Strata.RedriveQueueGroup:output_type -> strata.v1.RedriveQueueGroupResponse
-	65, // 86: strata.v1.Strata.ResetQueueGroup:output_type -> strata.v1.ResetQueueGroupResponse
-	59, // [59:87] is the sub-list for method output_type
-	31, // [31:59] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	67, // 31: strata.v1.ClusterStatusResponse.nodes:type_name -> strata.v1.ClusterNodeStatus
+	68, // 32: strata.v1.ClusterStatusResponse.groups:type_name -> strata.v1.DataGroupStatus
+	6,  // 33: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
+	8,  // 34: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	10, // 35: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	12, // 36: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	14, // 37: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	16, // 38: strata.v1.Strata.InitProducer:input_type -> strata.v1.InitProducerRequest
+	18, // 39: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
+	18, // 40: strata.v1.Strata.ProduceStream:input_type -> strata.v1.ProduceRequest
+	20, // 41: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
+	22, // 42: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	25, // 43: strata.v1.Strata.JoinGroup:input_type -> strata.v1.JoinGroupRequest
+	27, // 44: strata.v1.Strata.Heartbeat:input_type -> strata.v1.HeartbeatRequest
+	29, // 45: strata.v1.Strata.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
+	32, // 46: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	34, // 47: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	36, // 48: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	39, // 49: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	43, // 50: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	46, // 51: strata.v1.Strata.CreateQueueGroup:input_type -> strata.v1.CreateQueueGroupRequest
+	48, // 52: strata.v1.Strata.DescribeQueueGroup:input_type -> strata.v1.DescribeQueueGroupRequest
+	52, // 53: strata.v1.Strata.ListQueueGroups:input_type -> strata.v1.ListQueueGroupsRequest
+	57, // 54: strata.v1.Strata.QueueReceive:input_type -> strata.v1.QueueReceiveRequest
+	60, // 55: strata.v1.Strata.QueueAck:input_type -> strata.v1.QueueSettleRequest
+	60, // 56: strata.v1.Strata.QueueNack:input_type -> strata.v1.QueueSettleRequest
+	60, // 57: strata.v1.Strata.QueueReject:input_type -> strata.v1.QueueSettleRequest
+	60, // 58: strata.v1.Strata.QueueExtend:input_type -> strata.v1.QueueSettleRequest
+	62, // 59: strata.v1.Strata.RedriveQueueGroup:input_type -> strata.v1.RedriveQueueGroupRequest
+	64, // 60: strata.v1.Strata.ResetQueueGroup:input_type -> strata.v1.ResetQueueGroupRequest
+	66, // 61: strata.v1.Strata.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
+	70, // 62: strata.v1.Strata.RemoveNode:input_type -> strata.v1.RemoveNodeRequest
+	7,  // 63: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
+	9,  // 64: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	11, // 65: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	13, // 66: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	15, // 67: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	17, // 68: strata.v1.Strata.InitProducer:output_type -> strata.v1.InitProducerResponse
+	19, // 69: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	19, // 70: strata.v1.Strata.ProduceStream:output_type -> strata.v1.ProduceResponse
+	21, // 71: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	23, // 72: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	26, // 73: strata.v1.Strata.JoinGroup:output_type -> strata.v1.JoinGroupResponse
+	28, // 74: strata.v1.Strata.Heartbeat:output_type -> strata.v1.HeartbeatResponse
+	30, // 75: strata.v1.Strata.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
+	33, // 76: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	35, // 77: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	38, // 78: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	42, // 79: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	44, // 80: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	47, // 81: strata.v1.Strata.CreateQueueGroup:output_type -> strata.v1.CreateQueueGroupResponse
+	51, // 82: strata.v1.Strata.DescribeQueueGroup:output_type -> strata.v1.DescribeQueueGroupResponse
+	54, // 83: strata.v1.Strata.ListQueueGroups:output_type -> strata.v1.ListQueueGroupsResponse
+	58, // 84: strata.v1.Strata.QueueReceive:output_type -> strata.v1.QueueReceiveResponse
+	61, // 85: strata.v1.Strata.QueueAck:output_type -> strata.v1.QueueSettleResponse
+	61, // 86: strata.v1.Strata.QueueNack:output_type -> strata.v1.QueueSettleResponse
+	61, // 87: strata.v1.Strata.QueueReject:output_type -> strata.v1.QueueSettleResponse
+	61, // 88: strata.v1.Strata.QueueExtend:output_type -> strata.v1.QueueSettleResponse
+	63, // 89: strata.v1.Strata.RedriveQueueGroup:output_type -> strata.v1.RedriveQueueGroupResponse
+	65, // 90: strata.v1.Strata.ResetQueueGroup:output_type -> strata.v1.ResetQueueGroupResponse
+	69, // 91: strata.v1.Strata.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
+	71, // 92: strata.v1.Strata.RemoveNode:output_type -> strata.v1.RemoveNodeResponse
+	63, // [63:93] is the sub-list for method output_type
+	33, // [33:63] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_strata_proto_init() }
@@ -4455,7 +4867,7 @@ func file_strata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_proto_rawDesc), len(file_strata_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   65,
+			NumMessages:   71,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -59,6 +59,8 @@ const (
 	Strata_QueueExtend_FullMethodName        = "/strata.v1.Strata/QueueExtend"
 	Strata_RedriveQueueGroup_FullMethodName  = "/strata.v1.Strata/RedriveQueueGroup"
 	Strata_ResetQueueGroup_FullMethodName    = "/strata.v1.Strata/ResetQueueGroup"
+	Strata_ClusterStatus_FullMethodName      = "/strata.v1.Strata/ClusterStatus"
+	Strata_RemoveNode_FullMethodName         = "/strata.v1.Strata/RemoveNode"
 )
 
 // StrataClient is the client API for Strata service.
@@ -133,6 +135,12 @@ type StrataClient interface {
 	// ResetQueueGroup moves a queue group to EARLIEST, LATEST, an OFFSET or a
 	// TIMESTAMP on every partition: records from there are delivered again.
 	ResetQueueGroup(ctx context.Context, in *ResetQueueGroupRequest, opts ...grpc.CallOption) (*ResetQueueGroupResponse, error)
+	// ClusterStatus describes the nodes, the raft groups and their roles as
+	// the node asked sees them.
+	ClusterStatus(ctx context.Context, in *ClusterStatusRequest, opts ...grpc.CallOption) (*ClusterStatusResponse, error)
+	// RemoveNode removes a node from the cluster and re-places its replicas.
+	// Only the metadata leader does it; others answer NotLeader.
+	RemoveNode(ctx context.Context, in *RemoveNodeRequest, opts ...grpc.CallOption) (*RemoveNodeResponse, error)
 }
 
 type strataClient struct {
@@ -426,6 +434,26 @@ func (c *strataClient) ResetQueueGroup(ctx context.Context, in *ResetQueueGroupR
 	return out, nil
 }
 
+func (c *strataClient) ClusterStatus(ctx context.Context, in *ClusterStatusRequest, opts ...grpc.CallOption) (*ClusterStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ClusterStatusResponse)
+	err := c.cc.Invoke(ctx, Strata_ClusterStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) RemoveNode(ctx context.Context, in *RemoveNodeRequest, opts ...grpc.CallOption) (*RemoveNodeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveNodeResponse)
+	err := c.cc.Invoke(ctx, Strata_RemoveNode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StrataServer is the server API for Strata service.
 // All implementations must embed UnimplementedStrataServer
 // for forward compatibility.
@@ -498,6 +526,12 @@ type StrataServer interface {
 	// ResetQueueGroup moves a queue group to EARLIEST, LATEST, an OFFSET or a
 	// TIMESTAMP on every partition: records from there are delivered again.
 	ResetQueueGroup(context.Context, *ResetQueueGroupRequest) (*ResetQueueGroupResponse, error)
+	// ClusterStatus describes the nodes, the raft groups and their roles as
+	// the node asked sees them.
+	ClusterStatus(context.Context, *ClusterStatusRequest) (*ClusterStatusResponse, error)
+	// RemoveNode removes a node from the cluster and re-places its replicas.
+	// Only the metadata leader does it; others answer NotLeader.
+	RemoveNode(context.Context, *RemoveNodeRequest) (*RemoveNodeResponse, error)
 	mustEmbedUnimplementedStrataServer()
 }
 
@@ -591,6 +625,12 @@ func (UnimplementedStrataServer) RedriveQueueGroup(context.Context, *RedriveQueu
 }
 func (UnimplementedStrataServer) ResetQueueGroup(context.Context, *ResetQueueGroupRequest) (*ResetQueueGroupResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ResetQueueGroup not implemented")
+}
+func (UnimplementedStrataServer) ClusterStatus(context.Context, *ClusterStatusRequest) (*ClusterStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ClusterStatus not implemented")
+}
+func (UnimplementedStrataServer) RemoveNode(context.Context, *RemoveNodeRequest) (*RemoveNodeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveNode not implemented")
 }
 func (UnimplementedStrataServer) mustEmbedUnimplementedStrataServer() {}
 func (UnimplementedStrataServer) testEmbeddedByValue()                {}
@@ -1106,6 +1146,42 @@ func _Strata_ResetQueueGroup_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Strata_ClusterStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ClusterStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).ClusterStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_ClusterStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).ClusterStatus(ctx, req.(*ClusterStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_RemoveNode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveNodeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).RemoveNode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_RemoveNode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).RemoveNode(ctx, req.(*RemoveNodeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Strata_ServiceDesc is the grpc.ServiceDesc for Strata service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1220,6 +1296,14 @@ var Strata_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ResetQueueGroup",
 			Handler:    _Strata_ResetQueueGroup_Handler,
+		},
+		{
+			MethodName: "ClusterStatus",
+			Handler:    _Strata_ClusterStatus_Handler,
+		},
+		{
+			MethodName: "RemoveNode",
+			Handler:    _Strata_RemoveNode_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

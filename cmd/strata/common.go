@@ -51,7 +51,8 @@ func (c *clientFlags) brokerList() []string {
 func (c *clientFlags) dialAdmin(ctx context.Context) (stratav1.StrataClient, func(), error) {
 	var lastErr error
 	for _, addr := range c.brokerList() {
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithChainUnaryInterceptor(followLeader))
 		if err != nil {
 			lastErr = err
 			continue
@@ -71,6 +72,28 @@ func (c *clientFlags) dialAdmin(ctx context.Context) (stratav1.StrataClient, fun
 		lastErr = fmt.Errorf("no broker address given")
 	}
 	return nil, nil, fmt.Errorf("cannot reach a broker: %w", lastErr)
+}
+
+// followLeader sends a call that a follower answered with NotLeader (and
+// the leader's address) to that leader, once.
+func followLeader(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	err := invoker(ctx, method, req, reply, cc, opts...)
+	if err == nil {
+		return nil
+	}
+	for _, d := range status.Convert(err).Details() {
+		nl, ok := d.(*stratav1.NotLeader)
+		if !ok || nl.GetLeaderAddr() == "" || nl.GetLeaderAddr() == cc.Target() {
+			continue
+		}
+		lc, derr := grpc.NewClient(nl.GetLeaderAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if derr != nil {
+			return err
+		}
+		defer lc.Close()
+		return lc.Invoke(ctx, method, req, reply, opts...)
+	}
+	return err
 }
 
 // rpcErr makes a gRPC error readable: its code and message.

@@ -66,6 +66,7 @@ type node struct {
 	t       *testing.T
 	dataDir string
 	args    []string
+	prefix  []string // command the server runs under, if any
 	cmd     *exec.Cmd
 	log     *syncBuffer
 	done    chan struct{}
@@ -90,17 +91,30 @@ func startNode(t *testing.T, dataDir string, extra ...string) *node {
 
 func (n *node) start() {
 	n.t.Helper()
+	if err := n.tryStart(); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+// tryStart starts the process and waits until it serves, or returns why
+// it did not.
+func (n *node) tryStart() error {
+	n.t.Helper()
 	args := append([]string{"server", "--data-dir", n.dataDir, "--node-id", "n1",
 		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--cluster-addr", "127.0.0.1:0",
 		"--gossip-addr", "127.0.0.1:0", "--log-level", "warn"}, n.args...)
-	n.cmd = exec.Command(strataBin, args...)
+	if len(n.prefix) > 0 { // e.g. nsenter into a network namespace
+		n.cmd = exec.Command(n.prefix[0], append(append(n.prefix[1:len(n.prefix):len(n.prefix)], strataBin), args...)...)
+	} else {
+		n.cmd = exec.Command(strataBin, args...)
+	}
 	logBuf := &syncBuffer{}
 	n.log = logBuf
 	pr, pw := io.Pipe()
 	n.cmd.Stderr = pw
 	n.cmd.Stdout = logBuf
 	if err := n.cmd.Start(); err != nil {
-		n.t.Fatalf("start strata: %v", err)
+		return fmt.Errorf("start strata: %w", err)
 	}
 	done := make(chan struct{})
 	n.done = done
@@ -135,10 +149,11 @@ func (n *node) start() {
 	select {
 	case a := <-ready:
 		n.GRPC, n.HTTP = a.grpc, a.http
+		return nil
 	case <-n.done:
-		n.t.Fatalf("strata server exited during start-up:\n%s", n.log.String())
+		return fmt.Errorf("strata server exited during start-up:\n%s", n.log.String())
 	case <-time.After(30 * time.Second):
-		n.t.Fatalf("strata server did not start in 30s:\n%s", n.log.String())
+		return fmt.Errorf("strata server did not start in 30s:\n%s", n.log.String())
 	}
 }
 
@@ -172,8 +187,15 @@ func (n *node) stop() {
 	select {
 	case <-n.done:
 	case <-time.After(20 * time.Second):
-		_ = n.cmd.Process.Kill()
-		<-n.done
+		// SIGQUIT makes the Go runtime print every goroutine: the log
+		// then shows where the shutdown hangs.
+		_ = n.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-n.done:
+		case <-time.After(2 * time.Second):
+			_ = n.cmd.Process.Kill()
+			<-n.done
+		}
 		n.t.Errorf("strata server did not stop within 20s of SIGTERM:\n%s", n.log.String())
 	}
 }

@@ -21,6 +21,7 @@ Usage:
   strata group    list|describe|reset
   strata queue    create|receive|describe|redrive|reset   queue groups: per-record ack, retries, dead letters
   strata bench    produce|consume|e2e|queue   load generator: throughput and latency
+  strata cluster  status|remove-node ID
 
 Every client command takes --brokers (or STRATA_BROKERS; default 127.0.0.1:7400).
 Run 'strata COMMAND -h' for a command's flags.
@@ -66,6 +67,8 @@ func run(ctx context.Context, args []string) error {
 		return runQueue(ctx, rest)
 	case "bench":
 		return runBench(ctx, rest)
+	case "cluster":
+		return runCluster(ctx, rest)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return nil

@@ -21,10 +21,16 @@ func runServer(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "metrics and health address; empty disables (env STRATA_HTTP_ADDR)")
 	fs.StringVar(&cfg.ClusterAddr, "cluster-addr", cfg.ClusterAddr, "raft address (env STRATA_CLUSTER_ADDR)")
 	fs.StringVar(&cfg.GossipAddr, "gossip-addr", cfg.GossipAddr, "serf membership address (env STRATA_GOSSIP_ADDR)")
+	join := fs.String("join", "", "comma-separated gossip addresses (host:port) of members to join (env STRATA_JOIN)")
+	fs.StringVar(&cfg.AdvertiseAddr, "advertise-addr", cfg.AdvertiseAddr, "host other nodes and clients reach this node at (env STRATA_ADVERTISE_ADDR)")
+	fs.IntVar(&cfg.MetadataVoters, "metadata-voters", cfg.MetadataVoters, "voters of the metadata group: 1, 3 or 5 (env STRATA_METADATA_VOTERS)")
+	fs.DurationVar(&cfg.DeadNodeTimeout, "dead-node-timeout", cfg.DeadNodeTimeout, "remove a node failed this long; 0 never (env STRATA_DEAD_NODE_TIMEOUT)")
 	fs.IntVar(&cfg.DataGroups, "data-groups", cfg.DataGroups, "data raft groups per node (env STRATA_DATA_GROUPS)")
 	fs.Int64Var(&cfg.MaxSegmentBytes, "max-segment-bytes", cfg.MaxSegmentBytes, "segment size before a roll (env STRATA_MAX_SEGMENT_BYTES)")
 	fs.DurationVar(&cfg.RetentionCheckInterval, "retention-check-interval", cfg.RetentionCheckInterval, "how often retention runs (env STRATA_RETENTION_CHECK_INTERVAL)")
 	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", cfg.SnapshotThreshold, "raft entries between checkpoints (env STRATA_SNAPSHOT_THRESHOLD)")
+	fs.DurationVar(&cfg.RaftHeartbeatTimeout, "raft-heartbeat-timeout", cfg.RaftHeartbeatTimeout, "raft leader-loss detection; elections follow within 1-2x (env STRATA_RAFT_HEARTBEAT_TIMEOUT)")
+	fs.Uint64Var(&cfg.RaftTrailingLogs, "raft-trailing-logs", cfg.RaftTrailingLogs, "raft entries kept after a snapshot (env STRATA_RAFT_TRAILING_LOGS)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (env STRATA_LOG_LEVEL)")
 	fs.BoolVar(&cfg.UnsafeAckBeforeCommit, "unsafe-ack-before-commit", false, "TESTS ONLY: acknowledge writes before they are durable")
 	cpuProfile := fs.String("cpuprofile", "", "BENCHMARKS ONLY: write a CPU profile to this file until shutdown")
@@ -53,6 +59,14 @@ func runServer(ctx context.Context, args []string) error {
 	if envErr != nil {
 		return envErr
 	}
+	if *join != "" {
+		cfg.Join = nil
+		for _, a := range strings.Split(*join, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				cfg.Join = append(cfg.Join, a)
+			}
+		}
+	}
 	stopProfile, err := startCPUProfile(*cpuProfile)
 	if err != nil {
 		return err
@@ -63,8 +77,8 @@ func runServer(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "strata: node %s serving\n  grpc    %s\n  http    %s\n  cluster %s\n  data    %s\n",
-		cfg.NodeID, a.GRPCAddr(), a.HTTPAddr(), a.ClusterAddr(), cfg.DataDir)
+	fmt.Fprintf(os.Stderr, "strata: node %s serving\n  grpc    %s\n  gossip  %s\n  http    %s\n  cluster %s\n  data    %s\n",
+		cfg.NodeID, a.GRPCAddr(), a.GossipAddr(), a.HTTPAddr(), a.ClusterAddr(), cfg.DataDir)
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "strata: shutting down")
 	if err := a.Close(); err != nil {
@@ -87,10 +101,16 @@ func overlayUnset(set map[string]bool, cfg *agent.Config, file agent.Config) {
 		"cluster-addr":             func() { cfg.ClusterAddr = keep.ClusterAddr },
 		"gossip-addr":              func() { cfg.GossipAddr = keep.GossipAddr },
 		"data-groups":              func() { cfg.DataGroups = keep.DataGroups },
+		"join":                     func() { cfg.Join = keep.Join },
+		"advertise-addr":           func() { cfg.AdvertiseAddr = keep.AdvertiseAddr },
+		"metadata-voters":          func() { cfg.MetadataVoters = keep.MetadataVoters },
+		"dead-node-timeout":        func() { cfg.DeadNodeTimeout = keep.DeadNodeTimeout },
 		"max-segment-bytes":        func() { cfg.MaxSegmentBytes = keep.MaxSegmentBytes },
 		"retention-check-interval": func() { cfg.RetentionCheckInterval = keep.RetentionCheckInterval },
 		"snapshot-threshold":       func() { cfg.SnapshotThreshold = keep.SnapshotThreshold },
 		"log-level":                func() { cfg.LogLevel = keep.LogLevel },
+		"raft-heartbeat-timeout":   func() { cfg.RaftHeartbeatTimeout = keep.RaftHeartbeatTimeout },
+		"raft-trailing-logs":       func() { cfg.RaftTrailingLogs = keep.RaftTrailingLogs },
 		"unsafe-ack-before-commit": func() { cfg.UnsafeAckBeforeCommit = keep.UnsafeAckBeforeCommit },
 	}
 	for name := range set {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"sync"
 	"time"
@@ -73,16 +74,31 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
 	}
 	rc := cluster.DefaultGroupConfig()
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
-	a.node, err = cluster.OpenNode(cluster.NodeConfig{
-		ID:          cfg.NodeID,
-		Dir:         filepath.Join(cfg.DataDir, "raft"),
-		ClusterAddr: cfg.ClusterAddr,
-		GRPCAddr:    a.grpcLn.Addr().String(),
-		DataGroups:  cfg.DataGroups,
-		Segment:     segCfg,
-		Raft:        rc,
-		Logger:      logger,
-	}, func() {
+	rc.HeartbeatTimeout = cfg.RaftHeartbeatTimeout
+	rc.ElectionTimeout = cfg.RaftHeartbeatTimeout
+	rc.LeaderLeaseTimeout = cfg.RaftHeartbeatTimeout / 2
+	rc.TrailingLogs = cfg.RaftTrailingLogs
+	nc := cluster.NodeConfig{
+		ID:              cfg.NodeID,
+		Dir:             filepath.Join(cfg.DataDir, "raft"),
+		ClusterAddr:     cfg.ClusterAddr,
+		GRPCAddr:        a.grpcLn.Addr().String(),
+		Join:            cfg.Join,
+		DataGroups:      cfg.DataGroups,
+		MetadataVoters:  cfg.MetadataVoters,
+		DeadNodeTimeout: cfg.DeadNodeTimeout,
+		Segment:         segCfg,
+		Raft:            rc,
+		Logger:          logger,
+	}
+	if cfg.GossipAddr != "" {
+		nc.Gossip = cluster.DefaultMembershipConfig()
+		nc.Gossip.BindAddr = cfg.GossipAddr
+	}
+	if err := a.advertise(&nc); err != nil {
+		return nil, errors.Join(err, a.Close())
+	}
+	a.node, err = cluster.OpenNode(nc, func() {
 		if b != nil {
 			b.NotifyMetadataChanged()
 		}
@@ -121,6 +137,37 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
 	return a, nil
 }
 
+// advertise fills the addresses other nodes and clients use: the
+// advertised host with each listener's port. Gossip wants an IP, so a name
+// is resolved once here.
+func (a *Agent) advertise(nc *cluster.NodeConfig) error {
+	host := a.cfg.AdvertiseAddr
+	if host == "" {
+		return nil
+	}
+	_, gport, _ := net.SplitHostPort(a.grpcLn.Addr().String())
+	nc.GRPCAddr = net.JoinHostPort(host, gport)
+	if _, cport, err := net.SplitHostPort(a.cfg.ClusterAddr); err == nil && cport != "0" {
+		nc.AdvertiseClusterAddr = net.JoinHostPort(host, cport)
+	}
+	if nc.Gossip.BindAddr != "" {
+		_, sport, err := net.SplitHostPort(nc.Gossip.BindAddr)
+		if err != nil || sport == "0" {
+			return fmt.Errorf("agent: an advertise address needs a fixed gossip port, not %q", nc.Gossip.BindAddr)
+		}
+		ip := host
+		if _, err := netip.ParseAddr(host); err != nil {
+			ips, err := net.LookupIP(host)
+			if err != nil || len(ips) == 0 {
+				return fmt.Errorf("agent: resolve advertise address %q: %w", host, err)
+			}
+			ip = ips[0].String()
+		}
+		nc.Gossip.AdvertiseAddr = net.JoinHostPort(ip, sport)
+	}
+	return nil
+}
+
 func (a *Agent) startHTTP() {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(a.broker.Metrics(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -156,6 +203,9 @@ func (a *Agent) HTTPAddr() string {
 	}
 	return a.httpLn.Addr().String()
 }
+
+// GossipAddr is the address of the serf port ("" without membership).
+func (a *Agent) GossipAddr() string { return a.node.GossipAddr() }
 
 // ClusterAddr is the address of the raft port.
 func (a *Agent) ClusterAddr() string { return a.node.ClusterAddr() }

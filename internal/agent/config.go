@@ -26,8 +26,23 @@ type Config struct {
 	ClusterAddr string `yaml:"cluster_addr"`
 	// GossipAddr is the serf membership port; default 127.0.0.1:7402.
 	GossipAddr string `yaml:"gossip_addr"`
-	// DataGroups is the number of data raft groups; default 4.
+	// Join lists gossip addresses (host:port) of cluster members to join;
+	// empty starts (or restarts) a cluster of its own. Default none.
+	Join []string `yaml:"join"`
+	// AdvertiseAddr is the host (name or IP) other nodes and clients reach
+	// this node at, combined with the ports of the gRPC, cluster and gossip
+	// listeners; empty uses the listeners' own addresses. Default "".
+	AdvertiseAddr string `yaml:"advertise_addr"`
+	// DataGroups is the number of data raft groups each node is a voter
+	// of; default 4.
 	DataGroups int `yaml:"data_groups"`
+	// MetadataVoters is how many nodes vote in the metadata group; the
+	// others follow it as non-voters. 1, 3 or 5; default 3.
+	MetadataVoters int `yaml:"metadata_voters"`
+	// DeadNodeTimeout is how long a failed node stays in the cluster before
+	// it is removed and its replicas re-placed; 0 never removes it.
+	// Default 30 min.
+	DeadNodeTimeout time.Duration `yaml:"dead_node_timeout"`
 	// MaxSegmentBytes rolls partition segments past this size; default 512 MiB.
 	MaxSegmentBytes int64 `yaml:"max_segment_bytes"`
 	// RetentionCheckInterval is how often retention runs; default 1 min.
@@ -35,6 +50,16 @@ type Config struct {
 	// SnapshotThreshold is how many raft entries a group applies between
 	// snapshots (checkpoints of the segment logs); default 8192.
 	SnapshotThreshold uint64 `yaml:"snapshot_threshold"`
+	// RaftHeartbeatTimeout is how long a raft follower waits without hearing
+	// from its leader before it starts an election (randomised to 1-2x);
+	// the election timeout is the same and the leader lease half of it.
+	// Shorter fails over sooner and risks needless elections on a loaded
+	// machine. Default 500 ms.
+	RaftHeartbeatTimeout time.Duration `yaml:"raft_heartbeat_timeout"`
+	// RaftTrailingLogs is how many raft entries a group keeps after a
+	// snapshot, so that a follower a little behind catches up from the log
+	// rather than from a snapshot; default 10240.
+	RaftTrailingLogs uint64 `yaml:"raft_trailing_logs"`
 	// LogLevel is debug, info, warn or error; default info.
 	LogLevel string `yaml:"log_level"`
 	// UnsafeAckBeforeCommit acknowledges writes before they are committed
@@ -56,9 +81,13 @@ func DefaultConfig() Config {
 		ClusterAddr:            "127.0.0.1:7401",
 		GossipAddr:             "127.0.0.1:7402",
 		DataGroups:             4,
+		MetadataVoters:         3,
+		DeadNodeTimeout:        30 * time.Minute,
 		MaxSegmentBytes:        512 << 20,
 		RetentionCheckInterval: time.Minute,
 		SnapshotThreshold:      8192,
+		RaftHeartbeatTimeout:   500 * time.Millisecond,
+		RaftTrailingLogs:       10240,
 		LogLevel:               "info",
 	}
 }
@@ -78,11 +107,22 @@ func (c Config) Validate() error {
 	if c.DataGroups < 1 || c.DataGroups > 64 {
 		errs = append(errs, fmt.Errorf("data groups %d not in [1, 64]", c.DataGroups))
 	}
+	switch c.MetadataVoters {
+	case 1, 3, 5:
+	default:
+		errs = append(errs, fmt.Errorf("metadata voters %d is not 1, 3 or 5", c.MetadataVoters))
+	}
+	if c.DeadNodeTimeout < 0 {
+		errs = append(errs, errors.New("dead node timeout must not be negative"))
+	}
 	if c.MaxSegmentBytes < 1<<20 {
 		errs = append(errs, fmt.Errorf("max segment bytes %d < 1 MiB", c.MaxSegmentBytes))
 	}
 	if c.RetentionCheckInterval <= 0 {
 		errs = append(errs, errors.New("retention check interval must be positive"))
+	}
+	if c.RaftHeartbeatTimeout < 50*time.Millisecond {
+		errs = append(errs, fmt.Errorf("raft heartbeat timeout %v < 50ms", c.RaftHeartbeatTimeout))
 	}
 	if c.SnapshotThreshold < 16 {
 		errs = append(errs, fmt.Errorf("snapshot threshold %d < 16", c.SnapshotThreshold))

@@ -141,7 +141,9 @@ func (b *Broker) Close() error {
 
 func (b *Broker) reconcileLoop() {
 	defer b.wg.Done()
-	t := time.NewTicker(10 * time.Second)
+	// Data groups change leaders without a metadata change; a new leader
+	// creates the partitions its predecessor had not created yet.
+	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	for {
 		select {
@@ -179,12 +181,17 @@ func (b *Broker) reconcile(ctx context.Context) error {
 			}
 		}
 	}
+	var nextTopicID uint64
+	b.node.MetaFSM.Read(func(s *cluster.MetaState) { nextTopicID = s.NextTopicID })
 	for _, dg := range b.node.DataGroups() {
 		if !dg.Group.IsLeader() {
 			continue
 		}
 		for _, p := range dg.FSM.Partitions() {
-			if want[p.Key] {
+			// A topic id at or past NextTopicID means this node's metadata
+			// is behind (a restarted node leading a data group before the
+			// metadata caught up): the partition is not known to be deleted.
+			if want[p.Key] || p.Key.TopicID >= nextTopicID {
 				continue
 			}
 			if _, err := dg.Group.Apply(ctx, cluster.DeletePartitionCmd(p.Key)); err != nil {
@@ -248,6 +255,27 @@ func (b *Broker) notLeader(g *cluster.Group, what string) error {
 		b.node.MetaFSM.Read(func(s *cluster.MetaState) { e.LeaderAddr = s.Nodes[id].GRPCAddr })
 	}
 	return e
+}
+
+// aliveSet returns which members gossip says are alive.
+func (b *Broker) aliveSet() map[string]bool {
+	alive := map[string]bool{}
+	for _, m := range b.node.Members() {
+		alive[m.ID] = m.Status == cluster.MemberStatusAlive
+	}
+	return alive
+}
+
+// aliveNodes counts the registered nodes gossip says are alive.
+func (b *Broker) aliveNodes() int {
+	alive := b.aliveSet()
+	n := 0
+	for _, info := range b.node.MetaFSM.NodeInfos() {
+		if alive[info.ID] {
+			n++
+		}
+	}
+	return n
 }
 
 // Nodes returns the nodes the metadata knows.

@@ -26,6 +26,8 @@ var (
 	ErrBatchTooLarge = errors.New("broker: record batch too large")
 	// ErrOffsetOutOfRange is returned for an offset outside the log.
 	ErrOffsetOutOfRange = errors.New("broker: offset out of range")
+	// ErrUnknownNode is returned for a node the cluster does not hold.
+	ErrUnknownNode = errors.New("broker: unknown node")
 	// ErrUnknownProducer is returned for a producer id never allocated.
 	ErrUnknownProducer = errors.New("broker: unknown producer id")
 	// ErrUnknownGroup is returned for a group that has neither members nor

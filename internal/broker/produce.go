@@ -32,9 +32,16 @@ func (b *Broker) partition(topic string, partition int32) (cluster.Topic, *clust
 			ErrUnknownPartition, topic, len(t.Partitions), partition)
 	}
 	k := cluster.PartKey{TopicID: t.ID, Partition: partition}
-	dg := b.node.DataGroup(t.Partitions[partition].DataGroup)
+	gid := t.Partitions[partition].DataGroup
+	dg := b.node.DataGroup(gid)
 	if dg == nil {
-		return t, nil, k, &NotLeaderError{What: fmt.Sprintf("%s/%d", topic, partition)}
+		// No replica here: name the leader (from gossip) so the client
+		// goes there.
+		e := &NotLeaderError{What: fmt.Sprintf("%s/%d", topic, partition), LeaderID: b.node.GroupLeader(gid)}
+		if info, ok := b.node.MetaFSM.NodeInfo(e.LeaderID); ok {
+			e.LeaderAddr = info.GRPCAddr
+		}
+		return t, nil, k, e
 	}
 	return t, dg, k, nil
 }

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
+
+	"github.com/hashicorp/raft"
 
 	"github.com/stratalog/strata/cluster"
 )
@@ -31,9 +34,10 @@ func ValidName(kind, name string) error {
 	return nil
 }
 
-// CreateTopic creates a topic: the metadata leader records it with its
-// partitions placed in data groups, then each partition is created in its
-// group. It returns once every partition can take writes.
+// CreateTopic creates a topic on the metadata leader: it makes sure data
+// groups of the topic's replication factor exist, places the partitions in
+// them, records the topic, then waits (briefly) until the partitions it can
+// see locally take writes; the data groups' leaders create the rest.
 func (b *Broker) CreateTopic(ctx context.Context, name string, cfg cluster.TopicConfig) (cluster.Topic, error) {
 	if err := ValidName("topic", name); err != nil {
 		return cluster.Topic{}, err
@@ -45,28 +49,74 @@ func (b *Broker) CreateTopic(ctx context.Context, name string, cfg cluster.Topic
 	if _, ok := b.node.MetaFSM.Topic(name); ok {
 		return cluster.Topic{}, fmt.Errorf("%w: %q", ErrTopicExists, name)
 	}
-	t := cluster.Topic{Name: name, Config: cfg, Partitions: b.place(cfg)}
+	if !b.node.Meta.IsLeader() {
+		return cluster.Topic{}, b.notLeader(b.node.Meta, "metadata")
+	}
+	groups, err := b.node.EnsureDataGroups(ctx, int(cfg.ReplicationFactor))
+	if err != nil {
+		return cluster.Topic{}, mapClusterErr(err)
+	}
+	t := cluster.Topic{Name: name, Config: cfg, Partitions: b.place(groups, cfg)}
+	if t.Partitions == nil {
+		return cluster.Topic{}, fmt.Errorf("%w: no data group has %d replicas (are %d nodes alive?)",
+			ErrInvalidConfig, cfg.ReplicationFactor, cfg.ReplicationFactor)
+	}
 	res, err := b.applyMeta(ctx, cluster.CreateTopicCmd(t))
 	if err != nil {
 		return cluster.Topic{}, mapClusterErr(err)
 	}
 	t = res.(cluster.Topic)
-	for i, a := range t.Partitions {
-		dg := b.node.DataGroup(a.DataGroup)
-		if dg == nil {
-			continue // another node holds it; its reconcile loop creates it
-		}
-		k := cluster.PartKey{TopicID: t.ID, Partition: int32(i)}
-		if _, err := dg.Group.Apply(ctx, cluster.CreatePartitionCmd(t.Name, k, t.Config)); err != nil {
-			return t, fmt.Errorf("broker: create partition %d of %q (the reconcile loop retries): %w", i, name, err)
-		}
+	wctx, cancel := context.WithTimeout(ctx, topicReadyTimeout)
+	defer cancel()
+	if err := b.waitPartitions(wctx, t); err != nil {
+		b.log.Warn("topic created; some partitions are not ready yet (their leaders create them)", "topic", name, "err", err)
 	}
 	return t, nil
 }
 
+// topicReadyTimeout bounds how long CreateTopic waits for the partitions.
+const topicReadyTimeout = 15 * time.Second
+
+// waitPartitions waits until every partition of t that has a replica on
+// this node exists in it, creating those whose group this node leads.
+func (b *Broker) waitPartitions(ctx context.Context, t cluster.Topic) error {
+	self := b.node.ID()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for i := 0; i < len(t.Partitions); {
+		a := t.Partitions[i]
+		k := cluster.PartKey{TopicID: t.ID, Partition: int32(i)}
+		info, ok := b.node.MetaFSM.DataGroupInfo(a.DataGroup)
+		if !ok || !slices.Contains(info.Voters, self) {
+			i++
+			continue
+		}
+		dg := b.node.DataGroup(a.DataGroup)
+		switch {
+		case dg != nil && dg.FSM.Partition(k) != nil:
+			i++
+			continue
+		case dg != nil && dg.Group.IsLeader():
+			if _, err := dg.Group.Apply(ctx, cluster.CreatePartitionCmd(t.Name, k, t.Config)); err == nil {
+				i++
+				continue
+			} else if ctx.Err() != nil {
+				return err
+			}
+		}
+		b.node.Kick()
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("partition %d: %w", i, ctx.Err())
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
 // completeConfig fills defaults and checks bounds.
 func (b *Broker) completeConfig(cfg cluster.TopicConfig) (cluster.TopicConfig, error) {
-	nodes := int32(len(b.Nodes()))
+	nodes := int32(b.aliveNodes())
 	if cfg.Partitions == 0 {
 		cfg.Partitions = b.cfg.DefaultPartitions
 	}
@@ -91,36 +141,16 @@ func (b *Broker) completeConfig(cfg cluster.TopicConfig) (cluster.TopicConfig, e
 	return cfg, nil
 }
 
-// place puts each partition in the data group holding the fewest
-// partitions (ties to the lowest id), so partitions and their write load
-// spread over the groups.
-func (b *Broker) place(cfg cluster.TopicConfig) []cluster.Assignment {
+// place puts each partition in a data group of the topic's replication
+// factor, spreading partitions and their leaders (see cluster.PlacePartitions).
+func (b *Broker) place(groups []cluster.DataGroupInfo, cfg cluster.TopicConfig) []cluster.Assignment {
 	load := map[uint32]int{}
-	var groups []cluster.DataGroupInfo
-	b.node.MetaFSM.Read(func(s *cluster.MetaState) {
-		for _, g := range s.DataGroups {
-			groups = append(groups, cluster.DataGroupInfo{ID: g.ID, Voters: slices.Clone(g.Voters)})
+	for _, t := range b.node.MetaFSM.Topics() {
+		for _, a := range t.Partitions {
+			load[a.DataGroup]++
 		}
-		for _, t := range s.Topics {
-			for _, a := range t.Partitions {
-				load[a.DataGroup]++
-			}
-		}
-	})
-	slices.SortFunc(groups, func(a, b cluster.DataGroupInfo) int { return int(a.ID) - int(b.ID) })
-	out := make([]cluster.Assignment, cfg.Partitions)
-	for i := range out {
-		best := 0
-		for j, g := range groups {
-			if load[g.ID] < load[groups[best].ID] {
-				best = j
-			}
-		}
-		g := groups[best]
-		load[g.ID]++
-		out[i] = cluster.Assignment{DataGroup: g.ID, Replicas: g.Voters}
 	}
-	return out
+	return cluster.PlacePartitions(groups, load, int(cfg.ReplicationFactor), int(cfg.Partitions))
 }
 
 // DeleteTopic deletes a topic, its partitions and data, and every group's
@@ -158,11 +188,14 @@ func (b *Broker) Topics() []cluster.Topic { return b.node.MetaFSM.Topics() }
 
 // PartitionState is a partition's place and progress as this node sees it.
 type PartitionState struct {
-	Partition      int32
-	DataGroup      uint32
-	LeaderID       string
-	LeaderAddr     string
-	Replicas       []string
+	Partition  int32
+	DataGroup  uint32
+	LeaderID   string
+	LeaderAddr string
+	Replicas   []string
+	// InSync are the replicas that are alive and in the group's raft
+	// configuration as this node knows it.
+	InSync         []string
 	LogStartOffset int64
 	HighWatermark  int64
 	SizeBytes      int64
@@ -171,10 +204,15 @@ type PartitionState struct {
 // PartitionStates describes each partition of a topic.
 func (b *Broker) PartitionStates(t cluster.Topic) []PartitionState {
 	out := make([]PartitionState, len(t.Partitions))
+	alive := b.aliveSet()
 	for i, a := range t.Partitions {
 		ps := PartitionState{Partition: int32(i), DataGroup: a.DataGroup, Replicas: a.Replicas}
+		if info, ok := b.node.MetaFSM.DataGroupInfo(a.DataGroup); ok {
+			ps.Replicas = info.Voters
+		}
+		ps.LeaderID = b.node.GroupLeader(a.DataGroup)
+		ps.InSync = b.inSync(a.DataGroup, ps.Replicas, alive)
 		if dg := b.node.DataGroup(a.DataGroup); dg != nil {
-			ps.LeaderID, _ = dg.Group.Leader()
 			if p := dg.FSM.Partition(cluster.PartKey{TopicID: t.ID, Partition: int32(i)}); p != nil {
 				ps.LogStartOffset = p.Log.StartOffset()
 				ps.HighWatermark = p.Log.HighWatermark()
@@ -185,6 +223,27 @@ func (b *Broker) PartitionStates(t cluster.Topic) []PartitionState {
 			b.node.MetaFSM.Read(func(s *cluster.MetaState) { ps.LeaderAddr = s.Nodes[ps.LeaderID].GRPCAddr })
 		}
 		out[i] = ps
+	}
+	return out
+}
+
+// inSync returns the replicas of a group that gossip says are alive and,
+// when this node holds the group, that its raft configuration has as voters.
+func (b *Broker) inSync(gid uint32, replicas []string, alive map[string]bool) []string {
+	var voters map[string]bool
+	if dg := b.node.DataGroup(gid); dg != nil {
+		if servers, err := dg.Group.Servers(); err == nil {
+			voters = map[string]bool{}
+			for _, s := range servers {
+				voters[string(s.ID)] = s.Suffrage == raft.Voter
+			}
+		}
+	}
+	var out []string
+	for _, r := range replicas {
+		if alive[r] && (voters == nil || voters[r]) {
+			out = append(out, r)
+		}
 	}
 	return out
 }

@@ -22,7 +22,8 @@ func codeOf(err error) codes.Code {
 		return codes.Unavailable
 	case errors.Is(err, broker.ErrUnknownTopic), errors.Is(err, broker.ErrUnknownPartition),
 		errors.Is(err, broker.ErrUnknownGroup), errors.Is(err, broker.ErrUnknownMember),
-		errors.Is(err, broker.ErrUnknownProducer), errors.Is(err, broker.ErrUnknownQueueGroup):
+		errors.Is(err, broker.ErrUnknownProducer), errors.Is(err, broker.ErrUnknownQueueGroup),
+		errors.Is(err, broker.ErrUnknownNode):
 		return codes.NotFound
 	case errors.Is(err, broker.ErrTopicExists):
 		return codes.AlreadyExists

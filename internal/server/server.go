@@ -89,7 +89,7 @@ func (s *Server) topicInfo(t cluster.Topic) *stratav1.TopicInfo {
 			SizeBytes: ps.SizeBytes, RaftGroup: ps.DataGroup,
 		}
 		if ps.LeaderID != "" {
-			pi.InSync = ps.Replicas
+			pi.InSync = ps.InSync
 		}
 		ti.Partitions = append(ti.Partitions, pi)
 	}
@@ -307,7 +307,11 @@ func (s *Server) FetchOffsets(ctx context.Context, req *stratav1.FetchOffsetsReq
 	for i, tp := range req.Partitions {
 		tps[i] = broker.TopicPartition{Topic: tp.Topic, Partition: tp.Partition}
 	}
-	return &stratav1.FetchOffsetsResponse{Offsets: toPartitionOffsets(s.b.FetchOffsets(req.Group, tps))}, nil
+	offs, err := s.b.ReadOffsets(ctx, req.Group, tps)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &stratav1.FetchOffsetsResponse{Offsets: toPartitionOffsets(offs)}, nil
 }
 
 // ListGroups implements strata.v1.

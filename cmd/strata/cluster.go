@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	stratav1 "github.com/stratalog/strata/api/v1"
+)
+
+func runCluster(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprintln(os.Stderr, "usage: strata cluster status|remove-node ID")
+		return exitError{2}
+	}
+	sub, args := args[0], args[1:]
+	var cf clientFlags
+	fs := flag.NewFlagSet("strata cluster "+sub, flag.ContinueOnError)
+	cf.register(fs, true)
+	if err := parseFlags(fs, interleave(fs, args)); err != nil {
+		return err
+	}
+	cl, closeFn, err := cf.dialAdmin(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	rctx, cancel := context.WithTimeout(ctx, cf.timeout)
+	defer cancel()
+	switch sub {
+	case "status":
+		st, err := cl.ClusterStatus(rctx, &stratav1.ClusterStatusRequest{})
+		if err != nil {
+			return rpcErr(err)
+		}
+		if cf.output == "json" {
+			return printJSON(statusJSONOf(st))
+		}
+		fmt.Printf("metadata leader %s (answered by %s)\n\n", st.MetadataLeader, st.AnsweredBy)
+		tw := newTable()
+		fmt.Fprintln(tw, "NODE\tSTATE\tMETADATA\tLED\tFOLLOWED\tGRPC\tCLUSTER")
+		for _, n := range st.Nodes {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", n.Id, n.State, n.MetaRole, n.PartitionsLed,
+				n.PartitionsFollowed, n.GrpcAddr, n.ClusterAddr)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Println()
+		tw = newTable()
+		fmt.Fprintln(tw, "GROUP\tLEADER\tPREFERRED\tVOTERS\tPARTITIONS\tLAGGING")
+		for _, g := range st.Groups {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\n", g.Id, g.Leader, g.Preferred, strings.Join(g.Voters, ","),
+				g.Partitions, strings.Join(g.Lagging, ","))
+		}
+		return tw.Flush()
+	case "remove-node":
+		id := fs.Arg(0)
+		if id == "" {
+			fmt.Fprintln(os.Stderr, "usage: strata cluster remove-node ID")
+			return exitError{2}
+		}
+		if _, err := cl.RemoveNode(rctx, &stratav1.RemoveNodeRequest{Id: id}); err != nil {
+			return rpcErr(err)
+		}
+		fmt.Printf("removed node %s; its replicas are being re-placed\n", id)
+		return nil
+	}
+	fmt.Fprintf(os.Stderr, "strata cluster: unknown subcommand %q (status, remove-node)\n", sub)
+	return exitError{2}
+}
+
+func statusJSONOf(st *stratav1.ClusterStatusResponse) map[string]any {
+	nodes := []map[string]any{}
+	for _, n := range st.Nodes {
+		nodes = append(nodes, map[string]any{
+			"id": n.Id, "state": n.State, "meta_role": n.MetaRole, "partitions_led": n.PartitionsLed,
+			"partitions_followed": n.PartitionsFollowed, "groups_led": n.GroupsLed,
+			"grpc_addr": n.GrpcAddr, "cluster_addr": n.ClusterAddr,
+		})
+	}
+	groups := []map[string]any{}
+	lagging := []string{}
+	for _, g := range st.Groups {
+		groups = append(groups, map[string]any{
+			"id": g.Id, "leader": g.Leader, "preferred": g.Preferred, "voters": g.Voters,
+			"partitions": g.Partitions, "lagging": g.Lagging,
+		})
+		for _, l := range g.Lagging {
+			lagging = append(lagging, fmt.Sprintf("%d:%s", g.Id, l))
+		}
+	}
+	return map[string]any{"metadata_leader": st.MetadataLeader, "answered_by": st.AnsweredBy,
+		"nodes": nodes, "groups": groups, "lagging": lagging}
+}
