@@ -45,9 +45,10 @@ corruption, never an allocation. Entries are contiguous: entry i of a segment
 has index first+i, and each segment's first index follows the previous
 segment's last.
 
-A segment is SegmentBytes long. Segments are preallocated (unless NoSync): a
-background goroutine writes zeros through spare.tmp and fdatasyncs them, and
-a roll renames it to the new segment's name, so that the fdatasync of every
+A segment is SegmentBytes long. Segments are preallocated (unless NoSync):
+once the last segment is half full (or there is none), a background
+goroutine writes zeros through spare.tmp and fdatasyncs them, and the next
+roll renames it to the new segment's name, so that the fdatasync of every
 StoreLogs overwrites blocks that are already allocated and written (about
 1.7x faster here than appending to a growing file). Zeros after the data are
 read as its end. Without a spare (NoSync, or a failed fill) the file grows as

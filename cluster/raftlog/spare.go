@@ -18,13 +18,15 @@ var zeros [1 << 20]byte
 // spare prepares the next segment file in the background: spare.tmp, zero
 // filled to SegmentBytes and fdatasynced, so that the fsyncs of StoreLogs
 // overwrite allocated, written blocks (about 1.7x faster here than appending
-// to a growing file). The goroutine prepares one file per kick and hands it
-// over on ready; roll kicks it again once it has renamed the file.
+// to a growing file). The goroutine prepares one file per ask and hands it
+// over on ready. The store asks once its last segment is half full (or it
+// has none), so an idle store keeps no spare on disk.
 type spare struct {
 	path  string
 	size  int64
 	log   *slog.Logger
 	kickC chan struct{}
+	asked bool          // a spare was asked for and not yet taken; guarded by Store.wmu
 	ready chan *os.File // nil when preparing failed
 	stop  chan struct{}
 	done  chan struct{}
@@ -42,21 +44,25 @@ func startSpare(s *Store) *spare {
 		done:  make(chan struct{}),
 	}
 	go p.loop()
-	p.kick()
 	return p
 }
 
-// kick asks for the next spare.
-func (p *spare) kick() {
-	select {
-	case p.kickC <- struct{}{}:
-	default:
+// ask asks for the next spare unless it is asked for already. The spare's
+// name is free: the last one was renamed by the roll that took it.
+// Caller must hold Store.wmu.
+func (p *spare) ask() {
+	if !p.asked {
+		p.asked = true
+		p.kickC <- struct{}{} // never blocks: one ask at a time
 	}
 }
 
-// take waits for the spare being prepared and returns it, or nil if
-// preparing it failed: the caller then creates the segment itself.
+// take returns the spare, waiting for it to be prepared (asking for it
+// first if need be), or nil if preparing it failed: the caller then creates
+// the segment itself. Caller must hold Store.wmu.
 func (p *spare) take() *os.File {
+	p.ask()
+	p.asked = false
 	select {
 	case f := <-p.ready:
 		return f

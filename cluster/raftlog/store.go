@@ -89,6 +89,7 @@ func Open(dir string, cfg Config) (_ *Store, err error) {
 	}
 	if !cfg.NoSync {
 		s.spare = startSpare(s)
+		s.askSpareLocked() // no writer can run yet
 	}
 	return s, nil
 }

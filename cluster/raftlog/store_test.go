@@ -334,3 +334,45 @@ func TestConcurrentReadersAndWriter(t *testing.T) {
 	close(done)
 	wg.Wait()
 }
+
+// TestSpareAskedWhenHalfFull: a spare is prepared for a store without
+// segments and once the last segment is half full, not before; rolls use it.
+func TestSpareAskedWhenHalfFull(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, true)
+	s := openTest(t, dir, cfg)
+	spare := filepath.Join(dir, spareName)
+	if err := s.StoreLog(entry(1, 1, 100)); err != nil {
+		t.Fatal(err)
+	}
+	// The first segment is the spare, zero-filled to its full size.
+	seg := segFiles(t, dir)
+	if st, err := os.Stat(seg[0]); err != nil || st.Size() != cfg.SegmentBytes {
+		t.Fatalf("first segment: %v, %v; want %d bytes", st, err, cfg.SegmentBytes)
+	}
+	if _, err := os.Stat(spare); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a spare exists while the segment is almost empty: %v", err)
+	}
+	i := uint64(2)
+	for ; s.segs[0].end < cfg.SegmentBytes/2; i++ {
+		if err := s.StoreLog(entry(i, 1, 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.wmu.Lock()
+	asked := s.spare.asked
+	s.wmu.Unlock()
+	if !asked {
+		t.Fatal("no spare asked for at half full")
+	}
+	for ; len(s.segs) < 3; i++ {
+		if err := s.StoreLog(entry(i, 1, 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range segFiles(t, dir) {
+		if st, err := os.Stat(p); err != nil || st.Size() != cfg.SegmentBytes {
+			t.Fatalf("segment %s: %v, %v; want %d bytes", p, st, err, cfg.SegmentBytes)
+		}
+	}
+}

@@ -98,7 +98,19 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 	}
 	s.last = logs[len(logs)-1].Index
 	s.mu.Unlock()
+	s.askSpareLocked()
 	return nil
+}
+
+// askSpareLocked has the next segment prepared once the last one is half
+// full, or when there is none. Caller must hold s.wmu.
+func (s *Store) askSpareLocked() {
+	if s.spare == nil {
+		return
+	}
+	if n := len(s.segs); n == 0 || s.segs[n-1].end >= s.cfg.SegmentBytes/2 {
+		s.spare.ask()
+	}
 }
 
 // checkBatchLocked checks that logs follow the last index and fit.
@@ -166,9 +178,6 @@ func (s *Store) roll(base uint64) (*segment, error) {
 		if err == nil {
 			_, err = f.WriteAt(segHeader(base), 0)
 		}
-	}
-	if s.spare != nil {
-		s.spare.kick() // prepare the next one; the spare's name is free again
 	}
 	if err == nil {
 		err = s.syncDir()
