@@ -2,6 +2,7 @@ package raftlog
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -374,5 +375,38 @@ func TestSpareAskedWhenHalfFull(t *testing.T) {
 		if st, err := os.Stat(p); err != nil || st.Size() != cfg.SegmentBytes {
 			t.Fatalf("segment %s: %v, %v; want %d bytes", p, st, err, cfg.SegmentBytes)
 		}
+	}
+}
+
+// After the whole log is deleted (raft does so after restoring a snapshot),
+// the next StoreLogs may start anywhere, also below the old first-index
+// marker, and a reopen keeps it.
+func TestStore_RestartAfterDeleteAll(t *testing.T) {
+	for _, start := range []uint64{3, 101, 5000} {
+		t.Run(fmt.Sprint(start), func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := testConfig(t, true)
+			s := openTest(t, dir, cfg)
+			if err := s.StoreLogs(entries(1, 100, 1, 300)); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.DeleteRange(1, 100); err != nil {
+				t.Fatal(err)
+			}
+			checkRange(t, s, 0, 0, nil)
+			if n := len(segFiles(t, dir)); n != 0 {
+				t.Fatalf("%d segments left after deleting everything", n)
+			}
+			if err := s.StoreLogs(entries(start, start+9, 2, 300)); err != nil {
+				t.Fatal(err)
+			}
+			want := func(i uint64) *raft.Log { return entry(i, 2, 300) }
+			checkRange(t, s, start, start+9, want)
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s2 := openTest(t, dir, cfg)
+			checkRange(t, s2, start, start+9, want)
+		})
 	}
 }
