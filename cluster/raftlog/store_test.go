@@ -410,3 +410,30 @@ func TestStore_RestartAfterDeleteAll(t *testing.T) {
 		})
 	}
 }
+
+// After a failed write the store takes no more writes until it is
+// reopened, and the reopened store holds what was acknowledged.
+func TestWriteFailureIsSticky(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, false)
+	s, err := Open(dir, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.StoreLogs(entries(1, 10, 1, 100)); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.segs[0].f.Close() // the next write fails
+	if err := s.StoreLogs(entries(11, 11, 1, 100)); err == nil {
+		t.Fatal("StoreLogs on a closed file succeeded")
+	}
+	if err := s.StoreLogs(entries(11, 11, 1, 100)); !errors.Is(err, ErrFailed) {
+		t.Fatalf("StoreLogs after a failure: %v, want ErrFailed", err)
+	}
+	if err := s.DeleteRange(1, 5); !errors.Is(err, ErrFailed) {
+		t.Fatalf("DeleteRange after a failure: %v, want ErrFailed", err)
+	}
+	_ = s.Close() // reports the file closed twice
+	s = openTest(t, dir, cfg)
+	checkRange(t, s, 1, 10, func(i uint64) *raft.Log { return entry(i, 1, 100) })
+}
