@@ -11,7 +11,7 @@ A store is a directory, flocked while a Store has it open:
 	00000000000000000001.seg   segments, named by the index of their first entry (20 digits)
 	first-index                the first-index marker (optional)
 	first-index.tmp            a marker being written; removed on open
-	spare.tmp                  the next segment, being zero-filled; removed on open and Close
+	spare.tmp                  the next segment, being prepared; removed on open and Close
 
 Names are parsed strictly: Open fails with ErrUnknownFile on any other name.
 
@@ -47,12 +47,13 @@ segment's last.
 
 A segment is SegmentBytes long. Segments are preallocated (unless NoSync):
 once the last segment is half full (or there is none), a background
-goroutine writes zeros through spare.tmp and fdatasyncs them, and the next
-roll renames it to the new segment's name, so that the fdatasync of every
-StoreLogs overwrites blocks that are already allocated and written (about
-1.7x faster here than appending to a growing file). Zeros after the data are
-read as its end. Without a spare (NoSync, or a failed fill) the file grows as
-it is written.
+goroutine allocates spare.tmp to SegmentBytes (fallocate, or writing zeros
+where that is unsupported) and fdatasyncs it, and the next roll renames it to
+the new segment's name, so that the fdatasync of every StoreLogs writes into
+allocated space of a file whose size does not change (about 1.5x faster here
+than appending to a growing file; see spare.go). Zeros after the data are
+read as its end. Without a spare (NoSync, or a failed preparation) the file
+grows as it is written.
 
 # Writes
 

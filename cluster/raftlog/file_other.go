@@ -2,10 +2,16 @@
 
 package raftlog
 
-import "os"
+import (
+	"errors"
+	"os"
+)
 
 // fdatasync flushes f; without fdatasync, with a full fsync.
 func fdatasync(f *os.File) error { return f.Sync() }
 
 // lockFile does nothing where flock is not used.
 func lockFile(*os.File) error { return nil }
+
+// fallocate is not used here: spares are zero-filled.
+func fallocate(*os.File, int64) error { return errors.ErrUnsupported }

@@ -8,17 +8,23 @@ import (
 	"path/filepath"
 )
 
-// spareSyncBytes is how much zero fill is written between fdatasyncs, so that
-// the fill's fsyncs stay short next to the ones StoreLogs waits for.
+// spareSyncBytes is how much zero fill (where fallocate is unsupported) is
+// written between fdatasyncs, so that the fill's fsyncs stay short next to
+// the ones StoreLogs waits for.
 const spareSyncBytes = 4 << 20
 
 // zeros is the source of zero-fill writes.
 var zeros [1 << 20]byte
 
-// spare prepares the next segment file in the background: spare.tmp, zero
-// filled to SegmentBytes and fdatasynced, so that the fsyncs of StoreLogs
-// overwrite allocated, written blocks (about 1.7x faster here than appending
-// to a growing file). The goroutine prepares one file per ask and hands it
+// spare prepares the next segment file in the background: spare.tmp,
+// allocated to SegmentBytes with fallocate (zero-filled where that is not
+// supported) and fdatasynced, so that the fsyncs of StoreLogs write into
+// allocated blocks of a file whose size does not change. Measured here
+// (ext4, BenchmarkStoreLogs, medians of 5): one 200 B entry per call 164 µs
+// with fallocate, 163 µs zero-filled, 244 µs appending to a growing file;
+// 64 x 14 KiB per call 1.05 ms with fallocate, 1.44 ms zero-filled (the
+// fill writes 64 MiB per segment behind the appends), 1.25 ms growing. The
+// goroutine prepares one file per ask and hands it
 // over on ready. The store asks once its last segment is half full (or it
 // has none), so an idle store keeps no spare on disk.
 type spare struct {
@@ -97,12 +103,25 @@ func (p *spare) loop() {
 	}
 }
 
-// prepare creates the spare file and zero-fills it.
+// prepare creates the spare file and allocates it.
 func (p *spare) prepare() (*os.File, error) {
 	f, err := os.OpenFile(p.path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o640)
 	if err != nil {
 		return nil, err
 	}
+	err = fallocate(f, p.size)
+	if err == nil {
+		if err = fdatasync(f); err != nil {
+			_ = f.Close()
+			return nil, err
+		}
+		return f, nil
+	}
+	if !errors.Is(err, errors.ErrUnsupported) {
+		_ = f.Close()
+		return nil, err
+	}
+	err = nil
 	for pos := int64(0); pos < p.size; {
 		select {
 		case <-p.stop:
