@@ -16,11 +16,12 @@ import (
 //
 //	go test -run '^$' -bench StoreLogs -count 5 ./cluster/raftlog
 //
-// Medians of 5 here (2 shared cores, ext4-backed temp dir):
+// Medians of 5 here, in two sessions on the shared 2-core machine (ext4; the
+// second, busier one with fallocate'd spares):
 //
-//	                     raftlog                bolt
-//	1 x 200 B            119 µs/call (8,370/s)  269 µs/call (3,710/s)   169 B/op vs 22 KB/op
-//	64 x 14 KiB          1.17 ms (785 MB/s)     4.49 ms (204 MB/s)      7.8 KB/op vs 3.4 MB/op
+//	                     raftlog                   bolt
+//	1 x 200 B            119 / 162 µs per call     269 / 409 µs per call    ~168 B/op vs ~22 KB/op
+//	64 x 14 KiB          785 / 684 MB/s            204 / 109 MB/s           7.8 KB/op vs 3.4 MB/op
 func BenchmarkStoreLogs(b *testing.B) {
 	shapes := []struct{ batch, size int }{{1, 200}, {64, 14 << 10}}
 	stores := []struct {
