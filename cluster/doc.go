@@ -4,9 +4,10 @@
 //
 // # Raft groups
 //
-// A Group is one hashicorp/raft node of one group. Its raft log and stable
-// store are one raft-boltdb/v2 file, Dir/raft.db, with a raft.LogCache of
-// 4096 entries in front of the log; snapshots are files under
+// A Group is one hashicorp/raft node of one group. Its stable store is a
+// raft-boltdb/v2 file, Dir/raft.db; its raft log is a raftlog.Store in
+// Dir/raftlog (or raft.db, see GroupConfig.LogStore), with a raft.LogCache
+// of 4096 entries in front of it; snapshots are files under
 // Dir/snapshots (two kept); it talks to its peers through raft's
 // NetworkTransport over a Mux layer. A group is bootstrapped only when
 // raft.HasExistingState finds nothing (Group.BootstrapIfNew); a node that

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -100,9 +101,15 @@ type GroupConfig struct {
 	Name string
 	// NodeID is this node's raft.ServerID, the same in every group. Required.
 	NodeID string
-	// Dir holds raft.db (bolt: raft log and stable store) and snapshots/.
-	// Created if missing. Required.
+	// Dir holds raft.db (bolt: the stable store, and the raft log with
+	// LogStoreBolt), raftlog/ (the raft log with LogStoreWAL) and
+	// snapshots/. Created if missing. Required.
 	Dir string
+	// LogStore names where the raft log is kept: LogStoreWAL (raftlog) or
+	// LogStoreBolt (raft.db). Empty means LogStoreWAL. A group's log is
+	// never moved between the two: OpenGroup refuses the other one.
+	// Default LogStoreWAL.
+	LogStore string
 	// Logger receives raft's logs (raft's Info at slog Debug). Nil discards.
 	Logger *slog.Logger
 
@@ -144,7 +151,7 @@ type GroupConfig struct {
 	// ApplyTimeout bounds Apply, Barrier, AddVoter and RemoveServer when
 	// their context has no deadline. Default 10 s.
 	ApplyTimeout time.Duration
-	// NoSync turns off bolt's fsync. Tests only: acknowledged writes can be
+	// NoSync turns off the fsyncs of bolt and raftlog. Tests only: acknowledged writes can be
 	// lost on a crash. Default false.
 	NoSync bool
 }
@@ -153,6 +160,7 @@ type GroupConfig struct {
 // writes. Name, NodeID and Dir must still be set.
 func DefaultGroupConfig() GroupConfig {
 	return GroupConfig{
+		LogStore:           LogStoreWAL,
 		HeartbeatTimeout:   time.Second,
 		ElectionTimeout:    time.Second,
 		LeaderLeaseTimeout: 500 * time.Millisecond,
@@ -180,6 +188,9 @@ func (c GroupConfig) Validate() error {
 	}
 	if c.ApplyTimeout <= 0 {
 		errs = append(errs, errors.New("ApplyTimeout must be positive"))
+	}
+	if err := validLogStore(c.LogStore); err != nil {
+		errs = append(errs, err)
 	}
 	if c.SnapshotThreshold == 0 {
 		errs = append(errs, errors.New("SnapshotThreshold must be positive"))
@@ -215,9 +226,10 @@ func (c GroupConfig) raftConfig() *raft.Config {
 }
 
 // Group is one raft group on this node: the metadata group or a data group.
-// Its raft log and stable store are one raft-boltdb/v2 file (raft.db) with
-// a raft.LogCache in front of the log, snapshots are files, and it talks to
-// its peers through a mux layer.
+// Its stable store is a raft-boltdb/v2 file (raft.db), its raft log a
+// raftlog.Store (or raft.db, see GroupConfig.LogStore) with a raft.LogCache
+// in front, snapshots are files, and it talks to its peers through a mux
+// layer.
 //
 // Lock order: Group.mu is a leaf; it is never held across a raft call.
 type Group struct {
@@ -226,6 +238,7 @@ type Group struct {
 	raft      *raft.Raft
 	transport *raft.NetworkTransport
 	bolt      *raftboltdb.BoltStore
+	logStore  io.Closer // the raft log store unless it is bolt
 	logs      *raft.LogCache
 	snaps     *raft.FileSnapshotStore
 
@@ -297,7 +310,12 @@ func OpenGroup(cfg GroupConfig, fsm raft.FSM, layer raft.StreamLayer) (_ *Group,
 	if err != nil {
 		return nil, fmt.Errorf("cluster: open group %q: raft.db: %w", cfg.Name, err)
 	}
-	if g.logs, err = raft.NewLogCache(logCacheEntries, g.bolt); err != nil {
+	logStore, closer, err := openLogStore(cfg, g.bolt, logger)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: open group %q: raft log: %w", cfg.Name, err)
+	}
+	g.logStore = closer
+	if g.logs, err = raft.NewLogCache(logCacheEntries, logStore); err != nil {
 		return nil, fmt.Errorf("cluster: open group %q: log cache: %w", cfg.Name, err)
 	}
 	g.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.Dir, snapshotsRetained, hlog.Named("snapshot"))
@@ -562,6 +580,11 @@ func (g *Group) closeStores() error {
 		g.transport.CloseStreams()
 		if err := g.transport.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close transport: %w", err))
+		}
+	}
+	if g.logStore != nil {
+		if err := g.logStore.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close raft log: %w", err))
 		}
 	}
 	if g.bolt != nil {

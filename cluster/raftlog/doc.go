@@ -1,0 +1,99 @@
+/*
+Package raftlog is a raft.LogStore of our own for Strata's raft groups: a
+segmented write-ahead log with one fdatasync per StoreLogs call, replacing
+raft-boltdb's log (two fdatasyncs and a msgpack copy per commit, and a file
+that never shrinks). raft-boltdb/v2 stays the StableStore (term, vote).
+
+# Files
+
+A store is a directory, flocked while a Store has it open:
+
+	00000000000000000001.seg   segments, named by the index of their first entry (20 digits)
+	first-index                the first-index marker (optional)
+	first-index.tmp            a marker being written; removed on open
+	spare.tmp                  the next segment, being prepared; removed on open and Close
+
+Names are parsed strictly: Open fails with ErrUnknownFile on any other name.
+
+# Segments
+
+A segment starts with a 24-byte header, then entries back to back, then
+zeros up to the end of the file:
+
+	offset size field
+	     0    8 magic "SRAFTLG1"
+	     8    8 index of the first entry, equal to the file name's
+	    16    4 CRC32C (Castagnoli) of bytes 0..15
+	    20    4 zero
+
+Each entry is a frame (all integers big-endian):
+
+	offset size field
+	     0    4 length         bytes of the payload (from offset 8); 0 marks the end of the data
+	     4    4 crc            CRC32C of the payload
+	     8    8 index          raft.Log.Index
+	    16    8 term           raft.Log.Term
+	    24    8 appended_at    raft.Log.AppendedAt in Unix nanoseconds; 0 for the zero time
+	    32    1 type           raft.Log.Type
+	    33    4 data length    d
+	    37    d data           raft.Log.Data
+	 37+d     4 ext length     e
+	 41+d     e extensions     raft.Log.Extensions
+
+so length = 33+d+e. A length below 33 or above Config.MaxEntryBytes is
+corruption, never an allocation. Entries are contiguous: entry i of a segment
+has index first+i, and each segment's first index follows the previous
+segment's last.
+
+A segment is SegmentBytes long. Segments are preallocated (unless NoSync):
+once the last segment is half full (or there is none), a background
+goroutine allocates spare.tmp to SegmentBytes (fallocate, or writing zeros
+where that is unsupported) and fdatasyncs it, and the next roll renames it to
+the new segment's name, so that the fdatasync of every StoreLogs writes into
+allocated space of a file whose size does not change (about 1.5x faster here
+than appending to a growing file; see spare.go). Zeros after the data are
+read as its end. Without a spare (NoSync, or a failed preparation) the file
+grows as it is written.
+
+# Writes
+
+StoreLogs takes entries that follow the last index one by one (on an empty
+store they may start anywhere: the store is a raft.MonotonicLogStore, so raft
+deletes the whole log after restoring a snapshot instead of leaving a gap).
+It encodes the batch into a buffer, writes it with pwrite at the end of the
+last segment, fdatasyncs once, and only then publishes the new entries to
+GetLog. A batch that fills the segment fdatasyncs it before the next segment
+is created, so a sealed segment never has a torn tail; creating a segment
+fsyncs the directory. After a failed write or fsync the store takes no more
+writes (ErrFailed) until it is reopened.
+
+# Deletes
+
+DeleteRange(min, max) deletes a head (raft's compaction), a tail (a follower
+dropping conflicting entries) or everything:
+
+  - head: the marker first-index is written (to first-index.tmp, fdatasync,
+    rename, fsync of the directory), then the segments whose entries are all
+    below it are removed. Entries below the marker are gone even while their
+    segment is kept, and a crash between the steps cannot bring them back.
+  - tail: segments after min's are removed from the last one backwards (a
+    crash leaves a prefix of the log), then min's segment is overwritten with
+    zeros from min's frame to the end of the data and fdatasynced.
+  - everything: the marker becomes last+1 and every segment is removed.
+
+# Recovery
+
+Open trusts nothing. Segments entirely below the marker are removed (an
+interrupted compaction). Every segment but the last is scanned frame by
+frame: its header, each length against its bounds, each index against its
+position, and its entries must reach the next segment's first index; any
+fault is a *CorruptError with the file and position. Their CRCs are checked
+by GetLog, on every read, not by Open. The last segment is checked entry by
+entry, CRC included: the first fault ends its data (a torn write that no
+fsync acknowledged), it is logged, and if anything but zeros follows the end
+of the data the file is cut there, so that a stale frame behind the new end
+can never be read as an entry once new ones are written. A last segment
+without a valid header or without entries was created by a roll that no
+fsync completed, and is removed.
+*/
+package raftlog
