@@ -48,7 +48,10 @@ type Config struct {
 	// RetentionCheckInterval is how often retention runs; default 1 min.
 	RetentionCheckInterval time.Duration `yaml:"retention_check_interval"`
 	// SnapshotThreshold is how many raft entries a group applies between
-	// snapshots (checkpoints of the segment logs); default 8192.
+	// snapshots (checkpoints of the segment logs); default 1024. A data
+	// group's entries are record batches of up to a MiB, and raft keeps
+	// SnapshotThreshold + RaftTrailingLogs of them on disk, so these bound
+	// the raft log's size (about 2 GiB at most with the defaults).
 	SnapshotThreshold uint64 `yaml:"snapshot_threshold"`
 	// RaftHeartbeatTimeout is how long a raft follower waits without hearing
 	// from its leader before it starts an election (randomised to 1-2x);
@@ -58,7 +61,7 @@ type Config struct {
 	RaftHeartbeatTimeout time.Duration `yaml:"raft_heartbeat_timeout"`
 	// RaftTrailingLogs is how many raft entries a group keeps after a
 	// snapshot, so that a follower a little behind catches up from the log
-	// rather than from a snapshot; default 10240.
+	// rather than from a snapshot; default 1024.
 	RaftTrailingLogs uint64 `yaml:"raft_trailing_logs"`
 	// LogLevel is debug, info, warn or error; default info.
 	LogLevel string `yaml:"log_level"`
@@ -85,9 +88,9 @@ func DefaultConfig() Config {
 		DeadNodeTimeout:        30 * time.Minute,
 		MaxSegmentBytes:        512 << 20,
 		RetentionCheckInterval: time.Minute,
-		SnapshotThreshold:      8192,
+		SnapshotThreshold:      1024,
 		RaftHeartbeatTimeout:   500 * time.Millisecond,
-		RaftTrailingLogs:       10240,
+		RaftTrailingLogs:       1024,
 		LogLevel:               "info",
 	}
 }
