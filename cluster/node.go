@@ -200,7 +200,7 @@ func (n *Node) openGroup(name string, fsm raft.FSM) (*Group, error) {
 	gc.Name = name
 	gc.NodeID = n.cfg.ID
 	gc.Dir = filepath.Join(n.cfg.Dir, name)
-	gc.Logger = n.log.With("group", name)
+	gc.Logger = n.log // OpenGroup adds the group attribute
 	g, err := OpenGroup(gc, fsm, n.mux.Layer(name))
 	if err != nil {
 		return nil, fmt.Errorf("cluster: open group %s: %w", name, err)

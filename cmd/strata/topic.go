@@ -63,7 +63,8 @@ func runTopic(ctx context.Context, args []string) error {
 		if cf.output == "json" {
 			return printJSON(topicJSON(resp.Topic))
 		}
-		fmt.Printf("created topic %s with %d partitions\n", name, len(resp.Topic.Partitions))
+		n := len(resp.Topic.Partitions)
+		fmt.Printf("created topic %s with %d partition%s\n", name, n, map[bool]string{true: "s"}[n != 1])
 		return nil
 	case "list":
 		resp, err := cl.ListTopics(rctx, &stratav1.ListTopicsRequest{})
