@@ -42,15 +42,18 @@ func (b *Broker) CreateTopic(ctx context.Context, name string, cfg cluster.Topic
 	if err := ValidName("topic", name); err != nil {
 		return cluster.Topic{}, err
 	}
+	// The metadata leader decides: a follower's view of the nodes and
+	// topics may lag (a node that just joined), so it validates nothing
+	// that depends on them and names the leader instead.
+	if !b.node.Meta.IsLeader() {
+		return cluster.Topic{}, b.notLeader(b.node.Meta, "metadata")
+	}
 	cfg, err := b.completeConfig(cfg)
 	if err != nil {
 		return cluster.Topic{}, err
 	}
 	if _, ok := b.node.MetaFSM.Topic(name); ok {
 		return cluster.Topic{}, fmt.Errorf("%w: %q", ErrTopicExists, name)
-	}
-	if !b.node.Meta.IsLeader() {
-		return cluster.Topic{}, b.notLeader(b.node.Meta, "metadata")
 	}
 	groups, err := b.node.EnsureDataGroups(ctx, int(cfg.ReplicationFactor))
 	if err != nil {
