@@ -216,16 +216,8 @@ func (a *Admin) DescribeGroup(ctx context.Context, group string) (GroupDescripti
 // The group must have no live members. It returns the new offsets.
 func (a *Admin) ResetOffsets(ctx context.Context, group, topic string, to Offset, partitions ...int32) ([]PartitionOffset, error) {
 	req := &stratav1.ResetOffsetsRequest{Group: group, Topic: topic, Partitions: partitions}
-	switch to.kind {
-	case offsetStart:
-		req.Spec = stratav1.OffsetSpec_OFFSET_SPEC_EARLIEST
-	case offsetEnd:
-		req.Spec = stratav1.OffsetSpec_OFFSET_SPEC_LATEST
-	case offsetExact:
-		req.Spec, req.Offset = stratav1.OffsetSpec_OFFSET_SPEC_OFFSET, to.offset
-	case offsetTime:
-		req.Spec, req.TimestampMs = stratav1.OffsetSpec_OFFSET_SPEC_TIMESTAMP, to.time.UnixMilli()
-	default:
+	var ok bool
+	if req.Spec, req.Offset, req.TimestampMs, ok = resetSpec(to); !ok {
 		return nil, fmt.Errorf("%w: reset offsets to %v", ErrInvalidArgument, to)
 	}
 	var resp *stratav1.ResetOffsetsResponse
@@ -238,6 +230,22 @@ func (a *Admin) ResetOffsets(ctx context.Context, group, topic string, to Offset
 		return nil, fmt.Errorf("client: reset offsets of group %q on %q: %w", group, topic, err)
 	}
 	return partitionOffsets(resp.GetOffsets()), nil
+}
+
+// resetSpec is the wire form of a reset target: AtStart, AtEnd, AtOffset
+// or AtTime (ok is false for others, such as AtCommitted).
+func resetSpec(to Offset) (spec stratav1.OffsetSpec, offset, tsMs int64, ok bool) {
+	switch to.kind {
+	case offsetStart:
+		return stratav1.OffsetSpec_OFFSET_SPEC_EARLIEST, 0, 0, true
+	case offsetEnd:
+		return stratav1.OffsetSpec_OFFSET_SPEC_LATEST, 0, 0, true
+	case offsetExact:
+		return stratav1.OffsetSpec_OFFSET_SPEC_OFFSET, to.offset, 0, true
+	case offsetTime:
+		return stratav1.OffsetSpec_OFFSET_SPEC_TIMESTAMP, 0, to.time.UnixMilli(), true
+	}
+	return 0, 0, 0, false
 }
 
 // FetchOffsets returns a group's committed offsets for the given

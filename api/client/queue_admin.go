@@ -138,16 +138,8 @@ func (a *Admin) RedriveQueueGroup(ctx context.Context, topic, group string, opt 
 // AtTime on every partition: records from there on are delivered again.
 func (a *Admin) ResetQueueGroup(ctx context.Context, topic, group string, to Offset) ([]PartitionOffset, error) {
 	req := &stratav1.ResetQueueGroupRequest{Topic: topic, Group: group}
-	switch to.kind {
-	case offsetStart:
-		req.Spec = stratav1.OffsetSpec_OFFSET_SPEC_EARLIEST
-	case offsetEnd:
-		req.Spec = stratav1.OffsetSpec_OFFSET_SPEC_LATEST
-	case offsetExact:
-		req.Spec, req.Offset = stratav1.OffsetSpec_OFFSET_SPEC_OFFSET, to.offset
-	case offsetTime:
-		req.Spec, req.TimestampMs = stratav1.OffsetSpec_OFFSET_SPEC_TIMESTAMP, to.time.UnixMilli()
-	default:
+	var ok bool
+	if req.Spec, req.Offset, req.TimestampMs, ok = resetSpec(to); !ok {
 		return nil, fmt.Errorf("%w: reset queue group to %v", ErrInvalidArgument, to)
 	}
 	var resp *stratav1.ResetQueueGroupResponse
