@@ -138,11 +138,11 @@ func TestMembershipFormsCluster(t *testing.T) {
 		if ev.Kind != MemberJoin || ev.Member.ID != "a" {
 			t.Fatalf("first event of a = %+v, want its own join", ev)
 		}
-	case <-time.After(time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("no event")
 	}
-	waitMemberEvent(t, a, MemberJoin, "b", time.Second)
-	waitMemberEvent(t, a, MemberJoin, "c", time.Second)
+	waitMemberEvent(t, a, MemberJoin, "b", 10*time.Second)
+	waitMemberEvent(t, a, MemberJoin, "c", 10*time.Second)
 
 	for _, m := range ms {
 		local := m.LocalMember()
@@ -168,7 +168,7 @@ func TestMembershipFormsCluster(t *testing.T) {
 	if err := c.SetTags(tags); err != nil {
 		t.Fatal(err)
 	}
-	if ev := waitMemberEvent(t, a, MemberUpdate, "c", 3*time.Second); !maps.Equal(ev.Member.Tags, tags) {
+	if ev := waitMemberEvent(t, a, MemberUpdate, "c", 10*time.Second); !maps.Equal(ev.Member.Tags, tags) {
 		t.Errorf("update event tags = %v, want %v", ev.Member.Tags, tags)
 	}
 }
@@ -182,7 +182,7 @@ func TestMembershipLeaveAndFail(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range []*Membership{a, b} {
-		waitMemberEvent(t, m, MemberLeave, "c", 3*time.Second)
+		waitMemberEvent(t, m, MemberLeave, "c", 10*time.Second)
 		if mem, _ := memberByID(m, "c"); mem.Status != MemberStatusLeft {
 			t.Errorf("%s sees c as %q, want left", m.LocalMember().ID, mem.Status)
 		}
@@ -196,7 +196,7 @@ func TestMembershipLeaveAndFail(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitMemberEvent(t, a, MemberFail, "b", 5*time.Second)
+	waitMemberEvent(t, a, MemberFail, "b", 10*time.Second)
 	t.Logf("failure detected after %v", time.Since(start))
 	if mem, _ := memberByID(a, "b"); mem.Status != MemberStatusFailed {
 		t.Errorf("a sees b as %q, want failed", mem.Status)
@@ -209,7 +209,7 @@ func TestMembershipLeaveAndFail(t *testing.T) {
 	if err := a.RemoveFailed("b"); err != nil {
 		t.Fatal(err)
 	}
-	waitMemberEvent(t, a, MemberLeave, "b", 3*time.Second)
+	waitMemberEvent(t, a, MemberLeave, "b", 10*time.Second)
 	if mem, _ := memberByID(a, "b"); mem.Status != MemberStatusLeft {
 		t.Errorf("a sees b as %q after RemoveFailed, want left", mem.Status)
 	}
@@ -227,8 +227,8 @@ func TestMembershipReapsFailedMemberAfterTimeout(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitMemberEvent(t, a, MemberFail, "b", 5*time.Second)
-	waitMemberEvent(t, a, MemberReap, "b", 3*time.Second)
+	waitMemberEvent(t, a, MemberFail, "b", 10*time.Second)
+	waitMemberEvent(t, a, MemberReap, "b", 10*time.Second)
 	if _, ok := memberByID(a, "b"); ok {
 		t.Error("a still lists b after reaping it")
 	}
@@ -358,7 +358,7 @@ func TestMembershipSnapshotRejoinsAfterRestart(t *testing.T) {
 	b := startMember(t, cfgB)
 	// Serf's snapshotter sees each event before Events does; once b has
 	// delivered a's join, Close records it in the snapshot.
-	waitMemberEvent(t, b, MemberJoin, "a", 3*time.Second)
+	waitMemberEvent(t, b, MemberJoin, "a", 10*time.Second)
 
 	// b crashes; restarted on its address, without Join, it finds a through
 	// its snapshot.
@@ -367,9 +367,9 @@ func TestMembershipSnapshotRejoinsAfterRestart(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitMemberEvent(t, a, MemberFail, "b", 5*time.Second)
+	waitMemberEvent(t, a, MemberFail, "b", 10*time.Second)
 	b2 := startMember(t, cfgB)
-	waitMemberEvent(t, a, MemberJoin, "b", 5*time.Second)
+	waitMemberEvent(t, a, MemberJoin, "b", 10*time.Second)
 	membEventually(t, 5*time.Second, "restarted b sees a", func() bool { return countStatus(b2, MemberStatusAlive) == 2 })
 }
 
