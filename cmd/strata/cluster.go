@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -11,14 +10,10 @@ import (
 )
 
 func runCluster(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, "usage: strata cluster status|remove-node ID")
-		return exitError{2}
+	sub, args, fs, cf, err := subcommand("cluster", "usage: strata cluster status|remove-node ID", args)
+	if err != nil {
+		return err
 	}
-	sub, args := args[0], args[1:]
-	var cf clientFlags
-	fs := flag.NewFlagSet("strata cluster "+sub, flag.ContinueOnError)
-	cf.register(fs, true)
 	if err := parseFlags(fs, interleave(fs, args)); err != nil {
 		return err
 	}

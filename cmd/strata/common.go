@@ -96,6 +96,20 @@ func followLeader(ctx context.Context, method string, req, reply any, cc *grpc.C
 	return err
 }
 
+// subcommand splits `strata CMD SUB args...` into SUB and its arguments,
+// and returns a flag set for it with the client flags registered. Without
+// a SUB it prints usage and returns exit code 2.
+func subcommand(cmd, usage string, args []string) (string, []string, *flag.FlagSet, *clientFlags, error) {
+	if len(args) == 0 {
+		fmt.Fprintln(os.Stderr, usage)
+		return "", nil, nil, nil, exitError{2}
+	}
+	cf := &clientFlags{}
+	fs := flag.NewFlagSet("strata "+cmd+" "+args[0], flag.ContinueOnError)
+	cf.register(fs, true)
+	return args[0], args[1:], fs, cf, nil
+}
+
 // rpcErr makes a gRPC error readable: its code and message.
 func rpcErr(err error) error {
 	if err == nil {

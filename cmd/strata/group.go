@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"time"
@@ -11,14 +10,10 @@ import (
 )
 
 func runGroup(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, "usage: strata group list|describe|reset ...")
-		return exitError{2}
+	sub, args, fs, cf, err := subcommand("group", "usage: strata group list|describe|reset ...", args)
+	if err != nil {
+		return err
 	}
-	sub, args := args[0], args[1:]
-	var cf clientFlags
-	fs := flag.NewFlagSet("strata group "+sub, flag.ContinueOnError)
-	cf.register(fs, true)
 	var topic, toTime string
 	var toEarliest, toLatest bool
 	var toOffset int64

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -12,14 +11,10 @@ import (
 )
 
 func runTopic(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, "usage: strata topic create|list|describe|delete ...")
-		return exitError{2}
+	sub, args, fs, cf, err := subcommand("topic", "usage: strata topic create|list|describe|delete ...", args)
+	if err != nil {
+		return err
 	}
-	sub, args := args[0], args[1:]
-	var cf clientFlags
-	fs := flag.NewFlagSet("strata topic "+sub, flag.ContinueOnError)
-	cf.register(fs, true)
 	var partitions, rf int
 	var retention time.Duration
 	var retentionBytes int64
