@@ -77,6 +77,28 @@ func (a *Admin) CreateQueueGroup(ctx context.Context, topic, group string, s Que
 	return queueSettings(resp.GetSettings()), nil
 }
 
+// QueueGroupRef names a queue group: its topic and its name.
+type QueueGroupRef struct{ Topic, Group string }
+
+// ListQueueGroups returns the queue groups of a topic, or of every topic
+// when topic is empty.
+func (a *Admin) ListQueueGroups(ctx context.Context, topic string) ([]QueueGroupRef, error) {
+	var resp *stratav1.ListQueueGroupsResponse
+	err := a.call(ctx, ErrUnknownTopic, func(ctx context.Context, c stratav1.StrataClient) error {
+		var err error
+		resp, err = c.ListQueueGroups(ctx, &stratav1.ListQueueGroupsRequest{Topic: topic})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("client: list queue groups: %w", err)
+	}
+	out := make([]QueueGroupRef, 0, len(resp.GetGroups()))
+	for _, g := range resp.GetGroups() {
+		out = append(out, QueueGroupRef{Topic: g.GetTopic(), Group: g.GetGroup()})
+	}
+	return out, nil
+}
+
 // DescribeQueueGroup returns a queue group's settings and progress.
 func (a *Admin) DescribeQueueGroup(ctx context.Context, topic, group string) (QueueGroupDescription, error) {
 	var resp *stratav1.DescribeQueueGroupResponse

@@ -142,6 +142,53 @@ func (x *NotLeader) GetLeaderAddr() string {
 	return ""
 }
 
+// OutOfOrderSequence is the detail of a FailedPrecondition answer to a
+// produce whose idempotent sequence is not the next one: the sequence the
+// partition expects from this producer.
+type OutOfOrderSequence struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	ExpectedSequence int32                  `protobuf:"varint,1,opt,name=expected_sequence,json=expectedSequence,proto3" json:"expected_sequence,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *OutOfOrderSequence) Reset() {
+	*x = OutOfOrderSequence{}
+	mi := &file_strata_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OutOfOrderSequence) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OutOfOrderSequence) ProtoMessage() {}
+
+func (x *OutOfOrderSequence) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OutOfOrderSequence.ProtoReflect.Descriptor instead.
+func (*OutOfOrderSequence) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *OutOfOrderSequence) GetExpectedSequence() int32 {
+	if x != nil {
+		return x.ExpectedSequence
+	}
+	return 0
+}
+
 type Node struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -152,7 +199,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_strata_proto_msgTypes[1]
+	mi := &file_strata_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -164,7 +211,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[1]
+	mi := &file_strata_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -177,7 +224,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{1}
+	return file_strata_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Node) GetId() string {
@@ -207,7 +254,7 @@ type TopicConfig struct {
 
 func (x *TopicConfig) Reset() {
 	*x = TopicConfig{}
-	mi := &file_strata_proto_msgTypes[2]
+	mi := &file_strata_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -219,7 +266,7 @@ func (x *TopicConfig) String() string {
 func (*TopicConfig) ProtoMessage() {}
 
 func (x *TopicConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[2]
+	mi := &file_strata_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -232,7 +279,7 @@ func (x *TopicConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicConfig.ProtoReflect.Descriptor instead.
 func (*TopicConfig) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{2}
+	return file_strata_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *TopicConfig) GetPartitions() int32 {
@@ -287,7 +334,7 @@ type PartitionInfo struct {
 
 func (x *PartitionInfo) Reset() {
 	*x = PartitionInfo{}
-	mi := &file_strata_proto_msgTypes[3]
+	mi := &file_strata_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -299,7 +346,7 @@ func (x *PartitionInfo) String() string {
 func (*PartitionInfo) ProtoMessage() {}
 
 func (x *PartitionInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[3]
+	mi := &file_strata_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -312,7 +359,7 @@ func (x *PartitionInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionInfo.ProtoReflect.Descriptor instead.
 func (*PartitionInfo) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{3}
+	return file_strata_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PartitionInfo) GetPartition() int32 {
@@ -389,7 +436,7 @@ type TopicInfo struct {
 
 func (x *TopicInfo) Reset() {
 	*x = TopicInfo{}
-	mi := &file_strata_proto_msgTypes[4]
+	mi := &file_strata_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -401,7 +448,7 @@ func (x *TopicInfo) String() string {
 func (*TopicInfo) ProtoMessage() {}
 
 func (x *TopicInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[4]
+	mi := &file_strata_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -414,7 +461,7 @@ func (x *TopicInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicInfo.ProtoReflect.Descriptor instead.
 func (*TopicInfo) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{4}
+	return file_strata_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TopicInfo) GetName() string {
@@ -447,7 +494,7 @@ type MetadataRequest struct {
 
 func (x *MetadataRequest) Reset() {
 	*x = MetadataRequest{}
-	mi := &file_strata_proto_msgTypes[5]
+	mi := &file_strata_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -459,7 +506,7 @@ func (x *MetadataRequest) String() string {
 func (*MetadataRequest) ProtoMessage() {}
 
 func (x *MetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[5]
+	mi := &file_strata_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -472,7 +519,7 @@ func (x *MetadataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetadataRequest.ProtoReflect.Descriptor instead.
 func (*MetadataRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{5}
+	return file_strata_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *MetadataRequest) GetTopics() []string {
@@ -492,7 +539,7 @@ type MetadataResponse struct {
 
 func (x *MetadataResponse) Reset() {
 	*x = MetadataResponse{}
-	mi := &file_strata_proto_msgTypes[6]
+	mi := &file_strata_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -504,7 +551,7 @@ func (x *MetadataResponse) String() string {
 func (*MetadataResponse) ProtoMessage() {}
 
 func (x *MetadataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[6]
+	mi := &file_strata_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -517,7 +564,7 @@ func (x *MetadataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetadataResponse.ProtoReflect.Descriptor instead.
 func (*MetadataResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{6}
+	return file_strata_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *MetadataResponse) GetNodes() []*Node {
@@ -544,7 +591,7 @@ type CreateTopicRequest struct {
 
 func (x *CreateTopicRequest) Reset() {
 	*x = CreateTopicRequest{}
-	mi := &file_strata_proto_msgTypes[7]
+	mi := &file_strata_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -556,7 +603,7 @@ func (x *CreateTopicRequest) String() string {
 func (*CreateTopicRequest) ProtoMessage() {}
 
 func (x *CreateTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[7]
+	mi := &file_strata_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -569,7 +616,7 @@ func (x *CreateTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTopicRequest.ProtoReflect.Descriptor instead.
 func (*CreateTopicRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{7}
+	return file_strata_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateTopicRequest) GetName() string {
@@ -595,7 +642,7 @@ type CreateTopicResponse struct {
 
 func (x *CreateTopicResponse) Reset() {
 	*x = CreateTopicResponse{}
-	mi := &file_strata_proto_msgTypes[8]
+	mi := &file_strata_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -607,7 +654,7 @@ func (x *CreateTopicResponse) String() string {
 func (*CreateTopicResponse) ProtoMessage() {}
 
 func (x *CreateTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[8]
+	mi := &file_strata_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -620,7 +667,7 @@ func (x *CreateTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTopicResponse.ProtoReflect.Descriptor instead.
 func (*CreateTopicResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{8}
+	return file_strata_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CreateTopicResponse) GetTopic() *TopicInfo {
@@ -639,7 +686,7 @@ type DeleteTopicRequest struct {
 
 func (x *DeleteTopicRequest) Reset() {
 	*x = DeleteTopicRequest{}
-	mi := &file_strata_proto_msgTypes[9]
+	mi := &file_strata_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -651,7 +698,7 @@ func (x *DeleteTopicRequest) String() string {
 func (*DeleteTopicRequest) ProtoMessage() {}
 
 func (x *DeleteTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[9]
+	mi := &file_strata_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -664,7 +711,7 @@ func (x *DeleteTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTopicRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{9}
+	return file_strata_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DeleteTopicRequest) GetName() string {
@@ -682,7 +729,7 @@ type DeleteTopicResponse struct {
 
 func (x *DeleteTopicResponse) Reset() {
 	*x = DeleteTopicResponse{}
-	mi := &file_strata_proto_msgTypes[10]
+	mi := &file_strata_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -694,7 +741,7 @@ func (x *DeleteTopicResponse) String() string {
 func (*DeleteTopicResponse) ProtoMessage() {}
 
 func (x *DeleteTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[10]
+	mi := &file_strata_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -707,7 +754,7 @@ func (x *DeleteTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicResponse.ProtoReflect.Descriptor instead.
 func (*DeleteTopicResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{10}
+	return file_strata_proto_rawDescGZIP(), []int{11}
 }
 
 type ListTopicsRequest struct {
@@ -718,7 +765,7 @@ type ListTopicsRequest struct {
 
 func (x *ListTopicsRequest) Reset() {
 	*x = ListTopicsRequest{}
-	mi := &file_strata_proto_msgTypes[11]
+	mi := &file_strata_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -730,7 +777,7 @@ func (x *ListTopicsRequest) String() string {
 func (*ListTopicsRequest) ProtoMessage() {}
 
 func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[11]
+	mi := &file_strata_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -743,7 +790,7 @@ func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsRequest.ProtoReflect.Descriptor instead.
 func (*ListTopicsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{11}
+	return file_strata_proto_rawDescGZIP(), []int{12}
 }
 
 type ListTopicsResponse struct {
@@ -755,7 +802,7 @@ type ListTopicsResponse struct {
 
 func (x *ListTopicsResponse) Reset() {
 	*x = ListTopicsResponse{}
-	mi := &file_strata_proto_msgTypes[12]
+	mi := &file_strata_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -767,7 +814,7 @@ func (x *ListTopicsResponse) String() string {
 func (*ListTopicsResponse) ProtoMessage() {}
 
 func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[12]
+	mi := &file_strata_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -780,7 +827,7 @@ func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTopicsResponse.ProtoReflect.Descriptor instead.
 func (*ListTopicsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{12}
+	return file_strata_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListTopicsResponse) GetTopics() []*TopicInfo {
@@ -799,7 +846,7 @@ type DescribeTopicRequest struct {
 
 func (x *DescribeTopicRequest) Reset() {
 	*x = DescribeTopicRequest{}
-	mi := &file_strata_proto_msgTypes[13]
+	mi := &file_strata_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -811,7 +858,7 @@ func (x *DescribeTopicRequest) String() string {
 func (*DescribeTopicRequest) ProtoMessage() {}
 
 func (x *DescribeTopicRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[13]
+	mi := &file_strata_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -824,7 +871,7 @@ func (x *DescribeTopicRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTopicRequest.ProtoReflect.Descriptor instead.
 func (*DescribeTopicRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{13}
+	return file_strata_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *DescribeTopicRequest) GetName() string {
@@ -843,7 +890,7 @@ type DescribeTopicResponse struct {
 
 func (x *DescribeTopicResponse) Reset() {
 	*x = DescribeTopicResponse{}
-	mi := &file_strata_proto_msgTypes[14]
+	mi := &file_strata_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -855,7 +902,7 @@ func (x *DescribeTopicResponse) String() string {
 func (*DescribeTopicResponse) ProtoMessage() {}
 
 func (x *DescribeTopicResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[14]
+	mi := &file_strata_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -868,7 +915,7 @@ func (x *DescribeTopicResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTopicResponse.ProtoReflect.Descriptor instead.
 func (*DescribeTopicResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{14}
+	return file_strata_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DescribeTopicResponse) GetTopic() *TopicInfo {
@@ -887,7 +934,7 @@ type InitProducerRequest struct {
 
 func (x *InitProducerRequest) Reset() {
 	*x = InitProducerRequest{}
-	mi := &file_strata_proto_msgTypes[15]
+	mi := &file_strata_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -899,7 +946,7 @@ func (x *InitProducerRequest) String() string {
 func (*InitProducerRequest) ProtoMessage() {}
 
 func (x *InitProducerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[15]
+	mi := &file_strata_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -912,7 +959,7 @@ func (x *InitProducerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InitProducerRequest.ProtoReflect.Descriptor instead.
 func (*InitProducerRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{15}
+	return file_strata_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *InitProducerRequest) GetProducerId() int64 {
@@ -932,7 +979,7 @@ type InitProducerResponse struct {
 
 func (x *InitProducerResponse) Reset() {
 	*x = InitProducerResponse{}
-	mi := &file_strata_proto_msgTypes[16]
+	mi := &file_strata_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -944,7 +991,7 @@ func (x *InitProducerResponse) String() string {
 func (*InitProducerResponse) ProtoMessage() {}
 
 func (x *InitProducerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[16]
+	mi := &file_strata_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -957,7 +1004,7 @@ func (x *InitProducerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InitProducerResponse.ProtoReflect.Descriptor instead.
 func (*InitProducerResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{16}
+	return file_strata_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *InitProducerResponse) GetProducerId() int64 {
@@ -988,7 +1035,7 @@ type ProduceRequest struct {
 
 func (x *ProduceRequest) Reset() {
 	*x = ProduceRequest{}
-	mi := &file_strata_proto_msgTypes[17]
+	mi := &file_strata_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1000,7 +1047,7 @@ func (x *ProduceRequest) String() string {
 func (*ProduceRequest) ProtoMessage() {}
 
 func (x *ProduceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[17]
+	mi := &file_strata_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1013,7 +1060,7 @@ func (x *ProduceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceRequest.ProtoReflect.Descriptor instead.
 func (*ProduceRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{17}
+	return file_strata_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ProduceRequest) GetTopic() string {
@@ -1065,7 +1112,7 @@ type ProduceResponse struct {
 
 func (x *ProduceResponse) Reset() {
 	*x = ProduceResponse{}
-	mi := &file_strata_proto_msgTypes[18]
+	mi := &file_strata_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1077,7 +1124,7 @@ func (x *ProduceResponse) String() string {
 func (*ProduceResponse) ProtoMessage() {}
 
 func (x *ProduceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[18]
+	mi := &file_strata_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1090,7 +1137,7 @@ func (x *ProduceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceResponse.ProtoReflect.Descriptor instead.
 func (*ProduceResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{18}
+	return file_strata_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ProduceResponse) GetCorrelationId() uint64 {
@@ -1155,7 +1202,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_strata_proto_msgTypes[19]
+	mi := &file_strata_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1167,7 +1214,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[19]
+	mi := &file_strata_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1180,7 +1227,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{19}
+	return file_strata_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *FetchRequest) GetTopic() string {
@@ -1230,7 +1277,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_strata_proto_msgTypes[20]
+	mi := &file_strata_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1242,7 +1289,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[20]
+	mi := &file_strata_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1255,7 +1302,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{20}
+	return file_strata_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *FetchResponse) GetRecords() []byte {
@@ -1291,7 +1338,7 @@ type ListOffsetsRequest struct {
 
 func (x *ListOffsetsRequest) Reset() {
 	*x = ListOffsetsRequest{}
-	mi := &file_strata_proto_msgTypes[21]
+	mi := &file_strata_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1303,7 +1350,7 @@ func (x *ListOffsetsRequest) String() string {
 func (*ListOffsetsRequest) ProtoMessage() {}
 
 func (x *ListOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[21]
+	mi := &file_strata_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1316,7 +1363,7 @@ func (x *ListOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*ListOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{21}
+	return file_strata_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListOffsetsRequest) GetTopic() string {
@@ -1356,7 +1403,7 @@ type ListOffsetsResponse struct {
 
 func (x *ListOffsetsResponse) Reset() {
 	*x = ListOffsetsResponse{}
-	mi := &file_strata_proto_msgTypes[22]
+	mi := &file_strata_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1368,7 +1415,7 @@ func (x *ListOffsetsResponse) String() string {
 func (*ListOffsetsResponse) ProtoMessage() {}
 
 func (x *ListOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[22]
+	mi := &file_strata_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1381,7 +1428,7 @@ func (x *ListOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*ListOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{22}
+	return file_strata_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListOffsetsResponse) GetOffset() int64 {
@@ -1401,7 +1448,7 @@ type TopicPartition struct {
 
 func (x *TopicPartition) Reset() {
 	*x = TopicPartition{}
-	mi := &file_strata_proto_msgTypes[23]
+	mi := &file_strata_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1413,7 +1460,7 @@ func (x *TopicPartition) String() string {
 func (*TopicPartition) ProtoMessage() {}
 
 func (x *TopicPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[23]
+	mi := &file_strata_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1426,7 +1473,7 @@ func (x *TopicPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicPartition.ProtoReflect.Descriptor instead.
 func (*TopicPartition) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{23}
+	return file_strata_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TopicPartition) GetTopic() string {
@@ -1456,7 +1503,7 @@ type JoinGroupRequest struct {
 
 func (x *JoinGroupRequest) Reset() {
 	*x = JoinGroupRequest{}
-	mi := &file_strata_proto_msgTypes[24]
+	mi := &file_strata_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1468,7 +1515,7 @@ func (x *JoinGroupRequest) String() string {
 func (*JoinGroupRequest) ProtoMessage() {}
 
 func (x *JoinGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[24]
+	mi := &file_strata_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1481,7 +1528,7 @@ func (x *JoinGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinGroupRequest.ProtoReflect.Descriptor instead.
 func (*JoinGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{24}
+	return file_strata_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *JoinGroupRequest) GetGroup() string {
@@ -1531,7 +1578,7 @@ type JoinGroupResponse struct {
 
 func (x *JoinGroupResponse) Reset() {
 	*x = JoinGroupResponse{}
-	mi := &file_strata_proto_msgTypes[25]
+	mi := &file_strata_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1543,7 +1590,7 @@ func (x *JoinGroupResponse) String() string {
 func (*JoinGroupResponse) ProtoMessage() {}
 
 func (x *JoinGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[25]
+	mi := &file_strata_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1556,7 +1603,7 @@ func (x *JoinGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinGroupResponse.ProtoReflect.Descriptor instead.
 func (*JoinGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{25}
+	return file_strata_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *JoinGroupResponse) GetMemberId() string {
@@ -1598,7 +1645,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_strata_proto_msgTypes[26]
+	mi := &file_strata_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1610,7 +1657,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[26]
+	mi := &file_strata_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1623,7 +1670,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{26}
+	return file_strata_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *HeartbeatRequest) GetGroup() string {
@@ -1657,7 +1704,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_strata_proto_msgTypes[27]
+	mi := &file_strata_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1669,7 +1716,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[27]
+	mi := &file_strata_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1682,7 +1729,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{27}
+	return file_strata_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *HeartbeatResponse) GetGeneration() int32 {
@@ -1709,7 +1756,7 @@ type LeaveGroupRequest struct {
 
 func (x *LeaveGroupRequest) Reset() {
 	*x = LeaveGroupRequest{}
-	mi := &file_strata_proto_msgTypes[28]
+	mi := &file_strata_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1721,7 +1768,7 @@ func (x *LeaveGroupRequest) String() string {
 func (*LeaveGroupRequest) ProtoMessage() {}
 
 func (x *LeaveGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[28]
+	mi := &file_strata_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1734,7 +1781,7 @@ func (x *LeaveGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveGroupRequest.ProtoReflect.Descriptor instead.
 func (*LeaveGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{28}
+	return file_strata_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *LeaveGroupRequest) GetGroup() string {
@@ -1759,7 +1806,7 @@ type LeaveGroupResponse struct {
 
 func (x *LeaveGroupResponse) Reset() {
 	*x = LeaveGroupResponse{}
-	mi := &file_strata_proto_msgTypes[29]
+	mi := &file_strata_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1771,7 +1818,7 @@ func (x *LeaveGroupResponse) String() string {
 func (*LeaveGroupResponse) ProtoMessage() {}
 
 func (x *LeaveGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[29]
+	mi := &file_strata_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1784,7 +1831,7 @@ func (x *LeaveGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveGroupResponse.ProtoReflect.Descriptor instead.
 func (*LeaveGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{29}
+	return file_strata_proto_rawDescGZIP(), []int{30}
 }
 
 type PartitionOffset struct {
@@ -1798,7 +1845,7 @@ type PartitionOffset struct {
 
 func (x *PartitionOffset) Reset() {
 	*x = PartitionOffset{}
-	mi := &file_strata_proto_msgTypes[30]
+	mi := &file_strata_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1810,7 +1857,7 @@ func (x *PartitionOffset) String() string {
 func (*PartitionOffset) ProtoMessage() {}
 
 func (x *PartitionOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[30]
+	mi := &file_strata_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1823,7 +1870,7 @@ func (x *PartitionOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionOffset.ProtoReflect.Descriptor instead.
 func (*PartitionOffset) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{30}
+	return file_strata_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PartitionOffset) GetTopic() string {
@@ -1861,7 +1908,7 @@ type CommitOffsetsRequest struct {
 
 func (x *CommitOffsetsRequest) Reset() {
 	*x = CommitOffsetsRequest{}
-	mi := &file_strata_proto_msgTypes[31]
+	mi := &file_strata_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1873,7 +1920,7 @@ func (x *CommitOffsetsRequest) String() string {
 func (*CommitOffsetsRequest) ProtoMessage() {}
 
 func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[31]
+	mi := &file_strata_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1886,7 +1933,7 @@ func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*CommitOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{31}
+	return file_strata_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CommitOffsetsRequest) GetGroup() string {
@@ -1925,7 +1972,7 @@ type CommitOffsetsResponse struct {
 
 func (x *CommitOffsetsResponse) Reset() {
 	*x = CommitOffsetsResponse{}
-	mi := &file_strata_proto_msgTypes[32]
+	mi := &file_strata_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1937,7 +1984,7 @@ func (x *CommitOffsetsResponse) String() string {
 func (*CommitOffsetsResponse) ProtoMessage() {}
 
 func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[32]
+	mi := &file_strata_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1950,7 +1997,7 @@ func (x *CommitOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*CommitOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{32}
+	return file_strata_proto_rawDescGZIP(), []int{33}
 }
 
 type FetchOffsetsRequest struct {
@@ -1963,7 +2010,7 @@ type FetchOffsetsRequest struct {
 
 func (x *FetchOffsetsRequest) Reset() {
 	*x = FetchOffsetsRequest{}
-	mi := &file_strata_proto_msgTypes[33]
+	mi := &file_strata_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1975,7 +2022,7 @@ func (x *FetchOffsetsRequest) String() string {
 func (*FetchOffsetsRequest) ProtoMessage() {}
 
 func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[33]
+	mi := &file_strata_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1988,7 +2035,7 @@ func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{33}
+	return file_strata_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *FetchOffsetsRequest) GetGroup() string {
@@ -2014,7 +2061,7 @@ type FetchOffsetsResponse struct {
 
 func (x *FetchOffsetsResponse) Reset() {
 	*x = FetchOffsetsResponse{}
-	mi := &file_strata_proto_msgTypes[34]
+	mi := &file_strata_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2026,7 +2073,7 @@ func (x *FetchOffsetsResponse) String() string {
 func (*FetchOffsetsResponse) ProtoMessage() {}
 
 func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[34]
+	mi := &file_strata_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2039,7 +2086,7 @@ func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{34}
+	return file_strata_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *FetchOffsetsResponse) GetOffsets() []*PartitionOffset {
@@ -2057,7 +2104,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_strata_proto_msgTypes[35]
+	mi := &file_strata_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2069,7 +2116,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[35]
+	mi := &file_strata_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2082,7 +2129,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{35}
+	return file_strata_proto_rawDescGZIP(), []int{36}
 }
 
 type GroupSummary struct {
@@ -2096,7 +2143,7 @@ type GroupSummary struct {
 
 func (x *GroupSummary) Reset() {
 	*x = GroupSummary{}
-	mi := &file_strata_proto_msgTypes[36]
+	mi := &file_strata_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2108,7 +2155,7 @@ func (x *GroupSummary) String() string {
 func (*GroupSummary) ProtoMessage() {}
 
 func (x *GroupSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[36]
+	mi := &file_strata_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2121,7 +2168,7 @@ func (x *GroupSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupSummary.ProtoReflect.Descriptor instead.
 func (*GroupSummary) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{36}
+	return file_strata_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GroupSummary) GetGroup() string {
@@ -2154,7 +2201,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_strata_proto_msgTypes[37]
+	mi := &file_strata_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2166,7 +2213,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[37]
+	mi := &file_strata_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2179,7 +2226,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{37}
+	return file_strata_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListGroupsResponse) GetGroups() []*GroupSummary {
@@ -2198,7 +2245,7 @@ type DescribeGroupRequest struct {
 
 func (x *DescribeGroupRequest) Reset() {
 	*x = DescribeGroupRequest{}
-	mi := &file_strata_proto_msgTypes[38]
+	mi := &file_strata_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2210,7 +2257,7 @@ func (x *DescribeGroupRequest) String() string {
 func (*DescribeGroupRequest) ProtoMessage() {}
 
 func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[38]
+	mi := &file_strata_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2223,7 +2270,7 @@ func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{38}
+	return file_strata_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DescribeGroupRequest) GetGroup() string {
@@ -2244,7 +2291,7 @@ type GroupMember struct {
 
 func (x *GroupMember) Reset() {
 	*x = GroupMember{}
-	mi := &file_strata_proto_msgTypes[39]
+	mi := &file_strata_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2256,7 +2303,7 @@ func (x *GroupMember) String() string {
 func (*GroupMember) ProtoMessage() {}
 
 func (x *GroupMember) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[39]
+	mi := &file_strata_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2269,7 +2316,7 @@ func (x *GroupMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupMember.ProtoReflect.Descriptor instead.
 func (*GroupMember) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{39}
+	return file_strata_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GroupMember) GetMemberId() string {
@@ -2308,7 +2355,7 @@ type GroupPartitionLag struct {
 
 func (x *GroupPartitionLag) Reset() {
 	*x = GroupPartitionLag{}
-	mi := &file_strata_proto_msgTypes[40]
+	mi := &file_strata_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2320,7 +2367,7 @@ func (x *GroupPartitionLag) String() string {
 func (*GroupPartitionLag) ProtoMessage() {}
 
 func (x *GroupPartitionLag) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[40]
+	mi := &file_strata_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2333,7 +2380,7 @@ func (x *GroupPartitionLag) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupPartitionLag.ProtoReflect.Descriptor instead.
 func (*GroupPartitionLag) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{40}
+	return file_strata_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GroupPartitionLag) GetTopic() string {
@@ -2398,7 +2445,7 @@ type DescribeGroupResponse struct {
 
 func (x *DescribeGroupResponse) Reset() {
 	*x = DescribeGroupResponse{}
-	mi := &file_strata_proto_msgTypes[41]
+	mi := &file_strata_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2410,7 +2457,7 @@ func (x *DescribeGroupResponse) String() string {
 func (*DescribeGroupResponse) ProtoMessage() {}
 
 func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[41]
+	mi := &file_strata_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2423,7 +2470,7 @@ func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupResponse.ProtoReflect.Descriptor instead.
 func (*DescribeGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{41}
+	return file_strata_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *DescribeGroupResponse) GetGroup() string {
@@ -2475,7 +2522,7 @@ type ResetOffsetsRequest struct {
 
 func (x *ResetOffsetsRequest) Reset() {
 	*x = ResetOffsetsRequest{}
-	mi := &file_strata_proto_msgTypes[42]
+	mi := &file_strata_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2487,7 +2534,7 @@ func (x *ResetOffsetsRequest) String() string {
 func (*ResetOffsetsRequest) ProtoMessage() {}
 
 func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[42]
+	mi := &file_strata_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2500,7 +2547,7 @@ func (x *ResetOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*ResetOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{42}
+	return file_strata_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ResetOffsetsRequest) GetGroup() string {
@@ -2554,7 +2601,7 @@ type ResetOffsetsResponse struct {
 
 func (x *ResetOffsetsResponse) Reset() {
 	*x = ResetOffsetsResponse{}
-	mi := &file_strata_proto_msgTypes[43]
+	mi := &file_strata_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2566,7 +2613,7 @@ func (x *ResetOffsetsResponse) String() string {
 func (*ResetOffsetsResponse) ProtoMessage() {}
 
 func (x *ResetOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[43]
+	mi := &file_strata_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2579,7 +2626,7 @@ func (x *ResetOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*ResetOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{43}
+	return file_strata_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ResetOffsetsResponse) GetOffsets() []*PartitionOffset {
@@ -2608,7 +2655,7 @@ type QueueSettings struct {
 
 func (x *QueueSettings) Reset() {
 	*x = QueueSettings{}
-	mi := &file_strata_proto_msgTypes[44]
+	mi := &file_strata_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2620,7 +2667,7 @@ func (x *QueueSettings) String() string {
 func (*QueueSettings) ProtoMessage() {}
 
 func (x *QueueSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[44]
+	mi := &file_strata_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2633,7 +2680,7 @@ func (x *QueueSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueSettings.ProtoReflect.Descriptor instead.
 func (*QueueSettings) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{44}
+	return file_strata_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *QueueSettings) GetAckTimeoutMs() int64 {
@@ -2696,7 +2743,7 @@ type CreateQueueGroupRequest struct {
 
 func (x *CreateQueueGroupRequest) Reset() {
 	*x = CreateQueueGroupRequest{}
-	mi := &file_strata_proto_msgTypes[45]
+	mi := &file_strata_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2708,7 +2755,7 @@ func (x *CreateQueueGroupRequest) String() string {
 func (*CreateQueueGroupRequest) ProtoMessage() {}
 
 func (x *CreateQueueGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[45]
+	mi := &file_strata_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2721,7 +2768,7 @@ func (x *CreateQueueGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateQueueGroupRequest.ProtoReflect.Descriptor instead.
 func (*CreateQueueGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{45}
+	return file_strata_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *CreateQueueGroupRequest) GetTopic() string {
@@ -2754,7 +2801,7 @@ type CreateQueueGroupResponse struct {
 
 func (x *CreateQueueGroupResponse) Reset() {
 	*x = CreateQueueGroupResponse{}
-	mi := &file_strata_proto_msgTypes[46]
+	mi := &file_strata_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2766,7 +2813,7 @@ func (x *CreateQueueGroupResponse) String() string {
 func (*CreateQueueGroupResponse) ProtoMessage() {}
 
 func (x *CreateQueueGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[46]
+	mi := &file_strata_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2779,7 +2826,7 @@ func (x *CreateQueueGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateQueueGroupResponse.ProtoReflect.Descriptor instead.
 func (*CreateQueueGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{46}
+	return file_strata_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CreateQueueGroupResponse) GetSettings() *QueueSettings {
@@ -2799,7 +2846,7 @@ type DescribeQueueGroupRequest struct {
 
 func (x *DescribeQueueGroupRequest) Reset() {
 	*x = DescribeQueueGroupRequest{}
-	mi := &file_strata_proto_msgTypes[47]
+	mi := &file_strata_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2811,7 +2858,7 @@ func (x *DescribeQueueGroupRequest) String() string {
 func (*DescribeQueueGroupRequest) ProtoMessage() {}
 
 func (x *DescribeQueueGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[47]
+	mi := &file_strata_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2824,7 +2871,7 @@ func (x *DescribeQueueGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeQueueGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeQueueGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{47}
+	return file_strata_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *DescribeQueueGroupRequest) GetTopic() string {
@@ -2860,7 +2907,7 @@ type QueuePartitionState struct {
 
 func (x *QueuePartitionState) Reset() {
 	*x = QueuePartitionState{}
-	mi := &file_strata_proto_msgTypes[48]
+	mi := &file_strata_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2872,7 +2919,7 @@ func (x *QueuePartitionState) String() string {
 func (*QueuePartitionState) ProtoMessage() {}
 
 func (x *QueuePartitionState) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[48]
+	mi := &file_strata_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2885,7 +2932,7 @@ func (x *QueuePartitionState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueuePartitionState.ProtoReflect.Descriptor instead.
 func (*QueuePartitionState) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{48}
+	return file_strata_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *QueuePartitionState) GetPartition() int32 {
@@ -2975,7 +3022,7 @@ type QueueMemberLeases struct {
 
 func (x *QueueMemberLeases) Reset() {
 	*x = QueueMemberLeases{}
-	mi := &file_strata_proto_msgTypes[49]
+	mi := &file_strata_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2987,7 +3034,7 @@ func (x *QueueMemberLeases) String() string {
 func (*QueueMemberLeases) ProtoMessage() {}
 
 func (x *QueueMemberLeases) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[49]
+	mi := &file_strata_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3000,7 +3047,7 @@ func (x *QueueMemberLeases) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueMemberLeases.ProtoReflect.Descriptor instead.
 func (*QueueMemberLeases) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{49}
+	return file_strata_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *QueueMemberLeases) GetMemberId() string {
@@ -3030,7 +3077,7 @@ type DescribeQueueGroupResponse struct {
 
 func (x *DescribeQueueGroupResponse) Reset() {
 	*x = DescribeQueueGroupResponse{}
-	mi := &file_strata_proto_msgTypes[50]
+	mi := &file_strata_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3042,7 +3089,7 @@ func (x *DescribeQueueGroupResponse) String() string {
 func (*DescribeQueueGroupResponse) ProtoMessage() {}
 
 func (x *DescribeQueueGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[50]
+	mi := &file_strata_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3055,7 +3102,7 @@ func (x *DescribeQueueGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeQueueGroupResponse.ProtoReflect.Descriptor instead.
 func (*DescribeQueueGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{50}
+	return file_strata_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *DescribeQueueGroupResponse) GetTopic() string {
@@ -3102,7 +3149,7 @@ type ListQueueGroupsRequest struct {
 
 func (x *ListQueueGroupsRequest) Reset() {
 	*x = ListQueueGroupsRequest{}
-	mi := &file_strata_proto_msgTypes[51]
+	mi := &file_strata_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3114,7 +3161,7 @@ func (x *ListQueueGroupsRequest) String() string {
 func (*ListQueueGroupsRequest) ProtoMessage() {}
 
 func (x *ListQueueGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[51]
+	mi := &file_strata_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3127,7 +3174,7 @@ func (x *ListQueueGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListQueueGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListQueueGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{51}
+	return file_strata_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ListQueueGroupsRequest) GetTopic() string {
@@ -3147,7 +3194,7 @@ type QueueGroupSummary struct {
 
 func (x *QueueGroupSummary) Reset() {
 	*x = QueueGroupSummary{}
-	mi := &file_strata_proto_msgTypes[52]
+	mi := &file_strata_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3159,7 +3206,7 @@ func (x *QueueGroupSummary) String() string {
 func (*QueueGroupSummary) ProtoMessage() {}
 
 func (x *QueueGroupSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[52]
+	mi := &file_strata_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3172,7 +3219,7 @@ func (x *QueueGroupSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueGroupSummary.ProtoReflect.Descriptor instead.
 func (*QueueGroupSummary) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{52}
+	return file_strata_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *QueueGroupSummary) GetTopic() string {
@@ -3198,7 +3245,7 @@ type ListQueueGroupsResponse struct {
 
 func (x *ListQueueGroupsResponse) Reset() {
 	*x = ListQueueGroupsResponse{}
-	mi := &file_strata_proto_msgTypes[53]
+	mi := &file_strata_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3210,7 +3257,7 @@ func (x *ListQueueGroupsResponse) String() string {
 func (*ListQueueGroupsResponse) ProtoMessage() {}
 
 func (x *ListQueueGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[53]
+	mi := &file_strata_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3223,7 +3270,7 @@ func (x *ListQueueGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListQueueGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListQueueGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{53}
+	return file_strata_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListQueueGroupsResponse) GetGroups() []*QueueGroupSummary {
@@ -3243,7 +3290,7 @@ type RecordHeader struct {
 
 func (x *RecordHeader) Reset() {
 	*x = RecordHeader{}
-	mi := &file_strata_proto_msgTypes[54]
+	mi := &file_strata_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3255,7 +3302,7 @@ func (x *RecordHeader) String() string {
 func (*RecordHeader) ProtoMessage() {}
 
 func (x *RecordHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[54]
+	mi := &file_strata_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3268,7 +3315,7 @@ func (x *RecordHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordHeader.ProtoReflect.Descriptor instead.
 func (*RecordHeader) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{54}
+	return file_strata_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *RecordHeader) GetKey() string {
@@ -3302,7 +3349,7 @@ type QueueMessage struct {
 
 func (x *QueueMessage) Reset() {
 	*x = QueueMessage{}
-	mi := &file_strata_proto_msgTypes[55]
+	mi := &file_strata_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3314,7 +3361,7 @@ func (x *QueueMessage) String() string {
 func (*QueueMessage) ProtoMessage() {}
 
 func (x *QueueMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[55]
+	mi := &file_strata_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3327,7 +3374,7 @@ func (x *QueueMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueMessage.ProtoReflect.Descriptor instead.
 func (*QueueMessage) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{55}
+	return file_strata_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *QueueMessage) GetPartition() int32 {
@@ -3407,7 +3454,7 @@ type QueueReceiveRequest struct {
 
 func (x *QueueReceiveRequest) Reset() {
 	*x = QueueReceiveRequest{}
-	mi := &file_strata_proto_msgTypes[56]
+	mi := &file_strata_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3419,7 +3466,7 @@ func (x *QueueReceiveRequest) String() string {
 func (*QueueReceiveRequest) ProtoMessage() {}
 
 func (x *QueueReceiveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[56]
+	mi := &file_strata_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3432,7 +3479,7 @@ func (x *QueueReceiveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueReceiveRequest.ProtoReflect.Descriptor instead.
 func (*QueueReceiveRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{56}
+	return file_strata_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *QueueReceiveRequest) GetTopic() string {
@@ -3486,7 +3533,7 @@ type QueueReceiveResponse struct {
 
 func (x *QueueReceiveResponse) Reset() {
 	*x = QueueReceiveResponse{}
-	mi := &file_strata_proto_msgTypes[57]
+	mi := &file_strata_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3498,7 +3545,7 @@ func (x *QueueReceiveResponse) String() string {
 func (*QueueReceiveResponse) ProtoMessage() {}
 
 func (x *QueueReceiveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[57]
+	mi := &file_strata_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3511,7 +3558,7 @@ func (x *QueueReceiveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueReceiveResponse.ProtoReflect.Descriptor instead.
 func (*QueueReceiveResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{57}
+	return file_strata_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *QueueReceiveResponse) GetMessages() []*QueueMessage {
@@ -3531,7 +3578,7 @@ type QueuePartitionOffsets struct {
 
 func (x *QueuePartitionOffsets) Reset() {
 	*x = QueuePartitionOffsets{}
-	mi := &file_strata_proto_msgTypes[58]
+	mi := &file_strata_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3543,7 +3590,7 @@ func (x *QueuePartitionOffsets) String() string {
 func (*QueuePartitionOffsets) ProtoMessage() {}
 
 func (x *QueuePartitionOffsets) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[58]
+	mi := &file_strata_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3556,7 +3603,7 @@ func (x *QueuePartitionOffsets) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueuePartitionOffsets.ProtoReflect.Descriptor instead.
 func (*QueuePartitionOffsets) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{58}
+	return file_strata_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *QueuePartitionOffsets) GetPartition() int32 {
@@ -3587,7 +3634,7 @@ type QueueSettleRequest struct {
 
 func (x *QueueSettleRequest) Reset() {
 	*x = QueueSettleRequest{}
-	mi := &file_strata_proto_msgTypes[59]
+	mi := &file_strata_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3599,7 +3646,7 @@ func (x *QueueSettleRequest) String() string {
 func (*QueueSettleRequest) ProtoMessage() {}
 
 func (x *QueueSettleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[59]
+	mi := &file_strata_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3612,7 +3659,7 @@ func (x *QueueSettleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueSettleRequest.ProtoReflect.Descriptor instead.
 func (*QueueSettleRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{59}
+	return file_strata_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *QueueSettleRequest) GetTopic() string {
@@ -3666,7 +3713,7 @@ type QueueSettleResponse struct {
 
 func (x *QueueSettleResponse) Reset() {
 	*x = QueueSettleResponse{}
-	mi := &file_strata_proto_msgTypes[60]
+	mi := &file_strata_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3678,7 +3725,7 @@ func (x *QueueSettleResponse) String() string {
 func (*QueueSettleResponse) ProtoMessage() {}
 
 func (x *QueueSettleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[60]
+	mi := &file_strata_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3691,7 +3738,7 @@ func (x *QueueSettleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueSettleResponse.ProtoReflect.Descriptor instead.
 func (*QueueSettleResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{60}
+	return file_strata_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *QueueSettleResponse) GetSettled() int32 {
@@ -3702,18 +3749,21 @@ func (x *QueueSettleResponse) GetSettled() int32 {
 }
 
 type RedriveQueueGroupRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
-	Group         string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
-	MaxMessages   int32                  `protobuf:"varint,3,opt,name=max_messages,json=maxMessages,proto3" json:"max_messages,omitempty"` // 0: all
-	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`                               // "max-deliveries" or "rejected": only those; empty: all
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Topic       string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Group       string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	MaxMessages int32                  `protobuf:"varint,3,opt,name=max_messages,json=maxMessages,proto3" json:"max_messages,omitempty"` // 0: all
+	Reason      string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`                               // "max-deliveries" or "rejected": only those; empty: all
+	// Only these partitions of the dead-letter topic, which the node must
+	// hold (else NotLeader); empty: all, each read where a replica is.
+	DeadLetterPartitions []int32 `protobuf:"varint,5,rep,packed,name=dead_letter_partitions,json=deadLetterPartitions,proto3" json:"dead_letter_partitions,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *RedriveQueueGroupRequest) Reset() {
 	*x = RedriveQueueGroupRequest{}
-	mi := &file_strata_proto_msgTypes[61]
+	mi := &file_strata_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3725,7 +3775,7 @@ func (x *RedriveQueueGroupRequest) String() string {
 func (*RedriveQueueGroupRequest) ProtoMessage() {}
 
 func (x *RedriveQueueGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[61]
+	mi := &file_strata_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3738,7 +3788,7 @@ func (x *RedriveQueueGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedriveQueueGroupRequest.ProtoReflect.Descriptor instead.
 func (*RedriveQueueGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{61}
+	return file_strata_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *RedriveQueueGroupRequest) GetTopic() string {
@@ -3769,6 +3819,13 @@ func (x *RedriveQueueGroupRequest) GetReason() string {
 	return ""
 }
 
+func (x *RedriveQueueGroupRequest) GetDeadLetterPartitions() []int32 {
+	if x != nil {
+		return x.DeadLetterPartitions
+	}
+	return nil
+}
+
 type RedriveQueueGroupResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Redriven      int32                  `protobuf:"varint,1,opt,name=redriven,proto3" json:"redriven,omitempty"`
@@ -3778,7 +3835,7 @@ type RedriveQueueGroupResponse struct {
 
 func (x *RedriveQueueGroupResponse) Reset() {
 	*x = RedriveQueueGroupResponse{}
-	mi := &file_strata_proto_msgTypes[62]
+	mi := &file_strata_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3790,7 +3847,7 @@ func (x *RedriveQueueGroupResponse) String() string {
 func (*RedriveQueueGroupResponse) ProtoMessage() {}
 
 func (x *RedriveQueueGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[62]
+	mi := &file_strata_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3803,7 +3860,7 @@ func (x *RedriveQueueGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedriveQueueGroupResponse.ProtoReflect.Descriptor instead.
 func (*RedriveQueueGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{62}
+	return file_strata_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *RedriveQueueGroupResponse) GetRedriven() int32 {
@@ -3814,19 +3871,22 @@ func (x *RedriveQueueGroupResponse) GetRedriven() int32 {
 }
 
 type ResetQueueGroupRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
-	Group         string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
-	Spec          OffsetSpec             `protobuf:"varint,3,opt,name=spec,proto3,enum=strata.v1.OffsetSpec" json:"spec,omitempty"`
-	Offset        int64                  `protobuf:"varint,4,opt,name=offset,proto3" json:"offset,omitempty"`
-	TimestampMs   int64                  `protobuf:"varint,5,opt,name=timestamp_ms,json=timestampMs,proto3" json:"timestamp_ms,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Topic       string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Group       string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	Spec        OffsetSpec             `protobuf:"varint,3,opt,name=spec,proto3,enum=strata.v1.OffsetSpec" json:"spec,omitempty"`
+	Offset      int64                  `protobuf:"varint,4,opt,name=offset,proto3" json:"offset,omitempty"`
+	TimestampMs int64                  `protobuf:"varint,5,opt,name=timestamp_ms,json=timestampMs,proto3" json:"timestamp_ms,omitempty"`
+	// Only these partitions, which the node must lead (else NotLeader);
+	// empty: all, each reset through its leader.
+	Partitions    []int32 `protobuf:"varint,6,rep,packed,name=partitions,proto3" json:"partitions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ResetQueueGroupRequest) Reset() {
 	*x = ResetQueueGroupRequest{}
-	mi := &file_strata_proto_msgTypes[63]
+	mi := &file_strata_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3838,7 +3898,7 @@ func (x *ResetQueueGroupRequest) String() string {
 func (*ResetQueueGroupRequest) ProtoMessage() {}
 
 func (x *ResetQueueGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[63]
+	mi := &file_strata_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3851,7 +3911,7 @@ func (x *ResetQueueGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetQueueGroupRequest.ProtoReflect.Descriptor instead.
 func (*ResetQueueGroupRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{63}
+	return file_strata_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ResetQueueGroupRequest) GetTopic() string {
@@ -3889,6 +3949,13 @@ func (x *ResetQueueGroupRequest) GetTimestampMs() int64 {
 	return 0
 }
 
+func (x *ResetQueueGroupRequest) GetPartitions() []int32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
 type ResetQueueGroupResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Offsets       []*PartitionOffset     `protobuf:"bytes,1,rep,name=offsets,proto3" json:"offsets,omitempty"`
@@ -3898,7 +3965,7 @@ type ResetQueueGroupResponse struct {
 
 func (x *ResetQueueGroupResponse) Reset() {
 	*x = ResetQueueGroupResponse{}
-	mi := &file_strata_proto_msgTypes[64]
+	mi := &file_strata_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3910,7 +3977,7 @@ func (x *ResetQueueGroupResponse) String() string {
 func (*ResetQueueGroupResponse) ProtoMessage() {}
 
 func (x *ResetQueueGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[64]
+	mi := &file_strata_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3923,7 +3990,7 @@ func (x *ResetQueueGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetQueueGroupResponse.ProtoReflect.Descriptor instead.
 func (*ResetQueueGroupResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{64}
+	return file_strata_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ResetQueueGroupResponse) GetOffsets() []*PartitionOffset {
@@ -3941,7 +4008,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_strata_proto_msgTypes[65]
+	mi := &file_strata_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3953,7 +4020,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[65]
+	mi := &file_strata_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3966,7 +4033,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{65}
+	return file_strata_proto_rawDescGZIP(), []int{66}
 }
 
 type ClusterNodeStatus struct {
@@ -3985,7 +4052,7 @@ type ClusterNodeStatus struct {
 
 func (x *ClusterNodeStatus) Reset() {
 	*x = ClusterNodeStatus{}
-	mi := &file_strata_proto_msgTypes[66]
+	mi := &file_strata_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3997,7 +4064,7 @@ func (x *ClusterNodeStatus) String() string {
 func (*ClusterNodeStatus) ProtoMessage() {}
 
 func (x *ClusterNodeStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[66]
+	mi := &file_strata_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4010,7 +4077,7 @@ func (x *ClusterNodeStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterNodeStatus.ProtoReflect.Descriptor instead.
 func (*ClusterNodeStatus) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{66}
+	return file_strata_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ClusterNodeStatus) GetId() string {
@@ -4083,7 +4150,7 @@ type DataGroupStatus struct {
 
 func (x *DataGroupStatus) Reset() {
 	*x = DataGroupStatus{}
-	mi := &file_strata_proto_msgTypes[67]
+	mi := &file_strata_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4095,7 +4162,7 @@ func (x *DataGroupStatus) String() string {
 func (*DataGroupStatus) ProtoMessage() {}
 
 func (x *DataGroupStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[67]
+	mi := &file_strata_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4108,7 +4175,7 @@ func (x *DataGroupStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DataGroupStatus.ProtoReflect.Descriptor instead.
 func (*DataGroupStatus) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{67}
+	return file_strata_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *DataGroupStatus) GetId() uint32 {
@@ -4165,7 +4232,7 @@ type ClusterStatusResponse struct {
 
 func (x *ClusterStatusResponse) Reset() {
 	*x = ClusterStatusResponse{}
-	mi := &file_strata_proto_msgTypes[68]
+	mi := &file_strata_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4177,7 +4244,7 @@ func (x *ClusterStatusResponse) String() string {
 func (*ClusterStatusResponse) ProtoMessage() {}
 
 func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[68]
+	mi := &file_strata_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4190,7 +4257,7 @@ func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusResponse.ProtoReflect.Descriptor instead.
 func (*ClusterStatusResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{68}
+	return file_strata_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ClusterStatusResponse) GetMetadataLeader() string {
@@ -4230,7 +4297,7 @@ type RemoveNodeRequest struct {
 
 func (x *RemoveNodeRequest) Reset() {
 	*x = RemoveNodeRequest{}
-	mi := &file_strata_proto_msgTypes[69]
+	mi := &file_strata_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4242,7 +4309,7 @@ func (x *RemoveNodeRequest) String() string {
 func (*RemoveNodeRequest) ProtoMessage() {}
 
 func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[69]
+	mi := &file_strata_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4255,7 +4322,7 @@ func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{69}
+	return file_strata_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *RemoveNodeRequest) GetId() string {
@@ -4273,7 +4340,7 @@ type RemoveNodeResponse struct {
 
 func (x *RemoveNodeResponse) Reset() {
 	*x = RemoveNodeResponse{}
-	mi := &file_strata_proto_msgTypes[70]
+	mi := &file_strata_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4285,7 +4352,7 @@ func (x *RemoveNodeResponse) String() string {
 func (*RemoveNodeResponse) ProtoMessage() {}
 
 func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_strata_proto_msgTypes[70]
+	mi := &file_strata_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4298,7 +4365,7 @@ func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeResponse.ProtoReflect.Descriptor instead.
 func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
-	return file_strata_proto_rawDescGZIP(), []int{70}
+	return file_strata_proto_rawDescGZIP(), []int{71}
 }
 
 var File_strata_proto protoreflect.FileDescriptor
@@ -4309,7 +4376,9 @@ const file_strata_proto_rawDesc = "" +
 	"\tNotLeader\x12\x1b\n" +
 	"\tleader_id\x18\x01 \x01(\tR\bleaderId\x12\x1f\n" +
 	"\vleader_addr\x18\x02 \x01(\tR\n" +
-	"leaderAddr\"3\n" +
+	"leaderAddr\"A\n" +
+	"\x12OutOfOrderSequence\x12+\n" +
+	"\x11expected_sequence\x18\x01 \x01(\x05R\x10expectedSequence\"3\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddr\"\xd0\x01\n" +
@@ -4579,20 +4648,24 @@ const file_strata_proto_rawDesc = "" +
 	"\bdelay_ms\x18\x05 \x01(\x03R\adelayMs\x12\x14\n" +
 	"\x05error\x18\x06 \x01(\tR\x05error\"/\n" +
 	"\x13QueueSettleResponse\x12\x18\n" +
-	"\asettled\x18\x01 \x01(\x05R\asettled\"\x81\x01\n" +
+	"\asettled\x18\x01 \x01(\x05R\asettled\"\xb7\x01\n" +
 	"\x18RedriveQueueGroupRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12!\n" +
 	"\fmax_messages\x18\x03 \x01(\x05R\vmaxMessages\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason\"7\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x124\n" +
+	"\x16dead_letter_partitions\x18\x05 \x03(\x05R\x14deadLetterPartitions\"7\n" +
 	"\x19RedriveQueueGroupResponse\x12\x1a\n" +
-	"\bredriven\x18\x01 \x01(\x05R\bredriven\"\xaa\x01\n" +
+	"\bredriven\x18\x01 \x01(\x05R\bredriven\"\xca\x01\n" +
 	"\x16ResetQueueGroupRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12)\n" +
 	"\x04spec\x18\x03 \x01(\x0e2\x15.strata.v1.OffsetSpecR\x04spec\x12\x16\n" +
 	"\x06offset\x18\x04 \x01(\x03R\x06offset\x12!\n" +
-	"\ftimestamp_ms\x18\x05 \x01(\x03R\vtimestampMs\"O\n" +
+	"\ftimestamp_ms\x18\x05 \x01(\x03R\vtimestampMs\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x06 \x03(\x05R\n" +
+	"partitions\"O\n" +
 	"\x17ResetQueueGroupResponse\x124\n" +
 	"\aoffsets\x18\x01 \x03(\v2\x1a.strata.v1.PartitionOffsetR\aoffsets\"\x16\n" +
 	"\x14ClusterStatusRequest\"\x8d\x02\n" +
@@ -4680,175 +4753,176 @@ func file_strata_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 71)
+var file_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
 var file_strata_proto_goTypes = []any{
 	(OffsetSpec)(0),                    // 0: strata.v1.OffsetSpec
 	(*NotLeader)(nil),                  // 1: strata.v1.NotLeader
-	(*Node)(nil),                       // 2: strata.v1.Node
-	(*TopicConfig)(nil),                // 3: strata.v1.TopicConfig
-	(*PartitionInfo)(nil),              // 4: strata.v1.PartitionInfo
-	(*TopicInfo)(nil),                  // 5: strata.v1.TopicInfo
-	(*MetadataRequest)(nil),            // 6: strata.v1.MetadataRequest
-	(*MetadataResponse)(nil),           // 7: strata.v1.MetadataResponse
-	(*CreateTopicRequest)(nil),         // 8: strata.v1.CreateTopicRequest
-	(*CreateTopicResponse)(nil),        // 9: strata.v1.CreateTopicResponse
-	(*DeleteTopicRequest)(nil),         // 10: strata.v1.DeleteTopicRequest
-	(*DeleteTopicResponse)(nil),        // 11: strata.v1.DeleteTopicResponse
-	(*ListTopicsRequest)(nil),          // 12: strata.v1.ListTopicsRequest
-	(*ListTopicsResponse)(nil),         // 13: strata.v1.ListTopicsResponse
-	(*DescribeTopicRequest)(nil),       // 14: strata.v1.DescribeTopicRequest
-	(*DescribeTopicResponse)(nil),      // 15: strata.v1.DescribeTopicResponse
-	(*InitProducerRequest)(nil),        // 16: strata.v1.InitProducerRequest
-	(*InitProducerResponse)(nil),       // 17: strata.v1.InitProducerResponse
-	(*ProduceRequest)(nil),             // 18: strata.v1.ProduceRequest
-	(*ProduceResponse)(nil),            // 19: strata.v1.ProduceResponse
-	(*FetchRequest)(nil),               // 20: strata.v1.FetchRequest
-	(*FetchResponse)(nil),              // 21: strata.v1.FetchResponse
-	(*ListOffsetsRequest)(nil),         // 22: strata.v1.ListOffsetsRequest
-	(*ListOffsetsResponse)(nil),        // 23: strata.v1.ListOffsetsResponse
-	(*TopicPartition)(nil),             // 24: strata.v1.TopicPartition
-	(*JoinGroupRequest)(nil),           // 25: strata.v1.JoinGroupRequest
-	(*JoinGroupResponse)(nil),          // 26: strata.v1.JoinGroupResponse
-	(*HeartbeatRequest)(nil),           // 27: strata.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),          // 28: strata.v1.HeartbeatResponse
-	(*LeaveGroupRequest)(nil),          // 29: strata.v1.LeaveGroupRequest
-	(*LeaveGroupResponse)(nil),         // 30: strata.v1.LeaveGroupResponse
-	(*PartitionOffset)(nil),            // 31: strata.v1.PartitionOffset
-	(*CommitOffsetsRequest)(nil),       // 32: strata.v1.CommitOffsetsRequest
-	(*CommitOffsetsResponse)(nil),      // 33: strata.v1.CommitOffsetsResponse
-	(*FetchOffsetsRequest)(nil),        // 34: strata.v1.FetchOffsetsRequest
-	(*FetchOffsetsResponse)(nil),       // 35: strata.v1.FetchOffsetsResponse
-	(*ListGroupsRequest)(nil),          // 36: strata.v1.ListGroupsRequest
-	(*GroupSummary)(nil),               // 37: strata.v1.GroupSummary
-	(*ListGroupsResponse)(nil),         // 38: strata.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),       // 39: strata.v1.DescribeGroupRequest
-	(*GroupMember)(nil),                // 40: strata.v1.GroupMember
-	(*GroupPartitionLag)(nil),          // 41: strata.v1.GroupPartitionLag
-	(*DescribeGroupResponse)(nil),      // 42: strata.v1.DescribeGroupResponse
-	(*ResetOffsetsRequest)(nil),        // 43: strata.v1.ResetOffsetsRequest
-	(*ResetOffsetsResponse)(nil),       // 44: strata.v1.ResetOffsetsResponse
-	(*QueueSettings)(nil),              // 45: strata.v1.QueueSettings
-	(*CreateQueueGroupRequest)(nil),    // 46: strata.v1.CreateQueueGroupRequest
-	(*CreateQueueGroupResponse)(nil),   // 47: strata.v1.CreateQueueGroupResponse
-	(*DescribeQueueGroupRequest)(nil),  // 48: strata.v1.DescribeQueueGroupRequest
-	(*QueuePartitionState)(nil),        // 49: strata.v1.QueuePartitionState
-	(*QueueMemberLeases)(nil),          // 50: strata.v1.QueueMemberLeases
-	(*DescribeQueueGroupResponse)(nil), // 51: strata.v1.DescribeQueueGroupResponse
-	(*ListQueueGroupsRequest)(nil),     // 52: strata.v1.ListQueueGroupsRequest
-	(*QueueGroupSummary)(nil),          // 53: strata.v1.QueueGroupSummary
-	(*ListQueueGroupsResponse)(nil),    // 54: strata.v1.ListQueueGroupsResponse
-	(*RecordHeader)(nil),               // 55: strata.v1.RecordHeader
-	(*QueueMessage)(nil),               // 56: strata.v1.QueueMessage
-	(*QueueReceiveRequest)(nil),        // 57: strata.v1.QueueReceiveRequest
-	(*QueueReceiveResponse)(nil),       // 58: strata.v1.QueueReceiveResponse
-	(*QueuePartitionOffsets)(nil),      // 59: strata.v1.QueuePartitionOffsets
-	(*QueueSettleRequest)(nil),         // 60: strata.v1.QueueSettleRequest
-	(*QueueSettleResponse)(nil),        // 61: strata.v1.QueueSettleResponse
-	(*RedriveQueueGroupRequest)(nil),   // 62: strata.v1.RedriveQueueGroupRequest
-	(*RedriveQueueGroupResponse)(nil),  // 63: strata.v1.RedriveQueueGroupResponse
-	(*ResetQueueGroupRequest)(nil),     // 64: strata.v1.ResetQueueGroupRequest
-	(*ResetQueueGroupResponse)(nil),    // 65: strata.v1.ResetQueueGroupResponse
-	(*ClusterStatusRequest)(nil),       // 66: strata.v1.ClusterStatusRequest
-	(*ClusterNodeStatus)(nil),          // 67: strata.v1.ClusterNodeStatus
-	(*DataGroupStatus)(nil),            // 68: strata.v1.DataGroupStatus
-	(*ClusterStatusResponse)(nil),      // 69: strata.v1.ClusterStatusResponse
-	(*RemoveNodeRequest)(nil),          // 70: strata.v1.RemoveNodeRequest
-	(*RemoveNodeResponse)(nil),         // 71: strata.v1.RemoveNodeResponse
+	(*OutOfOrderSequence)(nil),         // 2: strata.v1.OutOfOrderSequence
+	(*Node)(nil),                       // 3: strata.v1.Node
+	(*TopicConfig)(nil),                // 4: strata.v1.TopicConfig
+	(*PartitionInfo)(nil),              // 5: strata.v1.PartitionInfo
+	(*TopicInfo)(nil),                  // 6: strata.v1.TopicInfo
+	(*MetadataRequest)(nil),            // 7: strata.v1.MetadataRequest
+	(*MetadataResponse)(nil),           // 8: strata.v1.MetadataResponse
+	(*CreateTopicRequest)(nil),         // 9: strata.v1.CreateTopicRequest
+	(*CreateTopicResponse)(nil),        // 10: strata.v1.CreateTopicResponse
+	(*DeleteTopicRequest)(nil),         // 11: strata.v1.DeleteTopicRequest
+	(*DeleteTopicResponse)(nil),        // 12: strata.v1.DeleteTopicResponse
+	(*ListTopicsRequest)(nil),          // 13: strata.v1.ListTopicsRequest
+	(*ListTopicsResponse)(nil),         // 14: strata.v1.ListTopicsResponse
+	(*DescribeTopicRequest)(nil),       // 15: strata.v1.DescribeTopicRequest
+	(*DescribeTopicResponse)(nil),      // 16: strata.v1.DescribeTopicResponse
+	(*InitProducerRequest)(nil),        // 17: strata.v1.InitProducerRequest
+	(*InitProducerResponse)(nil),       // 18: strata.v1.InitProducerResponse
+	(*ProduceRequest)(nil),             // 19: strata.v1.ProduceRequest
+	(*ProduceResponse)(nil),            // 20: strata.v1.ProduceResponse
+	(*FetchRequest)(nil),               // 21: strata.v1.FetchRequest
+	(*FetchResponse)(nil),              // 22: strata.v1.FetchResponse
+	(*ListOffsetsRequest)(nil),         // 23: strata.v1.ListOffsetsRequest
+	(*ListOffsetsResponse)(nil),        // 24: strata.v1.ListOffsetsResponse
+	(*TopicPartition)(nil),             // 25: strata.v1.TopicPartition
+	(*JoinGroupRequest)(nil),           // 26: strata.v1.JoinGroupRequest
+	(*JoinGroupResponse)(nil),          // 27: strata.v1.JoinGroupResponse
+	(*HeartbeatRequest)(nil),           // 28: strata.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),          // 29: strata.v1.HeartbeatResponse
+	(*LeaveGroupRequest)(nil),          // 30: strata.v1.LeaveGroupRequest
+	(*LeaveGroupResponse)(nil),         // 31: strata.v1.LeaveGroupResponse
+	(*PartitionOffset)(nil),            // 32: strata.v1.PartitionOffset
+	(*CommitOffsetsRequest)(nil),       // 33: strata.v1.CommitOffsetsRequest
+	(*CommitOffsetsResponse)(nil),      // 34: strata.v1.CommitOffsetsResponse
+	(*FetchOffsetsRequest)(nil),        // 35: strata.v1.FetchOffsetsRequest
+	(*FetchOffsetsResponse)(nil),       // 36: strata.v1.FetchOffsetsResponse
+	(*ListGroupsRequest)(nil),          // 37: strata.v1.ListGroupsRequest
+	(*GroupSummary)(nil),               // 38: strata.v1.GroupSummary
+	(*ListGroupsResponse)(nil),         // 39: strata.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),       // 40: strata.v1.DescribeGroupRequest
+	(*GroupMember)(nil),                // 41: strata.v1.GroupMember
+	(*GroupPartitionLag)(nil),          // 42: strata.v1.GroupPartitionLag
+	(*DescribeGroupResponse)(nil),      // 43: strata.v1.DescribeGroupResponse
+	(*ResetOffsetsRequest)(nil),        // 44: strata.v1.ResetOffsetsRequest
+	(*ResetOffsetsResponse)(nil),       // 45: strata.v1.ResetOffsetsResponse
+	(*QueueSettings)(nil),              // 46: strata.v1.QueueSettings
+	(*CreateQueueGroupRequest)(nil),    // 47: strata.v1.CreateQueueGroupRequest
+	(*CreateQueueGroupResponse)(nil),   // 48: strata.v1.CreateQueueGroupResponse
+	(*DescribeQueueGroupRequest)(nil),  // 49: strata.v1.DescribeQueueGroupRequest
+	(*QueuePartitionState)(nil),        // 50: strata.v1.QueuePartitionState
+	(*QueueMemberLeases)(nil),          // 51: strata.v1.QueueMemberLeases
+	(*DescribeQueueGroupResponse)(nil), // 52: strata.v1.DescribeQueueGroupResponse
+	(*ListQueueGroupsRequest)(nil),     // 53: strata.v1.ListQueueGroupsRequest
+	(*QueueGroupSummary)(nil),          // 54: strata.v1.QueueGroupSummary
+	(*ListQueueGroupsResponse)(nil),    // 55: strata.v1.ListQueueGroupsResponse
+	(*RecordHeader)(nil),               // 56: strata.v1.RecordHeader
+	(*QueueMessage)(nil),               // 57: strata.v1.QueueMessage
+	(*QueueReceiveRequest)(nil),        // 58: strata.v1.QueueReceiveRequest
+	(*QueueReceiveResponse)(nil),       // 59: strata.v1.QueueReceiveResponse
+	(*QueuePartitionOffsets)(nil),      // 60: strata.v1.QueuePartitionOffsets
+	(*QueueSettleRequest)(nil),         // 61: strata.v1.QueueSettleRequest
+	(*QueueSettleResponse)(nil),        // 62: strata.v1.QueueSettleResponse
+	(*RedriveQueueGroupRequest)(nil),   // 63: strata.v1.RedriveQueueGroupRequest
+	(*RedriveQueueGroupResponse)(nil),  // 64: strata.v1.RedriveQueueGroupResponse
+	(*ResetQueueGroupRequest)(nil),     // 65: strata.v1.ResetQueueGroupRequest
+	(*ResetQueueGroupResponse)(nil),    // 66: strata.v1.ResetQueueGroupResponse
+	(*ClusterStatusRequest)(nil),       // 67: strata.v1.ClusterStatusRequest
+	(*ClusterNodeStatus)(nil),          // 68: strata.v1.ClusterNodeStatus
+	(*DataGroupStatus)(nil),            // 69: strata.v1.DataGroupStatus
+	(*ClusterStatusResponse)(nil),      // 70: strata.v1.ClusterStatusResponse
+	(*RemoveNodeRequest)(nil),          // 71: strata.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil),         // 72: strata.v1.RemoveNodeResponse
 }
 var file_strata_proto_depIdxs = []int32{
-	3,  // 0: strata.v1.TopicInfo.config:type_name -> strata.v1.TopicConfig
-	4,  // 1: strata.v1.TopicInfo.partitions:type_name -> strata.v1.PartitionInfo
-	2,  // 2: strata.v1.MetadataResponse.nodes:type_name -> strata.v1.Node
-	5,  // 3: strata.v1.MetadataResponse.topics:type_name -> strata.v1.TopicInfo
-	3,  // 4: strata.v1.CreateTopicRequest.config:type_name -> strata.v1.TopicConfig
-	5,  // 5: strata.v1.CreateTopicResponse.topic:type_name -> strata.v1.TopicInfo
-	5,  // 6: strata.v1.ListTopicsResponse.topics:type_name -> strata.v1.TopicInfo
-	5,  // 7: strata.v1.DescribeTopicResponse.topic:type_name -> strata.v1.TopicInfo
+	4,  // 0: strata.v1.TopicInfo.config:type_name -> strata.v1.TopicConfig
+	5,  // 1: strata.v1.TopicInfo.partitions:type_name -> strata.v1.PartitionInfo
+	3,  // 2: strata.v1.MetadataResponse.nodes:type_name -> strata.v1.Node
+	6,  // 3: strata.v1.MetadataResponse.topics:type_name -> strata.v1.TopicInfo
+	4,  // 4: strata.v1.CreateTopicRequest.config:type_name -> strata.v1.TopicConfig
+	6,  // 5: strata.v1.CreateTopicResponse.topic:type_name -> strata.v1.TopicInfo
+	6,  // 6: strata.v1.ListTopicsResponse.topics:type_name -> strata.v1.TopicInfo
+	6,  // 7: strata.v1.DescribeTopicResponse.topic:type_name -> strata.v1.TopicInfo
 	0,  // 8: strata.v1.ListOffsetsRequest.spec:type_name -> strata.v1.OffsetSpec
-	24, // 9: strata.v1.JoinGroupResponse.assignments:type_name -> strata.v1.TopicPartition
-	24, // 10: strata.v1.HeartbeatResponse.assignments:type_name -> strata.v1.TopicPartition
-	31, // 11: strata.v1.CommitOffsetsRequest.offsets:type_name -> strata.v1.PartitionOffset
-	24, // 12: strata.v1.FetchOffsetsRequest.partitions:type_name -> strata.v1.TopicPartition
-	31, // 13: strata.v1.FetchOffsetsResponse.offsets:type_name -> strata.v1.PartitionOffset
-	37, // 14: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
-	24, // 15: strata.v1.GroupMember.assignments:type_name -> strata.v1.TopicPartition
-	40, // 16: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMember
-	41, // 17: strata.v1.DescribeGroupResponse.partitions:type_name -> strata.v1.GroupPartitionLag
+	25, // 9: strata.v1.JoinGroupResponse.assignments:type_name -> strata.v1.TopicPartition
+	25, // 10: strata.v1.HeartbeatResponse.assignments:type_name -> strata.v1.TopicPartition
+	32, // 11: strata.v1.CommitOffsetsRequest.offsets:type_name -> strata.v1.PartitionOffset
+	25, // 12: strata.v1.FetchOffsetsRequest.partitions:type_name -> strata.v1.TopicPartition
+	32, // 13: strata.v1.FetchOffsetsResponse.offsets:type_name -> strata.v1.PartitionOffset
+	38, // 14: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
+	25, // 15: strata.v1.GroupMember.assignments:type_name -> strata.v1.TopicPartition
+	41, // 16: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMember
+	42, // 17: strata.v1.DescribeGroupResponse.partitions:type_name -> strata.v1.GroupPartitionLag
 	0,  // 18: strata.v1.ResetOffsetsRequest.spec:type_name -> strata.v1.OffsetSpec
-	31, // 19: strata.v1.ResetOffsetsResponse.offsets:type_name -> strata.v1.PartitionOffset
-	45, // 20: strata.v1.CreateQueueGroupRequest.settings:type_name -> strata.v1.QueueSettings
-	45, // 21: strata.v1.CreateQueueGroupResponse.settings:type_name -> strata.v1.QueueSettings
-	45, // 22: strata.v1.DescribeQueueGroupResponse.settings:type_name -> strata.v1.QueueSettings
-	49, // 23: strata.v1.DescribeQueueGroupResponse.partitions:type_name -> strata.v1.QueuePartitionState
-	50, // 24: strata.v1.DescribeQueueGroupResponse.members:type_name -> strata.v1.QueueMemberLeases
-	53, // 25: strata.v1.ListQueueGroupsResponse.groups:type_name -> strata.v1.QueueGroupSummary
-	55, // 26: strata.v1.QueueMessage.headers:type_name -> strata.v1.RecordHeader
-	56, // 27: strata.v1.QueueReceiveResponse.messages:type_name -> strata.v1.QueueMessage
-	59, // 28: strata.v1.QueueSettleRequest.offsets:type_name -> strata.v1.QueuePartitionOffsets
+	32, // 19: strata.v1.ResetOffsetsResponse.offsets:type_name -> strata.v1.PartitionOffset
+	46, // 20: strata.v1.CreateQueueGroupRequest.settings:type_name -> strata.v1.QueueSettings
+	46, // 21: strata.v1.CreateQueueGroupResponse.settings:type_name -> strata.v1.QueueSettings
+	46, // 22: strata.v1.DescribeQueueGroupResponse.settings:type_name -> strata.v1.QueueSettings
+	50, // 23: strata.v1.DescribeQueueGroupResponse.partitions:type_name -> strata.v1.QueuePartitionState
+	51, // 24: strata.v1.DescribeQueueGroupResponse.members:type_name -> strata.v1.QueueMemberLeases
+	54, // 25: strata.v1.ListQueueGroupsResponse.groups:type_name -> strata.v1.QueueGroupSummary
+	56, // 26: strata.v1.QueueMessage.headers:type_name -> strata.v1.RecordHeader
+	57, // 27: strata.v1.QueueReceiveResponse.messages:type_name -> strata.v1.QueueMessage
+	60, // 28: strata.v1.QueueSettleRequest.offsets:type_name -> strata.v1.QueuePartitionOffsets
 	0,  // 29: strata.v1.ResetQueueGroupRequest.spec:type_name -> strata.v1.OffsetSpec
-	31, // 30: strata.v1.ResetQueueGroupResponse.offsets:type_name -> strata.v1.PartitionOffset
-	67, // 31: strata.v1.ClusterStatusResponse.nodes:type_name -> strata.v1.ClusterNodeStatus
-	68, // 32: strata.v1.ClusterStatusResponse.groups:type_name -> strata.v1.DataGroupStatus
-	6,  // 33: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
-	8,  // 34: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	10, // 35: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	12, // 36: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	14, // 37: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	16, // 38: strata.v1.Strata.InitProducer:input_type -> strata.v1.InitProducerRequest
-	18, // 39: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
-	18, // 40: strata.v1.Strata.ProduceStream:input_type -> strata.v1.ProduceRequest
-	20, // 41: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
-	22, // 42: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	25, // 43: strata.v1.Strata.JoinGroup:input_type -> strata.v1.JoinGroupRequest
-	27, // 44: strata.v1.Strata.Heartbeat:input_type -> strata.v1.HeartbeatRequest
-	29, // 45: strata.v1.Strata.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
-	32, // 46: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	34, // 47: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	36, // 48: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	39, // 49: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	43, // 50: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
-	46, // 51: strata.v1.Strata.CreateQueueGroup:input_type -> strata.v1.CreateQueueGroupRequest
-	48, // 52: strata.v1.Strata.DescribeQueueGroup:input_type -> strata.v1.DescribeQueueGroupRequest
-	52, // 53: strata.v1.Strata.ListQueueGroups:input_type -> strata.v1.ListQueueGroupsRequest
-	57, // 54: strata.v1.Strata.QueueReceive:input_type -> strata.v1.QueueReceiveRequest
-	60, // 55: strata.v1.Strata.QueueAck:input_type -> strata.v1.QueueSettleRequest
-	60, // 56: strata.v1.Strata.QueueNack:input_type -> strata.v1.QueueSettleRequest
-	60, // 57: strata.v1.Strata.QueueReject:input_type -> strata.v1.QueueSettleRequest
-	60, // 58: strata.v1.Strata.QueueExtend:input_type -> strata.v1.QueueSettleRequest
-	62, // 59: strata.v1.Strata.RedriveQueueGroup:input_type -> strata.v1.RedriveQueueGroupRequest
-	64, // 60: strata.v1.Strata.ResetQueueGroup:input_type -> strata.v1.ResetQueueGroupRequest
-	66, // 61: strata.v1.Strata.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
-	70, // 62: strata.v1.Strata.RemoveNode:input_type -> strata.v1.RemoveNodeRequest
-	7,  // 63: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
-	9,  // 64: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	11, // 65: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	13, // 66: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	15, // 67: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	17, // 68: strata.v1.Strata.InitProducer:output_type -> strata.v1.InitProducerResponse
-	19, // 69: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	19, // 70: strata.v1.Strata.ProduceStream:output_type -> strata.v1.ProduceResponse
-	21, // 71: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	23, // 72: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	26, // 73: strata.v1.Strata.JoinGroup:output_type -> strata.v1.JoinGroupResponse
-	28, // 74: strata.v1.Strata.Heartbeat:output_type -> strata.v1.HeartbeatResponse
-	30, // 75: strata.v1.Strata.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
-	33, // 76: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	35, // 77: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	38, // 78: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	42, // 79: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	44, // 80: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	47, // 81: strata.v1.Strata.CreateQueueGroup:output_type -> strata.v1.CreateQueueGroupResponse
-	51, // 82: strata.v1.Strata.DescribeQueueGroup:output_type -> strata.v1.DescribeQueueGroupResponse
-	54, // 83: strata.v1.Strata.ListQueueGroups:output_type -> strata.v1.ListQueueGroupsResponse
-	58, // 84: strata.v1.Strata.QueueReceive:output_type -> strata.v1.QueueReceiveResponse
-	61, // 85: strata.v1.Strata.QueueAck:output_type -> strata.v1.QueueSettleResponse
-	61, // 86: strata.v1.Strata.QueueNack:output_type -> strata.v1.QueueSettleResponse
-	61, // 87: strata.v1.Strata.QueueReject:output_type -> strata.v1.QueueSettleResponse
-	61, // 88: strata.v1.Strata.QueueExtend:output_type -> strata.v1.QueueSettleResponse
-	63, // 89: strata.v1.Strata.RedriveQueueGroup:output_type -> strata.v1.RedriveQueueGroupResponse
-	65, // 90: strata.v1.Strata.ResetQueueGroup:output_type -> strata.v1.ResetQueueGroupResponse
-	69, // 91: strata.v1.Strata.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
-	71, // 92: strata.v1.Strata.RemoveNode:output_type -> strata.v1.RemoveNodeResponse
+	32, // 30: strata.v1.ResetQueueGroupResponse.offsets:type_name -> strata.v1.PartitionOffset
+	68, // 31: strata.v1.ClusterStatusResponse.nodes:type_name -> strata.v1.ClusterNodeStatus
+	69, // 32: strata.v1.ClusterStatusResponse.groups:type_name -> strata.v1.DataGroupStatus
+	7,  // 33: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
+	9,  // 34: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	11, // 35: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	13, // 36: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	15, // 37: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	17, // 38: strata.v1.Strata.InitProducer:input_type -> strata.v1.InitProducerRequest
+	19, // 39: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
+	19, // 40: strata.v1.Strata.ProduceStream:input_type -> strata.v1.ProduceRequest
+	21, // 41: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
+	23, // 42: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	26, // 43: strata.v1.Strata.JoinGroup:input_type -> strata.v1.JoinGroupRequest
+	28, // 44: strata.v1.Strata.Heartbeat:input_type -> strata.v1.HeartbeatRequest
+	30, // 45: strata.v1.Strata.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
+	33, // 46: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	35, // 47: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	37, // 48: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	40, // 49: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	44, // 50: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	47, // 51: strata.v1.Strata.CreateQueueGroup:input_type -> strata.v1.CreateQueueGroupRequest
+	49, // 52: strata.v1.Strata.DescribeQueueGroup:input_type -> strata.v1.DescribeQueueGroupRequest
+	53, // 53: strata.v1.Strata.ListQueueGroups:input_type -> strata.v1.ListQueueGroupsRequest
+	58, // 54: strata.v1.Strata.QueueReceive:input_type -> strata.v1.QueueReceiveRequest
+	61, // 55: strata.v1.Strata.QueueAck:input_type -> strata.v1.QueueSettleRequest
+	61, // 56: strata.v1.Strata.QueueNack:input_type -> strata.v1.QueueSettleRequest
+	61, // 57: strata.v1.Strata.QueueReject:input_type -> strata.v1.QueueSettleRequest
+	61, // 58: strata.v1.Strata.QueueExtend:input_type -> strata.v1.QueueSettleRequest
+	63, // 59: strata.v1.Strata.RedriveQueueGroup:input_type -> strata.v1.RedriveQueueGroupRequest
+	65, // 60: strata.v1.Strata.ResetQueueGroup:input_type -> strata.v1.ResetQueueGroupRequest
+	67, // 61: strata.v1.Strata.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
+	71, // 62: strata.v1.Strata.RemoveNode:input_type -> strata.v1.RemoveNodeRequest
+	8,  // 63: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
+	10, // 64: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	12, // 65: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	14, // 66: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	16, // 67: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	18, // 68: strata.v1.Strata.InitProducer:output_type -> strata.v1.InitProducerResponse
+	20, // 69: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	20, // 70: strata.v1.Strata.ProduceStream:output_type -> strata.v1.ProduceResponse
+	22, // 71: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	24, // 72: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	27, // 73: strata.v1.Strata.JoinGroup:output_type -> strata.v1.JoinGroupResponse
+	29, // 74: strata.v1.Strata.Heartbeat:output_type -> strata.v1.HeartbeatResponse
+	31, // 75: strata.v1.Strata.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
+	34, // 76: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	36, // 77: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	39, // 78: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	43, // 79: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	45, // 80: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	48, // 81: strata.v1.Strata.CreateQueueGroup:output_type -> strata.v1.CreateQueueGroupResponse
+	52, // 82: strata.v1.Strata.DescribeQueueGroup:output_type -> strata.v1.DescribeQueueGroupResponse
+	55, // 83: strata.v1.Strata.ListQueueGroups:output_type -> strata.v1.ListQueueGroupsResponse
+	59, // 84: strata.v1.Strata.QueueReceive:output_type -> strata.v1.QueueReceiveResponse
+	62, // 85: strata.v1.Strata.QueueAck:output_type -> strata.v1.QueueSettleResponse
+	62, // 86: strata.v1.Strata.QueueNack:output_type -> strata.v1.QueueSettleResponse
+	62, // 87: strata.v1.Strata.QueueReject:output_type -> strata.v1.QueueSettleResponse
+	62, // 88: strata.v1.Strata.QueueExtend:output_type -> strata.v1.QueueSettleResponse
+	64, // 89: strata.v1.Strata.RedriveQueueGroup:output_type -> strata.v1.RedriveQueueGroupResponse
+	66, // 90: strata.v1.Strata.ResetQueueGroup:output_type -> strata.v1.ResetQueueGroupResponse
+	70, // 91: strata.v1.Strata.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
+	72, // 92: strata.v1.Strata.RemoveNode:output_type -> strata.v1.RemoveNodeResponse
 	63, // [63:93] is the sub-list for method output_type
 	33, // [33:63] is the sub-list for method input_type
 	33, // [33:33] is the sub-list for extension type_name
@@ -4867,7 +4941,7 @@ func file_strata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_proto_rawDesc), len(file_strata_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   71,
+			NumMessages:   72,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -18,6 +18,7 @@ const queueUsage = `usage:
                         [--backoff-max D] [--max-leased N] [--dead-letter-topic T] [--ordering none|key]
   strata queue receive  GROUP --topic T [--max N] [--timeout D] [--ack | --nack | --no-ack] [--output text|json]
   strata queue describe GROUP --topic T [--output text|json]
+  strata queue list     [--topic T] [--output text|json]
   strata queue redrive  GROUP --topic T [--max N] [--reason max-deliveries|rejected]
   strata queue reset    GROUP --topic T (--to-earliest | --to-latest | --to-offset N | --to-time RFC3339)
 `
@@ -40,7 +41,11 @@ type queueOpts struct {
 
 func (o *queueOpts) register(fs *flag.FlagSet, sub string) {
 	o.cf.register(fs, true)
-	fs.StringVar(&o.topic, "topic", "", "the queue group's topic (required)")
+	if sub == "list" {
+		fs.StringVar(&o.topic, "topic", "", "only this topic's queue groups (default: every topic)")
+	} else {
+		fs.StringVar(&o.topic, "topic", "", "the queue group's topic (required)")
+	}
 	switch sub {
 	case "create":
 		fs.DurationVar(&o.ackTimeout, "ack-timeout", 0, "lease length before redelivery (default 30s)")
@@ -68,7 +73,7 @@ func (o *queueOpts) register(fs *flag.FlagSet, sub string) {
 }
 
 func runQueue(ctx context.Context, args []string) error {
-	if len(args) == 0 || !slices.Contains([]string{"create", "receive", "describe", "redrive", "reset"}, args[0]) {
+	if len(args) == 0 || !slices.Contains([]string{"create", "receive", "describe", "list", "redrive", "reset"}, args[0]) {
 		fmt.Fprint(os.Stderr, queueUsage)
 		return exitError{2}
 	}
@@ -79,11 +84,15 @@ func runQueue(ctx context.Context, args []string) error {
 	if err := parseFlags(fs, interleave(fs, args)); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 || o.topic == "" || (o.cf.output != "text" && o.cf.output != "json") {
+	badArgs := fs.NArg() != 1 || o.topic == ""
+	if sub == "list" {
+		badArgs = fs.NArg() != 0
+	}
+	if badArgs || (o.cf.output != "text" && o.cf.output != "json") {
 		fmt.Fprint(os.Stderr, queueUsage)
 		return exitError{2}
 	}
-	group := fs.Arg(0)
+	group := fs.Arg(0) // "" for list
 	cl, err := client.Dial(ctx, o.cf.brokerList())
 	if err != nil {
 		return err
@@ -112,6 +121,8 @@ func runQueue(ctx context.Context, args []string) error {
 			group, o.topic, got.AckTimeout, got.MaxDeliveries, got.BackoffInitial, got.BackoffMax, got.MaxLeasedPerPartition,
 			got.DeadLetterTopic, got.Ordering)
 		return nil
+	case "list":
+		return o.list(rctx, ad)
 	case "describe":
 		d, err := ad.DescribeQueueGroup(rctx, o.topic, group)
 		if err != nil {
@@ -130,6 +141,25 @@ func runQueue(ctx context.Context, args []string) error {
 		return nil
 	}
 	return o.reset(rctx, ad, group)
+}
+
+// list prints the queue groups of a topic (every topic without --topic).
+func (o *queueOpts) list(ctx context.Context, ad *client.Admin) error {
+	gs, err := ad.ListQueueGroups(ctx, o.topic)
+	if err != nil {
+		return err
+	}
+	if o.cf.output == "json" {
+		out := make([]map[string]string, len(gs))
+		for i, g := range gs {
+			out[i] = map[string]string{"topic": g.Topic, "group": g.Group}
+		}
+		return printJSON(out)
+	}
+	for _, g := range gs {
+		fmt.Printf("%s\t%s\n", g.Topic, g.Group)
+	}
+	return nil
 }
 
 func (o *queueOpts) reset(ctx context.Context, ad *client.Admin, group string) error {

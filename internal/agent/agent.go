@@ -33,6 +33,7 @@ type Agent struct {
 	node   *cluster.Node
 	broker *broker.Broker
 	svc    *server.Server
+	peers  *server.Peers
 	grpc   *grpc.Server
 	http   *http.Server
 
@@ -117,6 +118,8 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
 		return nil, errors.Join(err, a.Close())
 	}
 	a.broker = b
+	a.peers = server.NewPeers()
+	b.SetPeers(a.peers)
 	if err := b.Start(ctx); err != nil {
 		return nil, errors.Join(err, a.Close())
 	}
@@ -243,6 +246,9 @@ func (a *Agent) Close() error {
 		a.wg.Wait()
 		if a.broker != nil {
 			errs = append(errs, a.broker.Close())
+		}
+		if a.peers != nil {
+			errs = append(errs, a.peers.Close())
 		}
 		if a.node != nil {
 			errs = append(errs, a.node.Close())

@@ -76,6 +76,8 @@ type Broker struct {
 	queue *queueManager
 	m     *Metrics
 
+	peers Peers // nil: writes led elsewhere are not forwarded
+
 	reconcileCh chan struct{}
 	stop        chan struct{}
 	wg          sync.WaitGroup

@@ -17,6 +17,7 @@ type Metrics struct {
 	produceLatency prometheus.Histogram
 	fetchBytes     *prometheus.CounterVec
 	fetchRequests  *prometheus.CounterVec
+	queueSkipped   *prometheus.CounterVec
 
 	partitionBytes *prometheus.Desc
 	partitionHWM   *prometheus.Desc
@@ -42,6 +43,9 @@ func newMetrics(b *Broker) *Metrics {
 			Name: "strata_fetch_bytes_total", Help: "Batch bytes returned by fetches, by topic."}, []string{"topic"}),
 		fetchRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_fetch_requests_total", Help: "Fetch requests answered, by topic."}, []string{"topic"}),
+		queueSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strata_queue_retention_skipped_records_total",
+			Help: "Records retention deleted before a queue group delivered them, by group and topic."}, []string{"group", "topic"}),
 		partitionBytes: prometheus.NewDesc("strata_partition_size_bytes", "Bytes on disk of a partition replica.", pl, nil),
 		partitionHWM:   prometheus.NewDesc("strata_partition_high_watermark", "Next offset to be written.", pl, nil),
 		partitionStart: prometheus.NewDesc("strata_partition_log_start_offset", "First readable offset.", pl, nil),
@@ -70,6 +74,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.produceLatency.Describe(ch)
 	m.fetchBytes.Describe(ch)
 	m.fetchRequests.Describe(ch)
+	m.queueSkipped.Describe(ch)
 	for _, d := range []*prometheus.Desc{m.partitionBytes, m.partitionHWM, m.partitionStart, m.groupLag, m.groupLagSec, m.groupMembers} {
 		ch <- d
 	}
@@ -83,6 +88,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.produceLatency.Collect(ch)
 	m.fetchBytes.Collect(ch)
 	m.fetchRequests.Collect(ch)
+	m.queueSkipped.Collect(ch)
 	for _, dg := range m.b.node.DataGroups() {
 		for _, p := range dg.FSM.Partitions() {
 			part := strconv.Itoa(int(p.Key.Partition))

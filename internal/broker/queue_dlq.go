@@ -106,7 +106,7 @@ func (b *Broker) dlqTopic(ctx context.Context, def cluster.QueueDef) (cluster.To
 	if err != nil {
 		return cluster.Topic{}, err
 	}
-	t, err := b.CreateTopic(ctx, name, cluster.TopicConfig{Partitions: 1, ReplicationFactor: src.Config.ReplicationFactor})
+	t, err := b.createTopicOnLeader(ctx, name, cluster.TopicConfig{Partitions: 1, ReplicationFactor: src.Config.ReplicationFactor})
 	if errors.Is(err, ErrTopicExists) {
 		return b.Topic(name)
 	}
@@ -151,7 +151,7 @@ func (b *Broker) writeDeadLetters(ctx context.Context, c queueCursor, pend []clu
 		return err
 	}
 	dp := c.key.Partition % int32(len(dt.Partitions))
-	_, err = b.Produce(ctx, dt.Name, dp, batch)
+	_, err = b.produceOnLeader(ctx, dt.Name, dp, batch)
 	var se *cluster.SequenceError
 	switch {
 	case err == nil:
@@ -168,7 +168,7 @@ func (b *Broker) writeDeadLetters(ctx context.Context, c queueCursor, pend []clu
 		if batch, err = record.AppendBatch(nil, recs, record.BatchOptions{}); err != nil {
 			return err
 		}
-		if _, err := b.Produce(ctx, dt.Name, dp, batch); err != nil {
+		if _, err := b.produceOnLeader(ctx, dt.Name, dp, batch); err != nil {
 			return err
 		}
 	default:
@@ -226,7 +226,10 @@ func (b *Broker) deadLetter(c queueCursor, d cluster.DeadLetter, src map[int64]r
 // the first record at or after a time: records from there on are
 // delivered again (replay), and earlier ones are done. Leases of records
 // delivered before the reset are dropped; acks for them are ignored.
-func (b *Broker) ResetQueueGroup(ctx context.Context, topic, group string, spec ResetSpec) ([]cluster.TopicOffset, error) {
+//
+// With no parts each partition is reset through its leader, here or on
+// another node; with parts only those are, and this node must lead them.
+func (b *Broker) ResetQueueGroup(ctx context.Context, topic, group string, spec ResetSpec, parts []int32) ([]cluster.TopicOffset, error) {
 	def, err := b.QueueGroup(topic, group)
 	if err != nil {
 		return nil, err
@@ -235,38 +238,62 @@ func (b *Broker) ResetQueueGroup(ctx context.Context, topic, group string, spec 
 	if err != nil {
 		return nil, err
 	}
+	forward := len(parts) == 0
+	if forward {
+		for p := range t.Partitions {
+			parts = append(parts, int32(p))
+		}
+	}
 	var out []cluster.TopicOffset
-	for i := range t.Partitions {
-		p := int32(i)
-		c, ok, err := b.cursor(ctx, def, p)
+	for _, p := range parts {
+		local := func() (int64, error) { return b.resetPartition(ctx, def, p, spec) }
+		var off int64
+		if forward {
+			off, err = onLeader(b, local, func(addr string) (int64, error) {
+				return b.peers.ResetQueuePartition(ctx, addr, topic, group, p, spec)
+			})
+		} else {
+			off, err = local()
+		}
 		if err != nil {
 			return out, err
-		}
-		if !ok {
-			return out, fmt.Errorf("%w: %s/%d is loading", ErrNotReady, topic, p)
-		}
-		lg := c.part.Log
-		var off int64
-		switch spec.Spec {
-		case SpecEarliest:
-			off = lg.StartOffset()
-		case SpecLatest:
-			off = lg.HighWatermark()
-		case SpecTimestamp:
-			if off, err = offsetForTime(lg, spec.Timestamp); err != nil {
-				return out, err
-			}
-		case 0:
-			off = min(max(spec.Offset, lg.StartOffset()), lg.HighWatermark())
-		default:
-			return out, fmt.Errorf("%w: reset spec %d", ErrInvalidRequest, spec.Spec)
-		}
-		cmd := cluster.QueueCmd{Op: cluster.QueueReset, Key: c.key, Group: def.Name, Gen: c.q.Gen() + 1, Arg: off}
-		if _, err := c.dg.Group.Apply(ctx, cmd.Encode()); err != nil {
-			return out, b.queueErr(c.dg, fmt.Sprintf("%s/%d", topic, p), err)
 		}
 		out = append(out, cluster.TopicOffset{Topic: topic, Partition: p, Offset: off})
 	}
 	b.queue.changed()
 	return out, nil
+}
+
+// resetPartition resets def on one partition this node leads and returns
+// the offset it moved to.
+func (b *Broker) resetPartition(ctx context.Context, def cluster.QueueDef, p int32, spec ResetSpec) (int64, error) {
+	c, ok, err := b.cursor(ctx, def, p)
+	if err != nil {
+		return 0, err
+	}
+	what := fmt.Sprintf("%s/%d", def.Topic, p)
+	if !ok {
+		return 0, fmt.Errorf("%w: %s is loading", ErrNotReady, what)
+	}
+	lg := c.part.Log
+	var off int64
+	switch spec.Spec {
+	case SpecEarliest:
+		off = lg.StartOffset()
+	case SpecLatest:
+		off = lg.HighWatermark()
+	case SpecTimestamp:
+		if off, err = offsetForTime(lg, spec.Timestamp); err != nil {
+			return 0, err
+		}
+	case 0:
+		off = min(max(spec.Offset, lg.StartOffset()), lg.HighWatermark())
+	default:
+		return 0, fmt.Errorf("%w: reset spec %d", ErrInvalidRequest, spec.Spec)
+	}
+	cmd := cluster.QueueCmd{Op: cluster.QueueReset, Key: c.key, Group: def.Name, Gen: c.q.Gen() + 1, Arg: off}
+	if _, err := c.dg.Group.Apply(ctx, cmd.Encode()); err != nil {
+		return 0, b.queueErr(c.dg, what, err)
+	}
+	return off, nil
 }

@@ -103,22 +103,22 @@ func TestQueueDeadLettersAndRedrive(t *testing.T) {
 	// trace header and are delivered again.
 	// The rejected ones (v-0 of both partitions) by reason first; then two, then the rest: each
 	// dead letter moves once.
-	if _, err := b.RedriveQueueGroup(ctx, "jobs", "g", "bogus", 0); !errors.Is(err, ErrInvalidRequest) {
+	if _, err := b.RedriveQueueGroup(ctx, "jobs", "g", "bogus", 0, nil); !errors.Is(err, ErrInvalidRequest) {
 		t.Fatalf("redrive with an unknown reason: %v", err)
 	}
-	if n, err := b.RedriveQueueGroup(ctx, "jobs", "g", "rejected", 0); n != 2 || err != nil {
+	if n, err := b.RedriveQueueGroup(ctx, "jobs", "g", "rejected", 0, nil); n != 2 || err != nil {
 		t.Fatalf("redrive rejected: %d, %v", n, err)
 	}
-	if n, _ := b.RedriveQueueGroup(ctx, "jobs", "g", "rejected", 0); n != 0 {
+	if n, _ := b.RedriveQueueGroup(ctx, "jobs", "g", "rejected", 0, nil); n != 0 {
 		t.Fatalf("a second redrive of rejected moved %d", n)
 	}
-	if n, err := b.RedriveQueueGroup(ctx, "jobs", "g", "", 2); n != 2 || err != nil {
+	if n, err := b.RedriveQueueGroup(ctx, "jobs", "g", "", 2, nil); n != 2 || err != nil {
 		t.Fatalf("redrive 2: %d, %v", n, err)
 	}
-	if n, err := b.RedriveQueueGroup(ctx, "jobs", "g", "", 0); n != 1 || err != nil {
+	if n, err := b.RedriveQueueGroup(ctx, "jobs", "g", "", 0, nil); n != 1 || err != nil {
 		t.Fatalf("redrive rest: %d, %v", n, err)
 	}
-	if n, _ := b.RedriveQueueGroup(ctx, "jobs", "g", "", 0); n != 0 {
+	if n, _ := b.RedriveQueueGroup(ctx, "jobs", "g", "", 0, nil); n != 0 {
 		t.Fatalf("a third redrive moved %d", n)
 	}
 	back := receive(t, b, "jobs", "g", "m", 10, time.Second)
@@ -185,7 +185,7 @@ func TestQueueReset(t *testing.T) {
 	ctx := ctxT(t)
 	m := receive(t, b, "jobs", "g", "m", 50, time.Second)
 	b.QueueAck(ctx, SettleRequest{Topic: "jobs", Group: "g", Member: "m", Offsets: refs(m[:40]...)})
-	if _, err := b.ResetQueueGroup(ctx, "jobs", "g", ResetSpec{Offset: 30}); err != nil {
+	if _, err := b.ResetQueueGroup(ctx, "jobs", "g", ResetSpec{Offset: 30}, nil); err != nil {
 		t.Fatal(err)
 	}
 	// Acks of records delivered before the reset are ignored.
@@ -196,13 +196,13 @@ func TestQueueReset(t *testing.T) {
 	if len(m) != 20 || m[0].Offset != 30 || m[0].Deliveries != 1 {
 		t.Fatalf("after reset to 30 got %d records from %d", len(m), m[0].Offset)
 	}
-	if _, err := b.ResetQueueGroup(ctx, "jobs", "g", ResetSpec{Spec: SpecEarliest}); err != nil {
+	if _, err := b.ResetQueueGroup(ctx, "jobs", "g", ResetSpec{Spec: SpecEarliest}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if m = receive(t, b, "jobs", "g", "m", 100, time.Second); len(m) != 50 {
 		t.Fatalf("after reset to earliest got %d records", len(m))
 	}
-	if _, err := b.ResetQueueGroup(ctx, "jobs", "g", ResetSpec{Spec: SpecLatest}); err != nil {
+	if _, err := b.ResetQueueGroup(ctx, "jobs", "g", ResetSpec{Spec: SpecLatest}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if m = receive(t, b, "jobs", "g", "m", 100, 50*time.Millisecond); len(m) != 0 {

@@ -48,6 +48,9 @@ func (qn *queueNode) open() {
 			c.MaxSegmentBytes = 8 << 20
 			c.MaxIndexBytes = 1 << 18
 			c.Fsync = segment.FsyncNever
+			if c.RetentionBytes = tc.RetentionBytes; c.RetentionBytes > 0 {
+				c.MaxSegmentBytes = 16 << 10 // so that retention tests delete segments soon
+			}
 			return c
 		},
 		Raft: rc,

@@ -166,6 +166,9 @@ func (b *Broker) receivePartition(ctx context.Context, def cluster.QueueDef, par
 		return nil, time.Now().Add(50 * time.Millisecond), err
 	}
 	next, room := c.q.ReadNext(b.cfg.Queue.MaxWindow)
+	if start := c.part.Log.StartOffset(); next < start {
+		return nil, time.Time{}, b.skipRetained(ctx, c, next, start)
+	}
 	var fresh []cluster.RecInfo
 	recs := map[int64]record.Record{}
 	if want := min(room, maxN); want > 0 && next < c.part.Log.HighWatermark() {
@@ -228,4 +231,25 @@ func (b *Broker) receivePartition(ctx context.Context, def cluster.QueueDef, par
 			Headers: r.Headers, Timestamp: r.Timestamp, Deliveries: counts[i], LeaseUntil: until})
 	}
 	return out, time.Time{}, nil
+}
+
+// skipRetained moves a queue group past records that retention deleted
+// before the group read them (next, the first offset it has not read, is
+// below the log start): every record of its window is below the log start
+// too, so nothing still readable is dropped. Without it the group would
+// wait forever for records that no longer exist. The skipped records are
+// counted in strata_queue_retention_skipped_records_total.
+func (b *Broker) skipRetained(ctx context.Context, c queueCursor, next, start int64) error {
+	cmd := cluster.QueueCmd{Op: cluster.QueueReset, Key: c.key, Group: c.def.Name, Gen: c.q.Gen() + 1, Arg: start}
+	if _, err := c.dg.Group.Apply(ctx, cmd.Encode()); err != nil {
+		if errors.Is(err, cluster.ErrQueueBusy) || errors.Is(err, cluster.ErrQueueReset) {
+			return nil // dead letters being written, or a reset: next receive
+		}
+		return b.queueErr(c.dg, fmt.Sprintf("%s/%d", c.def.Topic, c.key.Partition), err)
+	}
+	b.m.queueSkipped.WithLabelValues(c.def.Name, c.def.Topic).Add(float64(start - next))
+	b.log.Warn("queue: retention deleted records the group had not read; skipped them",
+		"group", c.def.Name, "topic", c.def.Topic, "partition", c.key.Partition, "from", next, "to", start)
+	b.queue.changed()
+	return nil
 }

@@ -45,7 +45,11 @@ var redriveReasons = []string{
 // (a committed offset under redriveCursor) moves past what was redriven.
 // A crash between the write and the commit redrives those records again
 // (at least once). It returns how many records it moved.
-func (b *Broker) RedriveQueueGroup(ctx context.Context, topic, group, reason string, maxN int) (int, error) {
+//
+// With no dlqParts it redrives every partition of the dead-letter topic,
+// each on a node that holds it (this one, else its leader); with dlqParts
+// it redrives only those, which this node must hold.
+func (b *Broker) RedriveQueueGroup(ctx context.Context, topic, group, reason string, maxN int, dlqParts []int32) (int, error) {
 	if reason != "" && !slices.Contains(redriveReasons, reason) {
 		return 0, fmt.Errorf("%w: redrive reason %q (want %s)", ErrInvalidRequest, reason, strings.Join(redriveReasons, " or "))
 	}
@@ -60,51 +64,80 @@ func (b *Broker) RedriveQueueGroup(ctx context.Context, topic, group, reason str
 	if maxN <= 0 {
 		maxN = int(^uint(0) >> 1)
 	}
-	cur := redriveCursor(topic, group, reason)
+	parts, forward := dlqParts, false
+	if len(parts) == 0 {
+		forward = true
+		for p := range dt.Partitions {
+			parts = append(parts, int32(p))
+		}
+	}
 	moved := 0
-	for p := int32(0); int(p) < len(dt.Partitions) && moved < maxN; p++ {
-		lp, err := b.localPartition(dt.Name, p)
+	for _, p := range parts {
+		if moved >= maxN {
+			break
+		}
+		local := func() (int, error) { return b.redrivePartition(ctx, def, dt.Name, p, reason, maxN-moved) }
+		var n int
+		if forward {
+			n, err = onLeader(b, local, func(addr string) (int, error) {
+				return b.peers.RedrivePartition(ctx, addr, topic, group, reason, p, maxN-moved)
+			})
+		} else {
+			n, err = local()
+		}
+		moved += n
 		if err != nil {
 			return moved, err
 		}
-		// from[R]: the first offset a dead letter with reason R may have to
-		// be redriven (the later of the all-reasons and R's positions).
-		all := b.node.MetaFSM.CommittedOffset(redriveCursor(topic, group, ""), dt.Name, p)
-		from := map[string]int64{}
-		for _, r := range redriveReasons {
-			from[r] = max(all, b.node.MetaFSM.CommittedOffset(redriveCursor(topic, group, r), dt.Name, p))
-		}
-		pos := max(b.node.MetaFSM.CommittedOffset(cur, dt.Name, p), lp.Log.StartOffset())
-		out := map[int32][]record.Record{}
-		n := 0
-		for hwm := lp.Log.HighWatermark(); pos < hwm && moved+n < maxN; {
-			data, err := lp.Log.Read(pos, 1<<20)
-			if err != nil {
-				return moved, err
-			}
-			next, err := record.DecodeBatchesFrom(data, pos, func(r record.Record) bool {
-				pos = r.Offset + 1
-				rr, sp, why, ok := redriveTarget(r, def, dt.Name, p)
-				if ok && (reason == "" || why == reason) && r.Offset >= from[why] {
-					out[sp] = append(out[sp], rr)
-					n++
-				}
-				return moved+n < maxN
-			})
-			if err != nil {
-				return moved, err
-			}
-			pos = max(pos, next)
-		}
-		if err := b.produceRecords(ctx, topic, out); err != nil {
-			return moved, err
-		}
-		if _, err := b.applyMeta(ctx, cluster.CommitOffsetsCmd(cur, []cluster.TopicOffset{{Topic: dt.Name, Partition: p, Offset: pos}}, true)); err != nil {
-			return moved, mapClusterErr(err)
-		}
-		moved += n
 	}
 	return moved, nil
+}
+
+// redrivePartition redrives up to maxN dead letters of def from partition
+// p of the dead-letter topic dlq, read from this node's replica.
+func (b *Broker) redrivePartition(ctx context.Context, def cluster.QueueDef, dlq string, p int32, reason string, maxN int) (int, error) {
+	lp, err := b.localPartition(dlq, p)
+	if err != nil {
+		return 0, err
+	}
+	topic, group := def.Topic, def.Name
+	// from[R]: the first offset a dead letter with reason R may have to
+	// be redriven (the later of the all-reasons and R's positions).
+	all := b.node.MetaFSM.CommittedOffset(redriveCursor(topic, group, ""), dlq, p)
+	from := map[string]int64{}
+	for _, r := range redriveReasons {
+		from[r] = max(all, b.node.MetaFSM.CommittedOffset(redriveCursor(topic, group, r), dlq, p))
+	}
+	cur := redriveCursor(topic, group, reason)
+	pos := max(b.node.MetaFSM.CommittedOffset(cur, dlq, p), lp.Log.StartOffset())
+	out := map[int32][]record.Record{}
+	n := 0
+	for hwm := lp.Log.HighWatermark(); pos < hwm && n < maxN; {
+		data, err := lp.Log.Read(pos, 1<<20)
+		if err != nil {
+			return 0, err
+		}
+		next, err := record.DecodeBatchesFrom(data, pos, func(r record.Record) bool {
+			pos = r.Offset + 1
+			rr, sp, why, ok := redriveTarget(r, def, dlq, p)
+			if ok && (reason == "" || why == reason) && r.Offset >= from[why] {
+				out[sp] = append(out[sp], rr)
+				n++
+			}
+			return n < maxN
+		})
+		if err != nil {
+			return 0, err
+		}
+		pos = max(pos, next)
+	}
+	if err := b.produceRecords(ctx, topic, out); err != nil {
+		return 0, err
+	}
+	if err := b.commitOnLeader(ctx, cur, []cluster.TopicOffset{{Topic: dlq, Partition: p, Offset: pos}}); err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 // redriveTarget turns a dead letter of def into the record to write back
@@ -162,7 +195,7 @@ func (b *Broker) produceRecords(ctx context.Context, topic string, byPart map[in
 			if err != nil {
 				return err
 			}
-			if _, err := b.Produce(ctx, topic, p, batch); err != nil {
+			if _, err := b.produceOnLeader(ctx, topic, p, batch); err != nil {
 				return err
 			}
 			recs = recs[n:]

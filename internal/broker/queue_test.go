@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/stratalog/strata/api/record"
 	"github.com/stratalog/strata/cluster"
 )
@@ -165,4 +167,53 @@ func TestQueueBackoffAndDelay(t *testing.T) {
 
 func recordOf(m QueueMessage) record.Record {
 	return record.Record{Key: m.Key, Value: m.Value, Headers: m.Headers}
+}
+
+// A queue group whose unread records retention deleted moves past them
+// (and counts them) instead of waiting forever for records that no longer
+// exist.
+func TestQueueSkipsRecordsRetentionDeleted(t *testing.T) {
+	qn := openQueueNode(t, t.TempDir(), nil)
+	b := qn.b
+	if _, err := b.CreateTopic(ctxT(t), "short", cluster.TopicConfig{Partitions: 1, RetentionBytes: 64 << 10}); err != nil {
+		t.Fatal(err)
+	}
+	mustQueue(t, b, "short", "g", cluster.QueueSettings{})
+	produceN(t, b, "short", 0, 100, 0, nil)
+	m := receive(t, b, "short", "g", "m", 10, time.Second)
+	if len(m) != 10 {
+		t.Fatalf("received %d records, want 10", len(m))
+	}
+	if n, err := b.QueueAck(ctxT(t), SettleRequest{Topic: "short", Group: "g", Member: "m", Offsets: refs(m...)}); n != 10 || err != nil {
+		t.Fatalf("ack: %d, %v", n, err)
+	}
+	produceN(t, b, "short", 0, 5000, 0, nil)
+	if b.EnforceRetention() == 0 {
+		t.Fatal("retention deleted nothing")
+	}
+	lp, err := b.localPartition("short", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start, hwm := lp.Log.StartOffset(), lp.Log.HighWatermark()
+	if start <= 10 {
+		t.Fatalf("log start %d: retention did not pass the group's position", start)
+	}
+	var got []int64
+	for {
+		m := receive(t, b, "short", "g", "m", 1000, 200*time.Millisecond)
+		if len(m) == 0 {
+			break
+		}
+		for _, r := range m {
+			got = append(got, r.Offset)
+		}
+		b.QueueAck(ctxT(t), SettleRequest{Topic: "short", Group: "g", Member: "m", Offsets: refs(m...)})
+	}
+	if int64(len(got)) != hwm-start || len(got) == 0 || got[0] != start {
+		t.Fatalf("after retention the group got %d records from %v; want %d from %d", len(got), got[:min(len(got), 1)], hwm-start, start)
+	}
+	if v := testutil.ToFloat64(b.m.queueSkipped.WithLabelValues("g", "short")); v != float64(start-10) {
+		t.Fatalf("skipped records metric %v, want %d", v, start-10)
+	}
 }

@@ -57,8 +57,15 @@ func toStatus(err error) error {
 	}
 	st := status.New(codeOf(err), err.Error())
 	var nl *broker.NotLeaderError
-	if errors.As(err, &nl) {
+	var se *cluster.SequenceError
+	switch {
+	case errors.As(err, &nl):
 		if d, derr := st.WithDetails(&stratav1.NotLeader{LeaderId: nl.LeaderID, LeaderAddr: nl.LeaderAddr}); derr == nil {
+			st = d
+		}
+	case errors.As(err, &se):
+		// A forwarding node (dead letters) needs the expected sequence.
+		if d, derr := st.WithDetails(&stratav1.OutOfOrderSequence{ExpectedSequence: se.Expected}); derr == nil {
 			st = d
 		}
 	}

@@ -137,7 +137,7 @@ func (s *Server) QueueExtend(ctx context.Context, req *stratav1.QueueSettleReque
 
 // RedriveQueueGroup implements strata.v1.
 func (s *Server) RedriveQueueGroup(ctx context.Context, req *stratav1.RedriveQueueGroupRequest) (*stratav1.RedriveQueueGroupResponse, error) {
-	n, err := s.b.RedriveQueueGroup(ctx, req.Topic, req.Group, req.Reason, int(req.MaxMessages))
+	n, err := s.b.RedriveQueueGroup(ctx, req.Topic, req.Group, req.Reason, int(req.MaxMessages), req.DeadLetterPartitions)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -146,6 +146,19 @@ func (s *Server) RedriveQueueGroup(ctx context.Context, req *stratav1.RedriveQue
 
 // ResetQueueGroup implements strata.v1.
 func (s *Server) ResetQueueGroup(ctx context.Context, req *stratav1.ResetQueueGroupRequest) (*stratav1.ResetQueueGroupResponse, error) {
+	spec, err := resetSpec(req)
+	if err != nil {
+		return nil, err
+	}
+	offs, err := s.b.ResetQueueGroup(ctx, req.Topic, req.Group, spec, req.Partitions)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &stratav1.ResetQueueGroupResponse{Offsets: toPartitionOffsets(offs)}, nil
+}
+
+// resetSpec reads the target of a queue group reset.
+func resetSpec(req *stratav1.ResetQueueGroupRequest) (broker.ResetSpec, error) {
 	var spec broker.ResetSpec
 	switch req.Spec {
 	case stratav1.OffsetSpec_OFFSET_SPEC_EARLIEST:
@@ -157,11 +170,7 @@ func (s *Server) ResetQueueGroup(ctx context.Context, req *stratav1.ResetQueueGr
 	case stratav1.OffsetSpec_OFFSET_SPEC_OFFSET:
 		spec.Offset = req.Offset
 	default:
-		return nil, status.Error(codes.InvalidArgument, fmt.Sprintf("reset queue group: unknown spec %v", req.Spec))
+		return spec, status.Error(codes.InvalidArgument, fmt.Sprintf("reset queue group: unknown spec %v", req.Spec))
 	}
-	offs, err := s.b.ResetQueueGroup(ctx, req.Topic, req.Group, spec)
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	return &stratav1.ResetQueueGroupResponse{Offsets: toPartitionOffsets(offs)}, nil
+	return spec, nil
 }

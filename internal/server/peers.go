@@ -1,0 +1,184 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	stratav1 "github.com/stratalog/strata/api/v1"
+	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/broker"
+)
+
+// Peers implements broker.Peers over the client API of the other nodes:
+// one connection per address, kept until Close.
+type Peers struct {
+	mu     sync.Mutex
+	conns  map[string]*grpc.ClientConn
+	closed bool
+}
+
+var _ broker.Peers = (*Peers)(nil)
+
+// NewPeers returns a Peers with no connections yet.
+func NewPeers() *Peers { return &Peers{conns: map[string]*grpc.ClientConn{}} }
+
+// Close closes every connection. It is idempotent.
+func (p *Peers) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	var errs []error
+	for addr, c := range p.conns {
+		errs = append(errs, c.Close())
+		delete(p.conns, addr)
+	}
+	return errors.Join(errs...)
+}
+
+func (p *Peers) stub(addr string) (stratav1.StrataClient, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, fmt.Errorf("%w: forward to %s: closing", broker.ErrNotReady, addr)
+	}
+	c := p.conns[addr]
+	if c == nil {
+		var err error
+		c, err = grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxRecvMsgBytes), grpc.MaxCallSendMsgSize(MaxRecvMsgBytes)))
+		if err != nil {
+			return nil, fmt.Errorf("server: dial %s: %w", addr, err)
+		}
+		p.conns[addr] = c
+	}
+	return stratav1.NewStrataClient(c), nil
+}
+
+// call runs fn on the node at addr and turns its answer's status back
+// into a broker error.
+func (p *Peers) call(ctx context.Context, addr string, fn func(stratav1.StrataClient) error) error {
+	s, err := p.stub(addr)
+	if err != nil {
+		return err
+	}
+	return fromStatus(addr, fn(s))
+}
+
+// Produce implements broker.Peers.
+func (p *Peers) Produce(ctx context.Context, addr, topic string, partition int32, batch []byte) (broker.ProduceResult, error) {
+	var resp *stratav1.ProduceResponse
+	err := p.call(ctx, addr, func(s stratav1.StrataClient) (err error) {
+		resp, err = s.Produce(ctx, &stratav1.ProduceRequest{Topic: topic, Partition: partition, Batch: batch})
+		return err
+	})
+	if err != nil {
+		return broker.ProduceResult{BaseOffset: -1}, err
+	}
+	return broker.ProduceResult{BaseOffset: resp.BaseOffset, Duplicate: resp.Duplicate}, nil
+}
+
+// CreateTopic implements broker.Peers.
+func (p *Peers) CreateTopic(ctx context.Context, addr, name string, cfg cluster.TopicConfig) error {
+	return p.call(ctx, addr, func(s stratav1.StrataClient) error {
+		_, err := s.CreateTopic(ctx, &stratav1.CreateTopicRequest{Name: name, Config: &stratav1.TopicConfig{
+			Partitions: cfg.Partitions, ReplicationFactor: cfg.ReplicationFactor, RetentionMs: cfg.RetentionMs,
+			RetentionBytes: cfg.RetentionBytes, MaxBatchBytes: cfg.MaxBatchBytes}})
+		return err
+	})
+}
+
+// CommitOffsets implements broker.Peers.
+func (p *Peers) CommitOffsets(ctx context.Context, addr, group string, offs []cluster.TopicOffset) error {
+	return p.call(ctx, addr, func(s stratav1.StrataClient) error {
+		_, err := s.CommitOffsets(ctx, &stratav1.CommitOffsetsRequest{Group: group, Offsets: toPartitionOffsets(offs)})
+		return err
+	})
+}
+
+// ResetQueuePartition implements broker.Peers.
+func (p *Peers) ResetQueuePartition(ctx context.Context, addr, topic, group string, partition int32, spec broker.ResetSpec) (int64, error) {
+	req := &stratav1.ResetQueueGroupRequest{Topic: topic, Group: group, Partitions: []int32{partition}}
+	switch spec.Spec {
+	case broker.SpecEarliest:
+		req.Spec = stratav1.OffsetSpec_OFFSET_SPEC_EARLIEST
+	case broker.SpecLatest:
+		req.Spec = stratav1.OffsetSpec_OFFSET_SPEC_LATEST
+	case broker.SpecTimestamp:
+		req.Spec, req.TimestampMs = stratav1.OffsetSpec_OFFSET_SPEC_TIMESTAMP, spec.Timestamp
+	default:
+		req.Spec, req.Offset = stratav1.OffsetSpec_OFFSET_SPEC_OFFSET, spec.Offset
+	}
+	var resp *stratav1.ResetQueueGroupResponse
+	err := p.call(ctx, addr, func(s stratav1.StrataClient) (err error) {
+		resp, err = s.ResetQueueGroup(ctx, req)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	if len(resp.Offsets) != 1 {
+		return 0, fmt.Errorf("server: reset through %s answered %d partitions, want 1", addr, len(resp.Offsets))
+	}
+	return resp.Offsets[0].Offset, nil
+}
+
+// RedrivePartition implements broker.Peers.
+func (p *Peers) RedrivePartition(ctx context.Context, addr, topic, group, reason string, dlqPartition int32, maxN int) (int, error) {
+	var resp *stratav1.RedriveQueueGroupResponse
+	err := p.call(ctx, addr, func(s stratav1.StrataClient) (err error) {
+		resp, err = s.RedriveQueueGroup(ctx, &stratav1.RedriveQueueGroupRequest{Topic: topic, Group: group,
+			MaxMessages: int32(min(maxN, 1<<31-1)), Reason: reason, DeadLetterPartitions: []int32{dlqPartition}})
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return int(resp.Redriven), nil
+}
+
+// fromStatus turns another node's answer back into the broker error it
+// stood for, so callers match it with errors.Is/As as a local one.
+func fromStatus(addr string, err error) error {
+	if err == nil {
+		return nil
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	for _, d := range st.Details() {
+		switch d := d.(type) {
+		case *stratav1.NotLeader:
+			return &broker.NotLeaderError{LeaderID: d.LeaderId, LeaderAddr: d.LeaderAddr, What: "forwarded request: " + st.Message()}
+		case *stratav1.OutOfOrderSequence:
+			return &cluster.SequenceError{Expected: d.ExpectedSequence}
+		}
+	}
+	var kind error
+	switch st.Code() {
+	case codes.AlreadyExists:
+		kind = broker.ErrTopicExists
+	case codes.NotFound:
+		kind = broker.ErrUnknownTopic
+	case codes.Unavailable:
+		kind = broker.ErrNotReady
+	case codes.InvalidArgument:
+		kind = broker.ErrInvalidRequest
+	case codes.ResourceExhausted:
+		kind = broker.ErrBatchTooLarge
+	case codes.DeadlineExceeded:
+		kind = context.DeadlineExceeded
+	case codes.Canceled:
+		kind = context.Canceled
+	default:
+		return fmt.Errorf("server: forwarded to %s: %w", addr, err)
+	}
+	return fmt.Errorf("%w: forwarded to %s: %s", kind, addr, st.Message())
+}
