@@ -162,7 +162,8 @@ func (q *QueueConsumer) Extend(ctx context.Context, d time.Duration, msgs ...Que
 	return q.settle(ctx, "extend", msgs, d, "")
 }
 
-// settle sends one request per partition to its leader.
+// settle sends one request per partition to its leader, all at once (a
+// leader commits concurrent settles in shared raft writes).
 func (q *QueueConsumer) settle(ctx context.Context, op string, msgs []QueueMessage, delay time.Duration, errText string) (int, error) {
 	if q.closed.Load() {
 		return 0, ErrClosed
@@ -171,32 +172,53 @@ func (q *QueueConsumer) settle(ctx context.Context, op string, msgs []QueueMessa
 	for _, m := range msgs {
 		byPart[m.Partition] = append(byPart[m.Partition], m.Offset)
 	}
-	total := 0
+	var (
+		wg    sync.WaitGroup
+		total atomic.Int64
+		mu    sync.Mutex
+		errs  []error
+	)
 	for _, p := range slices.Sorted(maps.Keys(byPart)) {
-		req := &stratav1.QueueSettleRequest{Topic: q.cfg.Topic, Group: q.cfg.Group, MemberId: q.cfg.MemberID,
-			Offsets: []*stratav1.QueuePartitionOffsets{{Partition: p, Offsets: byPart[p]}},
-			DelayMs: delay.Milliseconds(), Error: errText}
-		var resp *stratav1.QueueSettleResponse
-		err := q.c.callPartition(ctx, q.cfg.Topic, p, func(ctx context.Context, s stratav1.StrataClient) error {
-			var err error
-			switch op {
-			case "ack":
-				resp, err = s.QueueAck(ctx, req)
-			case "nack":
-				resp, err = s.QueueNack(ctx, req)
-			case "reject":
-				resp, err = s.QueueReject(ctx, req)
-			default:
-				resp, err = s.QueueExtend(ctx, req)
+		wg.Go(func() {
+			n, err := q.settlePartition(ctx, op, p, byPart[p], delay, errText)
+			total.Add(int64(n))
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
 			}
-			return err
 		})
-		if err != nil {
-			return total, fmt.Errorf("client: %s in queue group %q: %w", op, q.cfg.Group, err)
-		}
-		total += int(resp.GetSettled())
 	}
-	return total, nil
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return int(total.Load()), fmt.Errorf("client: %s in queue group %q: %w", op, q.cfg.Group, err)
+	}
+	return int(total.Load()), nil
+}
+
+func (q *QueueConsumer) settlePartition(ctx context.Context, op string, p int32, offs []int64, delay time.Duration, errText string) (int, error) {
+	req := &stratav1.QueueSettleRequest{Topic: q.cfg.Topic, Group: q.cfg.Group, MemberId: q.cfg.MemberID,
+		Offsets: []*stratav1.QueuePartitionOffsets{{Partition: p, Offsets: offs}},
+		DelayMs: delay.Milliseconds(), Error: errText}
+	var resp *stratav1.QueueSettleResponse
+	err := q.c.callPartition(ctx, q.cfg.Topic, p, func(ctx context.Context, s stratav1.StrataClient) error {
+		var err error
+		switch op {
+		case "ack":
+			resp, err = s.QueueAck(ctx, req)
+		case "nack":
+			resp, err = s.QueueNack(ctx, req)
+		case "reject":
+			resp, err = s.QueueReject(ctx, req)
+		default:
+			resp, err = s.QueueExtend(ctx, req)
+		}
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return int(resp.GetSettled()), nil
 }
 
 // Handler processes one record. Returning nil acks it; an error nacks it

@@ -13,38 +13,92 @@ import (
 )
 
 // BenchmarkQueueGRPC measures acked records per second through a queue
-// group over gRPC with the Go client, against an in-process single node:
-// 128-byte records, workers receiving batches of 4000 and acking each
-// batch. b.N is the number of records.
+// group over gRPC with the Go client: 128-byte records, workers receiving
+// batches of 4000 and acking each batch. b.N is the number of records.
+// nodes=1 is an in-process single node; nodes=3 an in-process cluster of
+// three nodes (one process, the same 2 cores) with replication factor 3,
+// so every delivery count and ack is committed on two of three replicas.
 //
 //	go test -run '^$' -bench QueueGRPC -benchtime 200000x -count 5 ./api/client
 func BenchmarkQueueGRPC(b *testing.B) {
-	for _, workers := range []int{1, 4} {
-		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) { benchQueueGRPC(b, workers) })
+	for _, nodes := range []int{1, 3} {
+		for _, workers := range []int{1, 4} {
+			b.Run(fmt.Sprintf("nodes=%d/workers=%d", nodes, workers), func(b *testing.B) { benchQueueGRPC(b, nodes, workers) })
+		}
 	}
 }
 
 const benchBatch = 4000
 
-func benchQueueGRPC(b *testing.B, workers int) {
+// startAgents starts n in-process nodes, the first bootstrapping and the
+// others joining it, and returns their gRPC addresses.
+func startAgents(b *testing.B, n int) []string {
 	ctx := context.Background()
-	cfg := agent.DefaultConfig()
-	cfg.DataDir, cfg.NodeID, cfg.LogLevel = b.TempDir(), "n1", "error"
-	cfg.GRPCAddr, cfg.HTTPAddr, cfg.ClusterAddr, cfg.GossipAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	a, err := agent.New(ctx, cfg, nil)
-	if err != nil {
-		b.Fatal(err)
+	var addrs, join []string
+	for i := range n {
+		cfg := agent.DefaultConfig()
+		cfg.DataDir, cfg.NodeID, cfg.LogLevel = b.TempDir(), fmt.Sprintf("n%d", i+1), "error"
+		cfg.GRPCAddr, cfg.HTTPAddr, cfg.ClusterAddr, cfg.GossipAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+		cfg.Join = join
+		a, err := agent.New(ctx, cfg, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { a.Close() })
+		if join == nil {
+			join = []string{a.GossipAddr()}
+		}
+		addrs = append(addrs, a.GRPCAddr())
 	}
-	defer a.Close()
-	cl, err := client.Dial(ctx, []string{a.GRPCAddr()})
+	return addrs
+}
+
+// waitLeadersSpread waits until every node leads as many partitions of
+// topic as the others: the preferred leaders have taken over (5 s after a
+// cluster forms), so no leadership moves while a benchmark measures.
+func waitLeadersSpread(b *testing.B, ad *client.Admin, topic string, nodes int) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ti, err := ad.DescribeTopic(context.Background(), topic)
+		leads := map[string]int{}
+		for _, p := range ti.Partitions {
+			leads[p.LeaderID]++
+		}
+		spread := err == nil && len(leads) == nodes && leads[""] == 0
+		for _, n := range leads {
+			spread = spread && n == len(ti.Partitions)/nodes
+		}
+		if spread {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("leaders of %s not spread over %d nodes in 30 s: %v %v", topic, nodes, leads, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func benchQueueGRPC(b *testing.B, nodes, workers int) {
+	ctx := context.Background()
+	addrs := startAgents(b, nodes)
+	cl, err := client.Dial(ctx, addrs)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer cl.Close()
 	ad := client.NewAdmin(cl)
-	if _, err := ad.CreateTopic(ctx, "bench", client.TopicConfig{Partitions: 4}); err != nil {
-		b.Fatal(err)
+	// Until every node has joined, a replication factor of 3 is refused.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		_, err := ad.CreateTopic(ctx, "bench", client.TopicConfig{Partitions: 6, ReplicationFactor: int32(nodes)})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
+	waitLeadersSpread(b, ad, "bench", nodes)
 	if _, err := ad.CreateQueueGroup(ctx, "bench", "g", client.QueueSettings{}); err != nil {
 		b.Fatal(err)
 	}

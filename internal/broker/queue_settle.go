@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/stratalog/strata/cluster"
@@ -105,36 +106,60 @@ func (b *Broker) QueueExtend(ctx context.Context, req SettleRequest) (int, error
 }
 
 // settle runs op on the records of each partition that Reserve lets
-// through, then releases them.
+// through, then releases them. Partitions settle concurrently, so that
+// their raft commands share log writes and replication rounds.
 func (b *Broker) settle(ctx context.Context, req SettleRequest, op func(queueCursor, []cluster.Settling) error, anyMember bool) (int, error) {
 	def, err := b.QueueGroup(req.Topic, req.Group)
 	if err != nil {
 		return 0, err
 	}
-	n := 0
-	for _, p := range slices.Sorted(maps.Keys(req.Offsets)) {
-		c, ok, err := b.cursor(ctx, def, p)
-		if err != nil {
-			return n, err
-		}
-		if !ok {
-			return n, fmt.Errorf("%w: %s/%d is loading", ErrNotReady, def.Topic, p)
-		}
-		offs := slices.Clone(req.Offsets[p])
-		slices.Sort(offs)
-		s := c.q.Reserve(req.Member, slices.Compact(offs), anyMember, time.Now())
-		if len(s) == 0 {
-			continue
-		}
-		err = op(c, s)
-		c.q.Release(offsetsOf(s))
-		b.queue.changed()
-		if err != nil {
-			return n, err
-		}
-		n += len(s)
+	parts := slices.Sorted(maps.Keys(req.Offsets))
+	if len(parts) == 1 {
+		return b.settlePartition(ctx, def, req, parts[0], op, anyMember)
 	}
-	return n, nil
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		n    int
+		errs []error
+	)
+	for _, p := range parts {
+		wg.Go(func() {
+			k, err := b.settlePartition(ctx, def, req, p, op, anyMember)
+			mu.Lock()
+			defer mu.Unlock()
+			n += k
+			if err != nil {
+				errs = append(errs, err)
+			}
+		})
+	}
+	wg.Wait()
+	return n, errors.Join(errs...)
+}
+
+// settlePartition settles the records of req on partition p.
+func (b *Broker) settlePartition(ctx context.Context, def cluster.QueueDef, req SettleRequest, p int32, op func(queueCursor, []cluster.Settling) error, anyMember bool) (int, error) {
+	c, ok, err := b.cursor(ctx, def, p)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return 0, fmt.Errorf("%w: %s/%d is loading", ErrNotReady, def.Topic, p)
+	}
+	offs := slices.Clone(req.Offsets[p])
+	slices.Sort(offs)
+	s := c.q.Reserve(req.Member, slices.Compact(offs), anyMember, time.Now())
+	if len(s) == 0 {
+		return 0, nil
+	}
+	err = op(c, s)
+	c.q.Release(offsetsOf(s))
+	b.queue.changed()
+	if err != nil {
+		return 0, err
+	}
+	return len(s), nil
 }
 
 // apply applies a queue command to the cursor's partition, filling in the
