@@ -14,6 +14,10 @@ import (
 // producer and consumer dials its own client (its own connection), as
 // separate processes would.
 type Strata struct {
+	// ReplicationFactor is the replication factor of the topics
+	// CreateStream makes; 0 leaves it to the cluster (min(3, nodes)).
+	ReplicationFactor int32
+
 	brokers []string
 	cl      *client.Client
 	admin   *client.Admin
@@ -34,13 +38,61 @@ func (s *Strata) Name() string { return "strata" }
 // Close closes the admin connection.
 func (s *Strata) Close() error { return errors.Join(s.admin.Close(), s.cl.Close()) }
 
-// CreateStream creates the topic unless it exists.
+// CreateStream creates the topic unless it exists, and waits until every
+// partition has a leader and all its replicas in sync: on a cluster the
+// partition's raft group may still be electing, and a run that started
+// then would time the election.
 func (s *Strata) CreateStream(ctx context.Context, topic string, partitions int) error {
-	_, err := s.admin.CreateTopic(ctx, topic, client.TopicConfig{Partitions: int32(partitions)})
-	if errors.Is(err, client.ErrTopicExists) {
-		return nil
+	_, err := s.admin.CreateTopic(ctx, topic, client.TopicConfig{Partitions: int32(partitions),
+		ReplicationFactor: s.ReplicationFactor})
+	if err != nil && !errors.Is(err, client.ErrTopicExists) {
+		return err
 	}
-	return err
+	return s.waitLeaders(ctx, topic)
+}
+
+// leaderWait bounds how long CreateStream waits for the partitions'
+// leaders; elections take a few heartbeat timeouts (500 ms by default).
+const leaderWait = 30 * time.Second
+
+// waitLeaders polls the topic's description until every partition has a
+// leader and as many in-sync replicas as replicas.
+func (s *Strata) waitLeaders(ctx context.Context, topic string) error {
+	ctx, cancel := context.WithTimeout(ctx, leaderWait)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		info, err := s.admin.DescribeTopic(ctx, topic)
+		if err == nil {
+			err = partitionsReady(info)
+		}
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("topic %q not ready within %v: %w", topic, leaderWait, err)
+		case <-tick.C:
+		}
+	}
+}
+
+// partitionsReady says which partition, if any, lacks a leader or an
+// in-sync replica.
+func partitionsReady(info client.TopicInfo) error {
+	if len(info.Partitions) == 0 {
+		return errors.New("no partitions described yet")
+	}
+	for _, p := range info.Partitions {
+		switch {
+		case p.LeaderAddr == "":
+			return fmt.Errorf("partition %d has no leader", p.Partition)
+		case len(p.InSync) < len(p.Replicas):
+			return fmt.Errorf("partition %d: %d of %d replicas in sync", p.Partition, len(p.InSync), len(p.Replicas))
+		}
+	}
+	return nil
 }
 
 // DeleteStream deletes the topic.

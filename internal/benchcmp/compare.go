@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -72,14 +73,21 @@ const (
 	tNATS       = "nats"
 	tNATSAlways = "nats-always"
 	tNATSNoAck  = "nats-ack-none"
+	// (e)'s 3-node clusters.
+	tStrataR3     = "strata-r3"
+	tNATSR3       = "nats-r3"
+	tNATSR3Always = "nats-r3-always"
 )
 
 // targetLabels describe the targets in the tables.
 var targetLabels = map[string]string{
-	tStrata:     "Strata (1 node, ack after fsync)",
-	tNATS:       "NATS JetStream (default: fsync every 2 min)",
-	tNATSAlways: "NATS JetStream (sync_interval: always)",
-	tNATSNoAck:  "NATS JetStream (pull, AckNone)",
+	tStrata:       "Strata (1 node, ack after fsync)",
+	tNATS:         "NATS JetStream (default: fsync every 2 min)",
+	tNATSAlways:   "NATS JetStream (sync_interval: always)",
+	tNATSNoAck:    "NATS JetStream (pull, AckNone)",
+	tStrataR3:     "Strata (3 nodes, RF 3, ack after fsync on a majority)",
+	tNATSR3:       "NATS JetStream R3 (default: fsync every 2 min)",
+	tNATSR3Always: "NATS JetStream R3 (sync_interval: always)",
 }
 
 // Run is one workload run on one target.
@@ -98,21 +106,56 @@ type Run struct {
 
 // env is the running servers and targets.
 type env struct {
-	cfg     Config
-	servers map[string]*server // by target name
+	cfg   Config
+	procs []*server // every process started, each once; close stops them
+	// servers are the processes serving each target (three for a
+	// cluster; tNATSNoAck shares tNATS's), whose CPU a run measures.
+	servers map[string][]*server
 	targets map[string]bench.Target
 	queues  bool // Strata's target has queue groups
 }
 
+func newEnv(cfg Config) *env {
+	return &env{cfg: cfg, servers: map[string][]*server{}, targets: map[string]bench.Target{}}
+}
+
+// close closes the targets and stops every process, also those of a
+// start that failed half-way.
 func (e *env) close() error {
 	var errs []error
 	for _, t := range e.targets {
 		errs = append(errs, t.Close())
 	}
-	for _, s := range e.servers {
-		errs = append(errs, s.stop())
-	}
+	errs = append(errs, stopAll(e.procs))
+	e.procs = nil
 	return errors.Join(errs...)
+}
+
+// add records the processes serving target.
+func (e *env) add(target string, procs ...*server) {
+	e.procs = append(e.procs, procs...)
+	e.servers[target] = procs
+}
+
+// selected returns the workloads cfg.Only asks for (all by default).
+func (e *env) selected() []*workload {
+	ws := e.workloads()
+	if len(e.cfg.Only) > 0 {
+		ws = slices.DeleteFunc(ws, func(w *workload) bool { return !slices.Contains(e.cfg.Only, w.id) })
+	}
+	return ws
+}
+
+// targetsOf returns the targets the workloads run on, so only their
+// servers are started (an idle cluster still takes CPU from the runs).
+func targetsOf(ws []*workload) map[string]bool {
+	need := map[string]bool{}
+	for _, w := range ws {
+		for _, t := range w.targets {
+			need[t] = true
+		}
+	}
+	return need
 }
 
 // Compare starts the servers, runs every workload cfg.Rounds times and
@@ -126,21 +169,16 @@ func Compare(ctx context.Context, cfg Config) ([]Run, error) {
 		defer os.RemoveAll(dir)
 		cfg.Dir = dir
 	}
-	e, err := start(ctx, cfg)
-	if e != nil {
-		defer func() {
-			if cerr := e.close(); cerr != nil {
-				fmt.Fprintln(cfg.Log, "stop servers:", cerr)
-			}
-		}()
-	}
-	if err != nil {
+	e := newEnv(cfg)
+	defer func() {
+		if cerr := e.close(); cerr != nil {
+			fmt.Fprintln(cfg.Log, "stop servers:", cerr)
+		}
+	}()
+	if err := e.start(ctx, targetsOf(e.selected())); err != nil {
 		return nil, err
 	}
-	ws := e.workloads()
-	if len(cfg.Only) > 0 {
-		ws = slices.DeleteFunc(ws, func(w *workload) bool { return !slices.Contains(cfg.Only, w.id) })
-	}
+	ws := e.selected() // again: start found out whether queues exist
 	if err := e.setup(ctx, ws); err != nil {
 		return nil, err
 	}
@@ -167,66 +205,140 @@ func Compare(ctx context.Context, cfg Config) ([]Run, error) {
 	return runs, nil
 }
 
-// start launches the three servers and connects a target to each.
-func start(ctx context.Context, cfg Config) (*env, error) {
-	e := &env{cfg: cfg, servers: map[string]*server{}, targets: map[string]bench.Target{}}
-	s, err := startStrata(ctx, cfg.StrataBin, filepath.Join(cfg.Dir, "strata"), cfg.StrataArgs...)
-	if err != nil {
-		return e, err
+// start launches the servers of the needed targets and connects a
+// target to each.
+func (e *env) start(ctx context.Context, need map[string]bool) error {
+	if err := e.startSingle(ctx, need); err != nil {
+		return err
 	}
-	e.servers[tStrata] = s
-	for _, always := range []bool{false, true} {
-		name, dir := tNATS, "nats"
-		if always {
-			name, dir = tNATSAlways, "nats-always"
+	if err := e.startClusters(ctx, need); err != nil {
+		return err
+	}
+	names := slices.Sorted(maps.Keys(e.servers))
+	for _, name := range names {
+		var addrs []string
+		for _, s := range e.servers[name] {
+			addrs = append(addrs, s.addr)
 		}
-		s, err := startNATS(ctx, cfg.NATSBin, filepath.Join(cfg.Dir, dir), always)
+		fmt.Fprintf(e.cfg.Log, "%s: %s\n", name, strings.Join(addrs, ","))
+	}
+	fmt.Fprintf(e.cfg.Log, "data in %s\n", e.cfg.Dir)
+	return nil
+}
+
+// startSingle starts the one-node servers of (a) to (d): strata, and
+// nats-server with each durability.
+func (e *env) startSingle(ctx context.Context, need map[string]bool) error {
+	cfg := e.cfg
+	if need[tStrata] {
+		s, err := startStrata(ctx, cfg.StrataBin, filepath.Join(cfg.Dir, "strata"), nodeArgs(cfg.StrataArgs, "n1")...)
 		if err != nil {
-			return e, err
+			return err
 		}
-		e.servers[name] = s
-	}
-	st, err := bench.NewStrata(ctx, []string{e.servers[tStrata].addr})
-	if err != nil {
-		return e, err
-	}
-	e.targets[tStrata] = st
-	_, e.queues = any(st).(bench.QueueTarget)
-	for name, ack := range map[string]jetstream.AckPolicy{tNATS: jetstream.AckExplicitPolicy,
-		tNATSAlways: jetstream.AckExplicitPolicy, tNATSNoAck: jetstream.AckNonePolicy} {
-		srv := e.servers[name]
-		if name == tNATSNoAck {
-			srv = e.servers[tNATS]
-			e.servers[tNATSNoAck] = srv
-		}
-		t, err := NewNATS(srv.addr, name, ack)
+		e.add(tStrata, s)
+		st, err := bench.NewStrata(ctx, []string{s.addr})
 		if err != nil {
-			return e, err
+			return err
+		}
+		e.targets[tStrata] = st
+		_, e.queues = any(st).(bench.QueueTarget)
+	}
+	for _, n := range []struct {
+		name, dir string
+		always    bool
+		ack       jetstream.AckPolicy
+	}{{tNATS, "nats", false, jetstream.AckExplicitPolicy}, {tNATSAlways, "nats-always", true, jetstream.AckExplicitPolicy}} {
+		if !need[n.name] && (n.name != tNATS || !need[tNATSNoAck]) {
+			continue
+		}
+		s, err := startNATS(ctx, cfg.NATSBin, filepath.Join(cfg.Dir, n.dir), n.always)
+		if err != nil {
+			return err
+		}
+		e.add(n.name, s)
+		if err := e.connectNATS(n.name, s.addr, n.ack); err != nil {
+			return err
+		}
+	}
+	if need[tNATSNoAck] { // same server as tNATS, other consumers
+		e.servers[tNATSNoAck] = e.servers[tNATS]
+		return e.connectNATS(tNATSNoAck, e.servers[tNATS][0].addr, jetstream.AckNonePolicy)
+	}
+	return nil
+}
+
+// connectNATS makes the target name on a one-node NATS server.
+func (e *env) connectNATS(name, addr string, ack jetstream.AckPolicy) error {
+	t, err := NewNATS(addr, name, ack)
+	if err != nil {
+		return err
+	}
+	t.maxPending = e.cfg.NATSMaxPending
+	e.targets[name] = t
+	return nil
+}
+
+// startClusters starts the 3-node clusters of (e): Strata, whose topics
+// get replication factor 3, and NATS with each durability, whose streams
+// get 3 replicas.
+func (e *env) startClusters(ctx context.Context, need map[string]bool) error {
+	cfg := e.cfg
+	if need[tStrataR3] {
+		nodes, err := startStrataCluster(ctx, cfg.StrataBin, filepath.Join(cfg.Dir, "strata-r3"), cfg.StrataArgs)
+		if err != nil {
+			return err
+		}
+		e.add(tStrataR3, nodes...)
+		var addrs []string
+		for _, n := range nodes {
+			addrs = append(addrs, n.addr)
+		}
+		st, err := bench.NewStrata(ctx, addrs)
+		if err != nil {
+			return err
+		}
+		st.ReplicationFactor = clusterNodes
+		e.targets[tStrataR3] = st
+		if err := settleStrataCluster(ctx, cfg.StrataBin, addrs[0], st); err != nil {
+			return err
+		}
+	}
+	for _, name := range []string{tNATSR3, tNATSR3Always} {
+		if !need[name] {
+			continue
+		}
+		always := name == tNATSR3Always
+		nodes, err := startNATSCluster(ctx, cfg.NATSBin, filepath.Join(cfg.Dir, name), always)
+		if err != nil {
+			return err
+		}
+		e.add(name, nodes...)
+		t, err := newNATSCluster(nodes, name)
+		if err != nil {
+			return err
 		}
 		t.maxPending = cfg.NATSMaxPending
 		e.targets[name] = t
 	}
-	delete(e.servers, tNATSNoAck) // shares tNATS's process; stopped once
-	fmt.Fprintf(cfg.Log, "strata %s, nats %s, nats (sync always) %s; data in %s\n",
-		e.servers[tStrata].addr, e.servers[tNATS].addr, e.servers[tNATSAlways].addr, cfg.Dir)
-	return e, nil
+	return nil
 }
 
-// serverOf returns the process serving a target.
-func (e *env) serverOf(target string) *server {
-	if target == tNATSNoAck {
-		return e.servers[tNATS]
+// cpuOf returns the CPU time the processes have used so far.
+func cpuOf(servers []*server) time.Duration {
+	var d time.Duration
+	for _, s := range servers {
+		d += cpuTime(s.pid())
 	}
-	return e.servers[target]
+	return d
 }
 
 // runOne runs one workload on one target and measures the server's CPU.
 func (e *env) runOne(ctx context.Context, w *workload, target string, round int) Run {
 	r := Run{Workload: w.key(), Size: w.size, Target: target, Round: round, Load: loadAvg()}
-	srv := e.serverOf(target)
-	cpu0, t0 := cpuTime(srv.pid()), time.Now()
+	srvs := e.servers[target]
+	cpu0, t0 := cpuOf(srvs), time.Now()
 	res, err := w.run(ctx, e.targets[target], round)
-	cpu1, t1 := cpuTime(srv.pid()), time.Now()
+	cpu1, t1 := cpuOf(srvs), time.Now()
 	if res != nil {
 		r.Result = res.Summary()
 		r.ServerCPU = float64(cpu1-cpu0) / float64(t1.Sub(t0))
@@ -234,7 +346,7 @@ func (e *env) runOne(ctx context.Context, w *workload, target string, round int)
 	if err != nil {
 		r.Err = err.Error()
 	}
-	line := fmt.Sprintf("  %-4s %5dB %-14s %12s records/s", w.key(), w.size, target, bench.Count(r.Result.RecordsPerSec))
+	line := fmt.Sprintf("  %-6s %5dB %-14s %12s records/s", w.key(), w.size, target, bench.Count(r.Result.RecordsPerSec))
 	if l := r.Result.LatencyMs; l != nil {
 		line += fmt.Sprintf("  p50 %s ms  p99 %s ms", bench.Millis(l.P50), bench.Millis(l.P99))
 	}
@@ -262,16 +374,15 @@ func Replot(cfg Config, jsonPath string) error {
 	if err := json.Unmarshal(b, &runs); err != nil {
 		return fmt.Errorf("%s: %w", jsonPath, err)
 	}
-	e := &env{cfg: cfg}
 	cfg.Rounds = 0
+	queues := false
 	for _, r := range runs {
-		e.queues = e.queues || strings.HasPrefix(r.Workload, "d")
+		queues = queues || strings.HasPrefix(r.Workload, "d")
 		cfg.Rounds = max(cfg.Rounds, r.Round)
 	}
-	ws := e.workloads()
-	if len(cfg.Only) > 0 {
-		ws = slices.DeleteFunc(ws, func(w *workload) bool { return !slices.Contains(cfg.Only, w.id) })
-	}
+	e := newEnv(cfg)
+	e.queues = queues
+	ws := e.selected()
 	cfg.JSONPath = ""
 	return report(cfg, ws, runs)
 }

@@ -8,9 +8,12 @@
 //
 // Workloads: (a) one partition/stream, asynchronous produce; (b) one
 // record at a time, latency; (c) consume stored records; (d) queue
-// receive + ack; (e) a 3-node cluster with replication factor 3. (e) runs
-// once the cluster can be started here (see clusterWorkloads); until then
-// its tables say "not run".
+// receive + ack; (e) (a) and (b) on 3-node clusters: three strata servers
+// (the 2nd and 3rd join the 1st) with replication factor 3 against three
+// nats-servers joined by routes with R3 streams, again with both NATS
+// durabilities (cluster.go). Only the servers of the selected workloads
+// (-only) are started, and every process is stopped at the end, also
+// after an error or an interrupt.
 //
 // nats.go stays in this package and its command (cmd/benchcmp): the
 // strata binary does not link it.

@@ -23,13 +23,21 @@ const natsPullBatch = 1000
 
 // NATS is a bench.Target (and bench.QueueTarget) that drives NATS JetStream
 // through nats.go: one stream per Strata topic (subject = stream name),
-// file storage, one replica; asynchronous publish; pull consumers.
+// file storage, one replica (or replicas on a cluster); asynchronous
+// publish; pull consumers.
 type NATS struct {
 	name string
-	url  string
+	url  string // one server's URL, or a cluster's, comma-separated
 	ack  jetstream.AckPolicy
 	// maxPending overrides natsMaxPending when > 0.
 	maxPending int
+	// replicas is the streams' replica count (R3 on a cluster); 0 means 1.
+	replicas int
+	// serverURLs maps a cluster's server names to their client URLs, so
+	// that a producer connects to the server leading its stream first, as
+	// Strata's client sends to its partition's leader: neither side pays
+	// for an extra hop.
+	serverURLs map[string]string
 	nc         *nats.Conn
 	js         jetstream.JetStream
 }
@@ -56,18 +64,64 @@ func (n *NATS) Name() string { return n.name }
 // Close closes the connection.
 func (n *NATS) Close() error { n.nc.Close(); return nil }
 
-// CreateStream creates a file-stored stream with one replica unless it
-// exists. A JetStream stream is one ordered log: partitions must be 1.
+// CreateStream creates a file-stored stream with the target's replicas
+// unless it exists, and on a cluster waits until the stream has a leader
+// and every replica is current. A JetStream stream is one ordered log:
+// partitions must be 1.
 func (n *NATS) CreateStream(ctx context.Context, stream string, partitions int) error {
 	if partitions != 1 {
 		return fmt.Errorf("nats: a stream is one partition, not %d", partitions)
 	}
 	_, err := n.js.CreateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{stream},
-		Storage: jetstream.FileStorage, Replicas: 1})
-	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		Storage: jetstream.FileStorage, Replicas: max(n.replicas, 1)})
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return err
+	}
+	if n.replicas <= 1 {
 		return nil
 	}
-	return err
+	return waitFor(ctx, 30*time.Second, "nats stream "+stream+" leader", func() error {
+		_, err := n.streamLeader(ctx, stream)
+		return err
+	})
+}
+
+// streamLeader returns the name of the server leading a replicated
+// stream, or an error while it has none or a replica is not current.
+func (n *NATS) streamLeader(ctx context.Context, stream string) (string, error) {
+	s, err := n.js.Stream(ctx, stream)
+	if err != nil {
+		return "", err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return "", err
+	}
+	c := info.Cluster
+	switch {
+	case c == nil || c.Leader == "":
+		return "", errors.New("nats: stream has no leader")
+	case len(c.Replicas) < n.replicas-1:
+		return "", fmt.Errorf("nats: stream has %d followers of %d", len(c.Replicas), n.replicas-1)
+	}
+	for _, r := range c.Replicas {
+		if !r.Current || r.Offline {
+			return "", fmt.Errorf("nats: replica %s not current", r.Name)
+		}
+	}
+	return c.Leader, nil
+}
+
+// producerURL returns the URLs a producer of stream connects to, the
+// stream leader's first when it is known.
+func (n *NATS) producerURL(ctx context.Context, stream string) string {
+	if len(n.serverURLs) == 0 {
+		return n.url
+	}
+	if leader, err := n.streamLeader(ctx, stream); err == nil && n.serverURLs[leader] != "" {
+		return n.serverURLs[leader] + "," + n.url
+	}
+	return n.url
 }
 
 // DeleteStream deletes the stream.
@@ -91,10 +145,11 @@ func (n *NATS) StoredRecords(ctx context.Context, stream string) (int64, error) 
 	return int64(info.State.Msgs), nil
 }
 
-// NewProducer opens a connection of its own and publishes asynchronously
-// with a window of natsMaxPending. Keys are ignored: a stream has no
-// partitions to spread them over.
-func (n *NATS) NewProducer(_ context.Context, stream string, o bench.ProducerOptions) (bench.Producer, error) {
+// NewProducer opens a connection of its own (to the stream leader's server
+// on a cluster) and publishes asynchronously with a window of
+// natsMaxPending. Keys are ignored: a stream has no partitions to spread
+// them over.
+func (n *NATS) NewProducer(ctx context.Context, stream string, o bench.ProducerOptions) (bench.Producer, error) {
 	maxPending := natsMaxPending
 	if n.maxPending > 0 {
 		maxPending = n.maxPending
@@ -104,7 +159,8 @@ func (n *NATS) NewProducer(_ context.Context, stream string, o bench.ProducerOpt
 	}
 	p := &natsProducer{subject: stream, pending: map[*nats.Msg]func(error){},
 		window: make(chan struct{}, maxPending)}
-	nc, err := nats.Connect(n.url)
+	// In the given order: the stream leader's server first.
+	nc, err := nats.Connect(n.producerURL(ctx, stream), nats.DontRandomize())
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,10 @@ var targetColors = map[string]string{
 	tNATS:       "#dd6b20",
 	tNATSAlways: "#c53030",
 	tNATSNoAck:  "#d69e2e",
+	// (e): darker or lighter shades of the same systems.
+	tStrataR3:     "#1a365d",
+	tNATSR3:       "#f6ad55",
+	tNATSR3Always: "#822727",
 }
 
 type bar struct {
@@ -60,7 +64,7 @@ func writeSVG(path string, ws []*workload, runs []Run) error {
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", W, H, W, H)
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", W, H)
 	panel(&b, 70, 40, 680, 360, "Throughput, records/s (median, log scale; higher is better)", thr)
-	panel(&b, 830, 40, 460, 360, "(b) One at a time: latency ms, median, log scale", lat)
+	panel(&b, 830, 40, 460, 360, "(b), (e) One at a time: latency ms, median, log scale", lat)
 	legend(&b, 70, 470, ws)
 	b.WriteString("</svg>\n")
 	return os.WriteFile(path, []byte(b.String()), 0o644)

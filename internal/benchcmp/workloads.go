@@ -38,24 +38,13 @@ func (e *env) workloads() []*workload {
 			title: "one partition/stream, asynchronous produce",
 			note: "Strata: one Producer with its defaults (idempotent, linger 5 ms, 512 KiB batches, 5 in flight, " +
 				"100,000 records buffered). NATS: one connection, PublishAsync with 8,192 awaiting their ack.",
-			run: func(ctx context.Context, t bench.Target, round int) (*bench.Result, error) {
-				stream := fmt.Sprintf("a-%d-r%d", size, round)
-				defer func() { _ = t.DeleteStream(context.WithoutCancel(ctx), stream) }()
-				return bench.Produce(ctx, t, bench.ProduceConfig{Stream: stream, Records: c.ProduceRecords,
-					Duration: c.ProduceDuration, Size: size})
-			}})
+			run: c.produceRun("a", size, false)})
 	}
 	for _, size := range c.Sizes {
 		ws = append(ws, &workload{id: "b", size: size, targets: []string{tStrata, tNATS, tNATSAlways}, latency: true,
 			title: "produce one record at a time, latency",
 			note:  "Strata: Producer.Produce with linger 0. NATS: JetStream Publish (waits for the PubAck).",
-			run: func(ctx context.Context, t bench.Target, round int) (*bench.Result, error) {
-				stream := fmt.Sprintf("b-%d-r%d", size, round)
-				defer func() { _ = t.DeleteStream(context.WithoutCancel(ctx), stream) }()
-				return bench.Produce(ctx, t, bench.ProduceConfig{Stream: stream, Records: c.SyncRecords,
-					Duration: c.SyncDuration, Size: size, Sync: true,
-					Producer: bench.ProducerOptions{LingerSet: true}})
-			}})
+			run:   c.produceRun("b", size, true)})
 	}
 	for _, size := range c.Sizes {
 		stream := fmt.Sprintf("c-%d", size)
@@ -75,7 +64,24 @@ func (e *env) workloads() []*workload {
 	for _, members := range c.QueueMembers {
 		ws = append(ws, e.queueWorkloads(members)...)
 	}
-	return append(ws, clusterWorkloads(c)...)
+	return append(ws, e.clusterWorkloads()...)
+}
+
+// produceRun is the run of (a), (b) and (e) at one size: a new stream per
+// run (prefix, size, round), deleted after it; pipelined, bounded by
+// ProduceRecords and ProduceDuration, or one record at a time (sync, with
+// linger 0), bounded by SyncRecords and SyncDuration.
+func (c Config) produceRun(prefix string, size int, sync bool) func(context.Context, bench.Target, int) (*bench.Result, error) {
+	return func(ctx context.Context, t bench.Target, round int) (*bench.Result, error) {
+		stream := fmt.Sprintf("%s-%d-r%d", prefix, size, round)
+		defer func() { _ = t.DeleteStream(context.WithoutCancel(ctx), stream) }()
+		pc := bench.ProduceConfig{Stream: stream, Records: c.ProduceRecords, Duration: c.ProduceDuration, Size: size}
+		if sync {
+			pc.Records, pc.Duration, pc.Sync = c.SyncRecords, c.SyncDuration, true
+			pc.Producer = bench.ProducerOptions{LingerSet: true}
+		}
+		return bench.Produce(ctx, t, pc)
+	}
 }
 
 // queueWorkloads are (d) with the given number of members, on (c)'s
@@ -108,20 +114,31 @@ func (e *env) queueWorkloads(members int) []*workload {
 	return ws
 }
 
-// clusterWorkloads are (e): a 3-node Strata cluster with replication
-// factor 3 against a 3-node NATS cluster with R3 streams, asynchronous
-// produce and one record at a time. To add them: start three strata
-// servers (--join) and three nats-servers (cluster routes) in start, add
-// targets "strata-r3" and "nats-r3" whose CreateStream asks for 3
-// replicas, and return the (a) and (b) run functions with those targets.
-func clusterWorkloads(c Config) []*workload {
+// clusterNote says how (e) runs, under both of its tables.
+const clusterNote = "Three nodes of each system on this machine, sharing its 2 cores with the client. " +
+	"Strata: a topic with replication factor 3 and one partition, acknowledged once a majority of its " +
+	"replicas has it fsynced; the Go client dialled with the three addresses sends to the partition's " +
+	"leader. NATS: three nats-servers in one cluster (routes), a stream with Replicas: 3, acknowledged once " +
+	"a majority has stored it (fsynced as labelled); the producer connects to the stream leader's server. " +
+	"Server CPU: the three processes together."
+
+// clusterWorkloads are (e): (a) and (b) on 3-node clusters, Strata with
+// replication factor 3 against NATS with R3 streams (both durabilities).
+func (e *env) clusterWorkloads() []*workload {
+	c := e.cfg
+	targets := []string{tStrataR3, tNATSR3, tNATSR3Always}
 	var ws []*workload
 	for _, size := range c.Sizes {
-		ws = append(ws,
-			&workload{id: "e", size: size, title: "3 nodes, replication factor 3 / R3, asynchronous produce",
-				notRun: "not run: needs the 3-node cluster"},
-			&workload{id: "e", size: size, title: "3 nodes, replication factor 3 / R3, one at a time, latency",
-				latency: true, notRun: "not run: needs the 3-node cluster"})
+		ws = append(ws, &workload{id: "e", variant: "async", size: size, targets: targets,
+			title: "3 nodes, replication factor 3 / R3, asynchronous produce",
+			note:  clusterNote + " Producers as in (a).",
+			run:   c.produceRun("e-async", size, false)})
+	}
+	for _, size := range c.Sizes {
+		ws = append(ws, &workload{id: "e", variant: "sync", size: size, targets: targets, latency: true,
+			title: "3 nodes, replication factor 3 / R3, one at a time, latency",
+			note:  clusterNote + " One record at a time as in (b).",
+			run:   c.produceRun("e-sync", size, true)})
 	}
 	return ws
 }
