@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -237,15 +238,26 @@ func TestClusterCatchUpThroughSnapshot(t *testing.T) {
 	if _, err := dg.Group.Apply(ctx, CreatePartitionCmd("t", k, TopicConfig{Partitions: 1, ReplicationFactor: 3})); err != nil {
 		t.Fatal(err)
 	}
-	produce := func(dg *DataGroup, from, n int) {
+	// produce writes through whichever node leads: on 2 loaded cores a
+	// 300 ms heartbeat can lose leadership mid-test, which is not what
+	// this test is about (a retried batch may be written twice, the same
+	// on every replica).
+	produce := func(from, n int) {
 		t.Helper()
 		for i := from; i < from+n; i++ {
-			if _, err := dg.Group.Apply(ctx, ProduceCmd(k, testBatch(t, 1000, i))); err != nil {
-				t.Fatalf("produce %d: %v", i, err)
+			for attempt := 1; ; attempt++ {
+				_, dg := groupLeader(t, nodes, gid)
+				_, err := dg.Group.Apply(ctx, ProduceCmd(k, testBatch(t, 1000, i)))
+				if err == nil {
+					break
+				}
+				if !errors.Is(err, ErrNotLeader) || attempt == 5 {
+					t.Fatalf("produce %d: %v", i, err)
+				}
 			}
 		}
 	}
-	produce(dg, 0, 200)
+	produce(0, 200)
 
 	// Wipe a follower.
 	var victim *testClusterNode
@@ -262,15 +274,20 @@ func TestClusterCatchUpThroughSnapshot(t *testing.T) {
 	if err := os.RemoveAll(victim.dir); err != nil {
 		t.Fatal(err)
 	}
-	_, dg = groupLeader(t, nodes, gid)
-	produce(dg, 200, 200)
-	// Compact the leader's raft log past everything: only a snapshot can
-	// bring the victim back.
-	if err := dg.Group.Snapshot(); err != nil {
-		t.Fatal(err)
-	}
-	if first, _ := dg.Group.logs.FirstIndex(); first <= 2 {
-		t.Fatalf("raft log not compacted: first index %d", first)
+	produce(200, 200)
+	// Compact the raft log of both remaining replicas past everything:
+	// whichever leads, only a snapshot can bring the victim back.
+	for _, c := range nodes {
+		if c == victim {
+			continue
+		}
+		d := c.node.DataGroup(gid)
+		if err := d.Group.Snapshot(); err != nil {
+			t.Fatal(err)
+		}
+		if first, _ := d.Group.logs.FirstIndex(); first <= 2 {
+			t.Fatalf("raft log of %s not compacted: first index %d", c.id, first)
+		}
 	}
 	for _, c := range nodes {
 		if c != victim && c != ml && c.node != nil {
@@ -280,7 +297,10 @@ func TestClusterCatchUpThroughSnapshot(t *testing.T) {
 	victim.join = append(victim.join, ml.node.GossipAddr())
 	start := time.Now()
 	victim.start()
-	leaderPart := dg.FSM.Partition(k)
+	leaderPart := func() *Partition {
+		_, dg := groupLeader(t, nodes, gid)
+		return dg.FSM.Partition(k)
+	}
 	eventuallyErr(t, 30*time.Second, "the wiped replica catches up", func() error {
 		d := victim.node.DataGroup(gid)
 		if d == nil {
@@ -290,8 +310,8 @@ func TestClusterCatchUpThroughSnapshot(t *testing.T) {
 		if p == nil {
 			return fmt.Errorf("partition not there")
 		}
-		if p.Log.HighWatermark() != leaderPart.Log.HighWatermark() {
-			return fmt.Errorf("hw %d, leader %d", p.Log.HighWatermark(), leaderPart.Log.HighWatermark())
+		if lp := leaderPart(); p.Log.HighWatermark() != lp.Log.HighWatermark() {
+			return fmt.Errorf("hw %d, leader %d", p.Log.HighWatermark(), lp.Log.HighWatermark())
 		}
 		return nil
 	})
@@ -304,7 +324,7 @@ func TestClusterCatchUpThroughSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := leaderPart.Log.Read(0, 64<<20)
+	want, err := leaderPart().Log.Read(0, 64<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,9 +344,9 @@ func TestClusterCatchUpThroughSnapshot(t *testing.T) {
 		t.Fatal("no segment files under snapdata: the replica did not restore from a snapshot")
 	}
 	// And it keeps replicating after the snapshot.
-	produce(dg, 400, 10)
+	produce(400, 10)
 	eventuallyErr(t, 10*time.Second, "replication after the snapshot", func() error {
-		if a, b := p.Log.HighWatermark(), leaderPart.Log.HighWatermark(); a != b {
+		if a, b := p.Log.HighWatermark(), leaderPart().Log.HighWatermark(); a != b {
 			return fmt.Errorf("hw %d, leader %d", a, b)
 		}
 		return nil
