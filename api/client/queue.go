@@ -47,6 +47,9 @@ type QueueConsumerConfig struct {
 	MaxWait time.Duration
 	// Concurrency is how many receive-and-handle loops Run runs; default 1.
 	Concurrency int
+	// MaxAcksInFlight bounds the AckAsync requests waiting for their
+	// answer; a further AckAsync waits for one. Default 4.
+	MaxAcksInFlight int
 }
 
 // QueueConsumer is a member of a queue group. Its methods are safe for
@@ -56,6 +59,12 @@ type QueueConsumer struct {
 	cfg    QueueConsumerConfig
 	rr     atomic.Uint32
 	closed atomic.Bool
+
+	acks     chan struct{} // AckAsync slots: a request in flight holds one
+	ackMu    sync.Mutex
+	ackErr   error // the first AckAsync error since the last Flush
+	ackCtx   context.Context
+	ackClose context.CancelFunc
 }
 
 // NewQueueConsumer returns a member of the queue group cfg names.
@@ -77,17 +86,27 @@ func NewQueueConsumer(c *Client, cfg QueueConsumerConfig) (*QueueConsumer, error
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 1
 	}
-	return &QueueConsumer{c: c, cfg: cfg}, nil
+	if cfg.MaxAcksInFlight <= 0 {
+		cfg.MaxAcksInFlight = 4
+	}
+	q := &QueueConsumer{c: c, cfg: cfg, acks: make(chan struct{}, cfg.MaxAcksInFlight)}
+	q.ackCtx, q.ackClose = context.WithCancel(context.Background())
+	return q, nil
 }
 
 // MemberID returns the member's id.
 func (q *QueueConsumer) MemberID() string { return q.cfg.MemberID }
 
-// Close makes further calls fail with ErrClosed; leases still held expire
-// on the broker. It is idempotent and does not close the Client.
+// Close makes further calls fail with ErrClosed and waits for the AckAsync
+// requests in flight (returning their first error); leases still held
+// expire on the broker. It is idempotent and does not close the Client.
 func (q *QueueConsumer) Close() error {
-	q.closed.Store(true)
-	return nil
+	if q.closed.Swap(true) {
+		return nil
+	}
+	err := q.Flush(context.Background())
+	q.ackClose()
+	return err
 }
 
 // Receive leases up to max records (MaxMessages when max <= 0), waiting up
@@ -141,6 +160,67 @@ func (q *QueueConsumer) Receive(ctx context.Context, max int, wait time.Duration
 // already settled, or reset meanwhile, are not counted).
 func (q *QueueConsumer) Ack(ctx context.Context, msgs ...QueueMessage) (int, error) {
 	return q.settle(ctx, "ack", msgs, 0, "")
+}
+
+// AckAsync acknowledges records without waiting for the broker's answer,
+// as a NATS JetStream Ack does, so that a member receives its next records
+// while the acks of the last ones are being committed. At most
+// MaxAcksInFlight requests are in flight; AckAsync waits for a free one.
+// Errors are returned by the next Flush (or Close). An ack that fails
+// leaves its records leased: they are delivered again after the ack
+// timeout, as after any lost ack.
+func (q *QueueConsumer) AckAsync(msgs ...QueueMessage) {
+	if len(msgs) == 0 {
+		return
+	}
+	if q.closed.Load() {
+		q.setAckErr(ErrClosed)
+		return
+	}
+	select {
+	case q.acks <- struct{}{}:
+	case <-q.ackCtx.Done():
+		return
+	}
+	go func() {
+		defer func() { <-q.acks }()
+		if _, err := q.settle(q.ackCtx, "ack", msgs, 0, ""); err != nil {
+			q.setAckErr(err)
+		}
+	}()
+}
+
+func (q *QueueConsumer) setAckErr(err error) {
+	q.ackMu.Lock()
+	defer q.ackMu.Unlock()
+	if q.ackErr == nil {
+		q.ackErr = err
+	}
+}
+
+// Flush waits until every AckAsync made before it is answered (or ctx
+// ends) and returns the first error of those acks since the last Flush.
+func (q *QueueConsumer) Flush(ctx context.Context) error {
+	// Holding every slot means no request is in flight.
+	held := 0
+	defer func() {
+		for range held {
+			<-q.acks
+		}
+	}()
+	for held < cap(q.acks) {
+		select {
+		case q.acks <- struct{}{}:
+			held++
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	q.ackMu.Lock()
+	defer q.ackMu.Unlock()
+	err := q.ackErr
+	q.ackErr = nil
+	return err
 }
 
 // Nack gives records back for redelivery after delay, or after the

@@ -26,6 +26,11 @@ type QueueConsumer interface {
 	// what it leased, in the client's natural batch (Strata: one Receive
 	// call; NATS: one message of the pull iterator).
 	Receive(ctx context.Context) (QueueBatch, error)
+	// Flush waits until the acks of this member are done on the server
+	// (Strata: AckAsync's requests answered; NATS: nothing to wait for,
+	// its Ack does not wait for the server either), and returns their
+	// first error. The run's clock stops after every member's Flush.
+	Flush(ctx context.Context) error
 	// Close leaves the group.
 	Close() error
 }
@@ -35,7 +40,8 @@ type QueueBatch interface {
 	Len() int
 	Value(i int) []byte
 	// Ack acknowledges every record of the batch, in the client's usual
-	// way (Strata: one Ack call for the batch; NATS: Ack per message).
+	// way for throughput, without waiting for the server (Strata: one
+	// AckAsync for the batch; NATS: Ack per message); Flush waits.
 	Ack(ctx context.Context) error
 }
 
@@ -93,7 +99,11 @@ func Queue(ctx context.Context, t Target, cfg QueueConfig) (*Result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := q.loop(rctx, c); err != nil {
+			err := q.loop(rctx, c)
+			if ferr := c.Flush(ctx); ferr != nil && err == nil {
+				err = fmt.Errorf("ack: %w", ferr)
+			}
+			if err != nil {
 				q.errs.set(err)
 				cancel() // stop the other members
 			}

@@ -320,6 +320,10 @@ func (q natsQueue) Receive(ctx context.Context) (bench.QueueBatch, error) {
 	return natsBatch{m}, nil
 }
 
+// Flush makes a round trip to the server, which has then read every ack
+// sent before it (acks are not answered one by one).
+func (q natsQueue) Flush(ctx context.Context) error { return q.c.nc.FlushWithContext(ctx) }
+
 func (q natsQueue) Close() error { return q.c.Close() }
 
 type natsBatch struct{ m jetstream.Msg }

@@ -94,10 +94,11 @@ func (e *env) queueWorkloads(members int) []*workload {
 		w := &workload{id: "d", variant: fmt.Sprintf("m%d", members), size: size, targets: []string{tStrata, tNATS},
 			title: fmt.Sprintf("queue: receive and ack %s records, %d member(s)", bench.Count(float64(c.QueueRecords)), members),
 			note: "Strata: a new queue group per run on (c)'s stored records, Receive of up to 1,000 records, " +
-				"one Ack call per batch. NATS: a new durable pull consumer per run (explicit acks), Messages " +
-				"iterator with 1,000 requested ahead, Ack per message. Latency: from a batch's Receive returning " +
-				"to its Ack returning; NATS's Ack does not wait for the server, Strata's returns once the " +
-				"acks are committed (fsync), so compare the throughput.",
+				"one AckAsync per batch (at most 4 in flight). NATS: a new durable pull consumer per run (explicit " +
+				"acks), Messages iterator with 1,000 requested ahead, Ack per message. Neither side's ack waits for " +
+				"the server; the clock stops after each member's Flush (Strata: every ack committed with fsync; " +
+				"NATS: a round trip after the last ack). Latency: from a batch's Receive returning to its Ack " +
+				"returning, so compare the throughput.",
 			setup: func(ctx context.Context, t bench.Target) error {
 				_, err := bench.Fill(ctx, t, stream, 1, c.ConsumeRecords, size, bench.ProducerOptions{})
 				return err
