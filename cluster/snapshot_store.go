@@ -64,9 +64,21 @@ func newDataSnapshotStore(fs *raft.FileSnapshotStore, dir string) (*dataSnapshot
 		return nil, fmt.Errorf("cluster: snapshot data dir: %w", err)
 	}
 	s := &dataSnapshotStore{fs: fs, dir: dir}
+	// Raft has not started: a snapshot still being written is one a crash
+	// cut short, which raft never resumes. Remove it, then (in gc) the
+	// segment links made for it.
+	tmps, _ := filepath.Glob(filepath.Join(s.raftDir(), "*.tmp"))
+	for _, t := range tmps {
+		if err := os.RemoveAll(t); err != nil {
+			return nil, fmt.Errorf("cluster: remove unfinished snapshot: %w", err)
+		}
+	}
 	s.gc()
 	return s, nil
 }
+
+// raftDir is the FileSnapshotStore's directory, beside snapdata.
+func (s *dataSnapshotStore) raftDir() string { return filepath.Join(filepath.Dir(s.dir), "snapshots") }
 
 // Create implements raft.SnapshotStore.
 func (s *dataSnapshotStore) Create(version raft.SnapshotVersion, index, term uint64, configuration raft.Configuration,
@@ -155,7 +167,7 @@ func (s *dataSnapshotStore) gc() {
 // inProgress reports whether raft is still writing the snapshot named
 // (its FileSnapshotStore directory is still <id>.tmp).
 func (s *dataSnapshotStore) inProgress(name string) bool {
-	_, err := os.Stat(filepath.Join(filepath.Dir(s.dir), "snapshots", strings.TrimSuffix(name, ".tmp")+".tmp"))
+	_, err := os.Stat(filepath.Join(s.raftDir(), strings.TrimSuffix(name, ".tmp")+".tmp"))
 	return err == nil
 }
 
