@@ -503,4 +503,31 @@ func TestClusterDeadNodeReplaced(t *testing.T) {
 		}
 		return nil
 	})
+
+	// The removed node comes back with its old state: it registers again
+	// as a new, empty node and drops its copy of the group it was removed
+	// from, instead of running a stale replica (or elections) of it.
+	v.join = nil
+	for _, c := range nodes {
+		if c.node != nil {
+			v.join = append(v.join, c.node.GossipAddr())
+		}
+	}
+	v.start()
+	eventuallyErr(t, 30*time.Second, "the returning node drops its stale group", func() error {
+		if _, ok := metaLeader(t, nodes).node.MetaFSM.NodeInfo(victim); !ok {
+			return fmt.Errorf("%s not registered again", victim)
+		}
+		if v.node.DataGroup(g.ID) != nil {
+			return fmt.Errorf("%s still runs group %d", victim, g.ID)
+		}
+		if _, err := os.Stat(filepath.Join(v.dir, groupName(g.ID))); !os.IsNotExist(err) {
+			return fmt.Errorf("group %d's directory is still on %s (%v)", g.ID, victim, err)
+		}
+		return nil
+	})
+	info, _ := metaLeader(t, nodes).node.MetaFSM.DataGroupInfo(g.ID)
+	if slices.Contains(info.Voters, victim) {
+		t.Fatalf("the returning node is a voter of group %d again: %v", g.ID, info.Voters)
+	}
 }

@@ -79,6 +79,7 @@ type DataGroup struct {
 	FSM   *DataFSM
 
 	health *peerHealth
+	opened time.Time
 }
 
 // Node is the raft side of one node: the metadata group and the data groups
@@ -254,7 +255,7 @@ func (n *Node) openDataGroup(id uint32) (*DataGroup, error) {
 	if err != nil {
 		return nil, errors.Join(err, fsm.Close())
 	}
-	dg := &DataGroup{ID: id, Group: g, FSM: fsm}
+	dg := &DataGroup{ID: id, Group: g, FSM: fsm, opened: time.Now()}
 	dg.watchHealth()
 	n.mu.Lock()
 	if n.closed {

@@ -180,7 +180,7 @@ func (n *Node) syncLocalGroups() {
 			if slices.Contains(g.Initial, self) {
 				n.bootstrapDataGroup(dg, g)
 			}
-		case !mine && dg != nil && n.removedFrom(dg):
+		case !mine && dg != nil && (n.removedFrom(dg) || n.strandedIn(dg)):
 			if err := n.dropDataGroup(g.ID); err != nil {
 				n.log.Warn("drop data group", "group", g.ID, "err", err)
 			}
@@ -204,6 +204,35 @@ func (n *Node) bootstrapDataGroup(dg *DataGroup, g DataGroupInfo) {
 	if err := dg.Group.BootstrapIfNew(servers); err != nil {
 		n.log.Warn("bootstrap data group", "group", g.ID, "err", err)
 	}
+}
+
+// strandedIn reports whether this node holds a group that the metadata
+// (up to date here) no longer places on it and whose leader has not
+// contacted it for a while: the node was removed while it was down and
+// came back with its old state. Its copy of the group's configuration
+// still names it, so raft never shuts it down; it would only run elections
+// that nobody answers. A replica being moved away while alive still hears
+// from its leader until the leader removes it, so it is not dropped early.
+func (n *Node) strandedIn(dg *DataGroup) bool {
+	wait := 5 * n.cfg.Raft.HeartbeatTimeout
+	r := dg.Group.Raft()
+	return n.metaCurrent() && r.State() != raft.Leader &&
+		time.Since(dg.opened) > wait && time.Since(r.LastContact()) > wait
+}
+
+// metaCurrent reports whether this node's metadata is up to date: it leads
+// the metadata group, or has heard from its leader within a heartbeat
+// timeout and applied everything known to be committed.
+func (n *Node) metaCurrent() bool {
+	r := n.Meta.Raft()
+	if r.State() == raft.Leader {
+		return true
+	}
+	if time.Since(r.LastContact()) > n.cfg.Raft.HeartbeatTimeout {
+		return false
+	}
+	commit, err := strconv.ParseUint(r.Stats()["commit_index"], 10, 64)
+	return err == nil && r.AppliedIndex() >= commit
 }
 
 // removedFrom reports whether this node's raft for the group says it is no
