@@ -82,7 +82,6 @@ type DataFSM struct {
 	parts map[PartKey]*Partition
 
 	applied atomic.Uint64
-	bufPool sync.Pool
 }
 
 // NewDataFSM returns a data FSM over cfg.Dir with no partitions: partitions
@@ -137,11 +136,25 @@ const produceHeaderLen = 13
 // so the FSM reads it without decoding anything but the batch header.
 func ProduceCmd(k PartKey, batch []byte) []byte {
 	b := make([]byte, produceHeaderLen+len(batch))
+	putProduceHeader(b, k)
+	copy(b[produceHeaderLen:], batch)
+	return b
+}
+
+// ProduceExt returns the raft log Extensions of a produce whose entry's
+// Data is the batch itself, as the client sent it (Group.ApplyLogAsync):
+// the 13-byte header goes beside the batch, so the batch is not copied
+// into a command. The FSM applies both forms the same way.
+func ProduceExt(k PartKey) []byte {
+	b := make([]byte, produceHeaderLen)
+	putProduceHeader(b, k)
+	return b
+}
+
+func putProduceHeader(b []byte, k PartKey) {
 	b[0] = dataCmdProduce
 	binary.BigEndian.PutUint64(b[1:], k.TopicID)
 	binary.BigEndian.PutUint32(b[9:], uint32(k.Partition))
-	copy(b[produceHeaderLen:], batch)
-	return b
 }
 
 type partitionCmd struct {
@@ -167,12 +180,21 @@ func (f *DataFSM) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil
 	}
+	if len(l.Extensions) > 0 {
+		if len(l.Extensions) != produceHeaderLen || l.Extensions[0] != dataCmdProduce {
+			panic(fmt.Sprintf("cluster: unknown extensions (%d bytes) at index %d", len(l.Extensions), l.Index))
+		}
+		return f.applyProduce(l, l.Extensions, l.Data)
+	}
 	if len(l.Data) == 0 {
 		panic(fmt.Sprintf("cluster: empty data command at index %d", l.Index))
 	}
 	switch l.Data[0] {
 	case dataCmdProduce:
-		return f.applyProduce(l)
+		if len(l.Data) < produceHeaderLen {
+			panic(fmt.Sprintf("cluster: short produce command at index %d", l.Index))
+		}
+		return f.applyProduce(l, l.Data[:produceHeaderLen], l.Data[produceHeaderLen:])
 	case dataCmdQueue:
 		return f.applyQueue(l)
 	case dataCmdCreate, dataCmdDelete:
@@ -189,13 +211,12 @@ func (f *DataFSM) Apply(l *raft.Log) any {
 	}
 }
 
-func (f *DataFSM) applyProduce(l *raft.Log) any {
-	if len(l.Data) < produceHeaderLen {
-		panic(fmt.Sprintf("cluster: short produce command at index %d", l.Index))
-	}
+// applyProduce appends batch to the partition hdr (a produce header)
+// names.
+func (f *DataFSM) applyProduce(l *raft.Log, hdr, batch []byte) any {
 	k := PartKey{
-		TopicID:   binary.BigEndian.Uint64(l.Data[1:]),
-		Partition: int32(binary.BigEndian.Uint32(l.Data[9:])),
+		TopicID:   binary.BigEndian.Uint64(hdr[1:]),
+		Partition: int32(binary.BigEndian.Uint32(hdr[9:])),
 	}
 	p := f.Partition(k)
 	if p == nil {
@@ -204,7 +225,6 @@ func (f *DataFSM) applyProduce(l *raft.Log) any {
 	if p.failed.Load() {
 		return fmt.Errorf("%w: %s/%d", ErrPartitionFailed, p.Topic, k.Partition)
 	}
-	batch := l.Data[produceHeaderLen:]
 	h, err := segment.ParseBatchHeader(batch)
 	if err != nil {
 		// The leader checked the batch before raft; a batch that fails here
@@ -222,12 +242,9 @@ func (f *DataFSM) applyProduce(l *raft.Log) any {
 			return fmt.Errorf("%w: producer %d epoch %d", ErrProducerFenced, h.ProducerID, h.ProducerEpoch)
 		}
 	}
-	// The segment log writes the base offset into the batch, and raft's log
-	// cache may still hand these bytes to a follower: append a copy.
-	buf := f.getBuf(len(batch))
-	copy(buf, batch)
-	base, err := p.Log.Append(buf)
-	f.bufPool.Put(&buf)
+	// The segment log leaves batch as it is (raft's log cache may still
+	// hand these bytes to a follower): no copy.
+	base, err := p.Log.Append(batch)
 	if err != nil {
 		// Raft has committed this entry, so every later offset depends on
 		// it: stop the partition rather than let offsets diverge. A restart
@@ -241,13 +258,6 @@ func (f *DataFSM) applyProduce(l *raft.Log) any {
 		recordSeq(p.producers, h.ProducerID, h.ProducerEpoch, h.BaseSequence, h.RecordCount, base)
 	}
 	return ProduceResult{BaseOffset: base}
-}
-
-func (f *DataFSM) getBuf(n int) []byte {
-	if bp, ok := f.bufPool.Get().(*[]byte); ok && cap(*bp) >= n {
-		return (*bp)[:n]
-	}
-	return make([]byte, n)
 }
 
 func (f *DataFSM) partitionDir(topic string, k PartKey) string {

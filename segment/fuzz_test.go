@@ -131,9 +131,11 @@ func FuzzRecover(f *testing.F) {
 			return // the log is as corrupt as the input claims; appending after it is not the point
 		}
 		b := makeBatch(spec{records: 2, valueSize: 5})
-		if base, err := l.Append(b); err != nil || base != l.HighWatermark()-2 {
+		base, err := l.Append(b)
+		if err != nil || base != l.HighWatermark()-2 {
 			t.Fatalf("Append = %d, %v", base, err)
 		}
+		stored(b, base)
 		hwm := l.HighWatermark()
 		if err := l.Close(); err != nil {
 			t.Fatal(err)

@@ -104,6 +104,7 @@ func appendBatches(t testing.TB, l *Log, specs ...spec) [][]byte {
 		if err != nil {
 			t.Fatalf("Append: %v", err)
 		}
+		stored(b, base)
 		if want >= 0 && base != want {
 			t.Fatalf("Append: base %d, want %d", base, want)
 		}
@@ -321,4 +322,12 @@ func isCorrupt(err error) (*CorruptError, bool) {
 	var ce *CorruptError
 	ok := errors.As(err, &ce)
 	return ce, ok && errors.Is(err, ErrCorrupt)
+}
+
+// stored writes into b the base offset Append gave it: the bytes the log
+// holds (Append leaves the caller's slice as it is).
+func stored(b []byte, base int64) {
+	if base >= 0 {
+		binary.BigEndian.PutUint64(b[offBaseOffset:], uint64(base))
+	}
 }

@@ -67,6 +67,7 @@ func TestAppendAssignsOffsetsAndReads(t *testing.T) {
 	if err != nil || base != 0 {
 		t.Fatalf("Append = %d, %v", base, err)
 	}
+	stored(b, base)
 	if !bytes.Equal(b[8:], orig[8:]) {
 		t.Fatal("Append changed more than the base offset")
 	}

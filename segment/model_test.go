@@ -184,6 +184,7 @@ func (r *modelRun) append() {
 	if err != nil {
 		r.t.Fatalf("Append: %v", err)
 	}
+	stored(b, base)
 	if base != r.m.next {
 		r.t.Fatalf("Append: base %d, want %d", base, r.m.next)
 	}

@@ -235,6 +235,7 @@ func TestAppendWaitsForZeroFill(t *testing.T) {
 
 func appendOrErr(l *Log, sp spec) ([][]byte, error) {
 	b := makeBatch(sp)
-	_, err := l.Append(b)
+	base, err := l.Append(b)
+	stored(b, base)
 	return [][]byte{b}, err
 }

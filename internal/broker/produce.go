@@ -85,12 +85,12 @@ func (b *Broker) ProduceAsync(ctx context.Context, topic string, partition int32
 		b.NotifyMetadataChanged()
 		return fail(fmt.Errorf("%w: %s", ErrNotReady, what))
 	}
-	cmd := cluster.ProduceCmd(k, batch)
+	ext := cluster.ProduceExt(k)
 	if b.cfg.UnsafeAckBeforeCommit {
-		go func() { _, _ = dg.Group.Apply(context.Background(), cmd) }()
+		go func() { _, _ = dg.Group.ApplyLogAsync(context.Background(), batch, ext)() }()
 		return func() (ProduceResult, error) { return ProduceResult{BaseOffset: -1}, nil }
 	}
-	wait := dg.Group.ApplyAsync(ctx, cmd)
+	wait := dg.Group.ApplyLogAsync(ctx, batch, ext)
 	return func() (ProduceResult, error) {
 		res, err := wait()
 		if err != nil {
