@@ -66,6 +66,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
 	segCfg := func(tc cluster.TopicConfig) segment.Config {
 		sc := segment.DefaultConfig()
 		sc.MaxSegmentBytes = cfg.MaxSegmentBytes
+		sc.MaxIndexBytes = sc.FittedIndexBytes() // preallocated per partition
 		sc.MaxBatchBytes = max(sc.MaxBatchBytes, int(tc.MaxBatchBytes))
 		sc.RetentionAge = time.Duration(tc.RetentionMs) * time.Millisecond
 		sc.RetentionBytes = tc.RetentionBytes
