@@ -22,6 +22,8 @@ type testClusterNode struct {
 	dir  string
 	join []string
 	node *Node
+	// tune, if set, changes the node's configuration before each start.
+	tune func(*NodeConfig)
 	// The addresses of the first start, kept across restarts (as a real
 	// node's configured ports are).
 	clusterAddr, gossipAddr string
@@ -58,6 +60,9 @@ func testNodeConfig(id, dir string, join []string) NodeConfig {
 func (c *testClusterNode) start() {
 	c.t.Helper()
 	cfg := testNodeConfig(c.id, c.dir, c.join)
+	if c.tune != nil {
+		c.tune(&cfg)
+	}
 	if c.clusterAddr != "" {
 		cfg.ClusterAddr, cfg.Gossip.BindAddr = c.clusterAddr, c.gossipAddr
 	}
@@ -84,11 +89,16 @@ func (c *testClusterNode) stop() {
 	}
 }
 
-func startTestCluster(t *testing.T, n int) []*testClusterNode {
+// startTestCluster starts n nodes; tune, if given, changes each node's
+// configuration (the first one applies to every node).
+func startTestCluster(t *testing.T, n int, tune ...func(*NodeConfig)) []*testClusterNode {
 	t.Helper()
 	var nodes []*testClusterNode
 	for i := range n {
 		c := &testClusterNode{t: t, id: fmt.Sprintf("n%d", i+1), dir: t.TempDir()}
+		if len(tune) > 0 {
+			c.tune = tune[0]
+		}
 		if i > 0 {
 			c.join = []string{nodes[0].node.GossipAddr()}
 		}

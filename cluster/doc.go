@@ -106,6 +106,18 @@
 // lead in their gossip tags, so a node that holds no replica of a partition
 // can still name its leader.
 //
+// # In-sync replicas
+//
+// A voter of a data group is in sync while, at some moment within
+// GroupConfig.ReplicaLagTimeout (10 s), it held every entry its leader had
+// committed. The leader learns it from the answers to its own
+// AppendEntries (replica_lag.go): raft v1.7.3 keeps followers' match
+// indexes private, and heartbeats are answered without touching the
+// follower's disk, so neither heartbeats nor gossip notice a follower that
+// is alive but not keeping up. Each leader gossips the lagging voters of
+// the groups it leads (tag "lag"), so that every node can answer
+// Node.Lagging.
+//
 // # Data snapshots
 //
 // A data group's snapshot is its manifest (partitions, high watermarks,

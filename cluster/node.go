@@ -26,6 +26,7 @@ const (
 	tagGRPC = "grpc" // client (gRPC) address
 	tagRaft = "raft" // cluster (raft mux) address
 	tagLead = "lead" // comma-separated ids of the data groups it leads
+	tagLag  = "lag"  // lagging voters of the groups it leads (status.go)
 )
 
 // NodeConfig configures the raft side of one node.
@@ -78,8 +79,7 @@ type DataGroup struct {
 	Group *Group
 	FSM   *DataFSM
 
-	health *peerHealth
-	opened time.Time
+	opened time.Time // when this node opened it (reconcile.go: strandedIn)
 }
 
 // Node is the raft side of one node: the metadata group and the data groups
@@ -256,7 +256,6 @@ func (n *Node) openDataGroup(id uint32) (*DataGroup, error) {
 		return nil, errors.Join(err, fsm.Close())
 	}
 	dg := &DataGroup{ID: id, Group: g, FSM: fsm, opened: time.Now()}
-	dg.watchHealth()
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()

@@ -54,6 +54,7 @@ type reconcileState struct {
 	failedSince  map[string]time.Time
 	lastTransfer map[uint32]time.Time
 	lead         string // the lead tag last published
+	lag          string // the lag tag last published
 }
 
 func (r *reconcileState) init() {
@@ -467,27 +468,33 @@ func (n *Node) reconcileGroupServers(dg *DataGroup, info DataGroupInfo) error {
 	return errors.Join(errs...)
 }
 
-// publishLeads gossips the ids of the data groups this node leads.
+// publishLeads gossips the ids of the data groups this node leads, and
+// their lagging voters (status.go), when either changed.
 func (n *Node) publishLeads() {
 	if n.members == nil {
 		return
 	}
 	var ids []string
+	var led []*DataGroup
 	for _, dg := range n.DataGroups() {
 		if dg.Group.IsLeader() {
 			ids = append(ids, strconv.FormatUint(uint64(dg.ID), 10))
+			led = append(led, dg)
 		}
 	}
-	lead := strings.Join(ids, ",")
-	if lead == n.rec.lead {
+	lead, lag := strings.Join(ids, ","), n.lagTag(led)
+	if lead == n.rec.lead && lag == n.rec.lag {
 		return
 	}
 	tags := map[string]string{tagGRPC: n.cfg.GRPCAddr, tagRaft: n.ClusterAddr(), tagLead: lead}
+	if lag != "" {
+		tags[tagLag] = lag
+	}
 	if err := n.members.SetTags(tags); err != nil {
 		n.log.Warn("publish led groups", "err", err)
 		return
 	}
-	n.rec.lead = lead
+	n.rec.lead, n.rec.lag = lead, lag
 }
 
 // EnsureDataGroups makes sure groups of rf voters exist for the live nodes,

@@ -1,68 +1,125 @@
 package cluster
 
 import (
+	"maps"
+	"net/url"
 	"slices"
-	"sync"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
 
-// peerHealth is what a data group's leader has seen of its followers'
-// heartbeats. Raft reports a follower whose heartbeats fail and one that
-// answers again; the observer's filter records both and delivers nothing,
-// so no goroutine is needed to drain a channel.
-type peerHealth struct {
-	mu      sync.Mutex
-	failing map[string]bool
-}
-
-func (h *peerHealth) observe(o *raft.Observation) bool {
-	switch d := o.Data.(type) {
-	case raft.FailedHeartbeatObservation:
-		h.mu.Lock()
-		h.failing[string(d.PeerID)] = true
-		h.mu.Unlock()
-	case raft.ResumedHeartbeatObservation:
-		h.mu.Lock()
-		delete(h.failing, string(d.PeerID))
-		h.mu.Unlock()
-	case raft.LeaderObservation:
-		// A new term starts with a clean slate.
-		h.mu.Lock()
-		clear(h.failing)
-		h.mu.Unlock()
-	}
-	return false
-}
-
-// watchHealth registers the observer on the group's raft.
-func (dg *DataGroup) watchHealth() {
-	dg.health = &peerHealth{failing: map[string]bool{}}
-	dg.Group.Raft().RegisterObserver(raft.NewObserver(nil, false, dg.health.observe))
-}
-
-// Lagging returns, on the group's leader, the voters whose heartbeats fail
-// or that gossip says are not alive. On a follower it returns the voters
-// gossip says are not alive.
-func (n *Node) Lagging(dg *DataGroup, alive map[string]bool) []string {
-	info, ok := n.MetaFSM.DataGroupInfo(dg.ID)
+// Lagging returns the voters of data group gid that are not in sync: those
+// gossip says are not alive, and those the group's leader reports lagging
+// (not caught up with its commit index within ReplicaLagTimeout, see
+// replica_lag.go). The leader's view is exact on the leader; other nodes
+// read it from the leader's gossip tags, published by its reconcile loop,
+// so it reaches them about a ReconcileInterval and a gossip round later.
+// While no leader is known, only gossip is used.
+func (n *Node) Lagging(gid uint32, alive map[string]bool) []string {
+	info, ok := n.MetaFSM.DataGroupInfo(gid)
 	if !ok {
 		return nil
 	}
+	lag := n.leaderLagView(gid)
 	var out []string
-	leader := dg.Group.IsLeader()
 	for _, v := range info.Voters {
-		bad := !alive[v]
-		if leader && dg.health != nil {
-			dg.health.mu.Lock()
-			bad = bad || dg.health.failing[v]
-			dg.health.mu.Unlock()
-		}
-		if bad {
+		if !alive[v] || lag[v] {
 			out = append(out, v)
 		}
 	}
 	slices.Sort(out)
+	return out
+}
+
+// leaderLagView returns the voters that group gid's leader reports lagging.
+func (n *Node) leaderLagView(gid uint32) map[string]bool {
+	if dg := n.DataGroup(gid); dg != nil && dg.Group.IsLeader() {
+		out := map[string]bool{}
+		for _, v := range n.laggingLed(dg) {
+			out[v] = true
+		}
+		return out
+	}
+	leader := n.GroupLeader(gid)
+	if leader == "" || n.members == nil {
+		return nil
+	}
+	for _, m := range n.members.Members() {
+		if m.ID == leader {
+			return decodeLagTag(m.Tags[tagLag])[gid]
+		}
+	}
+	return nil
+}
+
+// laggingLed returns the voters of a group this node leads that its
+// tracker reports lagging, sorted.
+func (n *Node) laggingLed(dg *DataGroup) []string {
+	info, ok := n.MetaFSM.DataGroupInfo(dg.ID)
+	if !ok {
+		return nil
+	}
+	now := time.Now()
+	var out []string
+	for _, v := range info.Voters {
+		if v != n.cfg.ID && dg.Group.replicas.lagging(raft.ServerID(v), now) {
+			out = append(out, v)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// lagTag encodes the lagging voters of the groups this node leads for its
+// gossip tags.
+func (n *Node) lagTag(led []*DataGroup) string {
+	lag := map[uint32][]string{}
+	for _, dg := range led {
+		if ids := n.laggingLed(dg); len(ids) > 0 {
+			lag[dg.ID] = ids
+		}
+	}
+	return encodeLagTag(lag)
+}
+
+// encodeLagTag encodes lagging voters by group as "gid=id,id;gid=id",
+// groups in order, ids query-escaped (node ids are free text). Groups
+// without lagging voters are left out, so the tag is empty while all is
+// well (serf's tags share 512 bytes).
+func encodeLagTag(lag map[uint32][]string) string {
+	var parts []string
+	for _, gid := range slices.Sorted(maps.Keys(lag)) {
+		ids := make([]string, 0, len(lag[gid]))
+		for _, id := range lag[gid] {
+			ids = append(ids, url.QueryEscape(id))
+		}
+		if len(ids) > 0 {
+			parts = append(parts, strconv.FormatUint(uint64(gid), 10)+"="+strings.Join(ids, ","))
+		}
+	}
+	return strings.Join(parts, ";")
+}
+
+// decodeLagTag is the inverse of lagTag; malformed parts are skipped.
+func decodeLagTag(s string) map[uint32]map[string]bool {
+	out := map[uint32]map[string]bool{}
+	for part := range strings.SplitSeq(s, ";") {
+		g, ids, ok := strings.Cut(part, "=")
+		gid, err := strconv.ParseUint(g, 10, 32)
+		if !ok || err != nil {
+			continue
+		}
+		set := map[string]bool{}
+		for id := range strings.SplitSeq(ids, ",") {
+			if v, err := url.QueryUnescape(id); err == nil && v != "" {
+				set[v] = true
+			}
+		}
+		out[uint32(gid)] = set
+	}
 	return out
 }
 

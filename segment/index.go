@@ -104,7 +104,26 @@ func mapIndex(f *os.File, writable bool, maxBytes int) (gommap.MMap, error) {
 	if size == 0 {
 		return nil, nil
 	}
-	return gommap.MapRegion(f.Fd(), 0, size, prot, gommap.MAP_SHARED)
+	m, err := gommap.MapRegion(f.Fd(), 0, size, prot, gommap.MAP_SHARED)
+	if err != nil {
+		return nil, err
+	}
+	if !writable {
+		return m, nil
+	}
+	// The writable index of the active segment is written an entry at a
+	// time into preallocated space, so the kernel's read-around on a page
+	// fault only costs: with a device read-ahead of 8 MiB (this project's
+	// machines), the first append to a new index read in 8 MiB of its
+	// preallocated zeros (about 2 ms of CPU, on the goroutine that
+	// appends, the raft FSM's) and kept them in the page cache, for two
+	// files per partition replica. MADV_RANDOM faults in the one page
+	// touched (about 70 µs here). Read-only maps (sealed segments, which
+	// recovery may scan) keep the default.
+	if err := m.Advise(gommap.MADV_RANDOM); err != nil {
+		return nil, errors.Join(fmt.Errorf("madvise: %w", err), m.UnsafeUnmap())
+	}
+	return m, nil
 }
 
 // count returns the number of published entries.

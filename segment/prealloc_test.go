@@ -239,3 +239,42 @@ func appendOrErr(l *Log, sp spec) ([][]byte, error) {
 	stored(b, base)
 	return [][]byte{b}, err
 }
+
+// With FittedIndexBytes a segment rolls because it is full, never because
+// its indexes are: every sealed segment is within one batch of
+// MaxSegmentBytes. With a quarter of that index size it rolls early, which
+// shows the check can fail.
+func TestFittedIndexBytes(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.MaxSegmentBytes = 16 << 10
+	cfg.IndexIntervalBytes = 64 // every batch below gets an entry
+	for _, tc := range []struct {
+		name      string
+		index     int
+		wantRolls bool // rolls before the segment is full
+	}{
+		{"fitted", cfg.FittedIndexBytes(), false},
+		{"quarter", cfg.FittedIndexBytes() / 4, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := cfg
+			c.MaxIndexBytes = tc.index
+			l := openLog(t, t.TempDir(), c)
+			batch := int64(len(makeBatch(spec{records: 1, valueSize: 40})))
+			appendBatches(t, l, specs(3*int(c.MaxSegmentBytes/batch), 1, 40)...)
+			segs := l.Segments()
+			early := false
+			for _, s := range segs[:len(segs)-1] {
+				if s.Size <= c.MaxSegmentBytes-batch {
+					early = true
+				}
+			}
+			if early != tc.wantRolls || len(segs) < 3 {
+				t.Fatalf("index of %d bytes: %d segments, rolled early %v, want %v", tc.index, len(segs), early, tc.wantRolls)
+			}
+		})
+	}
+	if got := DefaultConfig().FittedIndexBytes(); got != 1576960 {
+		t.Fatalf("fitted index of a 512 MiB segment: %d bytes, want 1576960 (131073 entries of 12 bytes, 4 KiB pages)", got)
+	}
+}

@@ -48,16 +48,22 @@ func (p *Producer) nextDeadline() time.Time {
 	if !p.pidReady && p.fatal == nil {
 		earlier(p.pidRetry)
 	}
+	busy := p.busyLocked()
 	for _, t := range p.topics {
 		if t.parts == nil && len(t.waiting) > 0 {
 			earlier(t.metaRetryAt)
 		}
 		for _, ps := range t.parts {
-			earlier(ps.deadline(&p.lim))
+			earlier(ps.deadline(&p.lim, busy))
 		}
 	}
 	return d
 }
+
+// busyLocked reports whether half the buffer or more holds records: the
+// producer is limited by the brokers (see partState.lingerReady). Caller
+// must hold p.mu.
+func (p *Producer) busyLocked() bool { return 2*p.buffered >= p.cfg.MaxBufferedRecords }
 
 // resolveTopics learns the partition count of topics that have records
 // waiting for it, and routes those records.
@@ -133,10 +139,11 @@ func (p *Producer) step() {
 		return
 	}
 	force := p.flushing > 0 || p.closed
+	busy := p.busyLocked()
 	var unbuilt []*batch
 	for _, t := range p.topics {
 		for i, ps := range t.parts {
-			if ps.sealDue(now, &p.lim, force) && i == t.sticky {
+			if ps.sealDue(now, &p.lim, force, busy) && i == t.sticky {
 				t.sticky = -1
 			}
 			if !p.pidReady || len(ps.queue) == 0 {

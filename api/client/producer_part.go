@@ -172,14 +172,27 @@ func (p *partState) canSend(lim *partLimits) bool {
 	return !p.retrying && p.inflight < p.inflightLimit(lim)
 }
 
-// sealDue seals the open batch when its linger has passed and it could be
-// sent (while the partition cannot send, the batch keeps growing), or
-// when force is set (Flush). It reports whether it sealed.
-func (p *partState) sealDue(now time.Time, lim *partLimits, force bool) bool {
+// lingerReady reports whether the open batch may be sealed once its
+// linger has passed: the partition can send and, when the producer is
+// busy, none of its batches awaits an answer. A busy producer (half its
+// buffer or more is full) is limited by the brokers, not by the linger:
+// each batch costs a request, a raft entry and an FSM apply whatever its
+// size, and with many partitions the linger alone cut batches to a hundred
+// records (keyed, 100 partitions). Holding the open batch while the
+// partition's previous one is in flight lets it grow with the brokers'
+// answer time instead; a batch that fills is still sealed and pipelined.
+func (p *partState) lingerReady(lim *partLimits, busy bool) bool {
+	return p.canSend(lim) && (!busy || len(p.queue) == 0)
+}
+
+// sealDue seals the open batch when its linger has passed and it is
+// lingerReady (until then the batch keeps growing), or when force is set
+// (Flush). It reports whether it sealed.
+func (p *partState) sealDue(now time.Time, lim *partLimits, force, busy bool) bool {
 	if len(p.recs) == 0 {
 		return false
 	}
-	if force || (now.Sub(p.since) >= lim.linger && p.canSend(lim)) {
+	if force || (now.Sub(p.since) >= lim.linger && p.lingerReady(lim, busy)) {
 		p.seal()
 		return true
 	}
@@ -187,10 +200,11 @@ func (p *partState) sealDue(now time.Time, lim *partLimits, force bool) bool {
 }
 
 // deadline returns when the partition next needs the loop (a linger that
-// ends, a backoff that ends), or the zero Time.
-func (p *partState) deadline(lim *partLimits) time.Time {
+// ends, a backoff that ends), or the zero Time. An answer wakes the loop
+// for a batch that is not lingerReady.
+func (p *partState) deadline(lim *partLimits, busy bool) time.Time {
 	var d time.Time
-	if len(p.recs) > 0 && p.canSend(lim) {
+	if len(p.recs) > 0 && p.lingerReady(lim, busy) {
 		d = p.since.Add(lim.linger)
 	}
 	if p.retrying && p.inflight == 0 && (d.IsZero() || p.backoffUntil.Before(d)) {

@@ -65,7 +65,7 @@ func addN(ps *partState, lim *partLimits, o outcomes, first, n int) {
 // addSealed is addN followed by a Flush's seal of the open batch.
 func addSealed(ps *partState, lim *partLimits, o outcomes, first, n int) {
 	addN(ps, lim, o, first, n)
-	ps.sealDue(t0, lim, true)
+	ps.sealDue(t0, lim, true, false)
 }
 
 // buildAll encodes the batches that need it, as the producer's loop does.
@@ -121,10 +121,10 @@ func TestBatchingAndSequences(t *testing.T) {
 	if len(ps.queue) != 2 || len(ps.queue[0].recs) != 8 || len(ps.queue[1].recs) != 8 || len(ps.recs) != 4 {
 		t.Fatalf("batches of %d and %d, %d open; want 8, 8, 4 open", len(ps.queue[0].recs), len(ps.queue[1].recs), len(ps.recs))
 	}
-	if ps.sealDue(t0.Add(time.Millisecond), lim, false) {
+	if ps.sealDue(t0.Add(time.Millisecond), lim, false, false) {
 		t.Fatal("sealed before the linger passed")
 	}
-	if !ps.sealDue(t0.Add(lim.linger), lim, false) {
+	if !ps.sealDue(t0.Add(lim.linger), lim, false, false) {
 		t.Fatal("not sealed after the linger")
 	}
 	var seqs []int32
@@ -152,11 +152,59 @@ func TestLingerWaitsWhileBlocked(t *testing.T) {
 	}
 	// Until the partition's first ack only one batch may fly, so the open
 	// batch keeps growing past its linger instead of being sealed small.
-	if ps.sealDue(t0.Add(time.Second), lim, false) {
+	if ps.sealDue(t0.Add(time.Second), lim, false, false) {
 		t.Fatal("sealed a batch that cannot be sent")
 	}
-	if !ps.sealDue(t0.Add(time.Second), lim, true) {
+	if !ps.sealDue(t0.Add(time.Second), lim, true, false) {
 		t.Fatal("force (Flush) did not seal")
+	}
+}
+
+// A busy producer (limited by the brokers) seals a partition's lingering
+// batch only once the partition has nothing unacknowledged, so that the
+// batch grows with the brokers' answer time; full batches still go out
+// pipelined, and an idle producer keeps the plain linger.
+func TestLingerWaitsForAnswerWhenBusy(t *testing.T) {
+	lim := testLimits()
+	ps := newPart(true)
+	o := outcomes{}
+	addN(ps, lim, o, 0, 1)
+	ps.sealDue(t0, lim, true, false)
+	buildAll(t, ps)
+	first := sendAll(ps, lim, t0)
+	run(ps.onAck(first[0], 0, false)) // acked: up to 5 may fly now
+	addN(ps, lim, o, 1, 1)
+	ps.sealDue(t0, lim, true, false)
+	buildAll(t, ps)
+	if sent := sendAll(ps, lim, t0); len(sent) != 1 {
+		t.Fatalf("sent %d batches", len(sent))
+	}
+	addN(ps, lim, o, 2, 3) // open, lingering while a batch flies
+	late := t0.Add(time.Second)
+	if !ps.deadline(lim, true).IsZero() {
+		t.Fatal("a busy producer's lingering batch has a deadline while the partition awaits an answer")
+	}
+	if ps.sealDue(late, lim, false, true) {
+		t.Fatal("busy: sealed a lingering batch while the partition awaits an answer")
+	}
+	if d := ps.deadline(lim, false); !d.Equal(t0.Add(lim.linger)) {
+		t.Fatalf("not busy: deadline %v, want the linger's end", d)
+	}
+	addN(ps, lim, o, 5, 8) // fills a batch: sealed by size, busy or not
+	if len(ps.queue) != 2 || len(ps.queue[1].recs) != 8 {
+		t.Fatalf("queue %d batches; want the one in flight and a full one", len(ps.queue))
+	}
+	buildAll(t, ps)
+	if sent := sendAll(ps, lim, late); len(sent) != 1 {
+		t.Fatalf("the full batch did not go out pipelined: sent %d", len(sent))
+	}
+	run(ps.onAck(ps.queue[0], 1, false))
+	run(ps.onAck(ps.queue[0], 2, false))
+	if !ps.sealDue(late, lim, false, true) {
+		t.Fatal("busy: not sealed once nothing is unacknowledged")
+	}
+	if n := len(ps.queue[0].recs); n != 3 {
+		t.Fatalf("sealed %d records, want the 3 that lingered", n)
 	}
 }
 
@@ -286,7 +334,7 @@ func TestResumeTrim(t *testing.T) {
 	ps := newPart(true)
 	o := outcomes{}
 	addN(ps, lim, o, 0, 20)
-	ps.sealDue(t0, lim, true) // batches 0-7, 8-15, 16-19
+	ps.sealDue(t0, lim, true, false) // batches 0-7, 8-15, 16-19
 	buildAll(t, ps)
 
 	sent := sendAll(ps, lim, t0)
@@ -480,19 +528,19 @@ func TestNotIdempotent(t *testing.T) {
 func TestDeadline(t *testing.T) {
 	lim := testLimits()
 	ps := newPart(true)
-	if !ps.deadline(lim).IsZero() {
+	if !ps.deadline(lim, false).IsZero() {
 		t.Fatal("an empty partition has a deadline")
 	}
 	o := outcomes{}
 	addN(ps, lim, o, 0, 1)
-	if d := ps.deadline(lim); !d.Equal(t0.Add(lim.linger)) {
+	if d := ps.deadline(lim, false); !d.Equal(t0.Add(lim.linger)) {
 		t.Fatalf("deadline %v, want the linger's end", d)
 	}
-	ps.sealDue(t0, lim, true)
+	ps.sealDue(t0, lim, true, false)
 	buildAll(t, ps)
 	sent := sendAll(ps, lim, t0)
 	run(ps.onFail(sent[0], unavailable(), 0, t0, lim))
-	if d := ps.deadline(lim); !d.Equal(t0.Add(100 * time.Millisecond)) {
+	if d := ps.deadline(lim, false); !d.Equal(t0.Add(100 * time.Millisecond)) {
 		t.Fatalf("deadline %v, want the backoff's end", d)
 	}
 }

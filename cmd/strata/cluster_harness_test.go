@@ -15,7 +15,7 @@ import (
 )
 
 // freePort returns a port free for TCP and UDP on 127.0.0.1.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	for range 50 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -42,7 +42,7 @@ type clusterNode struct {
 
 // startCluster starts n nodes; the first bootstraps, the others join it.
 // It waits until every node sees all of them registered.
-func startCluster(t *testing.T, n int, extra ...string) []*clusterNode {
+func startCluster(t testing.TB, n int, extra ...string) []*clusterNode {
 	t.Helper()
 	var nodes []*clusterNode
 	var seed string
@@ -91,7 +91,7 @@ func startCluster(t *testing.T, n int, extra ...string) []*clusterNode {
 }
 
 // waitFor retries fn until it returns nil or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, fn func() error) {
+func waitFor(t testing.TB, d time.Duration, what string, fn func() error) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {

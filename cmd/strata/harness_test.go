@@ -63,7 +63,7 @@ func (s *syncBuffer) String() string {
 
 // node is one running `strata server` process.
 type node struct {
-	t       *testing.T
+	t       testing.TB
 	dataDir string
 	args    []string
 	prefix  []string // command the server runs under, if any
@@ -78,7 +78,7 @@ var bannerRE = regexp.MustCompile(`(?m)^\s+(grpc|http)\s+(\S+)`)
 
 // startNode starts a node on free ports with its data in dataDir (a new
 // temporary directory when empty) and waits until it serves.
-func startNode(t *testing.T, dataDir string, extra ...string) *node {
+func startNode(t testing.TB, dataDir string, extra ...string) *node {
 	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()

@@ -33,6 +33,7 @@ func runServer(ctx context.Context, args []string) error {
 	fs.Uint64Var(&cfg.RaftTrailingLogs, "raft-trailing-logs", cfg.RaftTrailingLogs, "raft entries kept after a snapshot (env STRATA_RAFT_TRAILING_LOGS)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (env STRATA_LOG_LEVEL)")
 	fs.BoolVar(&cfg.UnsafeAckBeforeCommit, "unsafe-ack-before-commit", false, "TESTS ONLY: acknowledge writes before they are durable")
+	fs.BoolVar(&cfg.Pprof, "pprof", false, "BENCHMARKS AND DEBUGGING: serve net/http/pprof under /debug/pprof/ on --http-addr (env STRATA_PPROF)")
 	cpuProfile := fs.String("cpuprofile", "", "BENCHMARKS ONLY: write a CPU profile to this file until shutdown")
 	// The file first, then the environment, then flags: later wins.
 	if err := fs.Parse(args); err != nil {
@@ -112,6 +113,7 @@ func overlayUnset(set map[string]bool, cfg *agent.Config, file agent.Config) {
 		"raft-heartbeat-timeout":   func() { cfg.RaftHeartbeatTimeout = keep.RaftHeartbeatTimeout },
 		"raft-trailing-logs":       func() { cfg.RaftTrailingLogs = keep.RaftTrailingLogs },
 		"unsafe-ack-before-commit": func() { cfg.UnsafeAckBeforeCommit = keep.UnsafeAckBeforeCommit },
+		"pprof":                    func() { cfg.Pprof = keep.Pprof },
 	}
 	for name := range set {
 		if f, ok := restore[name]; ok {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"path/filepath"
 	"sync"
@@ -66,6 +67,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
 	segCfg := func(tc cluster.TopicConfig) segment.Config {
 		sc := segment.DefaultConfig()
 		sc.MaxSegmentBytes = cfg.MaxSegmentBytes
+		sc.MaxIndexBytes = sc.FittedIndexBytes() // preallocated per partition
 		sc.MaxBatchBytes = max(sc.MaxBatchBytes, int(tc.MaxBatchBytes))
 		sc.RetentionAge = time.Duration(tc.RetentionMs) * time.Millisecond
 		sc.RetentionBytes = tc.RetentionBytes
@@ -186,6 +188,15 @@ func (a *Agent) startHTTP() {
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	if a.cfg.Pprof {
+		// Registered on this mux only: importing net/http/pprof also
+		// adds them to http.DefaultServeMux, which nothing here serves.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	a.wg.Add(1)
 	go func() {

@@ -68,6 +68,12 @@ type Config struct {
 	// UnsafeAckBeforeCommit acknowledges writes before they are committed
 	// and fsynced. Tests only: it shows the durability test can fail.
 	UnsafeAckBeforeCommit bool `yaml:"unsafe_ack_before_commit"`
+	// Pprof serves Go's profiler (net/http/pprof) under /debug/pprof/ on
+	// HTTPAddr, so that a profile can be taken of one window of a running
+	// node (a benchmark phase) instead of its whole life. Anyone who
+	// reaches HTTPAddr can then read the process's stacks and cost it CPU:
+	// for benchmarks and debugging. Default false.
+	Pprof bool `yaml:"pprof"`
 }
 
 // DefaultConfig returns the defaults of a single local node.

@@ -69,15 +69,7 @@ func (b *Broker) ClusterStatus() ClusterStatus {
 	for _, g := range b.node.MetaFSM.DataGroupInfos() {
 		gs := GroupStatus{ID: g.ID, Voters: g.Voters, Leader: b.node.GroupLeader(g.ID),
 			Preferred: g.PreferredLeader(), Partitions: parts[g.ID]}
-		if dg := b.node.DataGroup(g.ID); dg != nil {
-			gs.Lagging = b.node.Lagging(dg, alive)
-		} else {
-			for _, v := range g.Voters {
-				if !alive[v] {
-					gs.Lagging = append(gs.Lagging, v)
-				}
-			}
-		}
+		gs.Lagging = b.node.Lagging(g.ID, alive)
 		for _, v := range g.Voters {
 			ns := byNode[v]
 			if ns == nil {

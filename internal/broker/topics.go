@@ -196,8 +196,9 @@ type PartitionState struct {
 	LeaderID   string
 	LeaderAddr string
 	Replicas   []string
-	// InSync are the replicas that are alive and in the group's raft
-	// configuration as this node knows it.
+	// InSync are the replicas that are alive, in the group's raft
+	// configuration as this node knows it, and not lagging: caught up with
+	// the leader's commit index within the lag timeout (Node.Lagging).
 	InSync         []string
 	LogStartOffset int64
 	HighWatermark  int64
@@ -208,13 +209,19 @@ type PartitionState struct {
 func (b *Broker) PartitionStates(t cluster.Topic) []PartitionState {
 	out := make([]PartitionState, len(t.Partitions))
 	alive := b.aliveSet()
+	lagging := map[uint32][]string{} // by data group
 	for i, a := range t.Partitions {
 		ps := PartitionState{Partition: int32(i), DataGroup: a.DataGroup, Replicas: a.Replicas}
 		if info, ok := b.node.MetaFSM.DataGroupInfo(a.DataGroup); ok {
 			ps.Replicas = info.Voters
 		}
 		ps.LeaderID = b.node.GroupLeader(a.DataGroup)
-		ps.InSync = b.inSync(a.DataGroup, ps.Replicas, alive)
+		lag, ok := lagging[a.DataGroup]
+		if !ok {
+			lag = b.node.Lagging(a.DataGroup, alive)
+			lagging[a.DataGroup] = lag
+		}
+		ps.InSync = b.inSync(a.DataGroup, ps.Replicas, alive, lag)
 		if dg := b.node.DataGroup(a.DataGroup); dg != nil {
 			if p := dg.FSM.Partition(cluster.PartKey{TopicID: t.ID, Partition: int32(i)}); p != nil {
 				ps.LogStartOffset = p.Log.StartOffset()
@@ -230,9 +237,10 @@ func (b *Broker) PartitionStates(t cluster.Topic) []PartitionState {
 	return out
 }
 
-// inSync returns the replicas of a group that gossip says are alive and,
-// when this node holds the group, that its raft configuration has as voters.
-func (b *Broker) inSync(gid uint32, replicas []string, alive map[string]bool) []string {
+// inSync returns the replicas of a group that are alive, not lagging (see
+// cluster.Node.Lagging) and, when this node holds the group, that its raft
+// configuration has as voters.
+func (b *Broker) inSync(gid uint32, replicas []string, alive map[string]bool, lagging []string) []string {
 	var voters map[string]bool
 	if dg := b.node.DataGroup(gid); dg != nil {
 		if servers, err := dg.Group.Servers(); err == nil {
@@ -244,7 +252,7 @@ func (b *Broker) inSync(gid uint32, replicas []string, alive map[string]bool) []
 	}
 	var out []string
 	for _, r := range replicas {
-		if alive[r] && (voters == nil || voters[r]) {
+		if alive[r] && !slices.Contains(lagging, r) && (voters == nil || voters[r]) {
 			out = append(out, r)
 		}
 	}
