@@ -82,6 +82,7 @@ type DataFSM struct {
 	parts map[PartKey]*Partition
 
 	applied atomic.Uint64
+	bufPool sync.Pool
 }
 
 // NewDataFSM returns a data FSM over cfg.Dir with no partitions: partitions
@@ -242,9 +243,15 @@ func (f *DataFSM) applyProduce(l *raft.Log, hdr, batch []byte) any {
 			return fmt.Errorf("%w: producer %d epoch %d", ErrProducerFenced, h.ProducerID, h.ProducerEpoch)
 		}
 	}
-	// The segment log leaves batch as it is (raft's log cache may still
-	// hand these bytes to a follower): no copy.
-	base, err := p.Log.Append(batch)
+	// The segment log writes the base offset into the batch, and raft's log
+	// cache may still hand these bytes to a follower: append a copy. (Writing
+	// the 8 bytes apart instead, to save the copy, measured 13% slower in
+	// BenchmarkBrokerProduceAsync: the pwrite itself got that much dearer,
+	// likely as the kernel then reads the batch from cold memory.)
+	buf := f.getBuf(len(batch))
+	copy(buf, batch)
+	base, err := p.Log.Append(buf)
+	f.bufPool.Put(&buf)
 	if err != nil {
 		// Raft has committed this entry, so every later offset depends on
 		// it: stop the partition rather than let offsets diverge. A restart
@@ -258,6 +265,13 @@ func (f *DataFSM) applyProduce(l *raft.Log, hdr, batch []byte) any {
 		recordSeq(p.producers, h.ProducerID, h.ProducerEpoch, h.BaseSequence, h.RecordCount, base)
 	}
 	return ProduceResult{BaseOffset: base}
+}
+
+func (f *DataFSM) getBuf(n int) []byte {
+	if bp, ok := f.bufPool.Get().(*[]byte); ok && cap(*bp) >= n {
+		return (*bp)[:n]
+	}
+	return make([]byte, n)
 }
 
 func (f *DataFSM) partitionDir(topic string, k PartKey) string {

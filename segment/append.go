@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -22,10 +23,9 @@ type dirtySnap struct {
 }
 
 // Append validates batch (CheckBatch with Config.MaxBatchBytes), assigns it
-// the next offsets and writes it at the end of the log with the assigned
-// base offset in its first 8 bytes (outside the CRC). The caller's slice is
-// not modified (raft's log cache may still be sending the same bytes to a
-// follower), so no copy is needed. An invalid batch returns ErrInvalidBatch or
+// the next offsets and writes it at the end of the log. It writes the
+// assigned base offset into batch[0:8]: the caller's slice is modified, the
+// CRC is not affected. An invalid batch returns ErrInvalidBatch or
 // ErrBatchTooLarge with nothing written and batch untouched.
 //
 // Under FsyncAlways Append returns once the batch is fsynced, sharing the
@@ -43,6 +43,7 @@ func (l *Log) Append(batch []byte) (baseOffset int64, err error) {
 		return -1, err
 	}
 	base := l.next
+	binary.BigEndian.PutUint64(batch[offBaseOffset:], uint64(base))
 	cutErr, err := s.appendLocked(batch, h, base, l.cfg.IndexIntervalBytes, l.now())
 	if err != nil {
 		if cutErr != nil {

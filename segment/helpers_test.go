@@ -324,8 +324,9 @@ func isCorrupt(err error) (*CorruptError, bool) {
 	return ce, ok && errors.Is(err, ErrCorrupt)
 }
 
-// stored writes into b the base offset Append gave it: the bytes the log
-// holds (Append leaves the caller's slice as it is).
+// stored writes into b the base offset Append gave it, so that b holds
+// the bytes the log holds whether or not Append modified the caller's
+// slice.
 func stored(b []byte, base int64) {
 	if base >= 0 {
 		binary.BigEndian.PutUint64(b[offBaseOffset:], uint64(base))

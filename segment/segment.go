@@ -109,15 +109,7 @@ func (s *segment) closeFiles() error {
 // Caller must hold Log.mu and have checked that the index is not full.
 func (s *segment) appendLocked(batch []byte, h BatchHeader, base int64, interval int, now time.Time) (cutErr, err error) {
 	pos := s.size
-	// The stored batch carries its base offset; batch itself is left as
-	// it is: the 8 bytes go in their own write.
-	var hdr [8]byte
-	binary.BigEndian.PutUint64(hdr[:], uint64(base))
-	_, err = s.log.WriteAt(hdr[:], pos)
-	if err == nil {
-		_, err = s.log.WriteAt(batch[8:], pos+8)
-	}
-	if err != nil {
+	if _, err := s.log.WriteAt(batch, pos); err != nil {
 		err = fmt.Errorf("write %s: %w", s.logPath, err)
 		if terr := s.log.Truncate(pos); terr != nil {
 			return terr, err
