@@ -5,9 +5,42 @@ import (
 	"fmt"
 )
 
-// Errors of the state machines. They are returned as values by Apply, the
-// same on every replica.
+// Sentinel errors of package cluster, the one list of them. Compare with
+// errors.Is. The state machines' errors (from ErrTopicExists on) are
+// returned as values by Apply, the same on every replica.
 var (
+	// ErrClosed is returned by operations on a closed Group, Mux or layer.
+	ErrClosed = errors.New("cluster: closed")
+
+	// ErrNotLeader is returned when a write reaches a node that is not (or no
+	// longer) the group's leader. The error is a *NotLeaderError carrying the
+	// leader this node knows of, if any. When it wraps raft.ErrLeadershipLost
+	// the entry may still be committed by the next leader.
+	ErrNotLeader = errors.New("cluster: not the leader")
+
+	// ErrTimeout is returned when a raft operation does not finish before its
+	// deadline. The operation may still take effect.
+	ErrTimeout = errors.New("cluster: timed out")
+
+	// ErrInvalidConfig is returned by Validate for a configuration that
+	// cannot work.
+	ErrInvalidConfig = errors.New("cluster: invalid config")
+
+	// ErrBadMuxHeader is logged when a connection to the mux opens with
+	// anything but a well-formed header in time.
+	ErrBadMuxHeader = errors.New("cluster: bad mux header")
+
+	// ErrUnknownGroup is logged when a connection to the mux names a group
+	// that has no layer on this node.
+	ErrUnknownGroup = errors.New("cluster: unknown raft group")
+
+	// Membership.
+	// ErrJoinFailed is returned when no address given to join answered.
+	ErrJoinFailed = errors.New("cluster: join failed")
+	// ErrMemberAlive is returned by RemoveFailed for a member that is alive.
+	ErrMemberAlive = errors.New("cluster: member is alive")
+
+	// State machines.
 	// ErrTopicExists is returned when creating a topic whose name is taken.
 	ErrTopicExists = errors.New("cluster: topic already exists")
 	// ErrUnknownTopic is returned for a topic the metadata does not hold.

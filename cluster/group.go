@@ -16,34 +16,6 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// Sentinel errors of package cluster. Compare with errors.Is.
-var (
-	// ErrClosed is returned by operations on a closed Group, Mux or layer.
-	ErrClosed = errors.New("cluster: closed")
-
-	// ErrNotLeader is returned when a write reaches a node that is not (or no
-	// longer) the group's leader. The error is a *NotLeaderError carrying the
-	// leader this node knows of, if any. When it wraps raft.ErrLeadershipLost
-	// the entry may still be committed by the next leader.
-	ErrNotLeader = errors.New("cluster: not the leader")
-
-	// ErrTimeout is returned when a raft operation does not finish before its
-	// deadline. The operation may still take effect.
-	ErrTimeout = errors.New("cluster: timed out")
-
-	// ErrInvalidConfig is returned by Validate for a configuration that
-	// cannot work.
-	ErrInvalidConfig = errors.New("cluster: invalid config")
-
-	// ErrBadMuxHeader is logged when a connection to the mux opens with
-	// anything but a well-formed header in time.
-	ErrBadMuxHeader = errors.New("cluster: bad mux header")
-
-	// ErrUnknownGroup is logged when a connection to the mux names a group
-	// that has no layer on this node.
-	ErrUnknownGroup = errors.New("cluster: unknown raft group")
-)
-
 // NotLeaderError is the error for a write sent to a node that is not the
 // leader of the group. It matches ErrNotLeader and unwraps to raft's error.
 type NotLeaderError struct {

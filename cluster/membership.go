@@ -20,14 +20,6 @@ import (
 	"github.com/hashicorp/serf/serf"
 )
 
-// Errors of membership.
-var (
-	// ErrJoinFailed is returned when no address given to join answered.
-	ErrJoinFailed = errors.New("cluster: join failed")
-	// ErrMemberAlive is returned by RemoveFailed for a member that is alive.
-	ErrMemberAlive = errors.New("cluster: member is alive")
-)
-
 const (
 	// serfEventBuffer is the capacity of the channel serf sends into. Serf
 	// sends while holding its member lock, so a full channel would stall
