@@ -79,6 +79,8 @@ type Broker struct {
 	peers Peers // nil: writes led elsewhere are not forwarded
 
 	reconcileCh chan struct{}
+	metaMu      sync.Mutex
+	metaCh      chan struct{} // closed and replaced at every metadata change
 	stop        chan struct{}
 	wg          sync.WaitGroup
 	closeOnce   sync.Once
@@ -98,6 +100,7 @@ func New(cfg Config, node *cluster.Node) (*Broker, error) {
 		log:         lg,
 		node:        node,
 		reconcileCh: make(chan struct{}, 1),
+		metaCh:      make(chan struct{}),
 		stop:        make(chan struct{}),
 	}
 	b.coord = newCoordinator(b)
@@ -116,6 +119,50 @@ func (b *Broker) NotifyMetadataChanged() {
 	case b.reconcileCh <- struct{}{}:
 	default:
 	}
+	b.metaMu.Lock()
+	close(b.metaCh)
+	b.metaCh = make(chan struct{})
+	b.metaMu.Unlock()
+}
+
+// metaChanged returns a channel closed at the next metadata change.
+func (b *Broker) metaChanged() <-chan struct{} {
+	b.metaMu.Lock()
+	defer b.metaMu.Unlock()
+	return b.metaCh
+}
+
+// metaCatchUp bounds how long a node that does not lead the metadata
+// waits for a name it does not know yet: a client may create a queue
+// group through one node and use it through another at once, before the
+// second has applied the creation (a few heartbeats at most).
+const metaCatchUp = 2 * time.Second
+
+// lookupMeta runs find until it succeeds, or, on a node that does not lead
+// the metadata, until metaCatchUp passes with no metadata change that makes
+// it succeed; it returns find's last answer.
+func lookupMeta[T any](ctx context.Context, b *Broker, find func() (T, bool)) (T, bool) {
+	v, ok := find()
+	if ok || b.node.Meta.IsLeader() {
+		return v, ok
+	}
+	t := time.NewTimer(metaCatchUp)
+	defer t.Stop()
+	for !ok {
+		ch := b.metaChanged()
+		if v, ok = find(); ok {
+			break
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			return v, false
+		case <-ctx.Done():
+			return v, false
+		}
+		v, ok = find()
+	}
+	return v, ok
 }
 
 // Start reconciles once, then runs the reconcile, retention and

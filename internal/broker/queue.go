@@ -89,8 +89,8 @@ func (b *Broker) CreateQueueGroup(ctx context.Context, topic, group string, s cl
 }
 
 // QueueGroup returns a queue group's definition.
-func (b *Broker) QueueGroup(topic, group string) (cluster.QueueDef, error) {
-	d, ok := b.node.MetaFSM.QueueDef(topic, group)
+func (b *Broker) QueueGroup(ctx context.Context, topic, group string) (cluster.QueueDef, error) {
+	d, ok := lookupMeta(ctx, b, func() (cluster.QueueDef, bool) { return b.node.MetaFSM.QueueDef(topic, group) })
 	if !ok {
 		if _, err := b.Topic(topic); err != nil {
 			return d, err

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,8 +41,8 @@ type QueueDescription struct {
 
 // DescribeQueueGroup returns a queue group's settings and, for each
 // partition this node holds, its counts.
-func (b *Broker) DescribeQueueGroup(topic, group string) (QueueDescription, error) {
-	def, err := b.QueueGroup(topic, group)
+func (b *Broker) DescribeQueueGroup(ctx context.Context, topic, group string) (QueueDescription, error) {
+	def, err := b.QueueGroup(ctx, topic, group)
 	if err != nil {
 		return QueueDescription{}, err
 	}
@@ -104,7 +105,7 @@ func (qm queueMetrics) describe(ch chan<- *prometheus.Desc) {
 
 func (qm queueMetrics) collect(b *Broker, ch chan<- prometheus.Metric) {
 	for _, def := range b.QueueGroups() {
-		d, err := b.DescribeQueueGroup(def.Topic, def.Name)
+		d, err := b.DescribeQueueGroup(context.Background(), def.Topic, def.Name) // known here: no wait
 		if err != nil || len(d.Partitions) == 0 {
 			continue
 		}

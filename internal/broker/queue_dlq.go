@@ -230,7 +230,7 @@ func (b *Broker) deadLetter(c queueCursor, d cluster.DeadLetter, src map[int64]r
 // With no parts each partition is reset through its leader, here or on
 // another node; with parts only those are, and this node must lead them.
 func (b *Broker) ResetQueueGroup(ctx context.Context, topic, group string, spec ResetSpec, parts []int32) ([]cluster.TopicOffset, error) {
-	def, err := b.QueueGroup(topic, group)
+	def, err := b.QueueGroup(ctx, topic, group)
 	if err != nil {
 		return nil, err
 	}

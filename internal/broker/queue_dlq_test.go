@@ -92,7 +92,7 @@ func TestQueueDeadLettersAndRedrive(t *testing.T) {
 			t.Errorf("dead letter %s lacks its headers or key: %+v", r.Value, r.Headers)
 		}
 	}
-	d, _ := b.DescribeQueueGroup("jobs", "g")
+	d, _ := b.DescribeQueueGroup(ctxT(t), "jobs", "g")
 	for _, p := range d.Partitions {
 		if p.Backlog != 0 || p.Floor != 3 {
 			t.Errorf("partition %d: %+v; want everything done", p.Partition, p)
@@ -163,7 +163,7 @@ func TestQueueDeadLetterIdempotent(t *testing.T) {
 		t.Fatalf("reject after restart: %d %v", n, err)
 	}
 	eventually(t, 5*time.Second, "the dead marks to be written", func() bool {
-		d, _ := b.DescribeQueueGroup("jobs", "g")
+		d, _ := b.DescribeQueueGroup(ctxT(t), "jobs", "g")
 		return len(d.Partitions) == 1 && d.Partitions[0].DeadLetters == 4
 	})
 	dl := dlqRecords(t, b, "jobs.g.dlq")

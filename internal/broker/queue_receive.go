@@ -47,7 +47,7 @@ const maxReceive = 10000
 // is available it waits up to Wait for a record to be produced, released or
 // due, without polling.
 func (b *Broker) QueueReceive(ctx context.Context, req ReceiveRequest) ([]QueueMessage, error) {
-	def, err := b.QueueGroup(req.Topic, req.Group)
+	def, err := b.QueueGroup(ctx, req.Topic, req.Group)
 	if err != nil {
 		return nil, err
 	}

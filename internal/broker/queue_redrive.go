@@ -53,7 +53,7 @@ func (b *Broker) RedriveQueueGroup(ctx context.Context, topic, group, reason str
 	if reason != "" && !slices.Contains(redriveReasons, reason) {
 		return 0, fmt.Errorf("%w: redrive reason %q (want %s)", ErrInvalidRequest, reason, strings.Join(redriveReasons, " or "))
 	}
-	def, err := b.QueueGroup(topic, group)
+	def, err := b.QueueGroup(ctx, topic, group)
 	if err != nil {
 		return 0, err
 	}

@@ -82,7 +82,7 @@ func (b *Broker) QueueReject(ctx context.Context, req SettleRequest) (int, error
 // worked on, to Delay from now (the ack timeout when 0). Leases live in
 // the leader's memory only: an extend costs no raft write.
 func (b *Broker) QueueExtend(ctx context.Context, req SettleRequest) (int, error) {
-	def, err := b.QueueGroup(req.Topic, req.Group)
+	def, err := b.QueueGroup(ctx, req.Topic, req.Group)
 	if err != nil {
 		return 0, err
 	}
@@ -109,7 +109,7 @@ func (b *Broker) QueueExtend(ctx context.Context, req SettleRequest) (int, error
 // through, then releases them. Partitions settle concurrently, so that
 // their raft commands share log writes and replication rounds.
 func (b *Broker) settle(ctx context.Context, req SettleRequest, op func(queueCursor, []cluster.Settling) error, anyMember bool) (int, error) {
-	def, err := b.QueueGroup(req.Topic, req.Group)
+	def, err := b.QueueGroup(ctx, req.Topic, req.Group)
 	if err != nil {
 		return 0, err
 	}

@@ -43,7 +43,7 @@ func TestQueueReceiveAck(t *testing.T) {
 	if msgs := receive(t, b, "jobs", "workers", "m1", 10, 50*time.Millisecond); len(msgs) != 0 {
 		t.Fatalf("received %d records after all were acked", len(msgs))
 	}
-	d, err := b.DescribeQueueGroup("jobs", "workers")
+	d, err := b.DescribeQueueGroup(ctxT(t), "jobs", "workers")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,7 +43,7 @@ func (s *Server) CreateQueueGroup(ctx context.Context, req *stratav1.CreateQueue
 
 // DescribeQueueGroup implements strata.v1.
 func (s *Server) DescribeQueueGroup(ctx context.Context, req *stratav1.DescribeQueueGroupRequest) (*stratav1.DescribeQueueGroupResponse, error) {
-	d, err := s.b.DescribeQueueGroup(req.Topic, req.Group)
+	d, err := s.b.DescribeQueueGroup(ctx, req.Topic, req.Group)
 	if err != nil {
 		return nil, toStatus(err)
 	}
