@@ -148,10 +148,10 @@ func lookupMeta[T any](ctx context.Context, b *Broker, find func() (T, bool)) (T
 	}
 	t := time.NewTimer(metaCatchUp)
 	defer t.Stop()
-	for !ok {
-		ch := b.metaChanged()
+	for {
+		ch := b.metaChanged() // before find: no change is missed between
 		if v, ok = find(); ok {
-			break
+			return v, true
 		}
 		select {
 		case <-ch:
@@ -160,9 +160,7 @@ func lookupMeta[T any](ctx context.Context, b *Broker, find func() (T, bool)) (T
 		case <-ctx.Done():
 			return v, false
 		}
-		v, ok = find()
 	}
-	return v, ok
 }
 
 // Start reconciles once, then runs the reconcile, retention and

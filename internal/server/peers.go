@@ -104,17 +104,8 @@ func (p *Peers) CommitOffsets(ctx context.Context, addr, group string, offs []cl
 
 // ResetQueuePartition implements broker.Peers.
 func (p *Peers) ResetQueuePartition(ctx context.Context, addr, topic, group string, partition int32, spec broker.ResetSpec) (int64, error) {
-	req := &stratav1.ResetQueueGroupRequest{Topic: topic, Group: group, Partitions: []int32{partition}}
-	switch spec.Spec {
-	case broker.SpecEarliest:
-		req.Spec = stratav1.OffsetSpec_OFFSET_SPEC_EARLIEST
-	case broker.SpecLatest:
-		req.Spec = stratav1.OffsetSpec_OFFSET_SPEC_LATEST
-	case broker.SpecTimestamp:
-		req.Spec, req.TimestampMs = stratav1.OffsetSpec_OFFSET_SPEC_TIMESTAMP, spec.Timestamp
-	default:
-		req.Spec, req.Offset = stratav1.OffsetSpec_OFFSET_SPEC_OFFSET, spec.Offset
-	}
+	req := resetRequest(topic, group, spec)
+	req.Partitions = []int32{partition}
 	var resp *stratav1.ResetQueueGroupResponse
 	err := p.call(ctx, addr, func(s stratav1.StrataClient) (err error) {
 		resp, err = s.ResetQueueGroup(ctx, req)

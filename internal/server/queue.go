@@ -157,6 +157,22 @@ func (s *Server) ResetQueueGroup(ctx context.Context, req *stratav1.ResetQueueGr
 	return &stratav1.ResetQueueGroupResponse{Offsets: toPartitionOffsets(offs)}, nil
 }
 
+// resetRequest is the request for a reset to spec (resetSpec's inverse).
+func resetRequest(topic, group string, spec broker.ResetSpec) *stratav1.ResetQueueGroupRequest {
+	req := &stratav1.ResetQueueGroupRequest{Topic: topic, Group: group}
+	switch spec.Spec {
+	case broker.SpecEarliest:
+		req.Spec = stratav1.OffsetSpec_OFFSET_SPEC_EARLIEST
+	case broker.SpecLatest:
+		req.Spec = stratav1.OffsetSpec_OFFSET_SPEC_LATEST
+	case broker.SpecTimestamp:
+		req.Spec, req.TimestampMs = stratav1.OffsetSpec_OFFSET_SPEC_TIMESTAMP, spec.Timestamp
+	default:
+		req.Spec, req.Offset = stratav1.OffsetSpec_OFFSET_SPEC_OFFSET, spec.Offset
+	}
+	return req
+}
+
 // resetSpec reads the target of a queue group reset.
 func resetSpec(req *stratav1.ResetQueueGroupRequest) (broker.ResetSpec, error) {
 	var spec broker.ResetSpec
