@@ -8,6 +8,7 @@ import (
 	"net"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -109,6 +110,30 @@ func waitMemberEvent(t *testing.T, m *Membership, kind MemberEventKind, id strin
 	}
 }
 
+// waitMemberEvents waits for an event of kind for each of ids, in any order.
+func waitMemberEvents(t *testing.T, m *Membership, kind MemberEventKind, d time.Duration, ids ...string) {
+	t.Helper()
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for len(want) > 0 {
+		select {
+		case ev, ok := <-m.Events():
+			if !ok {
+				t.Fatalf("%s: events closed while waiting for %s of %v", m.LocalMember().ID, kind, ids)
+			}
+			if ev.Kind == kind {
+				delete(want, ev.Member.ID)
+			}
+		case <-timer.C:
+			t.Fatalf("%s: no %s event for %v within %v", m.LocalMember().ID, kind, slices.Sorted(maps.Keys(want)), d)
+		}
+	}
+}
+
 func memberByID(m *Membership, id string) (Member, bool) {
 	for _, mem := range m.Members() {
 		if mem.ID == id {
@@ -141,8 +166,8 @@ func TestMembershipFormsCluster(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no event")
 	}
-	waitMemberEvent(t, a, MemberJoin, "b", 10*time.Second)
-	waitMemberEvent(t, a, MemberJoin, "c", 10*time.Second)
+	// Gossip may deliver b's and c's joins in either order.
+	waitMemberEvents(t, a, MemberJoin, 10*time.Second, "b", "c")
 
 	for _, m := range ms {
 		local := m.LocalMember()
