@@ -6,8 +6,8 @@
 //
 // A Group is one hashicorp/raft node of one group. Its stable store is a
 // raft-boltdb/v2 file, Dir/raft.db; its raft log is a raftlog.Store in
-// Dir/raftlog (or raft.db, see GroupConfig.LogStore), with a raft.LogCache
-// of 4096 entries in front of it; snapshots are files under
+// Dir/raftlog (or raft.db, see GroupConfig.LogStore), with a logCache of
+// the last 4096 entries or 8 MiB in front of it; snapshots are files under
 // Dir/snapshots (two kept); it talks to its peers through raft's
 // NetworkTransport over a Mux layer. A group is bootstrapped only when
 // raft.HasExistingState finds nothing (Group.BootstrapIfNew); a node that
@@ -40,7 +40,7 @@
 //
 //   - Group commit. The leader's main loop takes every queued Apply, up to
 //     MaxAppendEntries, into one dispatchLogs, which makes one
-//     LogCache.StoreLogs, which is one bolt transaction: the entries are
+//     logCache.StoreLogs, which is one bolt transaction: the entries are
 //     msgpack-encoded and put, then the commit writes the dirty pages and
 //     fdatasyncs twice (data, then the meta page). A follower stores each
 //     AppendEntries (up to MaxAppendEntries entries) in one transaction too.
@@ -54,9 +54,9 @@
 //     single-voter group has none, and the leader's commit never waits on
 //     it; it costs one empty AppendEntries per follower per 1-2x
 //     CommitTimeout when the group is idle.
-//   - The LogCache keeps the *raft.Log by pointer: the cmd given to Apply is
-//     retained (the caller must not reuse the buffer), up to 4096 entries of
-//     memory per group, and every DeleteRange (each log compaction) drops
+//   - The logCache keeps the *raft.Log by pointer: the cmd given to Apply is
+//     retained (the caller must not reuse the buffer), up to 4096 entries or
+//     8 MiB per group, and every DeleteRange (each log compaction) drops
 //     the whole cache.
 //   - With BatchApplyCh, raft's Apply timeout covers only the enqueue, and a
 //     future still in the apply queue at Shutdown is never answered

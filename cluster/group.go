@@ -40,10 +40,12 @@ func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
 func (e *NotLeaderError) Unwrap() error { return e.Err }
 
 const (
-	// logCacheEntries is the size of the raft.LogCache ring in front of
-	// bolt. Entries are cached by pointer, so it holds up to this many
-	// commands in memory (4096 x 14 KiB = 56 MiB for large produce batches).
+	// logCacheEntries and logCacheBytes bound the logCache in front of the
+	// raft log: the most recent entries up to both bounds are kept, by
+	// pointer. 8 MiB is a few group commits of large produce batches, what
+	// replication to a follower that keeps up and the FSM read back.
 	logCacheEntries = 4096
+	logCacheBytes   = 8 << 20
 
 	// snapshotsRetained is how many snapshots FileSnapshotStore keeps.
 	snapshotsRetained = 2
@@ -68,7 +70,7 @@ const (
 
 // Group is one raft group on this node: the metadata group or a data group.
 // Its stable store is a raft-boltdb/v2 file (raft.db), its raft log a
-// raftlog.Store (or raft.db, see GroupConfig.LogStore) with a raft.LogCache
+// raftlog.Store (or raft.db, see GroupConfig.LogStore) with a logCache
 // in front, snapshots are files, and it talks to its peers through a mux
 // layer.
 //
@@ -80,7 +82,7 @@ type Group struct {
 	transport *raft.NetworkTransport
 	bolt      *raftboltdb.BoltStore
 	logStore  io.Closer // the raft log store unless it is bolt
-	logs      *raft.LogCache
+	logs      *logCache
 	snaps     *raft.FileSnapshotStore
 	replicas  *replicaTracker // followers' progress, on the leader
 
@@ -160,7 +162,7 @@ func OpenGroup(cfg GroupConfig, fsm raft.FSM, layer raft.StreamLayer) (_ *Group,
 	if cfg.wrapLogStore != nil {
 		logStore = cfg.wrapLogStore(cfg.Name, logStore)
 	}
-	if g.logs, err = raft.NewLogCache(logCacheEntries, logStore); err != nil {
+	if g.logs, err = newLogCache(logStore, logCacheEntries, logCacheBytes); err != nil {
 		return nil, fmt.Errorf("cluster: open group %q: log cache: %w", cfg.Name, err)
 	}
 	g.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.Dir, snapshotsRetained, hlog.Named("snapshot"))
@@ -244,7 +246,7 @@ func (g *Group) BootstrapIfNew(servers []raft.Server) error {
 // deadline passes first, in which case the entry may still be committed;
 // ErrClosed once Close has begun.
 //
-// raft keeps cmd by reference (in its LogCache, among other places) after
+// raft keeps cmd by reference (in its log cache, among other places) after
 // Apply returns: the caller must not modify it afterwards.
 func (g *Group) Apply(ctx context.Context, cmd []byte) (any, error) {
 	ctx, cancel := g.withDeadline(ctx)

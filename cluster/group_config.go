@@ -78,7 +78,7 @@ type GroupConfig struct {
 	NoSync bool
 
 	// wrapLogStore, when set (tests), wraps the group's raft log store,
-	// under the LogCache: a test slows or stops a replica's disk with it.
+	// under the logCache: a test slows or stops a replica's disk with it.
 	wrapLogStore func(name string, s raft.LogStore) raft.LogStore
 }
 
