@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"strconv"
 	"time"
 
@@ -99,7 +100,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, g := range m.b.ListGroups() {
 		ch <- prometheus.MustNewConstMetric(m.groupMembers, prometheus.GaugeValue, float64(g.Members), g.Name)
-		d, err := m.b.DescribeGroup(g.Name)
+		d, err := m.b.DescribeGroup(context.Background(), g.Name) // known here: no wait
 		if err != nil {
 			continue
 		}
