@@ -295,12 +295,12 @@ func TestGroupSnapshotRestore(t *testing.T) {
 	if err := g.Snapshot(); err != nil {
 		t.Fatal(err)
 	}
-	first, err := g.logs.FirstIndex()
+	ix, err := g.Indexes()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if first <= 1 {
-		t.Fatalf("first log index %d after snapshot, want the log compacted", first)
+	if ix.FirstLog <= 1 || ix.Snapshot < 10 || ix.LastLog < ix.Snapshot {
+		t.Fatalf("indexes after a snapshot of 10 commands: %+v; want the log compacted behind a snapshot", ix)
 	}
 	apply(10, 15)
 	if err := g.Close(); err != nil {

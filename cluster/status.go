@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"maps"
 	"net/url"
 	"slices"
@@ -142,4 +143,30 @@ func (n *Node) MetaRole(id string) string {
 		}
 	}
 	return "none"
+}
+
+// RaftIndexes is where a group's raft log stands on one node.
+type RaftIndexes struct {
+	// FirstLog is the first entry the log still holds (0 when it is
+	// empty). A replica that needs an earlier entry can only catch up by
+	// installing a snapshot.
+	FirstLog uint64
+	// LastLog is the last entry the log holds.
+	LastLog uint64
+	// Snapshot is the index of the last snapshot taken or installed here;
+	// 0 when there is none.
+	Snapshot uint64
+}
+
+// Indexes returns where the group's raft log stands on this node.
+func (g *Group) Indexes() (RaftIndexes, error) {
+	first, err := g.logs.FirstIndex()
+	if err != nil {
+		return RaftIndexes{}, fmt.Errorf("cluster: group %s: first log index: %w", g.cfg.Name, err)
+	}
+	snap, err := strconv.ParseUint(g.raft.Stats()["last_snapshot_index"], 10, 64)
+	if err != nil {
+		return RaftIndexes{}, fmt.Errorf("cluster: group %s: last snapshot index: %w", g.cfg.Name, err)
+	}
+	return RaftIndexes{FirstLog: first, LastLog: g.raft.LastIndex(), Snapshot: snap}, nil
 }

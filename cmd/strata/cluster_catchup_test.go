@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,7 +20,39 @@ import (
 	stratav1 "github.com/stratalog/strata/api/v1"
 )
 
-// replicaState returns a node's high watermark of topic/0 (followers serve
+// installedSnapshotLog is what a node logs (at info) when it installs a
+// snapshot's segments in place of a partition that holds less.
+const installedSnapshotLog = "installing the snapshot's segments"
+
+// raftIndex reads a strata_raft_* gauge of one raft group from a node's
+// metrics endpoint.
+func raftIndex(httpAddr, metric, group string) (uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+httpAddr+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	prefix := fmt.Sprintf("%s{raft_group=%q} ", metric, group)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, prefix); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return uint64(f), err
+		}
+	}
+	return 0, fmt.Errorf("%s has no %s for raft group %s", httpAddr, metric, group)
+}
+
+// replicaHW returns a node's high watermark of topic/0 (followers serve
 // reads up to what they have applied).
 func replicaHW(addr, topic string) (int64, error) {
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -69,7 +104,8 @@ func replicaDigest(addr, topic string) (string, int64, error) {
 }
 
 // Issue 4, test 5 (STRATA_CLUSTER_LONG only; STRATA_CATCHUP_MB sets the
-// size, default 1024): a follower's data is wiped while the leader's raft
+// size, default 1024, at least 128 so that the leader's raft log passes
+// the snapshot threshold): a follower's data is wiped while the leader's raft
 // log has been compacted, and the follower restarted: it catches up through
 // a snapshot (the only way: the log no longer holds what it misses) and
 // then holds the same records as the leader.
@@ -142,9 +178,25 @@ func TestE2EClusterCatchUpWipedNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Let the leader take a snapshot and compact past everything the
-	// victim had (snapshot threshold 64 entries, checked every 5-10 s).
-	time.Sleep(11 * time.Second)
+	// The wiped node holds nothing: once the leader's raft log no longer
+	// starts at entry 1 (a snapshot was taken and the log compacted behind
+	// it), the node can only catch up by installing a snapshot. With a
+	// snapshot threshold of 64 entries, checked every 5-10 s, this usually
+	// holds as soon as the writes are done.
+	gid := strconv.Itoa(int(d.Partitions[0].RaftGroup))
+	start = time.Now()
+	var first uint64
+	waitFor(t, time.Minute, "the leader's raft log compacted", func() error {
+		var err error
+		first, err = raftIndex(leader.HTTP, "strata_raft_first_log_index", gid)
+		if err == nil && first <= 1 {
+			err = fmt.Errorf("data group %s's log on %s starts at entry %d", gid, leader.ID, first)
+		}
+		return err
+	})
+	t.Logf("data group %s's log on the leader starts at entry %d (waited %v)", gid, first, time.Since(start).Round(time.Millisecond))
+	// At info the node logs the install of a snapshot's segments.
+	victim.args = append(victim.args, "--log-level", "info")
 	start = time.Now()
 	victim.start()
 	waitFor(t, 5*time.Minute, "the wiped node catches up", func() error {
@@ -162,6 +214,9 @@ func TestE2EClusterCatchUpWipedNode(t *testing.T) {
 		_ = os.WriteFile(f, []byte(victim.log.String()+"\n=== leader\n"+leader.log.String()), 0o644)
 	}
 	t.Logf("wiped node caught up on %d MiB in %v (restart included)", mb, took.Round(time.Millisecond))
+	if !strings.Contains(victim.log.String(), installedSnapshotLog) {
+		t.Errorf("the wiped node did not install a snapshot: no %q in its log", installedSnapshotLog)
+	}
 	got, gn, err := replicaDigest(victim.GRPC, "catchup")
 	if err != nil {
 		t.Fatal(err)

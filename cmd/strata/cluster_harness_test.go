@@ -140,6 +140,7 @@ type describeJSON struct {
 		Replicas  []string `json:"replicas"`
 		InSync    []string `json:"in_sync"`
 		HW        int64    `json:"high_watermark"`
+		RaftGroup uint32   `json:"raft_group"`
 	} `json:"partitions"`
 }
 

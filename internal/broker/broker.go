@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/stratalog/strata/cluster"
@@ -133,18 +134,29 @@ func (b *Broker) metaChanged() <-chan struct{} {
 }
 
 // metaCatchUp bounds how long a node that does not lead the metadata
-// waits for a name it does not know yet: a client may create a queue
-// group through one node and use it through another at once, before the
-// second has applied the creation (a few heartbeats at most).
+// waits for a name it does not know yet: a client may create a topic, a
+// queue group or a group's offsets through one node and use them through
+// another at once, before the second has applied the change (a few
+// heartbeats at most).
 const metaCatchUp = 2 * time.Second
+
+// testHookMetaWait, when set, runs when lookupMeta starts to wait for a
+// name this node does not know: a test holding the node's metadata apply
+// back releases it there.
+var testHookMetaWait atomic.Pointer[func()]
 
 // lookupMeta runs find until it succeeds, or, on a node that does not lead
 // the metadata, until metaCatchUp passes with no metadata change that makes
-// it succeed; it returns find's last answer.
+// it succeed; it returns find's last answer. Every lookup of a name a
+// client gives (topic, queue group, group) goes through it, so that a
+// follower never answers "unknown" from a view that is only behind.
 func lookupMeta[T any](ctx context.Context, b *Broker, find func() (T, bool)) (T, bool) {
 	v, ok := find()
 	if ok || b.node.Meta.IsLeader() {
 		return v, ok
+	}
+	if hook := testHookMetaWait.Load(); hook != nil {
+		(*hook)()
 	}
 	t := time.NewTimer(metaCatchUp)
 	defer t.Stop()

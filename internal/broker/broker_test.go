@@ -320,7 +320,7 @@ func TestGroupsCommitAndReset(t *testing.T) {
 	if _, err := tn.b.ResetOffsets(ctx, "g", "t", nil, ResetSpec{Spec: SpecEarliest}); !errors.Is(err, ErrGroupNotEmpty) {
 		t.Fatalf("reset with members: %v", err)
 	}
-	d, err := tn.b.DescribeGroup("g")
+	d, err := tn.b.DescribeGroup(ctx, "g")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ type FetchResult struct {
 // batch), never past the high watermark. When offset is the high
 // watermark it waits up to maxWait for a write, without polling.
 func (b *Broker) Fetch(ctx context.Context, topic string, partition int32, offset int64, maxBytes int, maxWait time.Duration) (FetchResult, error) {
-	p, err := b.localPartition(topic, partition)
+	p, err := b.localPartition(ctx, topic, partition)
 	if err != nil {
 		return FetchResult{}, err
 	}
@@ -63,8 +63,8 @@ func (b *Broker) Fetch(ctx context.Context, topic string, partition int32, offse
 }
 
 // localPartition returns this node's replica of a partition.
-func (b *Broker) localPartition(topic string, partition int32) (*cluster.Partition, error) {
-	_, dg, k, err := b.partition(topic, partition)
+func (b *Broker) localPartition(ctx context.Context, topic string, partition int32) (*cluster.Partition, error) {
+	_, dg, k, err := b.partition(ctx, topic, partition)
 	if err != nil {
 		return nil, err
 	}
@@ -91,8 +91,8 @@ const (
 // ListOffsets returns the earliest offset, the latest (the high
 // watermark), or the first offset whose record timestamp is at or after
 // tsMs (the high watermark when no record is that recent).
-func (b *Broker) ListOffsets(topic string, partition int32, spec OffsetSpec, tsMs int64) (int64, error) {
-	p, err := b.localPartition(topic, partition)
+func (b *Broker) ListOffsets(ctx context.Context, topic string, partition int32, spec OffsetSpec, tsMs int64) (int64, error) {
+	p, err := b.localPartition(ctx, topic, partition)
 	if err != nil {
 		return 0, err
 	}

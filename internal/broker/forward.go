@@ -76,7 +76,7 @@ func (b *Broker) createTopicOnLeader(ctx context.Context, name string, cfg clust
 			if err != nil && !errors.Is(err, ErrTopicExists) {
 				return cluster.Topic{}, err
 			}
-			if t, terr := b.Topic(name); terr == nil {
+			if t, terr := b.knownTopic(name); terr == nil {
 				return t, err
 			}
 			return cluster.Topic{}, fmt.Errorf("%w: topic %q was created through %s; this node's metadata does not have it yet", ErrNotReady, name, addr)

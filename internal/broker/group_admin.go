@@ -40,8 +40,10 @@ type GroupDescription struct {
 }
 
 // DescribeGroup returns a group's members, assignments and lag for every
-// partition of the topics it consumes or has committed offsets for.
-func (b *Broker) DescribeGroup(name string) (GroupDescription, error) {
+// partition of the topics it consumes or has committed offsets for. A node
+// that does not lead the metadata (and so holds no members) waits
+// (lookupMeta) for the committed offsets of a group it does not know yet.
+func (b *Broker) DescribeGroup(ctx context.Context, name string) (GroupDescription, error) {
 	d := GroupDescription{Name: name}
 	owner := map[TopicPartition]string{}
 	topics := map[string]bool{}
@@ -60,6 +62,12 @@ func (b *Broker) DescribeGroup(name string) (GroupDescription, error) {
 		}
 	}
 	b.coord.mu.Unlock()
+	// The metadata knows a group once it committed (its offsets may have
+	// gone since, with their topics).
+	lookupMeta(ctx, b, func() (struct{}, bool) {
+		_, known := slices.BinarySearch(b.node.MetaFSM.GroupNames(), name)
+		return struct{}{}, known || len(d.Members) > 0
+	})
 	committed := b.node.MetaFSM.GroupOffsets(name)
 	for t := range committed {
 		topics[t] = true
@@ -70,7 +78,7 @@ func (b *Broker) DescribeGroup(name string) (GroupDescription, error) {
 	d.State = groupState(len(d.Members))
 	now := time.Now()
 	for _, tn := range slices.Sorted(maps.Keys(topics)) {
-		t, err := b.Topic(tn)
+		t, err := b.knownTopic(tn)
 		if err != nil {
 			continue
 		}
@@ -84,7 +92,7 @@ func (b *Broker) DescribeGroup(name string) (GroupDescription, error) {
 			}
 			pl.LagRecords = max(ps.HighWatermark-from, 0)
 			if pl.LagRecords > 0 {
-				if p, err := b.localPartition(tn, ps.Partition); err == nil {
+				if p, err := b.localPartition(ctx, tn, ps.Partition); err == nil {
 					if ts, ok := recordTimeAt(p.Log, from); ok {
 						pl.LagSeconds = max(now.Sub(ts).Seconds(), 0)
 					}
@@ -112,7 +120,7 @@ func (b *Broker) ResetOffsets(ctx context.Context, group, topic string, partitio
 	if err := ValidName("group", group); err != nil {
 		return nil, err
 	}
-	t, err := b.Topic(topic)
+	t, err := b.Topic(ctx, topic)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +134,7 @@ func (b *Broker) ResetOffsets(ctx context.Context, group, topic string, partitio
 	}
 	var offs []cluster.TopicOffset
 	for _, p := range partitions {
-		lp, err := b.localPartition(topic, p)
+		lp, err := b.localPartition(ctx, topic, p)
 		if err != nil {
 			return nil, err
 		}

@@ -78,13 +78,16 @@ func (b *Broker) JoinGroup(groupName, memberID, clientID string, topics []string
 	if len(topics) == 0 {
 		return Membership{}, fmt.Errorf("%w: a member must subscribe to at least one topic", ErrInvalidRequest)
 	}
-	for _, t := range topics {
-		if _, err := b.Topic(t); err != nil {
-			return Membership{}, err
-		}
-	}
+	// The coordinator is the metadata leader, whose view of the topics is
+	// the reference: a follower names it instead of answering from a view
+	// that may lag (a topic just created).
 	if !b.node.Meta.IsLeader() {
 		return Membership{}, b.notLeader(b.node.Meta, "group coordinator")
+	}
+	for _, t := range topics {
+		if _, err := b.knownTopic(t); err != nil {
+			return Membership{}, err
+		}
 	}
 	if session <= 0 {
 		session = b.cfg.DefaultSessionTimeout
@@ -172,7 +175,7 @@ func (c *coordinator) maybeRebalanceLocked(g *group) {
 	topics := map[string]int{}
 	for _, m := range g.members {
 		for _, t := range m.topics {
-			if tp, err := c.b.Topic(t); err == nil {
+			if tp, err := c.b.knownTopic(t); err == nil {
 				topics[t] = len(tp.Partitions)
 			}
 		}
@@ -256,8 +259,13 @@ func (b *Broker) CommitOffsets(ctx context.Context, groupName, memberID string, 
 	if err := ValidName("group", groupName); err != nil {
 		return err
 	}
+	// Only the coordinator (the metadata leader) knows the members, and
+	// its view of the topics is the reference: a follower names it.
+	if !b.node.Meta.IsLeader() {
+		return b.notLeader(b.node.Meta, "group coordinator")
+	}
 	for _, o := range offs {
-		t, err := b.Topic(o.Topic)
+		t, err := b.knownTopic(o.Topic)
 		if err != nil {
 			return err
 		}

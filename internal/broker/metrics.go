@@ -1,10 +1,13 @@
 package broker
 
 import (
+	"context"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/stratalog/strata/cluster"
 )
 
 // Metrics are the broker's Prometheus metrics. Rates come from counters;
@@ -25,11 +28,15 @@ type Metrics struct {
 	groupLag       *prometheus.Desc
 	groupLagSec    *prometheus.Desc
 	groupMembers   *prometheus.Desc
+	raftFirst      *prometheus.Desc
+	raftLast       *prometheus.Desc
+	raftSnapshot   *prometheus.Desc
 	queue          queueMetrics // queue_describe.go
 }
 
 func newMetrics(b *Broker) *Metrics {
 	pl := []string{"topic", "partition"}
+	rl := []string{"raft_group"} // "meta", or a data group's id
 	return &Metrics{
 		b: b,
 		produceRecords: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -52,7 +59,11 @@ func newMetrics(b *Broker) *Metrics {
 		groupLag:       prometheus.NewDesc("strata_group_lag_records", "Records not yet consumed by a group.", []string{"group", "topic", "partition"}, nil),
 		groupLagSec:    prometheus.NewDesc("strata_group_lag_seconds", "Age of the oldest record a group has not consumed.", []string{"group", "topic", "partition"}, nil),
 		groupMembers:   prometheus.NewDesc("strata_group_members", "Live members of a group.", []string{"group"}, nil),
-		queue:          newQueueMetrics(),
+		raftFirst: prometheus.NewDesc("strata_raft_first_log_index",
+			"First entry a raft group's log holds on this node; a replica that needs an earlier one is sent a snapshot.", rl, nil),
+		raftLast:     prometheus.NewDesc("strata_raft_last_log_index", "Last entry a raft group's log holds on this node.", rl, nil),
+		raftSnapshot: prometheus.NewDesc("strata_raft_last_snapshot_index", "Index of the last snapshot a raft group took or installed on this node.", rl, nil),
+		queue:        newQueueMetrics(),
 	}
 }
 
@@ -75,7 +86,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.fetchBytes.Describe(ch)
 	m.fetchRequests.Describe(ch)
 	m.queueSkipped.Describe(ch)
-	for _, d := range []*prometheus.Desc{m.partitionBytes, m.partitionHWM, m.partitionStart, m.groupLag, m.groupLagSec, m.groupMembers} {
+	for _, d := range []*prometheus.Desc{m.partitionBytes, m.partitionHWM, m.partitionStart, m.groupLag, m.groupLagSec, m.groupMembers, m.raftFirst, m.raftLast, m.raftSnapshot} {
 		ch <- d
 	}
 	m.queue.describe(ch)
@@ -89,7 +100,9 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.fetchBytes.Collect(ch)
 	m.fetchRequests.Collect(ch)
 	m.queueSkipped.Collect(ch)
+	m.collectRaft(ch, "meta", m.b.node.Meta)
 	for _, dg := range m.b.node.DataGroups() {
+		m.collectRaft(ch, strconv.FormatUint(uint64(dg.ID), 10), dg.Group)
 		for _, p := range dg.FSM.Partitions() {
 			part := strconv.Itoa(int(p.Key.Partition))
 			ch <- prometheus.MustNewConstMetric(m.partitionBytes, prometheus.GaugeValue, float64(p.Log.Size()), p.Topic, part)
@@ -99,7 +112,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, g := range m.b.ListGroups() {
 		ch <- prometheus.MustNewConstMetric(m.groupMembers, prometheus.GaugeValue, float64(g.Members), g.Name)
-		d, err := m.b.DescribeGroup(g.Name)
+		d, err := m.b.DescribeGroup(context.Background(), g.Name) // known here: no wait
 		if err != nil {
 			continue
 		}
@@ -110,4 +123,15 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	m.queue.collect(m.b, ch)
+}
+
+// collectRaft reports where a raft group's log stands on this node.
+func (m *Metrics) collectRaft(ch chan<- prometheus.Metric, name string, g *cluster.Group) {
+	ix, err := g.Indexes()
+	if err != nil {
+		return // closing
+	}
+	ch <- prometheus.MustNewConstMetric(m.raftFirst, prometheus.GaugeValue, float64(ix.FirstLog), name)
+	ch <- prometheus.MustNewConstMetric(m.raftLast, prometheus.GaugeValue, float64(ix.LastLog), name)
+	ch <- prometheus.MustNewConstMetric(m.raftSnapshot, prometheus.GaugeValue, float64(ix.Snapshot), name)
 }

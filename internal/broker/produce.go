@@ -18,14 +18,15 @@ type ProduceResult struct {
 	Duplicate bool
 }
 
-// partition resolves a topic and partition to its data group on this node.
-func (b *Broker) partition(topic string, partition int32) (cluster.Topic, *cluster.DataGroup, cluster.PartKey, error) {
-	t, ok := b.node.MetaFSM.Topic(topic)
-	if !ok {
-		if err := ValidName("topic", topic); err != nil {
-			return t, nil, cluster.PartKey{}, err
+// partition resolves a topic and partition to its data group on this node,
+// waiting as Topic does for a topic this node does not know yet.
+func (b *Broker) partition(ctx context.Context, topic string, partition int32) (cluster.Topic, *cluster.DataGroup, cluster.PartKey, error) {
+	t, err := b.Topic(ctx, topic)
+	if err != nil {
+		if verr := ValidName("topic", topic); verr != nil {
+			return t, nil, cluster.PartKey{}, verr
 		}
-		return t, nil, cluster.PartKey{}, fmt.Errorf("%w: %q", ErrUnknownTopic, topic)
+		return t, nil, cluster.PartKey{}, err
 	}
 	if partition < 0 || int(partition) >= len(t.Partitions) {
 		return t, nil, cluster.PartKey{}, fmt.Errorf("%w: %q has %d partitions, asked for %d",
@@ -65,7 +66,7 @@ func (b *Broker) ProduceAsync(ctx context.Context, topic string, partition int32
 		return func() (ProduceResult, error) { return ProduceResult{BaseOffset: -1}, err }
 	}
 	start := time.Now()
-	t, dg, k, err := b.partition(topic, partition)
+	t, dg, k, err := b.partition(ctx, topic, partition)
 	if err != nil {
 		return fail(err)
 	}

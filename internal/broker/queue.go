@@ -73,7 +73,12 @@ func (b *Broker) CreateQueueGroup(ctx context.Context, topic, group string, s cl
 	if err := ValidName("group", group); err != nil {
 		return cluster.QueueDef{}, err
 	}
-	if _, err := b.Topic(topic); err != nil {
+	// The metadata leader decides, as for topics: a follower names it
+	// rather than answering from a view of the topics that may lag.
+	if !b.node.Meta.IsLeader() {
+		return cluster.QueueDef{}, b.notLeader(b.node.Meta, "metadata")
+	}
+	if _, err := b.knownTopic(topic); err != nil {
 		return cluster.QueueDef{}, err
 	}
 	s, err := completeQueueSettings(topic, group, s)
@@ -92,7 +97,7 @@ func (b *Broker) CreateQueueGroup(ctx context.Context, topic, group string, s cl
 func (b *Broker) QueueGroup(ctx context.Context, topic, group string) (cluster.QueueDef, error) {
 	d, ok := lookupMeta(ctx, b, func() (cluster.QueueDef, bool) { return b.node.MetaFSM.QueueDef(topic, group) })
 	if !ok {
-		if _, err := b.Topic(topic); err != nil {
+		if _, err := b.knownTopic(topic); err != nil { // waited already
 			return d, err
 		}
 		return d, fmt.Errorf("%w: %q on topic %q", ErrUnknownQueueGroup, group, topic)
@@ -123,7 +128,7 @@ func ackTimeout(d cluster.QueueDef) time.Duration {
 // and loads the leader's scratch once per raft term. ok is false while
 // another goroutine loads it.
 func (b *Broker) cursor(ctx context.Context, def cluster.QueueDef, partition int32) (c queueCursor, ok bool, err error) {
-	_, dg, k, err := b.partition(def.Topic, partition)
+	_, dg, k, err := b.partition(ctx, def.Topic, partition)
 	if err != nil {
 		return c, false, err
 	}

@@ -47,13 +47,13 @@ func (b *Broker) DescribeQueueGroup(ctx context.Context, topic, group string) (Q
 		return QueueDescription{}, err
 	}
 	d := QueueDescription{Def: def}
-	t, err := b.Topic(topic)
+	t, err := b.knownTopic(topic) // the queue group's: known
 	if err != nil {
 		return d, err
 	}
 	now := time.Now()
 	for i := range t.Partitions {
-		lp, err := b.localPartition(topic, int32(i))
+		lp, err := b.localPartition(ctx, topic, int32(i))
 		if err != nil {
 			continue
 		}

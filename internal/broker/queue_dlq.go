@@ -62,7 +62,7 @@ func (m *queueManager) loop(stop <-chan struct{}, wg *sync.WaitGroup) {
 func (m *queueManager) tick(ctx context.Context) {
 	b := m.b
 	for _, def := range b.QueueGroups() {
-		t, err := b.Topic(def.Topic)
+		t, err := b.knownTopic(def.Topic)
 		if err != nil || t.ID != def.TopicID {
 			continue
 		}
@@ -99,16 +99,18 @@ func (m *queueManager) tick(ctx context.Context) {
 // dlqTopic returns the group's dead-letter topic, creating it on first use.
 func (b *Broker) dlqTopic(ctx context.Context, def cluster.QueueDef) (cluster.Topic, error) {
 	name := def.Settings.DeadLetterTopic
-	if t, err := b.Topic(name); err == nil {
+	// No waits here: this runs in the queue loop, and a topic created
+	// through another node meanwhile is ErrNotReady, retried next tick.
+	if t, err := b.knownTopic(name); err == nil {
 		return t, nil
 	}
-	src, err := b.Topic(def.Topic)
+	src, err := b.knownTopic(def.Topic)
 	if err != nil {
 		return cluster.Topic{}, err
 	}
 	t, err := b.createTopicOnLeader(ctx, name, cluster.TopicConfig{Partitions: 1, ReplicationFactor: src.Config.ReplicationFactor})
 	if errors.Is(err, ErrTopicExists) {
-		return b.Topic(name)
+		return b.knownTopic(name)
 	}
 	return t, err
 }
@@ -234,7 +236,7 @@ func (b *Broker) ResetQueueGroup(ctx context.Context, topic, group string, spec 
 	if err != nil {
 		return nil, err
 	}
-	t, err := b.Topic(topic)
+	t, err := b.knownTopic(topic) // the queue group's: known
 	if err != nil {
 		return nil, err
 	}

@@ -55,7 +55,7 @@ func (b *Broker) QueueReceive(ctx context.Context, req ReceiveRequest) ([]QueueM
 		return nil, fmt.Errorf("%w: a receive needs a member id", ErrInvalidRequest)
 	}
 	req.Max = min(max(req.Max, 1), maxReceive)
-	parts, err := b.queueParts(def, req.Partition)
+	parts, err := b.queueParts(ctx, def, req.Partition)
 	if err != nil {
 		return nil, err
 	}
@@ -94,8 +94,8 @@ func (b *Broker) QueueReceive(ctx context.Context, req ReceiveRequest) ([]QueueM
 }
 
 // queueParts returns the partitions a receive serves.
-func (b *Broker) queueParts(def cluster.QueueDef, partition int32) ([]int32, error) {
-	t, err := b.Topic(def.Topic)
+func (b *Broker) queueParts(ctx context.Context, def cluster.QueueDef, partition int32) ([]int32, error) {
+	t, err := b.knownTopic(def.Topic) // the queue group's: known
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +112,7 @@ func (b *Broker) queueParts(def cluster.QueueDef, partition int32) ([]int32, err
 		}
 	}
 	if len(out) == 0 {
-		_, dg, _, err := b.partition(def.Topic, 0)
+		_, dg, _, err := b.partition(ctx, def.Topic, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -135,7 +135,7 @@ func (b *Broker) waitQueue(ctx context.Context, def cluster.QueueDef, parts []in
 	defer cancel()
 	wrote := make(chan struct{}, len(parts))
 	for _, p := range parts {
-		lp, err := b.localPartition(def.Topic, p)
+		lp, err := b.localPartition(ctx, def.Topic, p)
 		if err != nil {
 			continue
 		}

@@ -57,7 +57,7 @@ func (b *Broker) RedriveQueueGroup(ctx context.Context, topic, group, reason str
 	if err != nil {
 		return 0, err
 	}
-	dt, err := b.Topic(def.Settings.DeadLetterTopic)
+	dt, err := b.knownTopic(def.Settings.DeadLetterTopic)
 	if err != nil {
 		return 0, nil // nothing was ever dead-lettered
 	}
@@ -96,7 +96,7 @@ func (b *Broker) RedriveQueueGroup(ctx context.Context, topic, group, reason str
 // redrivePartition redrives up to maxN dead letters of def from partition
 // p of the dead-letter topic dlq, read from this node's replica.
 func (b *Broker) redrivePartition(ctx context.Context, def cluster.QueueDef, dlq string, p int32, reason string, maxN int) (int, error) {
-	lp, err := b.localPartition(dlq, p)
+	lp, err := b.localPartition(ctx, dlq, p)
 	if err != nil {
 		return 0, err
 	}
@@ -173,7 +173,7 @@ func redriveTarget(r record.Record, def cluster.QueueDef, dlq string, p int32) (
 // produceRecords writes records to partitions of a topic through the
 // normal produce path, in batches that fit the topic.
 func (b *Broker) produceRecords(ctx context.Context, topic string, byPart map[int32][]record.Record) error {
-	t, err := b.Topic(topic)
+	t, err := b.knownTopic(topic)
 	if err != nil {
 		return err
 	}

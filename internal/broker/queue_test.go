@@ -191,7 +191,7 @@ func TestQueueSkipsRecordsRetentionDeleted(t *testing.T) {
 	if b.EnforceRetention() == 0 {
 		t.Fatal("retention deleted nothing")
 	}
-	lp, err := b.localPartition("short", 0)
+	lp, err := b.localPartition(ctxT(t), "short", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

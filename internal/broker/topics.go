@@ -157,11 +157,15 @@ func (b *Broker) place(groups []cluster.DataGroupInfo, cfg cluster.TopicConfig) 
 }
 
 // DeleteTopic deletes a topic, its partitions and data, and every group's
-// offsets for it.
+// offsets for it. Only the metadata leader does: a follower names it,
+// rather than answering from a view that may lag.
 func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
-	t, ok := b.node.MetaFSM.Topic(name)
-	if !ok {
-		return fmt.Errorf("%w: %q", ErrUnknownTopic, name)
+	if !b.node.Meta.IsLeader() {
+		return b.notLeader(b.node.Meta, "metadata")
+	}
+	t, err := b.knownTopic(name)
+	if err != nil {
+		return err
 	}
 	if _, err := b.applyMeta(ctx, cluster.DeleteTopicCmd(name)); err != nil {
 		return mapClusterErr(err)
@@ -177,8 +181,26 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 	return nil
 }
 
-// Topic returns a topic.
-func (b *Broker) Topic(name string) (cluster.Topic, error) {
+// Topic returns a topic. A node that does not lead the metadata waits
+// (lookupMeta) for a topic it does not know yet, which may have been
+// created through another node a moment ago; after the wait an unknown
+// topic is ErrUnknownTopic with its name.
+func (b *Broker) Topic(ctx context.Context, name string) (cluster.Topic, error) {
+	if ValidName("topic", name) != nil {
+		return b.knownTopic(name) // no topic has that name: nothing to wait for
+	}
+	t, ok := lookupMeta(ctx, b, func() (cluster.Topic, bool) { return b.node.MetaFSM.Topic(name) })
+	if !ok {
+		return cluster.Topic{}, fmt.Errorf("%w: %q", ErrUnknownTopic, name)
+	}
+	return t, nil
+}
+
+// knownTopic returns a topic as this node's metadata holds it now, without
+// waiting: for background work, on the metadata leader (whose view is the
+// reference), and for a topic named by metadata already applied here (a
+// queue group's, a committed offset's).
+func (b *Broker) knownTopic(name string) (cluster.Topic, error) {
 	t, ok := b.node.MetaFSM.Topic(name)
 	if !ok {
 		return cluster.Topic{}, fmt.Errorf("%w: %q", ErrUnknownTopic, name)

@@ -67,7 +67,7 @@ func (s *Server) Metadata(ctx context.Context, req *stratav1.MetadataRequest) (*
 		return resp, nil
 	}
 	for _, name := range req.Topics {
-		t, err := s.b.Topic(name)
+		t, err := s.b.Topic(ctx, name)
 		if err != nil {
 			return nil, toStatus(err)
 		}
@@ -129,7 +129,7 @@ func (s *Server) ListTopics(ctx context.Context, _ *stratav1.ListTopicsRequest) 
 
 // DescribeTopic implements strata.v1.
 func (s *Server) DescribeTopic(ctx context.Context, req *stratav1.DescribeTopicRequest) (*stratav1.DescribeTopicResponse, error) {
-	t, err := s.b.Topic(req.Name)
+	t, err := s.b.Topic(ctx, req.Name)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -238,7 +238,7 @@ func (s *Server) ListOffsets(ctx context.Context, req *stratav1.ListOffsetsReque
 	default:
 		return nil, status.Errorf(codes.InvalidArgument, "list offsets: spec must be EARLIEST, LATEST or TIMESTAMP, got %v", req.Spec)
 	}
-	off, err := s.b.ListOffsets(req.Topic, req.Partition, spec, req.TimestampMs)
+	off, err := s.b.ListOffsets(ctx, req.Topic, req.Partition, spec, req.TimestampMs)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -325,7 +325,7 @@ func (s *Server) ListGroups(ctx context.Context, _ *stratav1.ListGroupsRequest) 
 
 // DescribeGroup implements strata.v1.
 func (s *Server) DescribeGroup(ctx context.Context, req *stratav1.DescribeGroupRequest) (*stratav1.DescribeGroupResponse, error) {
-	d, err := s.b.DescribeGroup(req.Group)
+	d, err := s.b.DescribeGroup(ctx, req.Group)
 	if err != nil {
 		return nil, toStatus(err)
 	}
