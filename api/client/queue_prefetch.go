@@ -73,6 +73,7 @@ type prefetcher struct {
 	mu       sync.Mutex
 	started  bool
 	buf      []prefetched  // oldest first
+	buffered int           // records in buf
 	asked    int           // records asked for by receives in flight
 	err      error         // first background error not yet returned by Receive
 	changed  chan struct{} // closed and replaced when buf, asked or err change
@@ -80,10 +81,10 @@ type prefetcher struct {
 	minLease time.Duration // what a record must have left to be returned
 }
 
-// prefetched is a buffered record and the end of its lease on the local
-// monotonic clock.
+// prefetched is what one background receive got, not yet handed out, and
+// the end of the leases on the local monotonic clock.
 type prefetched struct {
-	m        QueueMessage
+	msgs     []QueueMessage
 	deadline time.Time
 }
 
@@ -157,7 +158,7 @@ func (p *prefetcher) reserve() (int, bool) {
 	least := max(batch/2, 1)
 	for p.ctx.Err() == nil {
 		p.mu.Lock()
-		room := p.q.cfg.Prefetch - len(p.buf) - p.asked
+		room := p.q.cfg.Prefetch - p.buffered - p.asked
 		if p.err == nil && room >= least {
 			n := min(room, batch)
 			p.asked += n
@@ -181,9 +182,9 @@ func (p *prefetcher) add(n int, msgs []QueueMessage, sent time.Time, err error) 
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.asked -= n
-	deadline := sent.Add(p.lease)
-	for _, m := range msgs {
-		p.buf = append(p.buf, prefetched{m: m, deadline: deadline})
+	if len(msgs) > 0 {
+		p.buf = append(p.buf, prefetched{msgs: msgs, deadline: sent.Add(p.lease)})
+		p.buffered += len(msgs)
 	}
 	if err != nil && p.err == nil && p.ctx.Err() == nil {
 		p.err = err
@@ -236,21 +237,31 @@ func (p *prefetcher) receive(ctx context.Context, max int, wait time.Duration) (
 // takeLocked removes up to max records that still have PrefetchMinLease of
 // their lease from the front of the buffer, dropping the older ones met on
 // the way; it returns the records to hand out and those of the dropped
-// ones to give back (see the rules above). Caller must hold p.mu.
+// ones to give back (see the rules above). Records of one receive are
+// handed out without a copy when they are all Receive returns. Caller must
+// hold p.mu.
 func (p *prefetcher) takeLocked(max int, now time.Time) (out, giveBack []QueueMessage) {
-	i := 0
-	for ; i < len(p.buf) && len(out) < max; i++ {
-		r := p.buf[i]
-		left := r.deadline.Sub(now)
+	for len(p.buf) > 0 && len(out) < max {
+		b := &p.buf[0]
+		left := b.deadline.Sub(now)
+		k := len(b.msgs)
 		switch {
 		case left >= p.minLease:
-			out = append(out, r.m)
+			k = min(k, max-len(out))
+			if out == nil {
+				out = b.msgs[:k:k]
+			} else {
+				out = append(out, b.msgs[:k]...)
+			}
 		case left > p.lease/10:
-			giveBack = append(giveBack, r.m)
+			giveBack = append(giveBack, b.msgs...)
+		}
+		p.buffered -= k
+		if b.msgs = b.msgs[k:]; len(b.msgs) == 0 {
+			p.buf[0] = prefetched{}
+			p.buf = p.buf[1:]
 		}
 	}
-	clear(p.buf[:i]) // no references to handed-out values
-	p.buf = p.buf[i:]
 	return out, giveBack
 }
 
@@ -267,12 +278,12 @@ func (p *prefetcher) close() error {
 	p.mu.Lock()
 	var giveBack []QueueMessage
 	now := time.Now()
-	for _, r := range p.buf {
-		if r.deadline.Sub(now) > p.lease/10 {
-			giveBack = append(giveBack, r.m)
+	for _, b := range p.buf {
+		if b.deadline.Sub(now) > p.lease/10 {
+			giveBack = append(giveBack, b.msgs...)
 		}
 	}
-	p.buf = nil
+	p.buf, p.buffered = nil, 0
 	p.notifyLocked()
 	p.mu.Unlock()
 	if len(giveBack) == 0 {
