@@ -58,8 +58,8 @@ type QueueConsumerConfig struct {
 	// up to Prefetch/MaxMessages of them (at least 1, at most 8) are in
 	// flight at once. Default 0: no prefetch, every Receive is one request.
 	// A prefetched record's lease runs while it waits in the buffer, and
-	// its delivery is counted when the broker hands it out; see
-	// queue_prefetch.go for the rules (PrefetchMinLease, Close).
+	// its delivery is counted when the broker hands it out; see the
+	// package documentation (Queue consumer) for the rules.
 	Prefetch int
 	// PrefetchMinLease is how much of its lease a prefetched record must
 	// still have for Receive to return it; a record with less is dropped
