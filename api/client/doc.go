@@ -63,6 +63,23 @@
 // ConsumerConfig.StartAt; a position that fell out of the log (retention)
 // is reset to StartAt as well.
 //
+// # Queue consumer
+//
+// A QueueConsumer is a member of a queue group: Receive leases records,
+// Ack, Nack, Reject and Extend settle them, AckAsync pipelines acks, and
+// Run does it all around a handler. With QueueConsumerConfig.Prefetch,
+// background receives keep up to Prefetch records leased ahead, so the
+// next batch is on its way while the application handles this one. A
+// buffered record's lease runs and its delivery is counted (by the broker,
+// when it handed the record out); Receive returns a buffered record only
+// while PrefetchMinLease of its lease remains, timed on the local
+// monotonic clock from when its receive was sent, and drops older ones.
+// Close stops the background receives and gives the buffered records back
+// with a nack of 1 ms, so another member receives them at once; they have
+// used one delivery, and one given back on its last allowed delivery is
+// dead-lettered, as it would be when its lease ended. The rules in full
+// are in queue_prefetch.go.
+//
 // # Errors
 //
 // The broker's gRPC status codes become the sentinels of errors.go

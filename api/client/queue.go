@@ -50,6 +50,22 @@ type QueueConsumerConfig struct {
 	// MaxAcksInFlight bounds the AckAsync requests waiting for their
 	// answer; a further AckAsync waits for one. Default 4.
 	MaxAcksInFlight int
+	// Prefetch is how many records, at most, the consumer leases ahead of
+	// the application: background receives keep up to Prefetch records
+	// received (or asked for) and not yet returned by Receive, so that the
+	// next batch is already on its way while the application handles this
+	// one. Each background receive asks for up to MaxMessages records, and
+	// up to Prefetch/MaxMessages of them (at least 1, at most 8) are in
+	// flight at once. Default 0: no prefetch, every Receive is one request.
+	// A prefetched record's lease runs while it waits in the buffer, and
+	// its delivery is counted when the broker hands it out; see the
+	// package documentation (Queue consumer) for the rules.
+	Prefetch int
+	// PrefetchMinLease is how much of its lease a prefetched record must
+	// still have for Receive to return it; a record with less is dropped
+	// from the buffer (and given back, see Close) instead. Default, and
+	// when not below the group's ack timeout: half the ack timeout.
+	PrefetchMinLease time.Duration
 }
 
 // QueueConsumer is a member of a queue group. Its methods are safe for
@@ -65,6 +81,8 @@ type QueueConsumer struct {
 	ackErr   error // the first AckAsync error since the last Flush
 	ackCtx   context.Context
 	ackClose context.CancelFunc
+
+	pf *prefetcher // nil without Prefetch
 }
 
 // NewQueueConsumer returns a member of the queue group cfg names.
@@ -89,8 +107,14 @@ func NewQueueConsumer(c *Client, cfg QueueConsumerConfig) (*QueueConsumer, error
 	if cfg.MaxAcksInFlight <= 0 {
 		cfg.MaxAcksInFlight = 4
 	}
+	if cfg.Prefetch < 0 || cfg.PrefetchMinLease < 0 {
+		return nil, fmt.Errorf("%w: negative Prefetch (%d) or PrefetchMinLease (%v)", ErrInvalidConfig, cfg.Prefetch, cfg.PrefetchMinLease)
+	}
 	q := &QueueConsumer{c: c, cfg: cfg, acks: make(chan struct{}, cfg.MaxAcksInFlight)}
 	q.ackCtx, q.ackClose = context.WithCancel(context.Background())
+	if cfg.Prefetch > 0 {
+		q.pf = newPrefetcher(q)
+	}
 	return q, nil
 }
 
@@ -99,20 +123,32 @@ func (q *QueueConsumer) MemberID() string { return q.cfg.MemberID }
 
 // Close makes further calls fail with ErrClosed and waits for the AckAsync
 // requests in flight (returning their first error); leases still held
-// expire on the broker. It is idempotent and does not close the Client.
+// expire on the broker. With Prefetch, it first stops the background
+// receives and gives the prefetched records that Receive never returned
+// back to the group (see prefetcher.close). It is idempotent and does not
+// close the Client.
 func (q *QueueConsumer) Close() error {
 	if q.closed.Swap(true) {
 		return nil
 	}
-	err := q.Flush(context.Background())
+	var errs []error
+	if q.pf != nil {
+		errs = append(errs, q.pf.close())
+	}
+	errs = append(errs, q.Flush(context.Background()))
 	q.ackClose()
-	return err
+	return errors.Join(errs...)
 }
 
 // Receive leases up to max records (MaxMessages when max <= 0), waiting up
 // to wait (MaxWait when 0) when none is available. Each call asks the
 // leader of the next partition in turn, which serves every partition it
 // leads. An empty answer is not an error.
+//
+// With Prefetch, Receive returns records that background receives leased
+// ahead (at most max, oldest first), waiting up to wait for some when
+// there are none; an error of a background receive is returned by the
+// first Receive that finds no record to return.
 func (q *QueueConsumer) Receive(ctx context.Context, max int, wait time.Duration) ([]QueueMessage, error) {
 	if q.closed.Load() {
 		return nil, ErrClosed
@@ -123,6 +159,15 @@ func (q *QueueConsumer) Receive(ctx context.Context, max int, wait time.Duration
 	if wait == 0 {
 		wait = q.cfg.MaxWait
 	}
+	if q.pf != nil {
+		return q.pf.receive(ctx, max, wait)
+	}
+	return q.receive(ctx, max, wait)
+}
+
+// receive is one QueueReceive request, to the leader of the next
+// partition in turn.
+func (q *QueueConsumer) receive(ctx context.Context, max int, wait time.Duration) ([]QueueMessage, error) {
 	n, err := q.c.PartitionCount(ctx, q.cfg.Topic)
 	if err != nil {
 		return nil, err
@@ -177,6 +222,13 @@ func (q *QueueConsumer) AckAsync(msgs ...QueueMessage) {
 		q.setAckErr(ErrClosed)
 		return
 	}
+	q.settleAsync("ack", msgs, 0, true)
+}
+
+// settleAsync sends a settle request without waiting for its answer, in
+// one of the MaxAcksInFlight slots (Flush, and so Close, waits for them).
+// Its error is kept for Flush when report is set, and dropped otherwise.
+func (q *QueueConsumer) settleAsync(op string, msgs []QueueMessage, delay time.Duration, report bool) {
 	select {
 	case q.acks <- struct{}{}:
 	case <-q.ackCtx.Done():
@@ -184,7 +236,7 @@ func (q *QueueConsumer) AckAsync(msgs ...QueueMessage) {
 	}
 	go func() {
 		defer func() { <-q.acks }()
-		if _, err := q.settle(q.ackCtx, "ack", msgs, 0, ""); err != nil {
+		if _, err := q.settleAll(q.ackCtx, op, msgs, delay, ""); err != nil && report {
 			q.setAckErr(err)
 		}
 	}()
@@ -242,12 +294,17 @@ func (q *QueueConsumer) Extend(ctx context.Context, d time.Duration, msgs ...Que
 	return q.settle(ctx, "extend", msgs, d, "")
 }
 
-// settle sends one request per partition to its leader, all at once (a
-// leader commits concurrent settles in shared raft writes).
+// settle is settleAll for a consumer that is not closed.
 func (q *QueueConsumer) settle(ctx context.Context, op string, msgs []QueueMessage, delay time.Duration, errText string) (int, error) {
 	if q.closed.Load() {
 		return 0, ErrClosed
 	}
+	return q.settleAll(ctx, op, msgs, delay, errText)
+}
+
+// settleAll sends one request per partition to its leader, all at once (a
+// leader commits concurrent settles in shared raft writes).
+func (q *QueueConsumer) settleAll(ctx context.Context, op string, msgs []QueueMessage, delay time.Duration, errText string) (int, error) {
 	byPart := map[int32][]int64{}
 	for _, m := range msgs {
 		byPart[m.Partition] = append(byPart[m.Partition], m.Offset)
@@ -308,7 +365,10 @@ type Handler func(ctx context.Context, m QueueMessage) error
 // Run receives and handles records with Concurrency loops until ctx ends
 // (then it returns nil) or a request fails for good. Each loop receives up
 // to MaxMessages records, runs h on each in turn, then acks the successes
-// with one request and nacks the failures.
+// with one request and nacks the failures. With Prefetch, the loops take
+// their batches from the records leased ahead, so the next batch is on
+// its way while h handles this one; records still buffered when Run
+// returns stay for a later Receive or Run, or are given back by Close.
 func (q *QueueConsumer) Run(ctx context.Context, h Handler) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, q.cfg.Concurrency)

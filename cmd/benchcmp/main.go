@@ -35,6 +35,7 @@ func main() {
 	flag.Int64Var(&cfg.ConsumeRecords, "consume-records", cfg.ConsumeRecords, "(c): stored records read per run")
 	flag.Int64Var(&cfg.QueueRecords, "queue-records", cfg.QueueRecords, "(d): records received and acked per run")
 	flag.IntVar(&cfg.NATSMaxPending, "nats-max-pending", 0, "asynchronous publish window of a NATS producer (default 8192)")
+	flag.IntVar(&cfg.QueuePrefetch, "queue-prefetch", cfg.QueuePrefetch, "(d): records the Strata members lease ahead of their loops, shared evenly among them (0: none)")
 	queueMembers := "1,4"
 	flag.StringVar(&queueMembers, "queue-members", queueMembers, "(d): comma-separated member counts, one table each (each member has its own connection)")
 	flag.DurationVar(&cfg.Pause, "pause", cfg.Pause, "pause between runs")

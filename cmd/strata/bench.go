@@ -261,12 +261,18 @@ func runBenchQueue(ctx context.Context, args []string) error {
 	var o benchOpts
 	var group string
 	var fill bool
+	var prefetch int
 	fs := flag.NewFlagSet("strata bench queue", flag.ContinueOnError)
 	o.register(fs, 1_000_000)
 	fs.StringVar(&group, "group", "", "queue group (default: a new one, bench-queue-UNIXNANO, so the run starts at the first record)")
 	fs.BoolVar(&fill, "fill", true, "first produce (unmeasured) the records the topic lacks")
+	fs.IntVar(&prefetch, "prefetch", bench.DefaultQueuePrefetch, "records leased ahead of the receive loop (QueueConsumerConfig.Prefetch; 0: none)")
 	if err := parseBench(fs, &o, args); err != nil {
 		return err
+	}
+	if prefetch < 0 {
+		fmt.Fprintln(os.Stderr, "strata bench queue: --prefetch must be ≥ 0")
+		return exitError{2}
 	}
 	if group == "" {
 		group = fmt.Sprintf("bench-queue-%d", time.Now().UnixNano())
@@ -282,6 +288,6 @@ func runBenchQueue(ctx context.Context, args []string) error {
 		}
 	}
 	res, err := bench.Queue(ctx, t, bench.QueueConfig{Stream: o.topic, Group: group, Records: o.records,
-		Progress: progressOut()})
-	return o.report(res, fmt.Sprintf("topic %s, queue group %s", o.topic, group), err)
+		Options: bench.QueueOptions{Prefetch: prefetch}, Progress: progressOut()})
+	return o.report(res, fmt.Sprintf("topic %s, queue group %s, prefetch %d", o.topic, group, prefetch), err)
 }

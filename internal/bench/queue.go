@@ -17,7 +17,16 @@ type QueueTarget interface {
 	Target
 	// NewQueueConsumer joins (creating it if needed) the queue group of
 	// stream; a new group starts at the stream's first record.
-	NewQueueConsumer(ctx context.Context, stream, group string) (QueueConsumer, error)
+	NewQueueConsumer(ctx context.Context, stream, group string, opt QueueOptions) (QueueConsumer, error)
+}
+
+// QueueOptions tune a queue member where the target has the knob.
+type QueueOptions struct {
+	// Prefetch is, for Strata, QueueConsumerConfig.Prefetch: records
+	// leased ahead of the member's loop (0: none, one Receive at a time).
+	// NATS ignores it: its pull iterator always keeps its batch requested
+	// ahead.
+	Prefetch int
 }
 
 // QueueConsumer is one member of a queue group.
@@ -52,7 +61,9 @@ type QueueConfig struct {
 	Records int64
 	// Members is the number of group members, each with its own
 	// connection and receive-and-ack loop; default 1.
-	Members  int
+	Members int
+	// Options are given to every member (QueueTarget.NewQueueConsumer).
+	Options  QueueOptions
 	Timeout  time.Duration // no record for this long ends the run; default 10 s
 	Progress io.Writer
 }
@@ -82,7 +93,7 @@ func Queue(ctx context.Context, t Target, cfg QueueConfig) (*Result, error) {
 		return errors.Join(errs...)
 	}
 	for range cfg.Members {
-		c, err := qt.NewQueueConsumer(ctx, cfg.Stream, cfg.Group)
+		c, err := qt.NewQueueConsumer(ctx, cfg.Stream, cfg.Group, cfg.Options)
 		if err != nil {
 			return nil, errors.Join(err, closeAll())
 		}

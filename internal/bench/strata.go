@@ -251,10 +251,15 @@ func (c *strataConsumer) Close() error { return errors.Join(c.co.Close(), c.cl.C
 // as many as a NATS pull consumer keeps requested ahead in the comparison.
 const strataQueueMax = 1000
 
+// DefaultQueuePrefetch is the Prefetch of the queue workloads'
+// members unless told otherwise (`strata bench queue --prefetch`,
+// `benchcmp -queue-prefetch`): records leased ahead of the receive loop.
+const DefaultQueuePrefetch = 4000
+
 // NewQueueConsumer creates the queue group unless it exists (a new group
 // starts at the first retained record) and joins it with a client of its
-// own.
-func (s *Strata) NewQueueConsumer(ctx context.Context, topic, group string) (QueueConsumer, error) {
+// own, prefetching opt.Prefetch records.
+func (s *Strata) NewQueueConsumer(ctx context.Context, topic, group string, opt QueueOptions) (QueueConsumer, error) {
 	if _, err := s.admin.CreateQueueGroup(ctx, topic, group, client.QueueSettings{}); err != nil {
 		return nil, err
 	}
@@ -263,7 +268,7 @@ func (s *Strata) NewQueueConsumer(ctx context.Context, topic, group string) (Que
 		return nil, err
 	}
 	q, err := client.NewQueueConsumer(cl, client.QueueConsumerConfig{Topic: topic, Group: group,
-		MaxMessages: strataQueueMax, MaxWait: time.Second})
+		MaxMessages: strataQueueMax, MaxWait: time.Second, Prefetch: opt.Prefetch})
 	if err != nil {
 		cl.Close()
 		return nil, err

@@ -44,6 +44,11 @@ type Config struct {
 	// (d) runs once for each entry of QueueMembers, with that many members.
 	QueueRecords int64
 	QueueMembers []int
+	// QueuePrefetch is the records the Strata members of (d) lease ahead
+	// of their receive loops, shared evenly among them (each member's
+	// Prefetch); NATS's iterator keeps its 1,000 requested ahead
+	// regardless.
+	QueuePrefetch int
 	// Pause separates runs, so one run's background work (flushes,
 	// compaction) does not land in the next.
 	Pause time.Duration
@@ -63,7 +68,8 @@ func DefaultConfig() Config {
 	return Config{Rounds: 3, Sizes: []int{128, 1024},
 		ProduceRecords: 2_000_000, ProduceDuration: 8 * time.Second,
 		SyncRecords: 5000, SyncDuration: 5 * time.Second,
-		ConsumeRecords: 1_000_000, QueueRecords: 200_000, QueueMembers: []int{1, 4}, Pause: time.Second,
+		ConsumeRecords: 1_000_000, QueueRecords: 200_000, QueueMembers: []int{1, 4},
+		QueuePrefetch: bench.DefaultQueuePrefetch, Pause: time.Second,
 		Out: os.Stdout, Log: os.Stderr}
 }
 

@@ -299,8 +299,9 @@ func (c *natsConsumer) Close() error {
 
 // NewQueueConsumer is a durable pull consumer named group with explicit
 // acks: every member of the group shares it, each message goes to one of
-// them and is redelivered unless acked.
-func (n *NATS) NewQueueConsumer(ctx context.Context, stream, group string) (bench.QueueConsumer, error) {
+// them and is redelivered unless acked. The options do not apply: the
+// pull iterator keeps natsPullBatch messages requested ahead.
+func (n *NATS) NewQueueConsumer(ctx context.Context, stream, group string, _ bench.QueueOptions) (bench.QueueConsumer, error) {
 	c, err := n.pullConsumer(ctx, stream, jetstream.ConsumerConfig{Durable: group,
 		AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy})
 	if err != nil {
