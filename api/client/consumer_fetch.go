@@ -83,7 +83,8 @@ func (co *Consumer) fetchLoop(ctx context.Context, f *partFetch, gen int, at Off
 	}
 }
 
-// fetch sends one Fetch for tp at off to the partition's leader.
+// fetch sends one Fetch for tp at off to the partition's leader. The
+// response's records alias a buffer of their own (see fetchCodec).
 func (co *Consumer) fetch(ctx context.Context, tp TopicPartition, off int64, maxBytes int) (*stratav1.FetchResponse, error) {
 	var resp *stratav1.FetchResponse
 	err := co.c.callPartition(ctx, tp.Topic, tp.Partition, func(ctx context.Context, s stratav1.StrataClient) error {
@@ -91,7 +92,7 @@ func (co *Consumer) fetch(ctx context.Context, tp TopicPartition, off int64, max
 		resp, err = s.Fetch(ctx, &stratav1.FetchRequest{
 			Topic: tp.Topic, Partition: tp.Partition, Offset: off,
 			MaxBytes: int32(maxBytes), MaxWaitMs: int32(co.cfg.FetchMaxWait.Milliseconds()),
-		})
+		}, fetchCallOption)
 		return err
 	})
 	return resp, err
