@@ -106,10 +106,7 @@ func decodeFetch(tp TopicPartition, off int64, resp *stratav1.FetchResponse) (*F
 	// Size the slice from the batch headers, bounded so that a corrupt
 	// header cannot make it huge.
 	recs := make([]record.Record, 0, min(record.CountRecords(data), len(data)/16+64))
-	next, err := record.DecodeBatchesFrom(data, off, func(r record.Record) bool {
-		recs = append(recs, r)
-		return true
-	})
+	recs, next, err := record.AppendRecordsFrom(recs, data, off)
 	if err != nil {
 		err = fmt.Errorf("client: fetch %s at %d: %w", tp, off, err)
 	}

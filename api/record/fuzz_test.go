@@ -5,8 +5,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -36,6 +38,7 @@ func FuzzDecodeBatches(f *testing.F) {
 		if err != nil && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrChecksum) {
 			t.Fatalf("error %v wraps no sentinel", err)
 		}
+		checkAppendRecords(t, data, recs, err)
 		if len(recs) == 0 {
 			return
 		}
@@ -97,4 +100,40 @@ func TestWriteFuzzSeeds(t *testing.T) {
 			}
 		}
 	}
+}
+
+// checkAppendRecords fails when AppendRecordsFrom does not give what
+// DecodeBatches gave (recs and err), from the start of data and from the
+// offset of its middle record.
+func checkAppendRecords(t *testing.T, data []byte, recs []Record, err error) {
+	t.Helper()
+	got, next, gotErr := AppendRecordsFrom(nil, data, math.MinInt64)
+	if (err == nil) != (gotErr == nil) || (err != nil && err.Error() != gotErr.Error()) {
+		t.Fatalf("AppendRecordsFrom: error %v, DecodeBatches says %v", gotErr, err)
+	}
+	if !slices.EqualFunc(got, recs, equalRecord) {
+		t.Fatalf("AppendRecordsFrom: %d records, DecodeBatches gave %d, or they differ", len(got), len(recs))
+	}
+	from := int64(math.MinInt64)
+	if len(recs) > 0 {
+		from = recs[len(recs)/2].Offset
+	}
+	var want []Record
+	wantNext, wantErr := DecodeBatchesFrom(data, from, func(r Record) bool { want = append(want, r); return true })
+	got, next, gotErr = AppendRecordsFrom(make([]Record, 0, 1), data, from)
+	if next != wantNext || (wantErr == nil) != (gotErr == nil) || !slices.EqualFunc(got, want, equalRecord) {
+		t.Fatalf("AppendRecordsFrom at %d: %d records, next %d, %v; DecodeBatchesFrom: %d, %d, %v",
+			from, len(got), next, gotErr, len(want), wantNext, wantErr)
+	}
+}
+
+// equalRecord reports whether a and b hold the same fields, telling nil
+// from empty keys and values.
+func equalRecord(a, b Record) bool {
+	return a.Offset == b.Offset && a.Timestamp.Equal(b.Timestamp) &&
+		bytes.Equal(a.Key, b.Key) && (a.Key == nil) == (b.Key == nil) &&
+		bytes.Equal(a.Value, b.Value) && (a.Value == nil) == (b.Value == nil) &&
+		slices.EqualFunc(a.Headers, b.Headers, func(x, y Header) bool {
+			return x.Key == y.Key && bytes.Equal(x.Value, y.Value) && (x.Value == nil) == (y.Value == nil)
+		})
 }
