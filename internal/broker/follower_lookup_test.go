@@ -170,6 +170,15 @@ func metaLeaderOf(t *testing.T, nodes []*clusterBroker) *clusterBroker {
 	return l
 }
 
+// otherThan returns the first of nodes that is not n (nodes holds at least
+// two).
+func otherThan(nodes []*clusterBroker, n *clusterBroker) *clusterBroker {
+	if nodes[0] == n {
+		return nodes[1]
+	}
+	return nodes[0]
+}
+
 // hasReplicas reports whether every partition of t that has a replica on
 // cb exists there.
 func (cb *clusterBroker) hasReplicas(t cluster.Topic) bool {
@@ -208,10 +217,7 @@ func TestFollowerWaitsForNewTopic(t *testing.T) {
 	nodes := startBrokerCluster(t, 3)
 	ctx := ctxT(t)
 	leader := metaLeaderOf(t, nodes)
-	f := nodes[0]
-	if f == leader {
-		f = nodes[1]
-	}
+	f := otherThan(nodes, leader)
 	eventually(t, 20*time.Second, "a topic with 3 replicas", func() bool {
 		_, err := leader.b.CreateTopic(ctx, "warm", cluster.TopicConfig{Partitions: 4, ReplicationFactor: 3})
 		return err == nil || errors.Is(err, ErrTopicExists)
@@ -332,10 +338,7 @@ func TestFollowerUnknownTopicAfterWait(t *testing.T) {
 	nodes := startBrokerCluster(t, 2)
 	ctx := ctxT(t)
 	leader := metaLeaderOf(t, nodes)
-	f := nodes[0]
-	if f == leader {
-		f = nodes[1]
-	}
+	f := otherThan(nodes, leader)
 	batch := batchOf(t, record.BatchOptions{}, "v")
 
 	start := time.Now()
