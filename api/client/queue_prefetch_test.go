@@ -74,11 +74,8 @@ func TestQueuePrefetchExactlyOnce(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		c, ad := prefetchTopic(t, ctx, "prefetch-once-receive", 3, n, client.QueueSettings{})
-		q, err := client.NewQueueConsumer(c, client.QueueConsumerConfig{Topic: "prefetch-once-receive", Group: "g",
+		q := newQueueConsumer(t, c, client.QueueConsumerConfig{Topic: "prefetch-once-receive", Group: "g",
 			MaxMessages: 500, Prefetch: 2000})
-		if err != nil {
-			t.Fatal(err)
-		}
 		defer q.Close()
 		got := map[string]int{}
 		for len(got) < n {
@@ -117,17 +114,14 @@ func TestQueuePrefetchExactlyOnce(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		c, ad := prefetchTopic(t, ctx, "prefetch-once-run", 3, n, client.QueueSettings{})
-		q, err := client.NewQueueConsumer(c, client.QueueConsumerConfig{Topic: "prefetch-once-run", Group: "g",
+		q := newQueueConsumer(t, c, client.QueueConsumerConfig{Topic: "prefetch-once-run", Group: "g",
 			MaxMessages: 200, Prefetch: 1000, Concurrency: 2})
-		if err != nil {
-			t.Fatal(err)
-		}
 		defer q.Close()
 		var mu sync.Mutex
 		got := map[string]int{}
 		rctx, stop := context.WithCancel(ctx)
 		defer stop()
-		err = q.Run(rctx, func(_ context.Context, m client.QueueMessage) error {
+		err := q.Run(rctx, func(_ context.Context, m client.QueueMessage) error {
 			mu.Lock()
 			defer mu.Unlock()
 			got[string(m.Value)]++
@@ -164,10 +158,7 @@ func TestQueuePrefetchCloseGivesBack(t *testing.T) {
 	defer cancel()
 	const topic, n = "prefetch-close", 30
 	c, ad := prefetchTopic(t, ctx, topic, 1, n, client.QueueSettings{AckTimeout: time.Minute})
-	a, err := client.NewQueueConsumer(c, client.QueueConsumerConfig{Topic: topic, Group: "g", MaxMessages: n, Prefetch: n})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := newQueueConsumer(t, c, client.QueueConsumerConfig{Topic: topic, Group: "g", MaxMessages: n, Prefetch: n})
 	// One background receive leases all 30; Receive returns 10.
 	first, err := a.Receive(ctx, 10, 5*time.Second)
 	if err != nil || len(first) != 10 {
@@ -179,10 +170,7 @@ func TestQueuePrefetchCloseGivesBack(t *testing.T) {
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b, err := client.NewQueueConsumer(c, client.QueueConsumerConfig{Topic: topic, Group: "g"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := newQueueConsumer(t, c, client.QueueConsumerConfig{Topic: topic, Group: "g"})
 	defer b.Close()
 	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
 	defer rcancel()
@@ -225,10 +213,7 @@ func TestQueuePrefetchExpiredNotHandedOut(t *testing.T) {
 	defer cancel()
 	const topic, n = "prefetch-expired", 10
 	c, _ := prefetchTopic(t, ctx, topic, 1, n, client.QueueSettings{AckTimeout: time.Second})
-	a, err := client.NewQueueConsumer(c, client.QueueConsumerConfig{Topic: topic, Group: "g", MaxMessages: n, Prefetch: n})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := newQueueConsumer(t, c, client.QueueConsumerConfig{Topic: topic, Group: "g", MaxMessages: n, Prefetch: n})
 	defer a.Close()
 	first, err := a.Receive(ctx, 1, 5*time.Second)
 	if err != nil || len(first) != 1 {
@@ -240,10 +225,7 @@ func TestQueuePrefetchExpiredNotHandedOut(t *testing.T) {
 	// The other 9 wait in a's buffer (a fetches again only when half a
 	// batch fits). b long-polls until their leases end and the group
 	// delivers them to b.
-	b, err := client.NewQueueConsumer(c, client.QueueConsumerConfig{Topic: topic, Group: "g"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := newQueueConsumer(t, c, client.QueueConsumerConfig{Topic: topic, Group: "g"})
 	defer b.Close()
 	seen := 0
 	for seen < n-1 {
@@ -275,11 +257,8 @@ func TestQueuePrefetchError(t *testing.T) {
 	defer cancel()
 	const topic = "prefetch-error"
 	c, ad := prefetchTopic(t, ctx, topic, 1, 5, client.QueueSettings{})
-	q, err := client.NewQueueConsumer(c, client.QueueConsumerConfig{Topic: topic, Group: "g", MaxMessages: 10,
+	q := newQueueConsumer(t, c, client.QueueConsumerConfig{Topic: topic, Group: "g", MaxMessages: 10,
 		Prefetch: 10, MaxWait: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer q.Close()
 	msgs, err := q.Receive(ctx, 0, 5*time.Second)
 	if err != nil || len(msgs) != 5 {

@@ -12,6 +12,17 @@ import (
 
 // AckAsync acks in the background: after Flush every record is acked, so
 // nothing is delivered again; after Close, AckAsync reports ErrClosed.
+// newQueueConsumer returns a queue consumer of c with cfg, failing the test
+// if it cannot be made.
+func newQueueConsumer(t *testing.T, c *client.Client, cfg client.QueueConsumerConfig) *client.QueueConsumer {
+	t.Helper()
+	q, err := client.NewQueueConsumer(c, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
 func TestQueueAckAsync(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -38,10 +49,7 @@ func TestQueueAckAsync(t *testing.T) {
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}
-	q, err := client.NewQueueConsumer(c, client.QueueConsumerConfig{Topic: "ackasync", Group: "g", MaxMessages: 100, MaxAcksInFlight: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
+	q := newQueueConsumer(t, c, client.QueueConsumerConfig{Topic: "ackasync", Group: "g", MaxMessages: 100, MaxAcksInFlight: 2})
 	got := map[string]bool{}
 	for len(got) < n {
 		msgs, err := q.Receive(ctx, 0, time.Second)
