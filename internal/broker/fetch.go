@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/stratalog/strata/api/record"
@@ -22,11 +25,27 @@ type FetchResult struct {
 
 // Fetch reads whole batches from offset, up to maxBytes (at least one
 // batch), never past the high watermark. When offset is the high
-// watermark it waits up to maxWait for a write, without polling.
+// watermark it waits up to maxWait for a write, without polling. The
+// records are in memory of their own that belongs to the caller.
 func (b *Broker) Fetch(ctx context.Context, topic string, partition int32, offset int64, maxBytes int, maxWait time.Duration) (FetchResult, error) {
+	res, _, err := b.fetch(ctx, topic, partition, offset, maxBytes, maxWait, false)
+	return res, err
+}
+
+// FetchLeased is Fetch reading into a buffer from the broker's pool of
+// read buffers, so that a steady stream of fetches reuses memory instead
+// of zeroing fresh buffers. The records alias that buffer, which lease
+// owns: after lease.Release the caller must not touch the records. A
+// caller that never releases only loses the reuse (the buffer is then
+// garbage collected). The lease is nil when the records are empty.
+func (b *Broker) FetchLeased(ctx context.Context, topic string, partition int32, offset int64, maxBytes int, maxWait time.Duration) (FetchResult, *FetchLease, error) {
+	return b.fetch(ctx, topic, partition, offset, maxBytes, maxWait, true)
+}
+
+func (b *Broker) fetch(ctx context.Context, topic string, partition int32, offset int64, maxBytes int, maxWait time.Duration, pooled bool) (FetchResult, *FetchLease, error) {
 	p, err := b.localPartition(ctx, topic, partition)
 	if err != nil {
-		return FetchResult{}, err
+		return FetchResult{}, nil, err
 	}
 	if maxBytes <= 0 {
 		maxBytes = 1 << 20
@@ -40,26 +59,40 @@ func (b *Broker) Fetch(ctx context.Context, topic string, partition int32, offse
 		cancel()
 		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			if ctx.Err() != nil {
-				return FetchResult{}, ctx.Err()
+				return FetchResult{}, nil, ctx.Err()
 			}
-			return FetchResult{}, fmt.Errorf("%w: %s/%d: %w", ErrNotReady, topic, partition, err)
+			return FetchResult{}, nil, fmt.Errorf("%w: %s/%d: %w", ErrNotReady, topic, partition, err)
 		}
 	}
 	res := FetchResult{HighWatermark: lg.HighWatermark(), LogStartOffset: lg.StartOffset()}
 	if offset < res.LogStartOffset || offset > res.HighWatermark {
-		return res, fmt.Errorf("%w: offset %d of %s/%d is outside [%d, %d]",
+		return res, nil, fmt.Errorf("%w: offset %d of %s/%d is outside [%d, %d]",
 			ErrOffsetOutOfRange, offset, topic, partition, res.LogStartOffset, res.HighWatermark)
 	}
-	recs, err := lg.Read(offset, maxBytes)
+	var dst []byte
+	if pooled {
+		// Taken after the wait: a long poll holds no buffer.
+		dst = fetchBufs.get(maxBytes)
+	}
+	recs, err := lg.ReadAppend(dst, offset, maxBytes)
+	var lease *FetchLease
+	if pooled {
+		if len(recs) == 0 {
+			fetchBufs.put(recs) // nothing aliases it
+			recs = nil
+		} else {
+			lease = &FetchLease{buf: recs}
+		}
+	}
 	if err != nil {
 		if errors.Is(err, segment.ErrOffsetOutOfRange) {
-			return res, fmt.Errorf("%w: %w", ErrOffsetOutOfRange, err)
+			return res, nil, fmt.Errorf("%w: %w", ErrOffsetOutOfRange, err)
 		}
-		return res, fmt.Errorf("broker: read %s/%d at %d: %w", topic, partition, offset, err)
+		return res, nil, fmt.Errorf("broker: read %s/%d at %d: %w", topic, partition, offset, err)
 	}
 	res.Records = recs
 	b.m.observeFetch(topic, len(recs))
-	return res, nil
+	return res, lease, nil
 }
 
 // localPartition returns this node's replica of a partition.
@@ -164,4 +197,101 @@ func recordTimeAt(lg *segment.Log, offset int64) (time.Time, bool) {
 		return true
 	})
 	return ts, ok
+}
+
+// FetchLease owns the pooled buffer that the records of a FetchLeased
+// result alias. Each lease is a value of its own (never reused), so a
+// stale copy cannot release a buffer that has since gone to another
+// fetch.
+type FetchLease struct {
+	buf      []byte
+	released atomic.Bool
+}
+
+// Release returns the buffer to the pool; the records must not be read
+// afterwards. Only the first call does anything, so a buffer never goes
+// back twice. Release on a nil lease does nothing.
+func (l *FetchLease) Release() {
+	if l == nil || !l.released.CompareAndSwap(false, true) {
+		return
+	}
+	buf := l.buf
+	l.buf = nil
+	fetchBufs.put(buf)
+}
+
+// Fetch buffer pool bounds: buffers come in power-of-two classes from
+// 64 KiB to 16 MiB (the default MaxFetchBytes), and the pool keeps at most
+// fetchPoolKeepBytes of them in all.
+const (
+	fetchPoolMinShift  = 16
+	fetchPoolMaxShift  = 24
+	fetchPoolKeepBytes = 64 << 20
+)
+
+// fetchBufs is the process's pool of fetch read buffers. One pool for all
+// brokers of a process: the bound is what matters, and it is per process.
+var fetchBufs bufPool
+
+// bufPool keeps read buffers by size class, up to a total of
+// fetchPoolKeepBytes. A plain free list under a mutex: sync.Pool would
+// drop buffers at every GC, and fresh memory is what we avoid.
+type bufPool struct {
+	mu      sync.Mutex
+	free    [fetchPoolMaxShift - fetchPoolMinShift + 1][][]byte
+	kept    int // bytes of capacity in free
+	allocs  atomic.Int64
+	reused  atomic.Int64
+	dropped atomic.Int64
+}
+
+// classFor returns the class of the smallest buffer that holds n bytes.
+func classFor(n int) int {
+	if n <= 1<<fetchPoolMinShift {
+		return 0
+	}
+	return bits.Len(uint(n-1)) - fetchPoolMinShift
+}
+
+// get returns an empty buffer with capacity for at least n bytes.
+func (p *bufPool) get(n int) []byte {
+	c := classFor(n)
+	if c >= len(p.free) {
+		p.allocs.Add(1)
+		return make([]byte, 0, n)
+	}
+	p.mu.Lock()
+	if k := len(p.free[c]); k > 0 {
+		buf := p.free[c][k-1]
+		p.free[c][k-1] = nil
+		p.free[c] = p.free[c][:k-1]
+		p.kept -= cap(buf)
+		p.mu.Unlock()
+		p.reused.Add(1)
+		return buf
+	}
+	p.mu.Unlock()
+	p.allocs.Add(1)
+	return make([]byte, 0, 1<<(c+fetchPoolMinShift))
+}
+
+// put keeps buf for reuse if it fits a class and the bound. The caller
+// gives up buf: nothing may read or write it afterwards.
+func (p *bufPool) put(buf []byte) {
+	// A read that outgrew its buffer (a first batch larger than maxBytes)
+	// hands back the grown one: file it under the largest class it fills.
+	c := bits.Len(uint(cap(buf))) - 1 - fetchPoolMinShift
+	if c < 0 {
+		return
+	}
+	c = min(c, len(p.free)-1)
+	p.mu.Lock()
+	if p.kept+cap(buf) > fetchPoolKeepBytes {
+		p.mu.Unlock()
+		p.dropped.Add(1)
+		return
+	}
+	p.free[c] = append(p.free[c], buf[:0])
+	p.kept += cap(buf)
+	p.mu.Unlock()
 }
