@@ -126,7 +126,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
 		return nil, errors.Join(err, a.Close())
 	}
 	a.svc = server.New(b)
-	a.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(server.MaxRecvMsgBytes), grpc.MaxSendMsgSize(server.MaxRecvMsgBytes))
+	a.grpc = grpc.NewServer(append(server.GRPCOptions(), grpc.MaxRecvMsgSize(server.MaxRecvMsgBytes), grpc.MaxSendMsgSize(server.MaxRecvMsgBytes))...)
 	a.svc.Register(a.grpc)
 	a.svc.SetServing(true)
 	a.wg.Add(1)

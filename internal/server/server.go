@@ -217,12 +217,14 @@ func (s *Server) ProduceStream(stream stratav1.Strata_ProduceStreamServer) error
 
 // Fetch implements strata.v1.
 func (s *Server) Fetch(ctx context.Context, req *stratav1.FetchRequest) (*stratav1.FetchResponse, error) {
-	r, err := s.b.Fetch(ctx, req.Topic, req.Partition, req.Offset, int(req.MaxBytes),
+	r, lease, err := s.b.FetchLeased(ctx, req.Topic, req.Partition, req.Offset, int(req.MaxBytes),
 		time.Duration(req.MaxWaitMs)*time.Millisecond)
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &stratav1.FetchResponse{Records: r.Records, HighWatermark: r.HighWatermark, LogStartOffset: r.LogStartOffset}, nil
+	resp := &stratav1.FetchResponse{Records: r.Records, HighWatermark: r.HighWatermark, LogStartOffset: r.LogStartOffset}
+	keepLease(ctx, resp, lease) // see fetch_codec.go
+	return resp, nil
 }
 
 // ListOffsets implements strata.v1.
