@@ -48,6 +48,7 @@ func (q *QueueState) BeginLoad(now time.Time, ackTimeout time.Duration) (from, t
 		return 0, 0, false
 	}
 	q.loading = true
+	clear(q.slots[q.next-q.floor:]) // reads past next are forgotten, their scratch too
 	q.slots = q.slots[:q.next-q.floor]
 	for i := range q.slots {
 		s := &q.slots[i]
@@ -123,7 +124,9 @@ func (q *QueueState) Pick(pp PickParams, fresh []RecInfo) PickResult {
 		if r.Offset != q.floor+int64(len(q.slots)) || len(q.slots) >= pp.MaxWindow {
 			break
 		}
-		q.slots = append(q.slots, qslot{keyHash: r.KeyHash, hasKey: r.HasKey, deliverAt: r.DeliverAt})
+		q.growSlotsLocked(len(q.slots) + 1)
+		s := &q.slots[len(q.slots)-1]
+		s.keyHash, s.hasKey, s.deliverAt = r.KeyHash, r.HasKey, r.DeliverAt
 	}
 	nowMs := pp.Now.UnixMilli()
 	var seen map[uint64]bool
