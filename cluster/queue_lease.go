@@ -84,6 +84,23 @@ func (q *QueueState) ReadNext(maxWindow int) (next int64, room int) {
 	return q.floor + int64(len(q.slots)), maxWindow - len(q.slots)
 }
 
+// ReadAhead returns the value the leader's caller keeps with the state,
+// nil when none: the broker keeps the records it read past the slots, so
+// that the receives that follow need not read and decode them again. The
+// state never reads it; it goes with the state.
+func (q *QueueState) ReadAhead() any {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.readAhead
+}
+
+// SetReadAhead replaces the value ReadAhead returns.
+func (q *QueueState) SetReadAhead(v any) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.readAhead = v
+}
+
 // PickParams are a receive's parameters.
 type PickParams struct {
 	Now           time.Time

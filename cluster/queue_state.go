@@ -76,6 +76,8 @@ type QueueState struct {
 	// Leader scratch.
 	term    uint64 // raft term the scratch was loaded in; 0: not loaded
 	loading bool
+	// readAhead is the leader's caller's own value (see ReadAhead).
+	readAhead any
 }
 
 // queueSet holds a partition's queue states.
