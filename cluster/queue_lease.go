@@ -48,6 +48,7 @@ func (q *QueueState) BeginLoad(now time.Time, ackTimeout time.Duration) (from, t
 		return 0, 0, false
 	}
 	q.loading = true
+	clear(q.slots[q.next-q.floor:]) // reads past next are forgotten, their scratch too
 	q.slots = q.slots[:q.next-q.floor]
 	for i := range q.slots {
 		s := &q.slots[i]
@@ -81,6 +82,23 @@ func (q *QueueState) ReadNext(maxWindow int) (next int64, room int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.floor + int64(len(q.slots)), maxWindow - len(q.slots)
+}
+
+// ReadAhead returns the value the leader's caller keeps with the state,
+// nil when none: the broker keeps the records it read past the slots, so
+// that the receives that follow need not read and decode them again. The
+// state never reads it; it goes with the state.
+func (q *QueueState) ReadAhead() any {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.readAhead
+}
+
+// SetReadAhead replaces the value ReadAhead returns.
+func (q *QueueState) SetReadAhead(v any) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.readAhead = v
 }
 
 // PickParams are a receive's parameters.
@@ -123,7 +141,9 @@ func (q *QueueState) Pick(pp PickParams, fresh []RecInfo) PickResult {
 		if r.Offset != q.floor+int64(len(q.slots)) || len(q.slots) >= pp.MaxWindow {
 			break
 		}
-		q.slots = append(q.slots, qslot{keyHash: r.KeyHash, hasKey: r.HasKey, deliverAt: r.DeliverAt})
+		q.growSlotsLocked(len(q.slots) + 1)
+		s := &q.slots[len(q.slots)-1]
+		s.keyHash, s.hasKey, s.deliverAt = r.KeyHash, r.HasKey, r.DeliverAt
 	}
 	nowMs := pp.Now.UnixMilli()
 	var seen map[uint64]bool

@@ -63,15 +63,21 @@ type QueueState struct {
 	floor int64
 	next  int64
 	// slots[i] is offset floor+i. On the leader it may run past next:
-	// records read and reserved but not yet delivered.
-	slots  []qslot
-	dlqSeq int32
+	// records read and reserved but not yet delivered. slots is a window
+	// on slotArr that ends at slotArr's capacity; the floor moving on
+	// frees the array's front, which growSlotsLocked reuses, so a queue
+	// that keeps up allocates no new slots.
+	slots   []qslot
+	slotArr []qslot
+	dlqSeq  int32
 
 	acked, dead, delivered, redelivered uint64
 
 	// Leader scratch.
 	term    uint64 // raft term the scratch was loaded in; 0: not loaded
 	loading bool
+	// readAhead is the leader's caller's own value (see ReadAhead).
+	readAhead any
 }
 
 // queueSet holds a partition's queue states.
@@ -158,7 +164,7 @@ func (q *QueueState) reset(c QueueCmd) any {
 			return fmt.Errorf("%w: dead letters of %q are being written", ErrQueueBusy, q.group)
 		}
 	}
-	q.gen, q.floor, q.next, q.slots = c.Gen, c.Arg, c.Arg, nil
+	q.gen, q.floor, q.next, q.slots, q.slotArr = c.Gen, c.Arg, c.Arg, nil, nil
 	q.term = 0 // the leader reloads its scratch
 	return nil
 }
@@ -171,9 +177,35 @@ func (q *QueueState) slotLocked(off int64) *qslot {
 	}
 	i := off - q.floor
 	if i >= int64(len(q.slots)) {
-		q.slots = slices.Grow(q.slots, int(i)+1-len(q.slots))[:i+1]
+		q.growSlotsLocked(int(i) + 1)
 	}
 	return &q.slots[i]
+}
+
+// growSlotsLocked extends the slots to n, the new ones zero. When the
+// array has no room at its end it moves the window to the array's front
+// if that leaves at least as much room again as the window holds (so the
+// copy is paid for by as many appends), else it allocates an array twice
+// as large. Caller must hold q.mu.
+func (q *QueueState) growSlotsLocked(n int) {
+	old := len(q.slots)
+	if n <= old {
+		return
+	}
+	if n > cap(q.slots) {
+		if 2*n <= cap(q.slotArr) {
+			end := cap(q.slotArr) - cap(q.slots) + old // where the window ends in slotArr
+			copy(q.slotArr, q.slots)
+			clear(q.slotArr[old:end]) // the moved slots' old places: drop their strings
+			q.slots = q.slotArr[:old]
+		} else {
+			q.slotArr = make([]qslot, max(2*n, 64))
+			copy(q.slotArr, q.slots)
+			q.slots = q.slotArr[:old]
+		}
+	}
+	q.slots = q.slots[:n]
+	clear(q.slots[old:])
 }
 
 // Caller must hold q.mu.
@@ -281,7 +313,7 @@ func (p *Partition) restoreQueues(snaps []queueSnap) {
 	for _, s := range snaps {
 		q := &QueueState{group: s.Group, gen: s.Gen, floor: s.Floor, next: s.Next, dlqSeq: s.DLQSeq,
 			acked: s.Acked, dead: s.Dead, delivered: s.Delivered, redelivered: s.Redelivered}
-		q.slots = make([]qslot, len(s.Slots))
+		q.growSlotsLocked(len(s.Slots))
 		for i, sl := range s.Slots {
 			q.slots[i] = qslot{deliveries: sl.D, state: sl.S, reason: sl.R, out: sl.O,
 				notBefore: sl.NB, dlqSeq: sl.Q, lastErr: sl.E}

@@ -177,26 +177,15 @@ func (q *QueueConsumer) receive(ctx context.Context, max int, wait time.Duration
 	err = q.c.callPartition(ctx, q.cfg.Topic, p, func(ctx context.Context, s stratav1.StrataClient) error {
 		var err error
 		resp, err = s.QueueReceive(ctx, &stratav1.QueueReceiveRequest{Topic: q.cfg.Topic, Group: q.cfg.Group,
-			MemberId: q.cfg.MemberID, Partition: -1, MaxMessages: int32(max), MaxWaitMs: int32(wait / time.Millisecond)})
+			MemberId: q.cfg.MemberID, Partition: -1, MaxMessages: int32(max), MaxWaitMs: int32(wait / time.Millisecond)}, queueCallOption)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("client: receive from queue group %q: %w", q.cfg.Group, err)
 	}
-	out := make([]QueueMessage, len(resp.GetMessages()))
-	for i, m := range resp.GetMessages() {
-		qm := QueueMessage{Topic: q.cfg.Topic, Partition: m.GetPartition(), Offset: m.GetOffset(), Key: m.GetKey(),
-			Value: m.GetValue(), Timestamp: time.UnixMilli(m.GetTimestampMs()), Deliveries: m.GetDeliveries(),
-			LeaseDeadline: time.UnixMilli(m.GetLeaseDeadlineMs())}
-		if m.GetNullKey() {
-			qm.Key = nil
-		} else if qm.Key == nil {
-			qm.Key = []byte{}
-		}
-		for _, h := range m.GetHeaders() {
-			qm.Headers = append(qm.Headers, record.Header{Key: h.GetKey(), Value: h.GetValue()})
-		}
-		out[i] = qm
+	out, err := queueMessages(resp, q.cfg.Topic)
+	if err != nil {
+		return nil, fmt.Errorf("client: receive from queue group %q: %w", q.cfg.Group, err)
 	}
 	return out, nil
 }

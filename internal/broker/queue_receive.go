@@ -170,15 +170,13 @@ func (b *Broker) receivePartition(ctx context.Context, def cluster.QueueDef, par
 		return nil, time.Time{}, b.skipRetained(ctx, c, next, start)
 	}
 	var fresh []cluster.RecInfo
-	recs := map[int64]record.Record{}
-	if want := min(room, maxN); want > 0 && next < c.part.Log.HighWatermark() {
-		data, err := c.part.Log.Read(next, max(want*256, 64<<10))
-		if err == nil {
-			_, _ = record.DecodeBatchesFrom(data, next, func(r record.Record) bool {
-				fresh = append(fresh, b.queue.recInfo(&r))
-				recs[r.Offset] = r
-				return len(fresh) < want
-			})
+	var ra *readAhead
+	if want := min(room, maxN); want > 0 {
+		ra = readAheadFrom(c.part, c.q, next, want)
+		recs := ra.recs[:min(want, len(ra.recs))]
+		fresh = make([]cluster.RecInfo, len(recs))
+		for i := range recs {
+			fresh[i] = b.queue.recInfo(&recs[i])
 		}
 	}
 	now := time.Now()
@@ -208,22 +206,26 @@ func (b *Broker) receivePartition(ctx context.Context, def cluster.QueueDef, par
 		}
 		return nil, time.Time{}, b.queueErr(c.dg, fmt.Sprintf("%s/%d", def.Topic, partition), err)
 	}
+	// Records handed out before (redeliveries) are read again; new ones
+	// are in the read-ahead.
 	var missing []int64
 	for _, off := range pick.Offsets {
-		if _, ok := recs[off]; !ok {
+		if _, ok := ra.find(off); !ok {
 			missing = append(missing, off)
 		}
 	}
+	var again map[int64]record.Record
 	if len(missing) > 0 {
 		slices.Sort(missing)
-		for off, r := range readRecords(c.part, missing) {
-			recs[off] = r
-		}
+		again = readRecords(c.part, missing)
 	}
 	out := make([]QueueMessage, 0, len(pick.Offsets))
 	until := now.Add(ackTimeout(def))
 	for i, off := range pick.Offsets {
-		r, ok := recs[off]
+		r, ok := ra.find(off)
+		if !ok {
+			r, ok = again[off]
+		}
 		if !ok || counts[i] == 0 {
 			continue // gone (retention) or reset meanwhile
 		}

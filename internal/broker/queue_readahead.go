@@ -1,0 +1,84 @@
+package broker
+
+import (
+	"slices"
+
+	"github.com/stratalog/strata/api/record"
+	"github.com/stratalog/strata/cluster"
+)
+
+// readAheadBytes is how much of the log a queue group's leader reads at a
+// time past its slots (at least one whole batch). A receive wants up to
+// 1,000 records or so, and a stored batch often holds more: reading and
+// decoding the batch again for every receive cost more than the rest of
+// the receive. What is read is kept with the group's state on that
+// partition (cluster.QueueState.ReadAhead) until the group moves past it.
+const readAheadBytes = 256 << 10
+
+// readAhead is the records a queue group's leader read past its slots,
+// in offset order. Their bytes alias the read buffers; a readAhead is
+// never changed once stored, so concurrent receives share it freely.
+type readAhead struct {
+	recs []record.Record
+}
+
+// at returns the records at or after off.
+func (ra *readAhead) at(off int64) []record.Record {
+	if ra == nil {
+		return nil
+	}
+	i, _ := slices.BinarySearchFunc(ra.recs, off, func(r record.Record, off int64) int {
+		switch {
+		case r.Offset < off:
+			return -1
+		case r.Offset > off:
+			return 1
+		}
+		return 0
+	})
+	return ra.recs[i:]
+}
+
+// find returns the record at off, if read.
+func (ra *readAhead) find(off int64) (record.Record, bool) {
+	if recs := ra.at(off); len(recs) > 0 && recs[0].Offset == off {
+		return recs[0], true
+	}
+	return record.Record{}, false
+}
+
+// readAheadFrom returns the records of the partition from next on, at
+// least want of them when the log has them: those already read, and a
+// new read after them when they are too few. It keeps the result for the
+// next receive, and drops what it kept once the group has read all of it.
+func readAheadFrom(p *cluster.Partition, q *cluster.QueueState, next int64, want int) *readAhead {
+	old, _ := q.ReadAhead().(*readAhead)
+	have := old.at(next)
+	if len(have) > 0 && have[0].Offset != next {
+		have = nil // a gap (a reset, or records never read): read again
+	}
+	from := next
+	if len(have) > 0 {
+		from = have[len(have)-1].Offset + 1
+	}
+	hwm := p.Log.HighWatermark()
+	if len(have) >= want || from >= hwm {
+		if len(have) == 0 && old != nil {
+			q.SetReadAhead(nil) // read to the end: keep nothing while idle
+		}
+		return &readAhead{recs: have}
+	}
+	data, err := p.Log.Read(from, readAheadBytes)
+	if err != nil || len(data) == 0 {
+		return &readAhead{recs: have}
+	}
+	recs := make([]record.Record, 0, len(have)+min(record.CountRecords(data), len(data)/16+64))
+	recs = append(recs, have...)
+	// Corrupt bytes end the records; those before them count, as a fetch
+	// gives them. The receive after the last one reads again and stops
+	// there again: the group does not skip what it cannot read.
+	recs, _, _ = record.AppendRecordsFrom(recs, data, from)
+	ra := &readAhead{recs: recs}
+	q.SetReadAhead(ra)
+	return ra
+}

@@ -1,0 +1,73 @@
+package broker
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/stratalog/strata/api/record"
+	"github.com/stratalog/strata/cluster"
+)
+
+// TestQueueReadAheadRecords checks that receives served from the
+// read-ahead hand out each record with its own bytes, across many reads
+// (the records are larger than readAheadBytes together), with receives
+// of every size and redeliveries (nacks) among them, and that the group
+// gets every record exactly once acked.
+func TestQueueReadAheadRecords(t *testing.T) {
+	qn := openQueueNode(t, t.TempDir(), nil)
+	b := qn.b
+	mustTopic(t, b, "ra", 1)
+	mustQueue(t, b, "ra", "g", cluster.QueueSettings{MaxDeliveries: 100})
+	const n = 1500
+	pad := bytes.Repeat([]byte{'.'}, 700)
+	for i := 0; i < n; {
+		var recs []record.Record
+		for ; i < n && len(recs) < 400; i++ {
+			recs = append(recs, record.Record{Value: append(fmt.Appendf(nil, "v-%d-", i), pad...), Timestamp: time.Now()})
+		}
+		batch, err := record.AppendBatch(nil, recs, record.BatchOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Produce(ctxT(t), "ra", 0, batch); err != nil {
+			t.Fatalf("produce: %v", err)
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	acked := map[int64]bool{}
+	for rounds := 0; len(acked) < n; rounds++ {
+		if rounds > 10000 {
+			t.Fatalf("acked %d of %d records after %d receives", len(acked), n, rounds)
+		}
+		msgs := receive(t, b, "ra", "g", "m", 1+rng.IntN(700), time.Second)
+		var ack, nack []QueueMessage
+		for _, m := range msgs {
+			if want := fmt.Sprintf("v-%d-", m.Offset); !bytes.HasPrefix(m.Value, []byte(want)) || len(m.Value) != len(want)+len(pad) {
+				t.Fatalf("record %d came with value %.20q…, want %q…", m.Offset, m.Value, want)
+			}
+			if acked[m.Offset] {
+				t.Fatalf("record %d handed out again after its ack", m.Offset)
+			}
+			if rng.IntN(10) == 0 {
+				nack = append(nack, m)
+			} else {
+				ack = append(ack, m)
+				acked[m.Offset] = true
+			}
+		}
+		if len(ack) > 0 {
+			if _, err := b.QueueAck(ctxT(t), SettleRequest{Topic: "ra", Group: "g", Member: "m", Offsets: refs(ack...)}); err != nil {
+				t.Fatalf("ack: %v", err)
+			}
+		}
+		if len(nack) > 0 {
+			if _, err := b.QueueNack(ctxT(t), SettleRequest{Topic: "ra", Group: "g", Member: "m", Offsets: refs(nack...),
+				Delay: time.Millisecond}); err != nil {
+				t.Fatalf("nack: %v", err)
+			}
+		}
+	}
+}
