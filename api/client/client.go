@@ -13,7 +13,9 @@ import (
 	"golang.org/x/sync/singleflight"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/experimental"
 
+	"github.com/stratalog/strata/api/bufpool"
 	stratav1 "github.com/stratalog/strata/api/v1"
 )
 
@@ -63,6 +65,7 @@ func Dial(ctx context.Context, brokers []string, opts ...Option) (*Client, error
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.MaxMessageBytes), grpc.MaxCallSendMsgSize(cfg.MaxMessageBytes)),
 		grpc.WithUserAgent("strata-go/" + cfg.ClientID),
+		experimental.WithBufferPool(bufpool.Shared()), // see package bufpool
 	}, cfg.DialOptions...)
 	if _, err := c.refresh(ctx, nil); err != nil {
 		cerr := c.Close()

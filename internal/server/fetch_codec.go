@@ -4,13 +4,16 @@ import (
 	"context"
 	"encoding/binary"
 
+	"github.com/stratalog/strata/api/bufpool"
 	stratav1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/internal/broker"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
 	protocodec "google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 )
 
 // GRPCOptions returns the options a gRPC server that serves this service
@@ -33,6 +36,7 @@ func GRPCOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.ForceServerCodecV2(fetchCodec{}),
 		grpc.ChainUnaryInterceptor(leaseInterceptor),
+		experimental.BufferPool(bufpool.Shared()), // see package bufpool
 	}
 }
 
@@ -130,7 +134,33 @@ func (fetchCodec) Marshal(v any) (mem.BufferSlice, error) {
 	case *stratav1.FetchResponse:
 		return marshalFetch(m, nil)
 	}
-	return encoding.GetCodecV2(protocodec.Name).Marshal(v)
+	return marshalProto(v)
+}
+
+// marshalProto is the standard proto codec's Marshal with buffers from
+// bufpool rather than gRPC's default pool, which zeroes each buffer before
+// proto overwrites it (a tenth of the server's CPU in a queue benchmark of
+// 1 KiB records).
+func marshalProto(v any) (mem.BufferSlice, error) {
+	m, ok := v.(proto.Message)
+	if !ok {
+		return encoding.GetCodecV2(protocodec.Name).Marshal(v)
+	}
+	size := proto.Size(m)
+	opts := proto.MarshalOptions{UseCachedSize: true} // safe: Size just ran
+	if mem.IsBelowBufferPoolingThreshold(size) {
+		b, err := opts.Marshal(m)
+		return mem.BufferSlice{mem.SliceBuffer(b)}, err
+	}
+	pool := bufpool.Shared()
+	buf := pool.Get(size)
+	b, err := opts.MarshalAppend((*buf)[:0], m)
+	if err != nil {
+		pool.Put(buf)
+		return nil, err
+	}
+	*buf = b // the same array unless proto outgrew it; then Put drops it
+	return mem.BufferSlice{mem.NewBuffer(buf, pool)}, nil
 }
 
 // marshalFetch encodes m. Its records go out as a mem.Buffer over their
@@ -140,7 +170,7 @@ func marshalFetch(m *stratav1.FetchResponse, l *leasedFetch) (mem.BufferSlice, e
 	if m == nil || len(m.ProtoReflect().GetUnknown()) > 0 || len(m.Records) < minAliasBytes {
 		// Rare or small: the standard codec copies, so the buffer is free
 		// as soon as it returns.
-		out, err := encoding.GetCodecV2(protocodec.Name).Marshal(m)
+		out, err := marshalProto(m)
 		if l != nil {
 			l.lease.Release()
 		}
