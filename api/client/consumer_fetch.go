@@ -51,35 +51,14 @@ func (co *Consumer) fetchLoop(ctx context.Context, f *partFetch, gen int, at Off
 		if ctx.Err() != nil {
 			return
 		}
-		switch {
-		case err == nil:
-			failures = 0
-		case errors.Is(err, ErrOffsetOutOfRange):
-			// Retention moved the log start past us, or the offset was
-			// never valid: start again where StartAt says.
-			reset := AtStart()
-			if co.cfg.StartAt == Latest {
-				reset = AtEnd()
-			}
-			co.log.Warn("offset out of range; resetting", "partition", tp, "offset", off, "to", reset)
-			if off, err = co.resolveRetrying(ctx, tp, reset); err != nil {
-				co.report(f, gen, err)
+		if err != nil {
+			var ok bool
+			if off, ok = co.fetchFailed(ctx, f, gen, off, err, &failures); !ok {
 				return
 			}
 			continue
-		case retriable(err):
-			// The client already retried; keep at it, slowly, since a
-			// consumer outlives elections and restarts.
-			failures++
-			co.log.Warn("fetch failing", "partition", tp, "offset", off, "err", err)
-			if !sleep(ctx, backoffDelay(co.c.cfg.RetryBackoff, co.c.cfg.MaxRetryBackoff, failures+4)) {
-				return
-			}
-			continue
-		default:
-			co.report(f, gen, fmt.Errorf("client: fetch %s at %d: %w", tp, off, err))
-			return
 		}
+		failures = 0
 
 		// A response that moves the reader on (complete batches) is most
 		// often followed by a fetch from where its headers end, with the
@@ -109,6 +88,39 @@ func (co *Consumer) fetchLoop(ctx context.Context, f *partFetch, gen int, at Off
 			return
 		}
 		off = next
+	}
+}
+
+// fetchFailed handles a fetch at off that failed with err: after an
+// out-of-range it starts again where StartAt says, after a retriable
+// error it backs off (counting one more of failures), and it reports any
+// other error. It returns the offset to fetch next, and false when the
+// fetcher must stop.
+func (co *Consumer) fetchFailed(ctx context.Context, f *partFetch, gen int, off int64, err error, failures *int) (int64, bool) {
+	tp := f.tp
+	switch {
+	case errors.Is(err, ErrOffsetOutOfRange):
+		// Retention moved the log start past us, or the offset was
+		// never valid: start again where StartAt says.
+		reset := AtStart()
+		if co.cfg.StartAt == Latest {
+			reset = AtEnd()
+		}
+		co.log.Warn("offset out of range; resetting", "partition", tp, "offset", off, "to", reset)
+		if off, err = co.resolveRetrying(ctx, tp, reset); err != nil {
+			co.report(f, gen, err)
+			return off, false
+		}
+		return off, true
+	case retriable(err):
+		// The client already retried; keep at it, slowly, since a
+		// consumer outlives elections and restarts.
+		*failures++
+		co.log.Warn("fetch failing", "partition", tp, "offset", off, "err", err)
+		return off, sleep(ctx, backoffDelay(co.c.cfg.RetryBackoff, co.c.cfg.MaxRetryBackoff, *failures+4))
+	default:
+		co.report(f, gen, fmt.Errorf("client: fetch %s at %d: %w", tp, off, err))
+		return off, false
 	}
 }
 
