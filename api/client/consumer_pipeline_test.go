@@ -22,7 +22,8 @@ func TestConsumerPipelineEveryRecordOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	if _, err := client.NewAdmin(c).CreateTopic(ctx, "pipeline-once", client.TopicConfig{Partitions: 1}); err != nil {
+	topic := fmt.Sprintf("pipeline-once-%d", time.Now().UnixNano()) // a topic of its own with -count
+	if _, err := client.NewAdmin(c).CreateTopic(ctx, topic, client.TopicConfig{Partitions: 1}); err != nil {
 		t.Fatal(err)
 	}
 	pcfg := client.DefaultProducerConfig()
@@ -33,7 +34,7 @@ func TestConsumerPipelineEveryRecordOnce(t *testing.T) {
 	}
 	errs := make(chan error, 1)
 	for i := range n {
-		p.ProduceAsync(&client.Record{Topic: "pipeline-once", Value: fmt.Appendf(nil, "value-%06d", i)}, func(_ client.Result, err error) {
+		p.ProduceAsync(&client.Record{Topic: topic, Value: fmt.Appendf(nil, "value-%06d", i)}, func(_ client.Result, err error) {
 			if err != nil {
 				select {
 				case errs <- err:
@@ -62,7 +63,7 @@ func TestConsumerPipelineEveryRecordOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer co.Close()
-			if err := co.Assign(client.AtStart(), client.TopicPartition{Topic: "pipeline-once", Partition: 0}); err != nil {
+			if err := co.Assign(client.AtStart(), client.TopicPartition{Topic: topic, Partition: 0}); err != nil {
 				t.Fatal(err)
 			}
 			next := int64(0)
