@@ -13,6 +13,14 @@ import (
 // Fetch, decodes the batches (skipping the records of the first batch
 // that lie before the offset asked for), hands the records to Poll, and
 // fetches the next ones while the application handles them.
+//
+// Fetches are pipelined: as soon as a response arrives, the fetch after
+// it goes out (to the offset its batch headers give, see fetchAhead),
+// while the response is decoded and handed over. That fetch is used
+// only if decoding ends where the headers said; any other outcome
+// (corruption, a partial batch, an error, ctx ending, a Seek) cancels
+// and waits for it, and the loop goes on as if it had never been sent.
+// At most one fetch is ahead per partition.
 func (co *Consumer) fetchLoop(ctx context.Context, f *partFetch, gen int, at Offset) {
 	defer co.wg.Done()
 	tp := f.tp
@@ -27,53 +35,53 @@ func (co *Consumer) fetchLoop(ctx context.Context, f *partFetch, gen int, at Off
 	}
 	co.mu.Unlock()
 
+	var ahead *aheadFetch
+	defer func() { ahead.drop() }()
 	maxBytes := co.cfg.FetchMaxBytes
 	failures := 0
 	for ctx.Err() == nil {
-		resp, err := co.fetch(ctx, tp, off, maxBytes)
+		var resp *stratav1.FetchResponse
+		var err error
+		if ahead != nil {
+			resp, err = ahead.wait()
+			ahead = nil
+		} else {
+			resp, err = co.fetch(ctx, tp, off, maxBytes)
+		}
 		if ctx.Err() != nil {
 			return
 		}
-		switch {
-		case err == nil:
-			failures = 0
-		case errors.Is(err, ErrOffsetOutOfRange):
-			// Retention moved the log start past us, or the offset was
-			// never valid: start again where StartAt says.
-			reset := AtStart()
-			if co.cfg.StartAt == Latest {
-				reset = AtEnd()
-			}
-			co.log.Warn("offset out of range; resetting", "partition", tp, "offset", off, "to", reset)
-			if off, err = co.resolveRetrying(ctx, tp, reset); err != nil {
-				co.report(f, gen, err)
+		if err != nil {
+			var ok bool
+			if off, ok = co.fetchFailed(ctx, f, gen, off, err, &failures); !ok {
 				return
 			}
 			continue
-		case retriable(err):
-			// The client already retried; keep at it, slowly, since a
-			// consumer outlives elections and restarts.
-			failures++
-			co.log.Warn("fetch failing", "partition", tp, "offset", off, "err", err)
-			if !sleep(ctx, backoffDelay(co.c.cfg.RetryBackoff, co.c.cfg.MaxRetryBackoff, failures+4)) {
-				return
-			}
-			continue
-		default:
-			co.report(f, gen, fmt.Errorf("client: fetch %s at %d: %w", tp, off, err))
-			return
 		}
+		failures = 0
 
+		// A response that moves the reader on (complete batches) is most
+		// often followed by a fetch from where its headers end, with the
+		// configured size: send it now. The partial-batch case, where
+		// the size grows, is left to the loop.
+		if n := record.NextOffset(resp.GetRecords(), off); n > off {
+			ahead = co.fetchAhead(ctx, tp, n, co.cfg.FetchMaxBytes)
+		}
 		fp, next, derr := decodeFetch(tp, off, resp)
 		switch {
 		case fp != nil:
 			maxBytes = co.cfg.FetchMaxBytes
-			if !co.handOver(ctx, f, gen, fp) {
-				return
-			}
 		case derr == nil && next == off && len(resp.GetRecords()) > 0:
 			// Only part of a batch came back: ask for more bytes.
 			maxBytes = min(2*maxBytes, co.c.cfg.MaxMessageBytes/2)
+		}
+		if derr != nil || (ahead != nil && (ahead.off != next || ahead.maxBytes != maxBytes)) {
+			// Not the fetch the loop would send now.
+			ahead.drop()
+			ahead = nil
+		}
+		if fp != nil && !co.handOver(ctx, f, gen, fp) {
+			return
 		}
 		if derr != nil {
 			co.report(f, gen, derr)
@@ -81,6 +89,80 @@ func (co *Consumer) fetchLoop(ctx context.Context, f *partFetch, gen int, at Off
 		}
 		off = next
 	}
+}
+
+// fetchFailed handles a fetch at off that failed with err: after an
+// out-of-range it starts again where StartAt says, after a retriable
+// error it backs off (counting one more of failures), and it reports any
+// other error. It returns the offset to fetch next, and false when the
+// fetcher must stop.
+func (co *Consumer) fetchFailed(ctx context.Context, f *partFetch, gen int, off int64, err error, failures *int) (int64, bool) {
+	tp := f.tp
+	switch {
+	case errors.Is(err, ErrOffsetOutOfRange):
+		// Retention moved the log start past us, or the offset was
+		// never valid: start again where StartAt says.
+		reset := AtStart()
+		if co.cfg.StartAt == Latest {
+			reset = AtEnd()
+		}
+		co.log.Warn("offset out of range; resetting", "partition", tp, "offset", off, "to", reset)
+		if off, err = co.resolveRetrying(ctx, tp, reset); err != nil {
+			co.report(f, gen, err)
+			return off, false
+		}
+		return off, true
+	case retriable(err):
+		// The client already retried; keep at it, slowly, since a
+		// consumer outlives elections and restarts.
+		*failures++
+		co.log.Warn("fetch failing", "partition", tp, "offset", off, "err", err)
+		return off, sleep(ctx, backoffDelay(co.c.cfg.RetryBackoff, co.c.cfg.MaxRetryBackoff, *failures+4))
+	default:
+		co.report(f, gen, fmt.Errorf("client: fetch %s at %d: %w", tp, off, err))
+		return off, false
+	}
+}
+
+// aheadFetch is a Fetch sent before the response of the previous one was
+// decoded. Its goroutine ends when the fetch returns; drop cancels it and
+// waits for that.
+type aheadFetch struct {
+	off      int64
+	maxBytes int
+	cancel   context.CancelFunc
+	done     chan struct{} // closed when resp and err are set
+	resp     *stratav1.FetchResponse
+	err      error
+}
+
+// fetchAhead sends a Fetch for tp at off on a goroutine of its own, with
+// a context of its own below ctx.
+func (co *Consumer) fetchAhead(ctx context.Context, tp TopicPartition, off int64, maxBytes int) *aheadFetch {
+	ctx, cancel := context.WithCancel(ctx)
+	a := &aheadFetch{off: off, maxBytes: maxBytes, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(a.done)
+		a.resp, a.err = co.fetch(ctx, tp, off, maxBytes)
+	}()
+	return a
+}
+
+// wait returns the fetch's response once it is there.
+func (a *aheadFetch) wait() (*stratav1.FetchResponse, error) {
+	<-a.done
+	a.cancel()
+	return a.resp, a.err
+}
+
+// drop cancels the fetch and waits for its goroutine to end. A nil a
+// does nothing.
+func (a *aheadFetch) drop() {
+	if a == nil {
+		return
+	}
+	a.cancel()
+	<-a.done
 }
 
 // fetch sends one Fetch for tp at off to the partition's leader. The

@@ -268,3 +268,41 @@ func CountRecords(b []byte) int {
 	}
 	return n
 }
+
+// NextOffset returns the offset a reader resuming at from reads after b,
+// found from the batch headers alone: one past the last complete batch,
+// or from when b holds no complete batch that ends at or after it. It
+// verifies no CRC and decodes no record, so a consumer can send its next
+// fetch before it decodes b. For any b that DecodeBatchesFrom accepts
+// without error, the result is DecodeBatchesFrom's next; for corrupt b it
+// may be further on, since it stops only at a header that cannot be
+// right (a length below the header size, offsets that do not grow, a
+// negative or overflowing last offset delta), where the decoder stops too.
+func NextOffset(b []byte, from int64) int64 {
+	next := from
+	prevLast := int64(math.MinInt64)
+	for p := 0; len(b)-p >= 12; {
+		length := int32(binary.BigEndian.Uint32(b[p+8:]))
+		if length < BatchHeaderLen-12 {
+			break
+		}
+		end := p + 12 + int(length)
+		if end > len(b) || end < p {
+			break // a partial batch at the end
+		}
+		base := int64(binary.BigEndian.Uint64(b[p:]))
+		lastDelta := int32(binary.BigEndian.Uint32(b[p+23:]))
+		if base <= prevLast || lastDelta < 0 || base > math.MaxInt64-int64(lastDelta) {
+			break
+		}
+		last := base + int64(lastDelta)
+		// As the decoder does: last+1 overflows for the final offset of
+		// all, and then next stays.
+		if last >= next {
+			next = last + 1
+		}
+		prevLast = last
+		p = end
+	}
+	return next
+}
