@@ -38,7 +38,9 @@ type ConsumerConfig struct {
 	OnAssign func([]TopicPartition)
 	OnRevoke func([]TopicPartition)
 	// FetchMaxBytes bounds one fetch of one partition (the broker returns
-	// at least one batch). Default 1 MiB.
+	// at least one batch). Default 1 MiB. A partition holds up to three
+	// responses at a time: one waiting for Poll, one being decoded and
+	// the next fetch, sent ahead.
 	FetchMaxBytes int
 	// FetchMaxWait is how long a fetch waits on the broker for records to
 	// arrive. Default 500 ms.
