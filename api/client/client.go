@@ -19,6 +19,15 @@ import (
 	stratav1 "github.com/stratalog/strata/api/v1"
 )
 
+// windowBytes is the HTTP/2 flow-control window, per stream and per
+// connection, that the client grants the brokers (which grant the same). A
+// fixed window turns off gRPC's BDP estimation, which answers a received
+// DATA frame with a PING whenever no estimate is in flight: with one
+// request at a time, a PING and its ack for every answer, each a write and
+// a wake-up on both sides. 16 MiB is the largest window BDP estimation
+// would grant, so fetch throughput does not drop.
+const windowBytes = 16 << 20
+
 // Client holds the gRPC connections to the brokers and the cluster
 // metadata. It is safe for concurrent use; Producers, Consumers and Admins
 // share one.
@@ -66,6 +75,9 @@ func Dial(ctx context.Context, brokers []string, opts ...Option) (*Client, error
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.MaxMessageBytes), grpc.MaxCallSendMsgSize(cfg.MaxMessageBytes)),
 		grpc.WithUserAgent("strata-go/" + cfg.ClientID),
 		experimental.WithBufferPool(bufpool.Shared()), // see package bufpool
+		// A fixed window turns off gRPC's BDP estimation and its PING
+		// per received message (see windowBytes).
+		grpc.WithInitialWindowSize(windowBytes), grpc.WithInitialConnWindowSize(windowBytes),
 	}, cfg.DialOptions...)
 	if _, err := c.refresh(ctx, nil); err != nil {
 		cerr := c.Close()

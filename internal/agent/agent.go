@@ -126,7 +126,8 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
 		return nil, errors.Join(err, a.Close())
 	}
 	a.svc = server.New(b)
-	a.grpc = grpc.NewServer(append(server.GRPCOptions(), grpc.MaxRecvMsgSize(server.MaxRecvMsgBytes), grpc.MaxSendMsgSize(server.MaxRecvMsgBytes))...)
+	opts := append(server.GRPCOptions(), server.WindowOptions()...)
+	a.grpc = grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(server.MaxRecvMsgBytes), grpc.MaxSendMsgSize(server.MaxRecvMsgBytes))...)
 	a.svc.Register(a.grpc)
 	a.svc.SetServing(true)
 	a.wg.Add(1)
