@@ -202,6 +202,7 @@ func sendLoop(ctx context.Context, p Producer, cfg *ProduceConfig, n int64, id i
 		interval = time.Duration(float64(time.Second) * float64(cfg.Producers) / cfg.Rate)
 	}
 	begin := time.Now()
+	ack := st.ack // one func value for the run, not an allocation per record
 	for i := int64(0); i < n; i++ {
 		if i&63 == 0 && ctx.Err() != nil {
 			return
@@ -228,7 +229,7 @@ func sendLoop(ctx context.Context, p Producer, cfg *ProduceConfig, n int64, id i
 			continue
 		}
 		if i%asyncSampleEvery != 0 {
-			p.SendAsync(key, values[j], st.ack)
+			p.SendAsync(key, values[j], ack)
 			continue
 		}
 		start := time.Now()
