@@ -166,7 +166,7 @@ func (a *aheadFetch) drop() {
 }
 
 // fetch sends one Fetch for tp at off to the partition's leader. The
-// response's records alias a buffer of their own (see fetchCodec).
+// response's records alias a buffer of their own (see responseCodec).
 func (co *Consumer) fetch(ctx context.Context, tp TopicPartition, off int64, maxBytes int) (*stratav1.FetchResponse, error) {
 	var resp *stratav1.FetchResponse
 	err := co.c.callPartition(ctx, tp.Topic, tp.Partition, func(ctx context.Context, s stratav1.StrataClient) error {
@@ -174,7 +174,7 @@ func (co *Consumer) fetch(ctx context.Context, tp TopicPartition, off int64, max
 		resp, err = s.Fetch(ctx, &stratav1.FetchRequest{
 			Topic: tp.Topic, Partition: tp.Partition, Offset: off,
 			MaxBytes: int32(maxBytes), MaxWaitMs: int32(co.cfg.FetchMaxWait.Milliseconds()),
-		}, fetchCallOption)
+		}, responseCallOption)
 		return err
 	})
 	return resp, err

@@ -12,39 +12,51 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// fetchCodec is the gRPC codec of Fetch calls. It marshals as the
-// standard proto codec does, but unmarshals a FetchResponse with its
-// records aliasing one buffer of its own: the standard codec copies the
-// message into a pooled buffer and proto.Unmarshal then copies the records
-// field again, so every fetched byte was copied twice. The buffer is
-// allocated for each response and never reused, which keeps the promise
-// of FetchPartition.Records (records alias bytes the consumer never
-// reuses).
-type fetchCodec struct{}
+// responseCodec is the gRPC codec of Fetch and QueueReceive calls. It
+// marshals as the standard proto codec does, but decodes the two
+// responses that carry records so that the records alias one copy of the
+// message instead of being copied again, field by field:
+//
+//   - a FetchResponse gets its records field aliasing that copy
+//     (unmarshalFetchResponse); the standard codec copied the message
+//     into a pooled buffer and proto.Unmarshal then copied the records
+//     again, so every fetched byte was copied twice;
+//   - a QueueReceiveResponse keeps that copy as its unknown fields, for
+//     queueMessages to decode by hand (see queue_codec.go); the standard
+//     path copied every value twice and built a protobuf message per
+//     record.
+//
+// The copy is made for each response and never reused, which keeps the
+// promise that records alias bytes the client never reuses.
+type responseCodec struct{}
 
-// fetchCallOption makes a call use fetchCodec. ForceCodecV2 keeps the
-// content-subtype ("proto"), so the server sees an ordinary call.
-var fetchCallOption = grpc.ForceCodecV2(fetchCodec{})
+// responseCallOption makes a call use responseCodec. ForceCodecV2 keeps
+// the content-subtype ("proto"), so the server sees an ordinary call.
+var responseCallOption = grpc.ForceCodecV2(responseCodec{})
 
 // Marshal marshals v with the standard proto codec.
-func (fetchCodec) Marshal(v any) (mem.BufferSlice, error) {
+func (responseCodec) Marshal(v any) (mem.BufferSlice, error) {
 	return encoding.GetCodecV2(protocodec.Name).Marshal(v)
 }
 
-// Unmarshal copies data once and decodes a FetchResponse from it; any
-// other message goes to the standard proto codec.
-func (fetchCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	m, ok := v.(*stratav1.FetchResponse)
-	if !ok {
-		return encoding.GetCodecV2(protocodec.Name).Unmarshal(data, v)
+// Unmarshal decodes the two responses that carry records from one copy of
+// data (gRPC frees data after Unmarshal returns, so the records need a
+// copy that belongs to them); any other message goes to the standard proto
+// codec.
+func (responseCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	switch m := v.(type) {
+	case *stratav1.FetchResponse:
+		return unmarshalFetchResponse(data.Materialize(), m)
+	case *stratav1.QueueReceiveResponse:
+		m.Reset()
+		m.ProtoReflect().SetUnknown(data.Materialize())
+		return nil
 	}
-	// gRPC frees data after Unmarshal returns: the records need a copy
-	// that belongs to them.
-	return unmarshalFetchResponse(data.Materialize(), m)
+	return encoding.GetCodecV2(protocodec.Name).Unmarshal(data, v)
 }
 
 // Name returns the name of the proto codec: the wire format is the same.
-func (fetchCodec) Name() string { return protocodec.Name }
+func (responseCodec) Name() string { return protocodec.Name }
 
 // unmarshalFetchResponse decodes b into m as proto.Unmarshal does, except
 // that m.Records aliases b (its capacity clipped to its length). Fields

@@ -83,7 +83,7 @@ func TestFetchCodecCopies(t *testing.T) {
 	half := len(b) / 2
 	data := mem.BufferSlice{mem.SliceBuffer(b[:half]), mem.SliceBuffer(b[half:])}
 	var out stratav1.FetchResponse
-	if err := (fetchCodec{}).Unmarshal(data, &out); err != nil {
+	if err := (responseCodec{}).Unmarshal(data, &out); err != nil {
 		t.Fatal(err)
 	}
 	clear(b)
@@ -93,7 +93,7 @@ func TestFetchCodecCopies(t *testing.T) {
 	// Other messages go through the standard codec.
 	var req stratav1.FetchRequest
 	rb, _ := proto.Marshal(&stratav1.FetchRequest{Topic: "t", Offset: 5})
-	if err := (fetchCodec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(rb)}, &req); err != nil || req.Topic != "t" || req.Offset != 5 {
+	if err := (responseCodec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(rb)}, &req); err != nil || req.Topic != "t" || req.Offset != 5 {
 		t.Fatalf("FetchRequest: %v, %v", &req, err)
 	}
 }

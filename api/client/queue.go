@@ -177,7 +177,7 @@ func (q *QueueConsumer) receive(ctx context.Context, max int, wait time.Duration
 	err = q.c.callPartition(ctx, q.cfg.Topic, p, func(ctx context.Context, s stratav1.StrataClient) error {
 		var err error
 		resp, err = s.QueueReceive(ctx, &stratav1.QueueReceiveRequest{Topic: q.cfg.Topic, Group: q.cfg.Group,
-			MemberId: q.cfg.MemberID, Partition: -1, MaxMessages: int32(max), MaxWaitMs: int32(wait / time.Millisecond)}, queueCallOption)
+			MemberId: q.cfg.MemberID, Partition: -1, MaxMessages: int32(max), MaxWaitMs: int32(wait / time.Millisecond)}, responseCallOption)
 		return err
 	})
 	if err != nil {

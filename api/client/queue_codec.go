@@ -6,52 +6,11 @@ import (
 
 	"github.com/stratalog/strata/api/record"
 	stratav1 "github.com/stratalog/strata/api/v1"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/encoding"
-	protocodec "google.golang.org/grpc/encoding/proto"
-	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// queueCodec is the gRPC codec of QueueReceive calls. It marshals as the
-// standard proto codec does, but leaves a QueueReceiveResponse undecoded:
-// it keeps one copy of the message as the response's unknown fields, and
-// decodeQueueMessages turns that into QueueMessages whose keys and values
-// alias it. The standard path copied every value twice (into gRPC's
-// buffer, then into a slice of its own per value) and built a protobuf
-// message per record; a profile of a 1 KiB queue run had a third of the
-// client's CPU there. The copy is made for each response and never
-// reused, so the messages' bytes stay theirs.
-type queueCodec struct{}
-
-// queueCallOption makes a call use queueCodec. ForceCodecV2 keeps the
-// content-subtype ("proto"), so the server sees an ordinary call.
-var queueCallOption = grpc.ForceCodecV2(queueCodec{})
-
-// Marshal marshals v with the standard proto codec.
-func (queueCodec) Marshal(v any) (mem.BufferSlice, error) {
-	return encoding.GetCodecV2(protocodec.Name).Marshal(v)
-}
-
-// Unmarshal keeps a QueueReceiveResponse's bytes for decodeQueueMessages;
-// any other message goes to the standard proto codec.
-func (queueCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	m, ok := v.(*stratav1.QueueReceiveResponse)
-	if !ok {
-		return encoding.GetCodecV2(protocodec.Name).Unmarshal(data, v)
-	}
-	m.Reset()
-	// gRPC frees data after Unmarshal returns: the messages need a copy
-	// that belongs to them.
-	m.ProtoReflect().SetUnknown(data.Materialize())
-	return nil
-}
-
-// Name returns the name of the proto codec: the wire format is the same.
-func (queueCodec) Name() string { return protocodec.Name }
-
 // queueMessages returns the messages of a QueueReceive response, decoded
-// from the bytes queueCodec kept or, for a response decoded otherwise,
+// from the bytes responseCodec kept or, for a response decoded otherwise,
 // converted from its fields.
 func queueMessages(resp *stratav1.QueueReceiveResponse, topic string) ([]QueueMessage, error) {
 	if raw := resp.ProtoReflect().GetUnknown(); len(raw) > 0 && len(resp.GetMessages()) == 0 {

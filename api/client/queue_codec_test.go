@@ -113,7 +113,7 @@ func TestQueueCodecCopies(t *testing.T) {
 	half := len(b) / 2
 	data := mem.BufferSlice{mem.SliceBuffer(b[:half]), mem.SliceBuffer(b[half:])}
 	var out stratav1.QueueReceiveResponse
-	if err := (queueCodec{}).Unmarshal(data, &out); err != nil {
+	if err := (responseCodec{}).Unmarshal(data, &out); err != nil {
 		t.Fatal(err)
 	}
 	clear(b)
@@ -123,7 +123,7 @@ func TestQueueCodecCopies(t *testing.T) {
 	}
 	var req stratav1.QueueReceiveRequest
 	rb, _ := proto.Marshal(&stratav1.QueueReceiveRequest{Topic: "t", MaxMessages: 5})
-	if err := (queueCodec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(rb)}, &req); err != nil || req.Topic != "t" || req.MaxMessages != 5 {
+	if err := (responseCodec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(rb)}, &req); err != nil || req.Topic != "t" || req.MaxMessages != 5 {
 		t.Fatalf("QueueReceiveRequest: %v, %v", &req, err)
 	}
 }
