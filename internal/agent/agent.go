@@ -126,8 +126,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
 		return nil, errors.Join(err, a.Close())
 	}
 	a.svc = server.New(b)
-	opts := append(server.GRPCOptions(), server.WindowOptions()...)
-	a.grpc = grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(server.MaxRecvMsgBytes), grpc.MaxSendMsgSize(server.MaxRecvMsgBytes))...)
+	a.grpc = grpc.NewServer(server.GRPCOptions()...)
 	a.svc.Register(a.grpc)
 	a.svc.SetServing(true)
 	a.wg.Add(1)

@@ -239,10 +239,8 @@ var fetchBufs bufPool
 type bufPool struct {
 	mu      sync.Mutex
 	free    [fetchPoolMaxShift - fetchPoolMinShift + 1][][]byte
-	kept    int // bytes of capacity in free
-	allocs  atomic.Int64
-	reused  atomic.Int64
-	dropped atomic.Int64
+	kept    int          // bytes of capacity in free
+	dropped atomic.Int64 // buffers not kept, past the bound
 }
 
 // classFor returns the class of the smallest buffer that holds n bytes.
@@ -257,7 +255,6 @@ func classFor(n int) int {
 func (p *bufPool) get(n int) []byte {
 	c := classFor(n)
 	if c >= len(p.free) {
-		p.allocs.Add(1)
 		return make([]byte, 0, n)
 	}
 	p.mu.Lock()
@@ -267,11 +264,9 @@ func (p *bufPool) get(n int) []byte {
 		p.free[c] = p.free[c][:k-1]
 		p.kept -= cap(buf)
 		p.mu.Unlock()
-		p.reused.Add(1)
 		return buf
 	}
 	p.mu.Unlock()
-	p.allocs.Add(1)
 	return make([]byte, 0, 1<<(c+fetchPoolMinShift))
 }
 

@@ -10,35 +10,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
 	protocodec "google.golang.org/grpc/encoding/proto"
-	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
-
-// GRPCOptions returns the options a gRPC server that serves this service
-// needs: the codec that sends fetched records without copying them, and
-// the interceptor that hands it the ownership of their buffers. Put them
-// before other options; the interceptor must be the outermost one, since
-// the reply it returns for Fetch is a type only fetchCodec understands.
-//
-// The server codec is forced (grpc.ForceServerCodecV2) rather than
-// registered for the name "proto": a registration would replace the
-// proto codec of the whole process, client calls included, while a forced
-// codec is this server's alone. Clients see no difference: the server
-// already answered every content-subtype with proto (gRPC falls back to it
-// for subtypes it does not know), and the bytes on the wire are those of
-// proto.Marshal.
-//
-// Leave grpc.EnableTracing off: its traces print sent messages lazily,
-// after their buffers may have gone to another fetch.
-func GRPCOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{
-		grpc.ForceServerCodecV2(fetchCodec{}),
-		grpc.ChainUnaryInterceptor(leaseInterceptor),
-		experimental.BufferPool(bufpool.Shared()), // see package bufpool
-	}
-}
 
 // Buffer ownership, step by step:
 //
