@@ -15,6 +15,9 @@ import (
 // partition (cluster.QueueState.ReadAhead) until the group moves past it.
 const readAheadBytes = 256 << 10
 
+// maxReadAheadBytes bounds the log one receive reads ahead.
+const maxReadAheadBytes = 4 << 20
+
 // readAhead is the records a queue group's leader read past its slots,
 // in offset order. Their bytes alias the read buffers; a readAhead is
 // never changed once stored, so concurrent receives share it freely.
@@ -48,8 +51,8 @@ func (ra *readAhead) find(off int64) (record.Record, bool) {
 }
 
 // readAheadFrom returns the records of the partition from next on, at
-// least want of them when the log has them: those already read, and a
-// new read after them when they are too few. It keeps the result for the
+// least want of them when the log has them: those already read, and new
+// reads after them when they are too few. It keeps the result for the
 // next receive, and drops what it kept once the group has read all of it.
 func readAheadFrom(p *cluster.Partition, q *cluster.QueueState, next int64, want int) *readAhead {
 	old, _ := q.ReadAhead().(*readAhead)
@@ -68,16 +71,36 @@ func readAheadFrom(p *cluster.Partition, q *cluster.QueueState, next int64, want
 		}
 		return &readAhead{recs: have}
 	}
-	data, err := p.Log.Read(from, readAheadBytes)
-	if err != nil || len(data) == 0 {
+	// Read readAheadBytes at a time until want records are in, so that
+	// large records (a 256 KiB read holds 250 of 1 KiB) do not cut every
+	// receive short, up to maxReadAheadBytes.
+	recs := have
+	for read := 0; len(recs) < want && from < hwm && read < maxReadAheadBytes; {
+		data, err := p.Log.Read(from, readAheadBytes)
+		if err != nil || len(data) == 0 {
+			break
+		}
+		read += len(data)
+		if len(recs) == len(have) {
+			// Never append to have: it is the stored read-ahead's.
+			n := len(have) + min(record.CountRecords(data), len(data)/16+64)
+			recs = append(make([]record.Record, 0, max(n, want)), have...)
+		}
+		// Corrupt bytes end the records; those before them count, as a
+		// fetch gives them. The receive after the last one reads again
+		// and stops there again: the group does not skip what it cannot
+		// read.
+		var end int64
+		var corrupt error
+		recs, end, corrupt = record.AppendRecordsFrom(recs, data, from)
+		if corrupt != nil || end <= from {
+			break
+		}
+		from = end
+	}
+	if len(recs) == len(have) {
 		return &readAhead{recs: have}
 	}
-	recs := make([]record.Record, 0, len(have)+min(record.CountRecords(data), len(data)/16+64))
-	recs = append(recs, have...)
-	// Corrupt bytes end the records; those before them count, as a fetch
-	// gives them. The receive after the last one reads again and stops
-	// there again: the group does not skip what it cannot read.
-	recs, _, _ = record.AppendRecordsFrom(recs, data, from)
 	ra := &readAhead{recs: recs}
 	q.SetReadAhead(ra)
 	return ra

@@ -71,3 +71,48 @@ func TestQueueReadAheadRecords(t *testing.T) {
 		}
 	}
 }
+
+// TestQueueReceiveLargeRecordsFillsWant checks that a receive of records
+// larger than readAheadBytes holds many of gets as many as it asks for when
+// the log has them: the leader reads ahead again until it has them (up to
+// maxReadAheadBytes), instead of answering with one read's worth.
+func TestQueueReceiveLargeRecordsFillsWant(t *testing.T) {
+	qn := openQueueNode(t, t.TempDir(), nil)
+	b := qn.b
+	mustTopic(t, b, "big", 1)
+	mustQueue(t, b, "big", "g", cluster.QueueSettings{MaxDeliveries: 5})
+	const n, perBatch, want = 1800, 100, 800
+	pad := bytes.Repeat([]byte{'.'}, 1024)
+	if want*len(pad) <= 2*readAheadBytes || want*(len(pad)+64) > maxReadAheadBytes {
+		t.Fatalf("the test needs %d records of %d bytes to span several reads and fit maxReadAheadBytes", want, len(pad))
+	}
+	for i := 0; i < n; {
+		var recs []record.Record
+		for ; i < n && len(recs) < perBatch; i++ {
+			recs = append(recs, record.Record{Value: append(fmt.Appendf(nil, "v-%d-", i), pad...), Timestamp: time.Now()})
+		}
+		batch, err := record.AppendBatch(nil, recs, record.BatchOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Produce(ctxT(t), "big", 0, batch); err != nil {
+			t.Fatalf("produce: %v", err)
+		}
+	}
+	var next int64
+	for round := 0; next < n; round++ {
+		msgs := receive(t, b, "big", "g", "m", want, time.Second)
+		if exp := min(want, n-int(next)); len(msgs) != exp {
+			t.Fatalf("receive %d from offset %d got %d records, want %d", round, next, len(msgs), exp)
+		}
+		for _, m := range msgs {
+			if m.Offset != next || !bytes.HasPrefix(m.Value, fmt.Appendf(nil, "v-%d-", next)) {
+				t.Fatalf("receive %d: record %d (%.12q…), want record %d", round, m.Offset, m.Value, next)
+			}
+			next++
+		}
+		if _, err := b.QueueAck(ctxT(t), SettleRequest{Topic: "big", Group: "g", Member: "m", Offsets: refs(msgs...)}); err != nil {
+			t.Fatalf("ack: %v", err)
+		}
+	}
+}
