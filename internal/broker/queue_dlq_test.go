@@ -73,7 +73,18 @@ func TestQueueDeadLettersAndRedrive(t *testing.T) {
 		dl = dlqRecords(t, b, "jobs.g.dlq")
 		return len(dl) >= 5
 	})
-	time.Sleep(100 * time.Millisecond)
+	// A record is marked dead after its dead letter is written, so once
+	// every record is settled no dead letter is still to come: exactly
+	// five, none twice.
+	eventually(t, 5*time.Second, "every record settled", func() bool {
+		d, err := b.DescribeQueueGroup(ctxT(t), "jobs", "g")
+		for _, p := range d.Partitions {
+			if p.Backlog != 0 || p.Floor != 3 {
+				return false
+			}
+		}
+		return err == nil && len(d.Partitions) == 2
+	})
 	if dl = dlqRecords(t, b, "jobs.g.dlq"); len(dl) != 5 {
 		t.Fatalf("%d dead letters, want 5", len(dl))
 	}
