@@ -83,20 +83,41 @@ func (s *Server) QueueReceive(ctx context.Context, req *stratav1.QueueReceiveReq
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	resp := &stratav1.QueueReceiveResponse{Messages: make([]*stratav1.QueueMessage, len(msgs))}
-	for i, m := range msgs {
-		qm := &stratav1.QueueMessage{Partition: m.Partition, Offset: m.Offset, Key: m.Key, Value: m.Value,
-			TimestampMs: m.Timestamp.UnixMilli(), Deliveries: m.Deliveries, LeaseDeadlineMs: m.LeaseUntil.UnixMilli(),
-			NullKey: m.Key == nil}
-		if len(m.Headers) > 0 {
-			qm.Headers = make([]*stratav1.RecordHeader, len(m.Headers))
-			for j, h := range m.Headers {
-				qm.Headers[j] = &stratav1.RecordHeader{Key: h.Key, Value: h.Value}
-			}
-		}
-		resp.Messages[i] = qm
+	return receiveResponse(msgs), nil
+}
+
+// receiveResponse converts leased messages for the wire with a fixed
+// number of allocations, whatever the number of messages: the messages
+// and their headers are carved out of one slice each, and the bytes alias
+// the broker's.
+func receiveResponse(msgs []broker.QueueMessage) *stratav1.QueueReceiveResponse {
+	nh := 0
+	for i := range msgs {
+		nh += len(msgs[i].Headers)
 	}
-	return resp, nil
+	qms := make([]stratav1.QueueMessage, len(msgs))
+	ptrs := make([]*stratav1.QueueMessage, len(msgs))
+	var hs []stratav1.RecordHeader
+	var hptrs []*stratav1.RecordHeader
+	if nh > 0 {
+		hs, hptrs = make([]stratav1.RecordHeader, nh), make([]*stratav1.RecordHeader, nh)
+	}
+	for i := range msgs {
+		m, qm := &msgs[i], &qms[i]
+		qm.Partition, qm.Offset, qm.Key, qm.Value = m.Partition, m.Offset, m.Key, m.Value
+		qm.TimestampMs, qm.Deliveries, qm.LeaseDeadlineMs = m.Timestamp.UnixMilli(), m.Deliveries, m.LeaseUntil.UnixMilli()
+		qm.NullKey = m.Key == nil
+		if n := len(m.Headers); n > 0 {
+			qm.Headers, hptrs = hptrs[:n:n], hptrs[n:]
+			for j, h := range m.Headers {
+				hs[j].Key, hs[j].Value = h.Key, h.Value
+				qm.Headers[j] = &hs[j]
+			}
+			hs = hs[n:]
+		}
+		ptrs[i] = qm
+	}
+	return &stratav1.QueueReceiveResponse{Messages: ptrs}
 }
 
 func settleReq(req *stratav1.QueueSettleRequest) broker.SettleRequest {
