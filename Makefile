@@ -80,7 +80,7 @@ bench: bench-segment
 # bench-compare runs Strata and NATS JetStream side by side on this machine
 # (internal/benchcmp): servers on 127.0.0.1 with data in a temporary
 # directory, BENCH_ROUNDS rounds, one table per workload (medians), and the
-# chart. It takes about 22 minutes; BENCH_ARGS passes more flags (run
+# chart. It takes about 18 minutes; BENCH_ARGS passes more flags (run
 # `go run ./cmd/benchcmp -h`). Results: bench-compare.md, .svg and .json.
 # Only the 3-node clusters (e), about 5 minutes:
 #   make bench-compare BENCH_ROUNDS=3 BENCH_ARGS="-only e"
