@@ -23,19 +23,7 @@ func TestQueueReadAheadRecords(t *testing.T) {
 	mustQueue(t, b, "ra", "g", cluster.QueueSettings{MaxDeliveries: 100})
 	const n = 1500
 	pad := bytes.Repeat([]byte{'.'}, 700)
-	for i := 0; i < n; {
-		var recs []record.Record
-		for ; i < n && len(recs) < 400; i++ {
-			recs = append(recs, record.Record{Value: append(fmt.Appendf(nil, "v-%d-", i), pad...), Timestamp: time.Now()})
-		}
-		batch, err := record.AppendBatch(nil, recs, record.BatchOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := b.Produce(ctxT(t), "ra", 0, batch); err != nil {
-			t.Fatalf("produce: %v", err)
-		}
-	}
+	producePadded(t, b, "ra", n, 400, pad)
 	rng := rand.New(rand.NewPCG(3, 4))
 	acked := map[int64]bool{}
 	for rounds := 0; len(acked) < n; rounds++ {
@@ -86,19 +74,7 @@ func TestQueueReceiveLargeRecordsFillsWant(t *testing.T) {
 	if want*len(pad) <= 2*readAheadBytes || want*(len(pad)+64) > maxReadAheadBytes {
 		t.Fatalf("the test needs %d records of %d bytes to span several reads and fit maxReadAheadBytes", want, len(pad))
 	}
-	for i := 0; i < n; {
-		var recs []record.Record
-		for ; i < n && len(recs) < perBatch; i++ {
-			recs = append(recs, record.Record{Value: append(fmt.Appendf(nil, "v-%d-", i), pad...), Timestamp: time.Now()})
-		}
-		batch, err := record.AppendBatch(nil, recs, record.BatchOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := b.Produce(ctxT(t), "big", 0, batch); err != nil {
-			t.Fatalf("produce: %v", err)
-		}
-	}
+	producePadded(t, b, "big", n, perBatch, pad)
 	var next int64
 	for round := 0; next < n; round++ {
 		msgs := receive(t, b, "big", "g", "m", want, time.Second)
@@ -113,6 +89,25 @@ func TestQueueReceiveLargeRecordsFillsWant(t *testing.T) {
 		}
 		if _, err := b.QueueAck(ctxT(t), SettleRequest{Topic: "big", Group: "g", Member: "m", Offsets: refs(msgs...)}); err != nil {
 			t.Fatalf("ack: %v", err)
+		}
+	}
+}
+
+// producePadded writes n records to partition 0 of topic in batches of
+// perBatch, record i with the value "v-i-" followed by pad.
+func producePadded(t *testing.T, b *Broker, topic string, n, perBatch int, pad []byte) {
+	t.Helper()
+	for i := 0; i < n; {
+		var recs []record.Record
+		for ; i < n && len(recs) < perBatch; i++ {
+			recs = append(recs, record.Record{Value: append(fmt.Appendf(nil, "v-%d-", i), pad...), Timestamp: time.Now()})
+		}
+		batch, err := record.AppendBatch(nil, recs, record.BatchOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Produce(ctxT(t), topic, 0, batch); err != nil {
+			t.Fatalf("produce: %v", err)
 		}
 	}
 }
