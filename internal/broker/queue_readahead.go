@@ -27,8 +27,14 @@ type readAhead struct {
 
 // at returns the records at or after off.
 func (ra *readAhead) at(off int64) []record.Record {
-	if ra == nil {
+	if ra == nil || len(ra.recs) == 0 {
 		return nil
+	}
+	// A partition's offsets are dense, so off is nearly always at its
+	// distance from the first record; a receive looks up every record it
+	// leases, twice, and the search was a tenth of the server's CPU.
+	if i := off - ra.recs[0].Offset; i >= 0 && i < int64(len(ra.recs)) && ra.recs[i].Offset == off {
+		return ra.recs[i:]
 	}
 	i, _ := slices.BinarySearchFunc(ra.recs, off, func(r record.Record, off int64) int {
 		switch {

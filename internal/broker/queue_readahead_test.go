@@ -111,3 +111,31 @@ func producePadded(t *testing.T, b *Broker, topic string, n, perBatch int, pad [
 		}
 	}
 }
+
+// TestReadAheadAt checks the lookup on read-aheads with gaps in their
+// offsets, where the record at off is not at its distance from the first.
+func TestReadAheadAt(t *testing.T) {
+	ra := &readAhead{}
+	for _, off := range []int64{10, 11, 13, 14, 20} {
+		ra.recs = append(ra.recs, record.Record{Offset: off})
+	}
+	for _, tc := range []struct {
+		off   int64
+		first int64 // offset of the first record returned; -1 for none
+	}{{9, 10}, {10, 10}, {11, 11}, {12, 13}, {13, 13}, {14, 14}, {15, 20}, {20, 20}, {21, -1}} {
+		got := ra.at(tc.off)
+		first := int64(-1)
+		if len(got) > 0 {
+			first = got[0].Offset
+		}
+		if first != tc.first {
+			t.Errorf("at(%d) starts at %d, want %d", tc.off, first, tc.first)
+		}
+		if _, ok := ra.find(tc.off); ok != (first == tc.off) {
+			t.Errorf("find(%d) = %v", tc.off, ok)
+		}
+	}
+	if got := (*readAhead)(nil).at(5); got != nil {
+		t.Errorf("nil read-ahead: %v", got)
+	}
+}
