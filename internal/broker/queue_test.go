@@ -140,8 +140,10 @@ func TestQueueBackoffAndDelay(t *testing.T) {
 	b.QueueAck(ctxT(t), SettleRequest{Topic: "jobs", Group: "g", Member: "m", Offsets: refs(m...)})
 
 	// Delay: a record with a deliver-at 700 ms ahead comes no earlier and
-	// within a second after; a record behind it is not held up.
-	at := time.Now().Add(700 * time.Millisecond)
+	// within a second after; a record behind it is not held up. The header
+	// holds milliseconds, so the time it names is at, not time.Now()+700ms
+	// (up to a millisecond later, which a delivery could come before).
+	at := time.UnixMilli(time.Now().Add(700 * time.Millisecond).UnixMilli())
 	produceN(t, b, "jobs", 0, 1, 0, func(int) []record.Header {
 		return []record.Header{{Key: HeaderDeliverAt, Value: []byte(strconv.FormatInt(at.UnixMilli(), 10))}}
 	})
