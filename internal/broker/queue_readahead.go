@@ -15,7 +15,9 @@ import (
 // partition (cluster.QueueState.ReadAhead) until the group moves past it.
 const readAheadBytes = 256 << 10
 
-// maxReadAheadBytes bounds the log one receive reads ahead.
+// maxReadAheadBytes is where one receive stops reading ahead: no read
+// starts once this much was read (the last read may pass it by up to
+// readAheadBytes, or one batch where a batch is larger).
 const maxReadAheadBytes = 4 << 20
 
 // readAhead is the records a queue group's leader read past its slots,
