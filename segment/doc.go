@@ -159,8 +159,9 @@ OffsetForTime.
 
 Lock order: Log.syncMu, then Log.mu. mu guards the writer state and is held
 for the write of one batch, never across an fsync. syncMu serialises fsync
-rounds, rolls, Truncate, EnforceRetention and Close; a roll or Truncate that
-releases mu midway sets Log.busy, and appenders wait on a sync.Cond. Readers
+rounds, rolls, Truncate, Reset, EnforceRetention and Close; a roll, Truncate
+or Reset that releases mu midway sets Log.busy, and appenders wait on a
+sync.Cond. Readers
 take no lock: they load the published segment list, high watermark and
 per-segment state atomically and take a reference on the segment they read,
 so retention and truncation can remove segments under them; a reader that
