@@ -447,7 +447,7 @@ func (f *DataFSM) Restore(rc io.ReadCloser) error {
 }
 
 func (f *DataFSM) restorePartition(dir string, e manifestEntry, src *snapSource) (*Partition, error) {
-	lg, err := segment.Open(dir, f.cfg.Segment(e.Config))
+	lg, err := segment.Open(dir, f.restoreSegmentConfig(e))
 	if err != nil && src.has(filepath.Base(dir)) {
 		f.log.Warn("partition unreadable; installing it from the snapshot", "dir", dir, "err", err)
 		lg, err = f.installPartition(dir, e, src, nil)
@@ -491,6 +491,16 @@ func (f *DataFSM) restorePartition(dir string, e manifestEntry, src *snapSource)
 	p := &Partition{Key: e.Key, Topic: e.Topic, Config: e.Config, Log: lg, producers: prods}
 	p.restoreQueues(e.Queues)
 	return p, nil
+}
+
+// restoreSegmentConfig is the segment config to open a partition with on
+// restore: the snapshot's Persist fsynced its log up to the high watermark,
+// so segment recovery must report a fault below it as corruption instead
+// of cutting it off as a torn tail.
+func (f *DataFSM) restoreSegmentConfig(e manifestEntry) segment.Config {
+	c := f.cfg.Segment(e.Config)
+	c.DurableOffset = e.HighWatermark
+	return c
 }
 
 // Close closes every partition's log.

@@ -2,9 +2,14 @@ package cluster
 
 import (
 	"bytes"
+	"errors"
+	"io"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 
 	"github.com/stratalog/strata/segment"
 )
@@ -146,4 +151,59 @@ func TestDataGroupRestartAfterRetentionPassedSnapshot(t *testing.T) {
 	r.close(t)
 	r = openRestoreTestGroup(t, dir, m, seg)
 	checkRecords(t, r.fsm.Partition(k).Log, batches, int(start))
+}
+
+// A flipped bit in a batch below the snapshot's high watermark (durable
+// since the snapshot's Persist fsynced it) is corruption: Restore fails
+// with the segment's *CorruptError and leaves the file as it was. Before,
+// segment recovery cut the batch off as a torn tail and Restore failed
+// only on the shorter log ("data lost"), with the evidence cut away.
+func TestRestoreCorruptBatchBelowSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	f := newTestDataFSM(t, dir)
+	k := PartKey{TopicID: 3, Partition: 0}
+	idx := uint64(0)
+	apply := func(cmd []byte) any {
+		idx++
+		return f.Apply(&raft.Log{Index: idx, Type: raft.LogCommand, Data: cmd})
+	}
+	apply(CreatePartitionCmd("t", k, TopicConfig{Partitions: 1, MaxBatchBytes: 1 << 20}))
+	var last int64
+	for i := 0; i < 20; i++ {
+		last = f.Partition(k).Log.Size()
+		if res, ok := apply(ProduceCmd(k, testBatch(t, 300, i))).(ProduceResult); !ok || res.BaseOffset != int64(i) {
+			t.Fatalf("produce %d: %#v", i, res)
+		}
+	}
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sink memSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	logDir := f.Partition(k).Log.Dir()
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(logDir, "00000000000000000000.log")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[last+100] ^= 0x04 // in the records of the last batch, under its CRC
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	f2 := newTestDataFSM(t, dir)
+	err = f2.Restore(io.NopCloser(&sink))
+	var ce *segment.CorruptError
+	if !errors.As(err, &ce) || ce.Path != path || ce.Pos != last {
+		t.Fatalf("Restore: %v; want a *segment.CorruptError in %s at %d", err, path, last)
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, b) {
+		t.Fatalf("the corrupt segment was changed (%d bytes, was %d)", len(got), len(b))
+	}
 }

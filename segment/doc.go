@@ -141,6 +141,15 @@ Open trusts nothing it reads:
   - A crash can only tear what was not yet acknowledged: under FsyncAlways no
     batch is acknowledged, nor readable, before it is fsynced, and an fsync
     covers every byte written before it.
+  - Valid batches after the failing one do not make it corruption: what no
+    fsync covered reaches the disk in any order of its pages, and the
+    writes of the next fsync round are issued while the previous round's
+    fsync runs (under FsyncNever and FsyncInterval nothing orders them at
+    all), so nothing in the file tells which batches were durable. The
+    caller may know: below Config.DurableOffset (a raft FSM passes its
+    snapshot's high watermark, which the snapshot fsynced) a failing batch,
+    or zeros, are corruption: Open returns a *CorruptError with the file
+    and position and cuts nothing.
 
 Corruption met later by a read, or by Verify, in any segment (bit rot in
 bytes that were durable), returns a *CorruptError (ErrCorrupt) with the file
