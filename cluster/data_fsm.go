@@ -71,9 +71,10 @@ type DataFSMConfig struct {
 // fsyncs). Apply appends to the segment logs without fsync; Snapshot
 // fsyncs them and records each partition's high watermark, so that raft may
 // compact its log up to that point. Restore truncates every log back to the
-// snapshot's high watermark, after which raft replays the entries that
-// follow the snapshot: each entry is applied exactly once on top of the
-// state it was first applied to, so offsets come out the same.
+// snapshot's high watermark (or, where retention has deleted segments past
+// it, empties the log to start there), after which raft replays the entries
+// that follow the snapshot: each entry is applied exactly once on top of
+// the state it was first applied to, so offsets come out the same.
 type DataFSM struct {
 	cfg DataFSMConfig
 	log *slog.Logger
@@ -398,9 +399,11 @@ func (s *dataSnapshot) Release() {}
 
 // Restore implements raft.FSM: it adopts the partitions the manifest names,
 // truncates each log back to the manifest's high watermark (raft replays
-// what follows), replaces a log that holds less than the snapshot (a new
-// or far-behind replica) with the snapshot's segment files, and removes
-// partition directories the manifest does not name.
+// what follows; a log that retention has cut past that point is emptied to
+// start there), replaces a log that holds less than the snapshot (a new
+// or far-behind replica) or that cannot be opened with the snapshot's
+// segment files, and removes partition directories the manifest does not
+// name. A partition it cannot restore fails it: raft then cannot start.
 func (f *DataFSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	m, src, err := openSnapshotStream(rc)
@@ -421,6 +424,8 @@ func (f *DataFSM) Restore(rc io.ReadCloser) error {
 		keep[filepath.Base(dir)] = true
 		p, err := f.restorePartition(dir, e, src)
 		if err != nil {
+			// raft reports only that no snapshot could be restored.
+			f.log.Error("cannot restore partition", "dir", dir, "snapshot_index", m.Index, "err", err)
 			errs = append(errs, err)
 			continue
 		}
@@ -442,7 +447,7 @@ func (f *DataFSM) Restore(rc io.ReadCloser) error {
 }
 
 func (f *DataFSM) restorePartition(dir string, e manifestEntry, src *snapSource) (*Partition, error) {
-	lg, err := segment.Open(dir, f.cfg.Segment(e.Config))
+	lg, err := segment.Open(dir, f.restoreSegmentConfig(e))
 	if err != nil && src.has(filepath.Base(dir)) {
 		f.log.Warn("partition unreadable; installing it from the snapshot", "dir", dir, "err", err)
 		lg, err = f.installPartition(dir, e, src, nil)
@@ -460,13 +465,24 @@ func (f *DataFSM) restorePartition(dir string, e manifestEntry, src *snapSource)
 		hw = lg.HighWatermark()
 	}
 	switch {
+	case hw < e.HighWatermark:
+		return nil, errors.Join(fmt.Errorf("cluster: partition %s holds offsets up to %d but its checkpoint says %d: data lost",
+			dir, hw, e.HighWatermark), lg.Close())
+	case e.HighWatermark < lg.StartOffset():
+		// Retention deleted segments past the checkpoint, so Truncate cannot
+		// go back to it. Nothing below the start offset is here anyway: an
+		// empty log at the checkpoint is the snapshot's state less what
+		// retention removed, and raft's replay appends the rest again at
+		// the same offsets (retention removes it again later).
+		f.log.Info("partition log starts past the snapshot's high watermark (retention); emptying it to start there",
+			"dir", dir, "start_offset", lg.StartOffset(), "local_hw", hw, "snapshot_hw", e.HighWatermark)
+		if err := lg.Reset(e.HighWatermark); err != nil {
+			return nil, errors.Join(fmt.Errorf("cluster: reset %s to %d: %w", dir, e.HighWatermark, err), lg.Close())
+		}
 	case hw > e.HighWatermark:
 		if err := lg.Truncate(e.HighWatermark); err != nil {
 			return nil, errors.Join(fmt.Errorf("cluster: truncate %s to %d: %w", dir, e.HighWatermark, err), lg.Close())
 		}
-	case hw < e.HighWatermark:
-		return nil, errors.Join(fmt.Errorf("cluster: partition %s holds offsets up to %d but its checkpoint says %d: data lost",
-			dir, hw, e.HighWatermark), lg.Close())
 	}
 	prods := e.Producers
 	if prods == nil {
@@ -475,6 +491,16 @@ func (f *DataFSM) restorePartition(dir string, e manifestEntry, src *snapSource)
 	p := &Partition{Key: e.Key, Topic: e.Topic, Config: e.Config, Log: lg, producers: prods}
 	p.restoreQueues(e.Queues)
 	return p, nil
+}
+
+// restoreSegmentConfig is the segment config to open a partition with on
+// restore: the snapshot's Persist fsynced its log up to the high watermark,
+// so segment recovery must report a fault below it as corruption instead
+// of cutting it off as a torn tail.
+func (f *DataFSM) restoreSegmentConfig(e manifestEntry) segment.Config {
+	c := f.cfg.Segment(e.Config)
+	c.DurableOffset = e.HighWatermark
+	return c
 }
 
 // Close closes every partition's log.

@@ -156,7 +156,7 @@ func (f *DataFSM) installPartition(dir string, e manifestEntry, src *snapSource,
 	if err := syncDir(dir); err != nil {
 		return nil, err
 	}
-	lg, err := segment.Open(dir, f.cfg.Segment(e.Config))
+	lg, err := segment.Open(dir, f.restoreSegmentConfig(e))
 	if err != nil {
 		return nil, err
 	}

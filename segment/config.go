@@ -67,6 +67,12 @@ type Config struct {
 	// FsyncInterval is the period of the background fsync under
 	// FsyncInterval. Default 100ms.
 	FsyncInterval time.Duration
+	// DurableOffset is an offset below which the caller knows every batch
+	// was durable: fsynced at a checkpoint it recorded (a raft FSM's
+	// snapshot). Open then treats a fault in the active segment below it
+	// as corruption (a *CorruptError; nothing is cut), not as a torn tail.
+	// Only Open reads it. 0, the default: nothing is known.
+	DurableOffset int64
 	// Logger receives recovery reports (dropped tails, rebuilt indexes) and
 	// background errors. nil discards them.
 	Logger *slog.Logger
@@ -109,6 +115,8 @@ func (c Config) Validate() error {
 		return bad("RetentionAge %v < 0", c.RetentionAge)
 	case c.RetentionBytes < 0:
 		return bad("RetentionBytes %d < 0", c.RetentionBytes)
+	case c.DurableOffset < 0:
+		return bad("DurableOffset %d < 0", c.DurableOffset)
 	case c.Fsync < FsyncAlways || c.Fsync > FsyncNever:
 		return bad("unknown Fsync policy %d", int(c.Fsync))
 	case c.Fsync == FsyncInterval && c.FsyncInterval <= 0:

@@ -509,3 +509,43 @@ func TestCrashHoleBeforeIndexedBatch(t *testing.T) {
 		})
 	}
 }
+
+// TestCrashFlipBitBelowDurableOffset: a flipped bit in a batch of the
+// active segment below Config.DurableOffset (the caller's checkpoint) is
+// corruption: Open fails with the file and position and cuts nothing. At or
+// above it the same damage is a torn tail, cut off as before.
+func TestCrashFlipBitBelowDurableOffset(t *testing.T) {
+	cfg := crashConfig(t)
+	dir, want, base, pos := crashedLog(t, cfg, specs(40, 2, 60))
+	firstActive := len(want) - len(pos)
+	hwm := int64(2 * len(want))
+	for _, i := range []int{len(pos) / 2, len(pos) - 1} { // a middle batch, the last one
+		batch := firstActive + i
+		h, _ := ParseBatchHeader(want[batch])
+		for _, durable := range []int64{hwm, h.BaseOffset + 1, h.BaseOffset} {
+			d := copyDir(t, dir)
+			path := logFile(d, base)
+			data, _ := os.ReadFile(path)
+			data[pos[i]+offAttributes+3] ^= 0x20
+			os.WriteFile(path, data, 0o644)
+			c := cfg
+			c.DurableOffset = durable
+			l, err := Open(d, c)
+			if durable > h.BaseOffset {
+				ce, ok := isCorrupt(err)
+				if !ok || ce.Path != path || ce.Pos != pos[i] {
+					t.Fatalf("batch %d, durable offset %d: Open: %v; want corruption in %s at %d", batch, durable, err, path, pos[i])
+				}
+				if got, _ := os.ReadFile(path); !bytes.Equal(got, data) {
+					t.Fatalf("batch %d: Open changed the file", batch)
+				}
+				continue
+			}
+			if err != nil {
+				t.Fatalf("batch %d, durable offset %d: Open: %v", batch, durable, err)
+			}
+			checkLog(t, l, want[:batch])
+			l.Close()
+		}
+	}
+}

@@ -141,6 +141,15 @@ Open trusts nothing it reads:
   - A crash can only tear what was not yet acknowledged: under FsyncAlways no
     batch is acknowledged, nor readable, before it is fsynced, and an fsync
     covers every byte written before it.
+  - Valid batches after the failing one do not make it corruption: what no
+    fsync covered reaches the disk in any order of its pages, and the
+    writes of the next fsync round are issued while the previous round's
+    fsync runs (under FsyncNever and FsyncInterval nothing orders them at
+    all), so nothing in the file tells which batches were durable. The
+    caller may know: below Config.DurableOffset (a raft FSM passes its
+    snapshot's high watermark, which the snapshot fsynced) a failing batch,
+    or zeros, are corruption: Open returns a *CorruptError with the file
+    and position and cuts nothing.
 
 Corruption met later by a read, or by Verify, in any segment (bit rot in
 bytes that were durable), returns a *CorruptError (ErrCorrupt) with the file
@@ -159,8 +168,9 @@ OffsetForTime.
 
 Lock order: Log.syncMu, then Log.mu. mu guards the writer state and is held
 for the write of one batch, never across an fsync. syncMu serialises fsync
-rounds, rolls, Truncate, EnforceRetention and Close; a roll or Truncate that
-releases mu midway sets Log.busy, and appenders wait on a sync.Cond. Readers
+rounds, rolls, Truncate, Reset, EnforceRetention and Close; a roll, Truncate
+or Reset that releases mu midway sets Log.busy, and appenders wait on a
+sync.Cond. Readers
 take no lock: they load the published segment list, high watermark and
 per-segment state atomically and take a reference on the segment they read,
 so retention and truncation can remove segments under them; a reader that

@@ -17,7 +17,7 @@ import (
 // concurrent use.
 //
 // Lock order: syncMu, then mu. mu guards the writer state and is never held
-// across an fsync. syncMu serialises fsync rounds, rolls, Truncate,
+// across an fsync. syncMu serialises fsync rounds, rolls, Truncate, Reset,
 // EnforceRetention and Close. Readers (Read, ReadAppend, OffsetForTime,
 // Wait, Segments, ...) take neither: they load the published view, high
 // watermark and per-segment state atomically and hold a reference to the

@@ -259,6 +259,14 @@ func (o *opener) scanTail(s *segment, size int64) error {
 	if !errors.Is(err, errZeroTail) && !errors.As(err, &ce) {
 		return err // an I/O error, not a verdict on the bytes
 	}
+	if s.wnext < o.cfg.DurableOffset {
+		// The caller's checkpoint says this batch was durable: bit rot or
+		// a lost write, not a torn tail. Cutting would hide it.
+		if ce == nil {
+			return corruptf(s.logPath, s.size, "zeros where batch %d should be, below the durable offset %d", s.wnext, o.cfg.DurableOffset)
+		}
+		return corruptf(s.logPath, ce.Pos, "%s (batch %d, below the durable offset %d)", ce.Reason, s.wnext, o.cfg.DurableOffset)
+	}
 	if errors.Is(err, errZeroTail) {
 		o.log.Info("segment: zero-filled tail is the end of data", "file", s.logPath,
 			"pos", s.size, "zero_bytes", size-s.size)

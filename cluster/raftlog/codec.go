@@ -18,6 +18,13 @@ const (
 	payloadFixed = 8 + 8 + 8 + 1 + 4 + 4 // index, term, appended_at, type, data length, extensions length
 )
 
+// syncPoint is the top bit of a frame's type byte: set on the first entry
+// of every StoreLogs call, which is written only after everything before it
+// in the log was fdatasynced (the previous call returned). Recovery uses it
+// to tell corruption from a torn write (see doc.go). raft's log types are
+// all below it.
+const syncPoint = 0x80
+
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // errDecode reasons; wrapped into a *CorruptError by the callers, which know
@@ -35,8 +42,8 @@ func entrySize(l *raft.Log) int {
 	return frameHeader + payloadFixed + len(l.Data) + len(l.Extensions)
 }
 
-// appendEntry appends l's frame to b.
-func appendEntry(b []byte, l *raft.Log) []byte {
+// appendEntry appends l's frame to b, marked as a sync point if sync.
+func appendEntry(b []byte, l *raft.Log, sync bool) []byte {
 	start := len(b)
 	n := payloadFixed + len(l.Data) + len(l.Extensions)
 	b = binary.BigEndian.AppendUint32(b, uint32(n))
@@ -48,7 +55,11 @@ func appendEntry(b []byte, l *raft.Log) []byte {
 		at = l.AppendedAt.UnixNano()
 	}
 	b = binary.BigEndian.AppendUint64(b, uint64(at))
-	b = append(b, byte(l.Type))
+	typ := byte(l.Type)
+	if sync {
+		typ |= syncPoint
+	}
+	b = append(b, typ)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(l.Data)))
 	b = append(b, l.Data...)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(l.Extensions)))
@@ -74,6 +85,11 @@ func frameLen(b []byte, maxPayload int) (int, error) {
 // frameIndex returns the raft index of the frame at the start of b, which
 // holds at least frameHeader+8 bytes. It is not checked by the CRC.
 func frameIndex(b []byte) uint64 { return binary.BigEndian.Uint64(b[frameHeader:]) }
+
+// frameSync reports whether the frame at the start of b, which holds at
+// least frameHeader+payloadFixed bytes, is marked as a sync point. It is
+// covered by the CRC: only believe it of a frame that decoded.
+func frameSync(b []byte) bool { return b[frameHeader+24]&syncPoint != 0 }
 
 // decodeEntry decodes the frame at the start of b into l, checking its
 // length against maxPayload and its CRC32C, and returns the frame's size.
@@ -104,7 +120,7 @@ func decodeEntry(b []byte, maxPayload int, l *raft.Log) (int, error) {
 	*l = raft.Log{
 		Index: binary.BigEndian.Uint64(p),
 		Term:  binary.BigEndian.Uint64(p[8:]),
-		Type:  raft.LogType(p[24]),
+		Type:  raft.LogType(p[24] &^ syncPoint),
 	}
 	if at := int64(binary.BigEndian.Uint64(p[16:])); at != 0 {
 		l.AppendedAt = time.Unix(0, at)

@@ -24,6 +24,9 @@ var (
 	// ErrEntryTooLarge is returned by StoreLogs for an entry whose encoding
 	// is larger than Config.MaxEntryBytes.
 	ErrEntryTooLarge = errors.New("raftlog: entry too large")
+	// ErrInvalidEntry is returned by StoreLogs for an entry whose log type
+	// has the top bit set (raft's types never do; the store uses the bit).
+	ErrInvalidEntry = errors.New("raftlog: invalid entry")
 	// ErrNonContiguous is returned by StoreLogs for entries that do not
 	// follow the last stored index (the store is a MonotonicLogStore), and
 	// by DeleteRange for a range that is neither a head nor a tail.

@@ -181,8 +181,12 @@ func TestCrashStaleFrameNotResurrected(t *testing.T) {
 	})
 }
 
-// TestCrashBitFlips flips a bit in every byte of the last two entries: the
-// store opens, holds a prefix of the log, and returns nothing corrupt.
+// TestCrashBitFlips flips a bit in every byte of the last two entries, each
+// written by a StoreLog of its own. A flip in the last entry is a torn tail:
+// nothing after it tells it from a write that no fsync completed, so it is
+// cut. A flip in the entry before is corruption, because the last entry was
+// written only after that one was fsynced (acknowledged): Open fails with
+// the file and the position of the bad entry instead of dropping it.
 func TestCrashBitFlips(t *testing.T) {
 	const n, size = 60, 300
 	files, last, pos := crashFixture(t, n, size)
@@ -197,24 +201,127 @@ func TestCrashBitFlips(t *testing.T) {
 		mod[last] = b
 		writeFiles(t, dir, mod)
 		s, err := Open(dir, testConfig(t, false))
+		if c < pos[1] {
+			var ce *CorruptError
+			if !errors.As(err, &ce) || ce.File != filepath.Join(dir, last) || ce.Pos != pos[0] {
+				t.Fatalf("flip at %d: Open: %v; want a *CorruptError in %s at %d", c, err, last, pos[0])
+			}
+			continue
+		}
 		if err != nil {
 			t.Fatalf("flip at %d: Open: %v", c, err)
 		}
-		lastIdx, _ := s.LastIndex()
-		if lastIdx < n-2 || lastIdx > n {
-			t.Fatalf("flip at %d: LastIndex %d", c, lastIdx)
-		}
-		// The flipped entry itself is never returned.
-		flipped := uint64(n - 1)
-		if c >= pos[1] {
-			flipped = n
-		}
-		if lastIdx >= flipped {
-			t.Fatalf("flip at %d: entry %d kept", c, flipped)
-		}
-		checkRange(t, s, 1, lastIdx, func(i uint64) *raft.Log { return entry(i, 1, size) })
+		checkRange(t, s, 1, n-1, func(i uint64) *raft.Log { return entry(i, 1, size) })
 		_ = s.Close()
 	}
+}
+
+// frameOffsets walks the frames of a segment file by their length fields.
+func frameOffsets(b []byte) []int64 {
+	var out []int64
+	for pos := int64(segHeaderSize); pos+frameHeader <= int64(len(b)); {
+		n, err := frameLen(b[pos:], 1<<30)
+		if err != nil {
+			break
+		}
+		out = append(out, pos)
+		pos += frameHeader + int64(n)
+	}
+	return out
+}
+
+// TestCrashFlipBitLastSegment flips one bit in the last segment of a log
+// written one StoreLog at a time (each entry acknowledged before the next
+// was written): in a middle entry or in the segment's header that is
+// corruption, reported with the file and position, never a silent cut; in
+// the last entry it is a torn tail. Entries written by one StoreLogs call
+// share one fsync, so a bad one followed by good ones of the same call is
+// a torn write: cut there.
+func TestCrashFlipBitLastSegment(t *testing.T) {
+	const n, size = 60, 300
+	files, last, _ := crashFixture(t, n, size)
+	offs := frameOffsets(files[last])
+	base, _ := parseSegName(last)
+	mid := len(offs) / 2
+	tests := []struct {
+		name    string
+		at      int64
+		corrupt int64  // position of the error; -1: opens
+		keep    uint64 // last index kept when it opens
+	}{
+		{"middle entry", offs[mid] + frameHeader + 40, offs[mid], 0},
+		{"middle entry's length", offs[mid] + 2, offs[mid], 0},
+		{"header", 3, 0, 0},
+		{"header's first index", 12, 0, 0},
+		{"last entry", offs[len(offs)-1] + frameHeader + 40, -1, n - 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			mod := map[string][]byte{}
+			for k, v := range files {
+				mod[k] = v
+			}
+			b := append([]byte(nil), files[last]...)
+			b[tt.at] ^= 0x10
+			mod[last] = b
+			writeFiles(t, dir, mod)
+			s, err := Open(dir, testConfig(t, false))
+			if tt.corrupt >= 0 {
+				var ce *CorruptError
+				if !errors.As(err, &ce) || ce.File != filepath.Join(dir, last) || ce.Pos != tt.corrupt {
+					t.Fatalf("Open: %v; want a *CorruptError in %s at %d", err, last, tt.corrupt)
+				}
+				if _, err := os.Stat(filepath.Join(dir, last)); err != nil {
+					t.Fatalf("the corrupt segment was removed: %v", err)
+				}
+				if got := mustRead(t, filepath.Join(dir, last)); string(got) != string(b) {
+					t.Fatal("Open changed the corrupt segment")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			defer s.Close()
+			checkRange(t, s, 1, tt.keep, func(i uint64) *raft.Log { return entry(i, 1, size) })
+		})
+	}
+	if base+uint64(len(offs))-1 != n {
+		t.Fatalf("fixture: last segment holds %d..%d, want up to %d", base, base+uint64(len(offs))-1, n)
+	}
+
+	t.Run("one call", func(t *testing.T) {
+		dir := t.TempDir()
+		s := openTest(t, dir, testConfig(t, true))
+		if err := s.StoreLogs(entries(1, 3, 1, 100)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.StoreLogs(entries(4, 20, 1, 100)); err != nil {
+			t.Fatal(err)
+		}
+		seg := s.segs[0]
+		at := int64(seg.offsets[10]) + frameHeader + 30 // entry 11, written with 4..20
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		b := mustRead(t, seg.path)
+		b[at] ^= 0x10
+		if err := os.WriteFile(seg.path, b, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		s = openTest(t, dir, testConfig(t, false))
+		checkRange(t, s, 1, 10, func(i uint64) *raft.Log { return entry(i, 1, 100) })
+	})
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // TestCorruptSealedSegment: in a segment that is not the last, a bad length

@@ -1,6 +1,7 @@
 package raftlog
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 )
@@ -69,9 +70,12 @@ func (s *Store) deleteAllLocked(last uint64) error {
 }
 
 // deleteTailLocked deletes the entries from min to the last: whole segments
-// from the last one backwards (a crash leaves a prefix of the log), then the
-// rest of min's segment is overwritten with zeros and fdatasynced, so that
-// recovery ends the data at min. Caller must hold s.wmu.
+// from the last one backwards (a crash leaves a prefix of the log), then
+// min's segment is cut at min's frame (ftruncate, which a crash either
+// completes or not: never some of the dropped frames without the others,
+// which recovery could take for corruption) and made durable, and
+// allocated again to its full size when preallocating. Caller must hold
+// s.wmu.
 func (s *Store) deleteTailLocked(min uint64) error {
 	s.mu.Lock()
 	j := slices.IndexFunc(s.segs, func(seg *segment) bool { return seg.base > min }) // first segment after min's
@@ -80,16 +84,16 @@ func (s *Store) deleteTailLocked(min uint64) error {
 	}
 	seg := s.segs[j-1]
 	var drop []*segment
-	var zeroFrom, zeroTo int64
+	cut := int64(-1)
 	if min == seg.base {
 		drop = slices.Clone(s.segs[j-1:])
 		s.segs = s.segs[:j-1]
 	} else {
 		drop = slices.Clone(s.segs[j:])
 		s.segs = s.segs[:j]
-		zeroFrom, zeroTo = int64(seg.offsets[min-seg.base]), seg.end
+		cut = int64(seg.offsets[min-seg.base])
 		seg.offsets = seg.offsets[:min-seg.base]
-		seg.end = zeroFrom
+		seg.end = cut
 	}
 	s.last = min - 1
 	s.mu.Unlock()
@@ -100,22 +104,35 @@ func (s *Store) deleteTailLocked(min uint64) error {
 			return s.fail(err)
 		}
 	}
-	if zeroFrom == zeroTo {
+	if cut < 0 {
 		return nil
 	}
-	for pos := zeroFrom; pos < zeroTo; {
-		n := min64(int64(len(zeros)), zeroTo-pos)
-		if _, err := seg.f.WriteAt(zeros[:n], pos); err != nil {
-			return s.fail(fmt.Errorf("zero %s at %d: %w", seg.path, pos, err))
-		}
-		pos += n
-	}
-	if !s.cfg.NoSync {
-		if err := fdatasync(seg.f); err != nil {
-			return s.fail(err)
-		}
+	if err := s.cutSegment(seg, cut); err != nil {
+		return s.fail(err)
 	}
 	return nil
+}
+
+// cutSegment cuts seg's file at pos durably, then (unless NoSync) allocates
+// it to SegmentBytes again, so that later writes keep going into allocated
+// space that reads as zeros. Caller must hold s.wmu.
+func (s *Store) cutSegment(seg *segment, pos int64) error {
+	if err := seg.f.Truncate(pos); err != nil {
+		return fmt.Errorf("cut %s at %d: %w", seg.path, pos, err)
+	}
+	if s.cfg.NoSync {
+		return nil
+	}
+	if err := seg.f.Sync(); err != nil {
+		return err
+	}
+	if err := fallocate(seg.f, s.cfg.SegmentBytes); err != nil {
+		if errors.Is(err, errors.ErrUnsupported) {
+			return nil // the file grows as it is written
+		}
+		return err
+	}
+	return fdatasync(seg.f)
 }
 
 // removeSegments closes and removes the files of segs, in order, and
@@ -133,11 +150,4 @@ func (s *Store) removeSegments(segs []*segment) error {
 		return fmt.Errorf("raftlog: %w", err)
 	}
 	return nil
-}
-
-func min64(a, b int64) int64 {
-	if a < b {
-		return a
-	}
-	return b
 }

@@ -34,7 +34,7 @@ Each entry is a frame (all integers big-endian):
 	     8    8 index          raft.Log.Index
 	    16    8 term           raft.Log.Term
 	    24    8 appended_at    raft.Log.AppendedAt in Unix nanoseconds; 0 for the zero time
-	    32    1 type           raft.Log.Type
+	    32    1 type           raft.Log.Type; top bit: sync point (below)
 	    33    4 data length    d
 	    37    d data           raft.Log.Data
 	 37+d     4 ext length     e
@@ -62,7 +62,11 @@ store they may start anywhere: the store is a raft.MonotonicLogStore, so raft
 deletes the whole log after restoring a snapshot instead of leaving a gap).
 It encodes the batch into a buffer, writes it with pwrite at the end of the
 last segment, fdatasyncs once, and only then publishes the new entries to
-GetLog. A batch that fills the segment fdatasyncs it before the next segment
+GetLog. The first entry of every call is marked as a sync point (the top
+bit of its type byte, under the CRC; raft's types never use it): it is
+written only after everything before it in the log was durable, since the
+previous call returned after its fdatasync (and Open fdatasyncs the last
+segment before the first call). A batch that fills the segment fdatasyncs it before the next segment
 is created, so a sealed segment never has a torn tail; creating a segment
 fsyncs the directory. After a failed write or fsync the store takes no more
 writes (ErrFailed) until it is reopened.
@@ -77,8 +81,11 @@ dropping conflicting entries) or everything:
     below it are removed. Entries below the marker are gone even while their
     segment is kept, and a crash between the steps cannot bring them back.
   - tail: segments after min's are removed from the last one backwards (a
-    crash leaves a prefix of the log), then min's segment is overwritten with
-    zeros from min's frame to the end of the data and fdatasynced.
+    crash leaves a prefix of the log), then min's segment is cut at min's
+    frame with ftruncate and fsynced, and allocated to SegmentBytes again
+    when preallocating. A cut is all or nothing in a crash; overwriting
+    the frames with zeros was not (a crash could keep later frames and not
+    the zeros before them, which recovery would take for corruption).
   - everything: the marker becomes last+1 and every segment is removed.
 
 # Recovery
@@ -88,12 +95,35 @@ interrupted compaction). Every segment but the last is scanned frame by
 frame: its header, each length against its bounds, each index against its
 position, and its entries must reach the next segment's first index; any
 fault is a *CorruptError with the file and position. Their CRCs are checked
-by GetLog, on every read, not by Open. The last segment is checked entry by
-entry, CRC included: the first fault ends its data (a torn write that no
-fsync acknowledged), it is logged, and if anything but zeros follows the end
-of the data the file is cut there, so that a stale frame behind the new end
-can never be read as an entry once new ones are written. A last segment
-without a valid header or without entries was created by a roll that no
-fsync completed, and is removed.
+by GetLog, on every read, not by Open.
+
+The last segment is checked entry by entry, CRC included. A torn tail is
+only what follows the last fsynced frame, and a write that no fdatasync
+completed can reach the disk in any order of its sectors; so at the first
+fault (a bad length, frame, CRC or index, or a zero length) the rest of the
+file is searched, at every byte position up to its last nonzero byte, for a
+sync point: a frame that decodes, marked as a sync point, with a higher
+index (and room for the entries between). One was written after the bad
+entry had been fsynced and acknowledged, so the fault is corruption: Open
+fails with a *CorruptError naming the file, the position of the bad entry
+and the sync point found, and changes nothing. Without one, the fault is a
+torn write (of the last StoreLogs call, whose frames after the bad one, if
+intact, were not acknowledged either): the data ends there, this is logged,
+and if anything but zeros follows, the file is cut there, so that a stale
+frame behind the new end can never be read as an entry once new ones are
+written. The last segment is then fdatasynced.
+
+A last segment without a valid header was created by a roll that no fsync
+completed, and is removed, unless it shows the header was durable: its
+first entry intact (header and first frame share the first 512-byte sector,
+which disks write whole), or a sync point after its first entry; then Open
+fails with a *CorruptError at position 0. A last segment without entries is
+removed as well.
+
+What this cannot tell: a flipped bit in the entries of the last StoreLogs
+call, with no later call, looks like a torn write and is cut (nothing on
+disk tells the two apart without a second fsync per call). Under NoSync
+nothing is durable, and sync points promise nothing. Segments written
+before sync points existed have none: their faults are all torn tails.
 */
 package raftlog

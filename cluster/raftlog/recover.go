@@ -169,8 +169,8 @@ func (s *Store) writeHead(first uint64) error {
 
 // openSegment opens seg and indexes its entries. A sealed segment must be
 // whole: any fault is a *CorruptError. In the last one (tail) every entry's
-// CRC is checked, and the first fault ends the data: what follows is cut
-// off and logged.
+// CRC is checked, and the first fault ends the data (what follows is cut
+// off and logged) unless a later sync point shows it is corruption.
 func (s *Store) openSegment(seg *segment, tail bool) error {
 	f, err := os.OpenFile(seg.path, os.O_RDWR, 0)
 	if err != nil {
@@ -190,7 +190,11 @@ func (s *Store) openSegment(seg *segment, tail bool) error {
 	if !ok || base != seg.base {
 		if tail && (!ok || size < segHeaderSize) {
 			// A roll writes the header before the segment's first
-			// fsync: an invalid header means nothing in it was acked.
+			// fsync: an invalid header is a torn roll, nothing in it
+			// acked, unless what follows shows it was fsynced.
+			if err := s.checkTornHeader(seg, size); err != nil {
+				return err
+			}
 			seg.end = 0
 			return nil
 		}
@@ -208,7 +212,47 @@ func (s *Store) openSegment(seg *segment, tail bool) error {
 		s.log.Warn("raftlog: torn tail", "file", seg.path, "pos", end, "reason", why.Error(),
 			"last_index", seg.base+uint64(len(seg.offsets))-1)
 	}
-	return s.cleanTail(seg)
+	if err := s.cleanTail(seg); err != nil {
+		return err
+	}
+	if s.cfg.NoSync {
+		return nil
+	}
+	// What a killed process wrote may still be only in the page cache; the
+	// next StoreLogs marks its first entry as written after everything
+	// before it was durable, so make that true now.
+	return fdatasync(seg.f)
+}
+
+// checkTornHeader fails with a *CorruptError when the last segment, whose
+// header is bad, holds proof that the header was durable: its first entry
+// intact (the header and the start of the first frame share the first
+// 512-byte sector, which a disk writes whole), or a sync point after it.
+func (s *Store) checkTornHeader(seg *segment, size int64) error {
+	if size < segHeaderSize+frameHeader+payloadFixed {
+		return nil
+	}
+	w := &window{f: seg.f, size: size}
+	b, err := w.get(segHeaderSize, frameHeader+payloadFixed)
+	if err != nil {
+		return err
+	}
+	if n, err := frameLen(b, s.cfg.MaxEntryBytes); err == nil && frameIndex(b) == seg.base &&
+		segHeaderSize+frameHeader+int64(n) <= size {
+		if b, err = w.get(segHeaderSize, frameHeader+n); err != nil {
+			return err
+		}
+		var l raft.Log
+		if _, err := decodeEntry(b, s.cfg.MaxEntryBytes, &l); err == nil {
+			return &CorruptError{File: seg.path, Pos: 0, Reason: "bad segment header before an intact first entry"}
+		}
+	}
+	p, idx, found, err := s.syncedAfter(seg, size, segHeaderSize, seg.base)
+	if err != nil || !found {
+		return err
+	}
+	return &CorruptError{File: seg.path, Pos: 0,
+		Reason: fmt.Sprintf("bad segment header, but entry %d at byte %d was written after it was fsynced", idx, p)}
 }
 
 // scan indexes the entries of seg (size bytes). It returns the end of the
@@ -232,6 +276,11 @@ func (s *Store) scan(seg *segment, size int64, tail bool) (int64, error, error) 
 			n, err = frameLen(b, s.cfg.MaxEntryBytes)
 		}
 		if errors.Is(err, errZero) {
+			if tail {
+				if err := s.mustBeTorn(seg, size, pos, want, err); err != nil {
+					return 0, nil, err
+				}
+			}
 			break
 		}
 		if err == nil && pos+frameHeader+int64(n) > size {
@@ -248,16 +297,96 @@ func (s *Store) scan(seg *segment, size int64, tail bool) (int64, error, error) 
 			err = fmt.Errorf("entry %d found where %d should be", frameIndex(b), want)
 		}
 		if err != nil {
-			if tail {
-				return pos, err, nil
+			if !tail {
+				return 0, nil, &CorruptError{File: seg.path, Pos: pos, Reason: err.Error()}
 			}
-			return 0, nil, &CorruptError{File: seg.path, Pos: pos, Reason: err.Error()}
+			if err := s.mustBeTorn(seg, size, pos, want, err); err != nil {
+				return 0, nil, err
+			}
+			return pos, err, nil
 		}
 		seg.offsets = append(seg.offsets, uint32(pos))
 		pos += frameHeader + int64(n)
 		want++
 	}
 	return min(pos, size), nil, nil
+}
+
+// mustBeTorn decides what the fault why at pos, where entry want should
+// start, is in the last segment: a torn write (nil) unless a sync point
+// follows, which was written only after this entry was fsynced and
+// acknowledged; then it is corruption.
+func (s *Store) mustBeTorn(seg *segment, size, pos int64, want uint64, why error) error {
+	p, idx, found, err := s.syncedAfter(seg, size, pos, want)
+	if err != nil || !found {
+		return err
+	}
+	return &CorruptError{File: seg.path, Pos: pos,
+		Reason: fmt.Sprintf("entry %d: %v, but entry %d at byte %d was written after it was fsynced", want, why, idx, p)}
+}
+
+// minFrame is the size of the smallest frame.
+const minFrame = frameHeader + payloadFixed
+
+// syncedAfter looks in seg, at every byte position from from on (what lies
+// between is not trusted), for a frame that decodes, CRC included, is a
+// sync point and holds an index above after, the entry expected at from:
+// proof that everything before it was fdatasynced before it was written.
+// The search ends at the last nonzero byte of the file.
+func (s *Store) syncedAfter(seg *segment, size, from int64, after uint64) (int64, uint64, bool, error) {
+	end, err := lastNonZero(seg.f, from, size)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	w := &window{f: seg.f, size: size}
+	var l raft.Log
+	for p := from + 1; p < end && p+minFrame <= size; p++ {
+		b, err := w.get(p, minFrame)
+		if err != nil {
+			return 0, 0, false, err
+		}
+		n, err := frameLen(b, s.cfg.MaxEntryBytes)
+		if err != nil || p+frameHeader+int64(n) > size || !frameSync(b) {
+			continue
+		}
+		// Entries after..idx-1 lie between from and p, each at least
+		// minFrame bytes long.
+		idx := frameIndex(b)
+		if idx <= after || idx-after > uint64(p-from)/minFrame {
+			continue
+		}
+		if b, err = w.get(p, frameHeader+n); err != nil {
+			return 0, 0, false, err
+		}
+		if _, err := decodeEntry(b, s.cfg.MaxEntryBytes, &l); err == nil {
+			return p, idx, true, nil
+		}
+	}
+	return 0, 0, false, nil
+}
+
+// lastNonZero returns the position after the last nonzero byte of f in
+// [from, size), or from if there is none.
+func lastNonZero(f *os.File, from, size int64) (int64, error) {
+	buf := make([]byte, min(windowBytes, max(size-from, 0)))
+	for end := size; end > from; {
+		start := max(from, end-int64(len(buf)))
+		b := buf[:end-start]
+		if _, err := f.ReadAt(b, start); err != nil {
+			return 0, err
+		}
+		if allZero(b) {
+			end = start
+			continue
+		}
+		for i := len(b) - 1; i >= 0; i-- {
+			if b[i] != 0 {
+				return start + int64(i) + 1, nil
+			}
+		}
+		end = start
+	}
+	return from, nil
 }
 
 // cleanTail makes sure nothing but zeros follows the data of the last

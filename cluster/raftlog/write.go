@@ -55,7 +55,7 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 		touched = append(touched, cur)
 	}
 	buf := s.buf[:0]
-	for _, l := range logs {
+	for i, l := range logs {
 		size := int64(entrySize(l))
 		if cur == nil || cur.end+int64(len(buf))+size > s.cfg.SegmentBytes {
 			if err := s.flush(cur, &buf, true); err != nil {
@@ -69,7 +69,9 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 			touched = append(touched, cur)
 		}
 		cur.offsets = append(cur.offsets, uint32(cur.end+int64(len(buf))))
-		buf = appendEntry(buf, l)
+		// The first entry is a sync point: everything before it is durable
+		// (the previous call's fdatasync returned, or recovery's).
+		buf = appendEntry(buf, l, i == 0)
 		if len(buf) >= flushBytes {
 			if err := s.flush(cur, &buf, false); err != nil {
 				return s.fail(err)
@@ -128,6 +130,9 @@ func (s *Store) checkBatchLocked(logs []*raft.Log) error {
 			return fmt.Errorf("%w: entry %d where %d should be", ErrNonContiguous, l.Index, next)
 		}
 		next++
+		if l.Type&syncPoint != 0 {
+			return fmt.Errorf("%w: entry %d has log type %d", ErrInvalidEntry, l.Index, l.Type)
+		}
 		if n := entrySize(l) - frameHeader; n > s.cfg.MaxEntryBytes {
 			return fmt.Errorf("%w: entry %d encodes to %d bytes, more than %d", ErrEntryTooLarge, l.Index, n, s.cfg.MaxEntryBytes)
 		}
