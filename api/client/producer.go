@@ -61,6 +61,10 @@ type Producer struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// startSeq is the first sequence of every partition: 0, except in
+	// tests that bring the wrap of the sequences near (export_test.go).
+	startSeq int64
 }
 
 // topicState is a topic as the producer sees it.
@@ -473,7 +477,7 @@ func (p *Producer) failBufferedLocked(err error) []completion {
 		out = t.failWaiting(err, out)
 		for _, ps := range t.parts {
 			out = append(out, ps.failAll(err)...)
-			ps.nextSeq = 0
+			ps.nextSeq = p.startSeq
 		}
 	}
 	return out

@@ -168,7 +168,7 @@ func (p *Producer) onResponse(s *prodStream, resp *stratav1.ProduceResponse) {
 		if retriable(err) {
 			p.c.invalidate(ref.ps.tp.Topic)
 		}
-		if !errors.Is(err, ErrOutOfOrderSequence) || ref.b.baseSeq != resp.GetExpectedSequence() {
+		if !errors.Is(err, ErrOutOfOrderSequence) || wireSeq(ref.b.baseSeq) != resp.GetExpectedSequence() {
 			p.log.Debug("produce failed", "partition", ref.ps.tp, "seq", ref.b.baseSeq, "err", err,
 				"expected_sequence", resp.GetExpectedSequence())
 		}
