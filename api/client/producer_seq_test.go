@@ -151,7 +151,7 @@ func TestProducerSequenceWrap(t *testing.T) {
 	cfg.Linger = 0
 	p := e.producer(cfg, math.MaxInt32-6)
 	e.produceSync(p, false, seqValues("v", 0, 4)...) // max-6 .. max-3
-	span := seqValues("v", 4, 10)                      // max-2 .. 2: one batch across the wrap
+	span := seqValues("v", 4, 10)                    // max-2 .. 2: one batch across the wrap
 	for i, r := range e.produceBatch(p, span...) {
 		if r.Offset != int64(4+i) || r.Duplicate {
 			t.Fatalf("record %d of the batch across the wrap: %+v", i, r)
