@@ -482,6 +482,16 @@ func (p *partState) failQueued(err error) []completion {
 	return out
 }
 
+// failUnsent fails every record of the partition that is not in flight,
+// open batch included; the producer was fenced. The batches in flight fail
+// as their answers come.
+func (p *partState) failUnsent(err error) []completion {
+	out := p.failQueued(err)
+	out = p.errs(p.cbs, err, out)
+	p.recs, p.cbs, p.bytes = nil, nil, 0
+	return out
+}
+
 // failAll fails every record of the partition, open batch included; the
 // producer is closing.
 func (p *partState) failAll(err error) []completion {

@@ -223,8 +223,15 @@ func TestProducerFencedByNewerInstance(t *testing.T) {
 		if !errors.Is(err, client.ErrProducerFenced) {
 			t.Fatalf("older producer's record %d after the newer started: %v, want ErrProducerFenced", i, err)
 		}
-		if msg := err.Error(); !strings.Contains(msg, "producer fenced") || !strings.Contains(msg, fmt.Sprintf("another producer with id %d started", pid)) {
+		if msg := err.Error(); !strings.Contains(msg, fmt.Sprintf("producer fenced: another producer with id %d started (epoch 1)", pid)) {
 			t.Errorf("fenced error says %q", msg)
+		}
+		var fe *client.ProducerFencedError
+		if !errors.As(err, &fe) || fe.ProducerID != pid || fe.Epoch != 0 || fe.NewerEpoch != 1 {
+			t.Errorf("fenced error %#v, want producer %d epoch 0 fenced by epoch 1", fe, pid)
+		}
+		if i == 0 {
+			t.Logf("the fenced producer's error: %v", err)
 		}
 	}
 	e.produceSync(newer, true, seqValues("r", 0, 5)...) // the replay
