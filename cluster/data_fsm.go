@@ -241,7 +241,7 @@ func (f *DataFSM) applyProduce(l *raft.Log, hdr, batch []byte) any {
 		case seqOutOfOrder:
 			return &SequenceError{ProducerID: h.ProducerID, Got: h.BaseSequence, Expected: exp}
 		case seqFenced:
-			return fmt.Errorf("%w: producer %d epoch %d", ErrProducerFenced, h.ProducerID, h.ProducerEpoch)
+			return FencedError(h.ProducerID, h.ProducerEpoch, int16(exp))
 		}
 	}
 	// The segment log writes the base offset into the batch, and raft's log

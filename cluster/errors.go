@@ -58,6 +58,9 @@ var (
 	ErrUnknownNode = errors.New("cluster: unknown node")
 	// ErrProducerFenced is returned for a batch from an older producer epoch.
 	ErrProducerFenced = errors.New("cluster: producer epoch is stale")
+	// ErrUnknownProducer is returned when restarting a producer id that was
+	// never allocated, or that a queue group's dead letters use.
+	ErrUnknownProducer = errors.New("cluster: unknown producer id")
 	// ErrQueueNotReady is returned for a queue command on a partition where
 	// the queue group has no state yet (it is created by an init command).
 	ErrQueueNotReady = errors.New("cluster: queue group not initialised on partition")

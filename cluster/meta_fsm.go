@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 )
@@ -96,6 +98,10 @@ type MetaState struct {
 	Groups         map[string]GroupOffsets   `json:"groups"`
 	// Queues holds the queue groups, by "topic/name" (queue_meta.go).
 	Queues map[string]*QueueDef `json:"queues,omitempty"`
+	// ProducerEpochs is the current epoch of each producer id that was
+	// restarted at least once (absent: 0). The map is never changed in
+	// place: a restart replaces it (see MetaFSM.ProducerEpoch).
+	ProducerEpochs map[int64]int16 `json:"producer_epochs,omitempty"`
 }
 
 func newMetaState() *MetaState {
@@ -122,6 +128,10 @@ type metaCmd struct {
 	Offsets    []TopicOffset   `json:"offsets,omitempty"`
 	Reset      bool            `json:"reset,omitempty"`
 	Queue      *QueueDef       `json:"queue,omitempty"`
+	// ProducerID, in an alloc_producer_id command, restarts that producer
+	// id with the next epoch instead of allocating one (see
+	// InitProducerCmd). An older node ignores the field and allocates.
+	ProducerID int64 `json:"producer_id,omitempty"`
 }
 
 // TopicOffset is one partition's offset in a commit or reset.
@@ -147,6 +157,9 @@ type MetaFSM struct {
 	mu       sync.RWMutex // guards state
 	state    *MetaState
 	onChange func() // called after every applied command, outside mu
+	// epochs is state.ProducerEpochs, published for the produce path to
+	// read without the lock.
+	epochs atomic.Pointer[map[int64]int16]
 }
 
 // NewMetaFSM returns an empty metadata state machine. onChange (may be nil)
@@ -336,9 +349,7 @@ func (f *MetaFSM) applyLocked(c *metaCmd) any {
 		}
 		return nil
 	case opAllocProducerID:
-		id := s.NextProducerID
-		s.NextProducerID++
-		return id
+		return f.initProducerLocked(c.ProducerID)
 	case opCommitOffsets:
 		return f.commitLocked(c)
 	case opPutQueue:
@@ -394,6 +405,8 @@ func (f *MetaFSM) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	f.state = s
+	epochs := s.ProducerEpochs // a copy of the reference: the field changes, the map does not
+	f.epochs.Store(&epochs)
 	f.mu.Unlock()
 	if f.onChange != nil {
 		f.onChange()
@@ -434,8 +447,90 @@ func RemoveNodeCmd(id string, changed []DataGroupInfo) []byte {
 	return mustJSON(metaCmd{Op: opRemoveNode, Name: id, DataGroups: changed})
 }
 
-// AllocProducerIDCmd allocates a fresh idempotent-producer id (int64).
-func AllocProducerIDCmd() []byte { return mustJSON(metaCmd{Op: opAllocProducerID}) }
+// AllocProducerIDCmd allocates a fresh idempotent-producer id; the
+// result is a ProducerInit with epoch 0.
+func AllocProducerIDCmd() []byte { return InitProducerCmd(0) }
+
+// InitProducerCmd restarts producer id with its next epoch, which fences
+// the instances that hold an older one; id 0 allocates a new id. The
+// result is a ProducerInit.
+//
+// It is an alloc_producer_id command with the id added, not a new
+// command, for rolling upgrades: an older node panics on an unknown
+// command, but ignores the unknown field and allocates an id. So that
+// both agree on NextProducerID, a restart consumes a fresh id too (ids are
+// plentiful); an older node just keeps no epochs.
+func InitProducerCmd(id int64) []byte {
+	return mustJSON(metaCmd{Op: opAllocProducerID, ProducerID: id})
+}
+
+// ProducerInit is the result of InitProducerCmd: the id to write with
+// (the one asked for, or a new one) and its epoch.
+type ProducerInit struct {
+	ID    int64
+	Epoch int16
+}
+
+// initProducerLocked applies InitProducerCmd. The id a restart asks for
+// was checked by the broker; it is checked again here so that a bad one
+// is refused the same way on every replica. An id whose epoch reached
+// math.MaxInt16 is not restarted: the producer gets the fresh id, at
+// epoch 0, as Kafka does. Caller must hold f.mu.
+func (f *MetaFSM) initProducerLocked(id int64) any {
+	s := f.state
+	fresh := s.NextProducerID
+	s.NextProducerID++
+	if id == 0 {
+		return ProducerInit{ID: fresh}
+	}
+	if err := checkProducerIDLocked(s, id, fresh); err != nil {
+		return err
+	}
+	cur := s.ProducerEpochs[id]
+	if cur == math.MaxInt16 {
+		return ProducerInit{ID: fresh}
+	}
+	epochs := make(map[int64]int16, len(s.ProducerEpochs)+1)
+	maps.Copy(epochs, s.ProducerEpochs)
+	epochs[id] = cur + 1
+	s.ProducerEpochs = epochs
+	f.epochs.Store(&epochs)
+	return ProducerInit{ID: id, Epoch: cur + 1}
+}
+
+// checkProducerIDLocked refuses to restart an id that was never allocated
+// (below next) or that a queue group's dead letters are written with:
+// fencing those would stop the dead-lettering.
+func checkProducerIDLocked(s *MetaState, id, next int64) error {
+	if id <= 0 || id >= next {
+		return fmt.Errorf("%w: %d was never allocated", ErrUnknownProducer, id)
+	}
+	for _, q := range s.Queues {
+		if t, ok := s.Topics[q.Topic]; ok && id >= q.ProducerIDBase && id < q.ProducerIDBase+int64(len(t.Partitions)) {
+			return fmt.Errorf("%w: %d writes the dead letters of queue group %q of %q", ErrUnknownProducer, id, q.Name, q.Topic)
+		}
+	}
+	return nil
+}
+
+// CheckProducerID returns the error InitProducerCmd would give id, if
+// any, from this node's state (which may lag the leader's).
+func (f *MetaFSM) CheckProducerID(id int64) error {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return checkProducerIDLocked(f.state, id, f.state.NextProducerID)
+}
+
+// ProducerEpoch returns the current epoch of a producer id as this node's
+// metadata knows it (0 for an id never restarted). The produce path calls
+// it for every batch, so it takes no lock and allocates nothing.
+func (f *MetaFSM) ProducerEpoch(id int64) int16 {
+	m := f.epochs.Load()
+	if m == nil {
+		return 0
+	}
+	return (*m)[id]
+}
 
 // CommitOffsetsCmd commits a group's offsets; with reset they may move back.
 func CommitOffsetsCmd(group string, offs []TopicOffset, reset bool) []byte {

@@ -1,5 +1,7 @@
 package cluster
 
+import "fmt"
+
 // Idempotent producers. Each partition remembers, per producer id, the last
 // sequence it wrote and its most recent batches, so a retried batch is
 // acknowledged with its original offset instead of being written twice.
@@ -40,50 +42,95 @@ const (
 	seqFenced
 )
 
+// Sequences are int32 values from 0 to math.MaxInt32 that wrap to 0, as
+// Kafka's do (a batch may span the wrap): a long-lived producer passes
+// 2^31 records per partition in hours at high rates, and a negative
+// sequence means "not idempotent" in the batch layout.
+const (
+	seqSpace = 1 << 31
+	// maxSeqBehind is how far behind the expected sequence a batch may
+	// start and still be a duplicate; a batch further behind is taken to
+	// be ahead (a gap). Half the space, so both sides of the wrap work.
+	maxSeqBehind = seqSpace / 2
+)
+
+// seqAdd returns the sequence n after s.
+func seqAdd(s, n int32) int32 { return int32((int64(s) + int64(n)) % seqSpace) }
+
+// seqDist returns how many sequences lie from "from" up to "to", going
+// forward across the wrap: 0 ≤ seqDist < 2^31.
+func seqDist(from, to int32) int64 {
+	d := int64(to) - int64(from)
+	if d < 0 {
+		d += seqSpace
+	}
+	return d
+}
+
 // checkSeq decides what to do with a batch of count records starting at
 // baseSeq from producer pid/epoch. For a duplicate it returns the original
 // offset of the batch's first record (or -1 when no longer known); for an
-// out-of-order batch, the sequence expected next.
+// out-of-order batch, the sequence expected next; for a fenced one, the
+// current epoch.
+//
+// Sequences belong to the producer id, not to one epoch: the first batch
+// of a higher epoch (a restarted producer, see InitProducerCmd) is checked
+// against the sequences the older epochs wrote, so that a resumed
+// producer's replay is recognised; checkSeq then raises the state's epoch,
+// which fences the older epochs from that batch on, whatever its verdict.
 func checkSeq(producers map[int64]*producerState, pid int64, epoch int16, baseSeq, count int32) (seqVerdict, int64, int32) {
 	st := producers[pid]
-	if st == nil || epoch > st.Epoch {
+	if st == nil {
 		return seqAppend, 0, 0
 	}
 	if epoch < st.Epoch {
-		return seqFenced, 0, 0
+		return seqFenced, 0, int32(st.Epoch)
 	}
-	lastSeq := baseSeq + count - 1
+	st.Epoch = epoch
+	next := seqAdd(st.LastSeq, 1)
+	behind := seqDist(baseSeq, next)
 	switch {
-	case baseSeq == st.LastSeq+1:
+	case behind == 0:
 		return seqAppend, 0, 0
-	case lastSeq <= st.LastSeq:
+	case behind <= maxSeqBehind && int64(count) <= behind:
 		for _, r := range st.Recent {
-			if baseSeq >= r.FirstSeq && lastSeq <= r.LastSeq {
-				return seqDuplicate, r.BaseOffset + int64(baseSeq-r.FirstSeq), 0
+			if off := seqDist(r.FirstSeq, baseSeq); off+int64(count) <= seqDist(r.FirstSeq, r.LastSeq)+1 {
+				return seqDuplicate, r.BaseOffset + off, 0
 			}
 		}
 		return seqDuplicate, -1, 0
 	default:
-		return seqOutOfOrder, 0, st.LastSeq + 1
+		// A gap, or a batch that straddles the last written sequence.
+		return seqOutOfOrder, 0, next
 	}
 }
 
-// recordSeq notes a written batch.
+// recordSeq notes a written batch. checkSeq has raised the epoch, so a
+// batch of a new epoch keeps the history of the older ones.
 func recordSeq(producers map[int64]*producerState, pid int64, epoch int16, baseSeq, count int32, baseOffset int64) {
 	st := producers[pid]
-	if st == nil || epoch != st.Epoch {
-		if st == nil && len(producers) >= maxProducersPerPartition {
+	if st == nil {
+		if len(producers) >= maxProducersPerPartition {
 			evictOldestProducer(producers)
 		}
 		st = &producerState{Epoch: epoch}
 		producers[pid] = st
 	}
-	st.LastSeq = baseSeq + count - 1
+	st.Epoch = max(st.Epoch, epoch)
+	st.LastSeq = seqAdd(baseSeq, count-1)
 	st.LastOffset = baseOffset + int64(count) - 1
 	st.Recent = append(st.Recent, batchSeq{FirstSeq: baseSeq, LastSeq: st.LastSeq, BaseOffset: baseOffset})
 	if len(st.Recent) > recentBatches {
 		st.Recent = append(st.Recent[:0], st.Recent[len(st.Recent)-recentBatches:]...)
 	}
+}
+
+// FencedError is the error for a batch of producer pid at epoch, refused
+// because a newer instance of the producer started with epoch current. It
+// matches ErrProducerFenced.
+func FencedError(pid int64, epoch, current int16) error {
+	return fmt.Errorf("%w: producer %d epoch %d is fenced by epoch %d: another producer with this id started",
+		ErrProducerFenced, pid, epoch, current)
 }
 
 // evictOldestProducer forgets the producer that wrote least recently. It is

@@ -29,7 +29,7 @@ func BenchmarkProducerPath(b *testing.B) {
 			for _, ps := range ts.parts {
 				ps.seal()
 				for _, bt := range ps.queue {
-					if _, err := record.AppendBatch(nil, bt.recs, record.BatchOptions{ProducerID: 1, BaseSequence: bt.baseSeq}); err != nil {
+					if _, err := record.AppendBatch(nil, bt.recs, record.BatchOptions{ProducerID: 1, BaseSequence: wireSeq(bt.baseSeq)}); err != nil {
 						b.Fatal(err)
 					}
 				}

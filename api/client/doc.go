@@ -22,13 +22,15 @@
 // or stick to one partition per batch; Record.HasPartition overrides both.
 //
 // Producers are idempotent unless configured otherwise. InitProducer gives
-// the producer an id; each partition numbers its records from 0, a batch
-// carries the sequence of its first record, and a retry resends the same
-// bytes, so the broker recognises a batch it already wrote and answers
-// with the original offsets instead of writing it twice. Responses for a
-// partition come back in order; when one fails, the batches in flight
-// behind it fail too (the broker refuses a gap in the sequence), and the
-// producer resends them all, in order, from the first unacknowledged one.
+// the producer an id and an epoch; each partition numbers its records from
+// 0, a batch carries the sequence of its first record, and a retry resends
+// the same bytes, so the broker recognises a batch it already wrote and
+// answers with the original offsets instead of writing it twice. Responses
+// for a partition come back in order; when one fails, the batches in
+// flight behind it fail too (the broker refuses a gap in the sequence), and
+// the producer resends them all, in order, from the first unacknowledged
+// one. Sequences wrap to 0 after math.MaxInt32, as Kafka's do, and a batch
+// may span the wrap: a producer stays idempotent past 2^31 records.
 //
 // Resuming: ProducerConfig.ProducerID reuses the id of an earlier run. Its
 // sequences start at 0 again, so replaying the same input makes the broker
@@ -37,10 +39,32 @@
 // remembers where it went), and a batch that straddles the end of what is
 // written is refused as out of order with the sequence the broker expects
 // next, E; the producer then completes the records below E as duplicates,
-// rebuilds the batch from E on, and resends it.
+// rebuilds the batch from E on, and resends it. This relies on the earlier
+// run having written fewer than 2^31 records to the partition (its
+// sequences had not wrapped).
+//
+// Fencing: a resumed producer gets the id's next epoch, and from then on
+// the brokers refuse the id's older epochs. An earlier run that is still
+// alive (a zombie, or a second process given the same id) fails its next
+// batch with a *ProducerFencedError (errors.Is ErrProducerFenced), and so
+// do its unsent and later records: it writes nothing more, and must be
+// closed. Sequences belong to the id, not to an epoch: the first batches
+// of the new epoch are checked against what the older epochs wrote, which
+// is what makes the replay above work. (Kafka restarts the sequences of a
+// new epoch instead, and does not recognise a replay.) So the rule for two
+// instances of one id is the rule for a resumed producer: the newer one
+// must replay the older one's input; records of its own at sequences the
+// older one used are taken for the older one's and acknowledged as
+// duplicates. The older one is fenced on every partition as soon as the
+// partition's leader knows the new epoch (its metadata replica applied
+// it), and on a partition at the latest once the newer one wrote there; a
+// batch it sent just before that may still be written. An id restarted
+// math.MaxInt16 times gets a new id instead (Producer.ProducerID returns
+// it), as Kafka does; the earlier run's records are then not recognised.
 //
 // Every record given to the producer gets its callback exactly once: with
-// its offset, or with the error that ended its retries, or with ErrClosed.
+// its offset, or with the error that ended its retries (or the producer:
+// ErrProducerFenced), or with ErrClosed.
 // Nothing is dropped silently.
 //
 // # Consumer

@@ -90,6 +90,49 @@ var (
 	ErrNoGroup = errors.New("client: consumer has no group")
 )
 
+// ProducerFencedError ends a Producer for good: another producer started
+// with its id (ProducerConfig.ProducerID) and a newer epoch, and the
+// brokers refuse this one's batches, so that the two never take each
+// other's records for duplicates. Its unsent records and every later one
+// fail with it. It matches ErrProducerFenced.
+type ProducerFencedError struct {
+	ProducerID int64
+	Epoch      int16 // this producer's
+	NewerEpoch int16 // the newer producer's; -1 when the broker did not say
+	Err        error // the broker's answer
+}
+
+// Error says which producer was fenced and by what.
+func (e *ProducerFencedError) Error() string {
+	newer := "a newer epoch"
+	if e.NewerEpoch >= 0 {
+		newer = fmt.Sprintf("epoch %d", e.NewerEpoch)
+	}
+	return fmt.Sprintf("client: producer fenced: another producer with id %d started (%s); this one (epoch %d) writes no more: %v",
+		e.ProducerID, newer, e.Epoch, e.Err)
+}
+
+// Unwrap returns the broker's answer.
+func (e *ProducerFencedError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrProducerFenced) true.
+func (e *ProducerFencedError) Is(target error) bool { return target == ErrProducerFenced }
+
+// fencedBy returns the epoch a broker's fenced message names ("... fenced
+// by epoch N ..."), or -1: the message is not a contract.
+func fencedBy(msg string) int16 {
+	const marker = "fenced by epoch "
+	i := strings.Index(msg, marker)
+	if i < 0 {
+		return -1
+	}
+	var n int16
+	if _, err := fmt.Sscanf(msg[i+len(marker):], "%d", &n); err != nil || n < 0 {
+		return -1
+	}
+	return n
+}
+
 // Error is a request the broker answered with a status other than OK.
 type Error struct {
 	// Code is the gRPC status code.

@@ -61,6 +61,10 @@ type Producer struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// startSeq is the first sequence of every partition: 0, except in
+	// tests that bring the wrap of the sequences near (export_test.go).
+	startSeq int64
 }
 
 // topicState is a topic as the producer sees it.
@@ -433,6 +437,10 @@ func (p *Producer) ensureProducerID() {
 		p.pid, p.epoch, p.pidReady, p.pidErrs = resp.GetProducerId(), int16(resp.GetProducerEpoch()), true, 0
 		close(p.pidWaitCh)
 		p.log.Info("producer id", "id", p.pid, "epoch", p.epoch, "resumed", p.cfg.ProducerID != 0)
+		if p.cfg.ProducerID != 0 && p.pid != p.cfg.ProducerID {
+			p.log.Warn("the resumed producer id has spent its epochs: the broker gave a new id, and the earlier run's records are not recognised",
+				"id", p.cfg.ProducerID, "new_id", p.pid)
+		}
 	case p.ctx.Err() != nil:
 	case retriable(err) || errors.Is(err, ErrNoBrokers):
 		// The client retried already. Keep trying for new records, but
@@ -449,6 +457,49 @@ func (p *Producer) ensureProducerID() {
 		close(p.pidWaitCh)
 		p.completeLocked(p.failBufferedLocked(p.fatal))
 	}
+}
+
+// fenceLocked ends the producer after a broker answered err, a fenced
+// epoch: another producer started with its id. Retrying cannot help, and
+// a record this one wrote next might be taken for the newer one's, so the
+// producer fails every record it has not sent, and every later one, with a
+// ProducerFencedError. Caller must hold p.mu.
+func (p *Producer) fenceLocked(err error) {
+	if p.fatal != nil {
+		return
+	}
+	var be *Error
+	newer := int16(-1)
+	if errors.As(err, &be) {
+		newer = fencedBy(be.Message)
+	}
+	p.fatal = &ProducerFencedError{ProducerID: p.pid, Epoch: p.epoch, NewerEpoch: newer, Err: err}
+	p.log.Error("producer fenced: another producer with its id started; it writes no more", "id", p.pid,
+		"epoch", p.epoch, "newer_epoch", newer)
+	var out []completion
+	for _, t := range p.topics {
+		out = t.failWaiting(p.fatal, out)
+		for _, ps := range t.parts {
+			out = append(out, ps.failUnsent(p.fatal)...)
+		}
+	}
+	p.completeLocked(out)
+}
+
+// failLandedLocked handles the answer err to batch b when the producer may
+// be done for: a fenced answer ends it (fenceLocked), and once it has
+// ended, b fails with that error, not retried. It reports whether it
+// handled the answer. Caller must hold p.mu.
+func (p *Producer) failLandedLocked(ps *partState, b *batch, err error) bool {
+	if errors.Is(err, ErrProducerFenced) {
+		p.fenceLocked(err)
+	}
+	if p.fatal == nil {
+		return false
+	}
+	ps.landed(b)
+	p.completeLocked(ps.fail(b, p.fatal))
+	return true
 }
 
 // failWaiting fails the records waiting for the topic's metadata.
@@ -473,7 +524,7 @@ func (p *Producer) failBufferedLocked(err error) []completion {
 		out = t.failWaiting(err, out)
 		for _, ps := range t.parts {
 			out = append(out, ps.failAll(err)...)
-			ps.nextSeq = 0
+			ps.nextSeq = p.startSeq
 		}
 	}
 	return out

@@ -46,9 +46,10 @@ type ProducerConfig struct {
 	// then write a batch twice, and with MaxInFlight > 1 reorder batches.
 	DisableIdempotence bool
 	// ProducerID resumes the idempotent producer of an earlier run (the
-	// value Producer.ProducerID returned then); 0 gets a new id. See the
-	// package documentation for how a resumed producer avoids writing
-	// duplicates.
+	// value Producer.ProducerID returned then); 0 gets a new id. A resumed
+	// producer fences every older instance with the id. See the package
+	// documentation for how a resumed producer avoids writing duplicates,
+	// and for fencing.
 	ProducerID int64
 	// MaxRetries is how many times a batch is sent again after a
 	// retriable error before its records fail. Default 10.

@@ -92,7 +92,7 @@ func (p *Producer) resolveTopics() {
 		case err == nil:
 			t.parts = make([]*partState, n)
 			for i := range t.parts {
-				t.parts[i] = &partState{tp: TopicPartition{name, int32(i)}, idempotent: !p.cfg.DisableIdempotence}
+				t.parts[i] = &partState{tp: TopicPartition{name, int32(i)}, idempotent: !p.cfg.DisableIdempotence, nextSeq: p.startSeq}
 			}
 			t.metaErrs = 0
 			for _, w := range t.waiting {
@@ -121,7 +121,7 @@ type buildJob struct {
 	b    *batch
 	gen  int
 	recs []record.Record
-	seq  int32
+	seq  int64
 	data []byte
 	err  error
 	ps   *partState
@@ -165,7 +165,7 @@ func (p *Producer) step() {
 	for i := range jobs {
 		j := &jobs[i]
 		o := opt
-		o.BaseSequence = j.seq
+		o.BaseSequence = wireSeq(j.seq)
 		j.data, j.err = record.AppendBatch(nil, j.recs, o)
 	}
 

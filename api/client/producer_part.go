@@ -43,8 +43,9 @@ func (c *completion) call() {
 type batch struct {
 	recs []record.Record
 	cbs  []func(Result, error)
-	// baseSeq is the sequence of recs[0]; -1 without idempotence.
-	baseSeq int32
+	// baseSeq is the sequence of recs[0], unwrapped (see wireSeq); -1
+	// without idempotence.
+	baseSeq int64
 	// data is the encoded batch: nil until built, and again after a trim
 	// or a renumbering. A retry resends the same bytes.
 	data []byte
@@ -56,7 +57,36 @@ type batch struct {
 }
 
 // end returns the sequence after the batch's last record.
-func (b *batch) end() int32 { return b.baseSeq + int32(len(b.recs)) }
+func (b *batch) end() int64 { return b.baseSeq + int64(len(b.recs)) }
+
+// The partition keeps its sequences as int64 values that never wrap, so
+// that ordering them is plain arithmetic; a batch carries the int32 the
+// broker knows, which wraps to 0 after math.MaxInt32 as Kafka's does.
+const seqSpace = 1 << 31
+
+// wireSeq returns the sequence a batch carries for the unwrapped s (-1,
+// no idempotence, stays -1).
+func wireSeq(s int64) int32 {
+	if s < 0 {
+		return -1
+	}
+	return int32(s % seqSpace)
+}
+
+// unwrapSeq returns the unwrapped sequence of the broker's e nearest to
+// near (the head of the queue), but not below 0: an e far ahead of a
+// producer that has not wrapped yet is a resumed producer's earlier run
+// having written that much, never a gap behind sequence 0.
+func unwrapSeq(e int32, near int64) int64 {
+	s := near - near%seqSpace + int64(e)
+	switch {
+	case s-near > seqSpace/2 && s >= seqSpace:
+		s -= seqSpace
+	case near-s > seqSpace/2:
+		s += seqSpace
+	}
+	return s
+}
 
 // partLimits are the producer settings a partition needs.
 type partLimits struct {
@@ -83,7 +113,7 @@ type partState struct {
 	queue    []*batch // sealed, unacknowledged, in sequence order
 	inflight int      // batches of queue awaiting an answer (a prefix)
 	via      *prodStream
-	nextSeq  int32
+	nextSeq  int64
 
 	// retrying: an attempt failed; nothing is sent until every batch in
 	// flight has its answer and backoffUntil has passed, then the queue
@@ -97,12 +127,12 @@ type partState struct {
 	// lost is the range of sequences [lostFrom, lostTo) of batches that
 	// failed for good, which the broker may or may not have written.
 	lost             bool
-	lostFrom, lostTo int32
+	lostFrom, lostTo int64
 	// renumber: the broker expects renumberTo, inside the lost range, so
 	// the lost batches were not written; once nothing is in flight the
 	// queue's sequences move down to close the gap.
 	renumber   bool
-	renumberTo int32
+	renumberTo int64
 }
 
 // recordSize estimates a record's encoded size in a batch.
@@ -149,7 +179,7 @@ func (p *partState) seal() {
 	b := &batch{recs: p.recs, cbs: p.cbs, baseSeq: -1}
 	if p.idempotent {
 		b.baseSeq = p.nextSeq
-		p.nextSeq += int32(len(p.recs))
+		p.nextSeq += int64(len(p.recs))
 	}
 	p.queue = append(p.queue, b)
 	p.hint = max(len(p.recs), p.hint*3/4)
@@ -311,7 +341,7 @@ func (p *partState) onAck(b *batch, base int64, dup bool) []completion {
 }
 
 // onFail handles a failed attempt of b. expected is the broker's
-// expected_sequence when err is an out-of-order sequence.
+// expected_sequence (wrapped) when err is an out-of-order sequence.
 func (p *partState) onFail(b *batch, err error, expected int32, now time.Time, lim *partLimits) []completion {
 	p.landed(b)
 	if p.indexOf(b) < 0 {
@@ -353,8 +383,12 @@ func (p *partState) retryLater(now time.Time, lim *partLimits) {
 //     records it acknowledged): retry with backoff; once b's retries are
 //     spent, fail b and accept the broker's E as the lost range's start,
 //     so that the batches behind it get renumbered and go through.
-func (p *partState) outOfOrder(b *batch, err error, e int32, now time.Time, lim *partLimits) []completion {
+//
+// E wraps as the sequences do; it is taken as the unwrapped sequence
+// nearest the head's (unwrapSeq).
+func (p *partState) outOfOrder(b *batch, err error, wire int32, now time.Time, lim *partLimits) []completion {
 	h := p.queue[0]
+	e := unwrapSeq(wire, h.baseSeq)
 	switch {
 	case e > h.baseSeq || (e == h.baseSeq && b != h):
 		out := p.dropWritten(e)
@@ -378,14 +412,14 @@ func (p *partState) outOfOrder(b *batch, err error, e int32, now time.Time, lim 
 
 // dropWritten completes the records with a sequence below e as duplicates
 // (their offsets unknown) and trims the batch that straddles e.
-func (p *partState) dropWritten(e int32) []completion {
+func (p *partState) dropWritten(e int64) []completion {
 	var out []completion
 	for len(p.queue) > 0 {
 		x := p.queue[0]
 		if x.inflight || x.baseSeq >= e {
 			break
 		}
-		n := int(min(int64(e)-int64(x.baseSeq), int64(len(x.recs))))
+		n := int(min(e-x.baseSeq, int64(len(x.recs))))
 		out = append(out, completion{tp: p.tp, cbs: x.cbs[:n:n], base: -1, dup: true})
 		if n == len(x.recs) {
 			p.remove(0)
@@ -445,6 +479,16 @@ func (p *partState) failQueued(err error) []completion {
 		}
 		i++
 	}
+	return out
+}
+
+// failUnsent fails every record of the partition that is not in flight,
+// open batch included; the producer was fenced. The batches in flight fail
+// as their answers come.
+func (p *partState) failUnsent(err error) []completion {
+	out := p.failQueued(err)
+	out = p.errs(p.cbs, err, out)
+	p.recs, p.cbs, p.bytes = nil, nil, 0
 	return out
 }
 

@@ -72,7 +72,7 @@ func addSealed(ps *partState, lim *partLimits, o outcomes, first, n int) {
 func buildAll(t *testing.T, ps *partState) {
 	t.Helper()
 	for _, b := range ps.unbuilt(nil) {
-		data, err := record.AppendBatch(nil, b.recs, record.BatchOptions{ProducerID: 7, BaseSequence: b.baseSeq})
+		data, err := record.AppendBatch(nil, b.recs, record.BatchOptions{ProducerID: 7, BaseSequence: wireSeq(b.baseSeq)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -127,7 +127,7 @@ func TestBatchingAndSequences(t *testing.T) {
 	if !ps.sealDue(t0.Add(lim.linger), lim, false, false) {
 		t.Fatal("not sealed after the linger")
 	}
-	var seqs []int32
+	var seqs []int64
 	for _, b := range ps.queue {
 		seqs = append(seqs, b.baseSeq)
 	}

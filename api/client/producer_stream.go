@@ -143,6 +143,9 @@ func (s *prodStream) fail(err error) {
 	var out []completion
 	for corr, ref := range s.pending {
 		delete(s.pending, corr)
+		if p.failLandedLocked(ref.ps, ref.b, ferr) {
+			continue
+		}
 		out = append(out, ref.ps.onFail(ref.b, ferr, 0, now, &p.lim)...)
 		p.c.invalidate(ref.ps.tp.Topic)
 	}
@@ -164,17 +167,19 @@ func (p *Producer) onResponse(s *prodStream, resp *stratav1.ProduceResponse) {
 	}
 	delete(s.pending, resp.GetCorrelationId())
 	var out []completion
-	if err := responseError(resp.GetErrorCode(), resp.GetErrorMessage()); err != nil {
+	switch err := responseError(resp.GetErrorCode(), resp.GetErrorMessage()); {
+	case err == nil:
+		out = ref.ps.onAck(ref.b, resp.GetBaseOffset(), resp.GetDuplicate())
+	case p.failLandedLocked(ref.ps, ref.b, err):
+	default:
 		if retriable(err) {
 			p.c.invalidate(ref.ps.tp.Topic)
 		}
-		if !errors.Is(err, ErrOutOfOrderSequence) || ref.b.baseSeq != resp.GetExpectedSequence() {
+		if !errors.Is(err, ErrOutOfOrderSequence) || wireSeq(ref.b.baseSeq) != resp.GetExpectedSequence() {
 			p.log.Debug("produce failed", "partition", ref.ps.tp, "seq", ref.b.baseSeq, "err", err,
 				"expected_sequence", resp.GetExpectedSequence())
 		}
 		out = ref.ps.onFail(ref.b, err, resp.GetExpectedSequence(), now, &p.lim)
-	} else {
-		out = ref.ps.onAck(ref.b, resp.GetBaseOffset(), resp.GetDuplicate())
 	}
 	p.completeLocked(out)
 	p.mu.Unlock()

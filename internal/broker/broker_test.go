@@ -250,11 +250,16 @@ func TestIdempotentProducer(t *testing.T) {
 		t.Fatalf("overlap: %v, want a SequenceError expecting 3", err)
 	}
 	// The producer state survives a restart: the retry is still a duplicate.
+	// The resumed producer writes with the new epoch it was given.
 	tn = tn.reopen()
-	if _, _, err := tn.b.InitProducer(ctx, pid); err != nil {
+	_, epoch, err := tn.b.InitProducer(ctx, pid)
+	if err != nil {
 		t.Fatalf("resume producer: %v", err)
 	}
-	r3, err := tn.b.Produce(ctx, "t", 0, first)
+	opt = func(seq int32) record.BatchOptions {
+		return record.BatchOptions{ProducerID: pid, ProducerEpoch: epoch, BaseSequence: seq}
+	}
+	r3, err := tn.b.Produce(ctx, "t", 0, batchOf(t, opt(0), "a", "b", "c"))
 	if err != nil || !r3.Duplicate {
 		t.Fatalf("retry after restart: %+v %v", r3, err)
 	}

@@ -281,26 +281,29 @@ func (b *Broker) inSync(gid uint32, replicas []string, alive map[string]bool, la
 	return out
 }
 
-// InitProducer allocates an idempotent producer id, or checks that a given
-// one was allocated before (to resume it). The epoch is always 0: a resumed
-// producer continues its sequences.
+// InitProducer allocates an idempotent producer id at epoch 0, or restarts
+// a given one (to resume it) with its next epoch, through the metadata
+// group: the instances holding an older epoch are fenced from then on (see
+// fenced). An id whose epochs are spent comes back as a new id.
 func (b *Broker) InitProducer(ctx context.Context, id int64) (int64, int16, error) {
 	if id < 0 {
 		return 0, 0, fmt.Errorf("%w: producer id %d", ErrUnknownProducer, id)
 	}
 	if id > 0 {
-		var next int64
-		b.node.MetaFSM.Read(func(s *cluster.MetaState) { next = s.NextProducerID })
-		if id >= next {
-			return 0, 0, fmt.Errorf("%w: %d was never allocated", ErrUnknownProducer, id)
+		// A quick answer for a bad id; the metadata FSM checks again.
+		if err := b.node.MetaFSM.CheckProducerID(id); err != nil {
+			return 0, 0, mapClusterErr(err)
 		}
-		return id, 0, nil
 	}
-	res, err := b.applyMeta(ctx, cluster.AllocProducerIDCmd())
+	res, err := b.applyMeta(ctx, cluster.InitProducerCmd(id))
 	if err != nil {
 		return 0, 0, mapClusterErr(err)
 	}
-	return res.(int64), 0, nil
+	r := res.(cluster.ProducerInit)
+	if id > 0 && r.ID != id {
+		b.log.Warn("producer id has spent its epochs; gave a new id", "id", id, "new_id", r.ID)
+	}
+	return r.ID, r.Epoch, nil
 }
 
 // mapClusterErr turns the cluster package's errors into the broker's.
@@ -314,6 +317,8 @@ func mapClusterErr(err error) error {
 		return fmt.Errorf("%w: %w", ErrUnknownTopic, err)
 	case errors.Is(err, cluster.ErrUnknownPartition):
 		return fmt.Errorf("%w: %w", ErrNotReady, err)
+	case errors.Is(err, cluster.ErrUnknownProducer):
+		return fmt.Errorf("%w: %w", ErrUnknownProducer, err)
 	}
 	return err
 }
