@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -154,6 +155,12 @@ func fromStatus(addr string, err error) error {
 	}
 	var kind error
 	switch st.Code() {
+	case codes.FailedPrecondition:
+		// A dead-letter writer climbs to the epoch a partition is at.
+		if !strings.Contains(st.Message(), cluster.ErrProducerFenced.Error()) {
+			return fmt.Errorf("server: forwarded to %s: %w", addr, err)
+		}
+		kind = cluster.ErrProducerFenced
 	case codes.AlreadyExists:
 		kind = broker.ErrTopicExists
 	case codes.NotFound:
