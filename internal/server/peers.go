@@ -135,6 +135,30 @@ func (p *Peers) RedrivePartition(ctx context.Context, addr, topic, group, reason
 	return int(resp.Redriven), nil
 }
 
+var _ broker.OffsetReader = (*Peers)(nil)
+
+// ReadOffsets implements broker.OffsetReader: FetchOffsets on the node at
+// addr answers from the metadata leader's view after a barrier.
+func (p *Peers) ReadOffsets(ctx context.Context, addr, group string, parts []broker.TopicPartition) ([]cluster.TopicOffset, error) {
+	req := &stratav1.FetchOffsetsRequest{Group: group}
+	for _, tp := range parts {
+		req.Partitions = append(req.Partitions, &stratav1.TopicPartition{Topic: tp.Topic, Partition: tp.Partition})
+	}
+	var resp *stratav1.FetchOffsetsResponse
+	err := p.call(ctx, addr, func(s stratav1.StrataClient) (err error) {
+		resp, err = s.FetchOffsets(ctx, req)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]cluster.TopicOffset, len(resp.Offsets))
+	for i, o := range resp.Offsets {
+		out[i] = cluster.TopicOffset{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset}
+	}
+	return out, nil
+}
+
 // fromStatus turns another node's answer back into the broker error it
 // stood for, so callers match it with errors.Is/As as a local one.
 func fromStatus(addr string, err error) error {
