@@ -40,8 +40,8 @@ type queueManager struct {
 	// dlqEpochs holds, per dead-letter producer and partition, the
 	// producer epoch that partition last accepted (queue_dlq_producer.go).
 	dlqEpochs sync.Map
-	// redrives holds a *sync.Mutex per queue group and dead-letter
-	// partition: one redrive at a time (queue_redrive.go).
+	// redrives holds a chan struct{} of capacity 1 per queue group and
+	// dead-letter partition: one redrive at a time (redriveTurn).
 	redrives sync.Map
 }
 
