@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"cmp"
+	"slices"
 	"time"
 )
 
@@ -338,6 +340,10 @@ func (q *QueueState) PendingDeadLetters() []DeadLetter {
 				Deliveries: s.deliveries + s.memCount, LastError: s.lastErr})
 		}
 	}
+	// Records are marked in any order (a member may reject a later record
+	// first), so offset order is not sequence order; the writer needs the
+	// latter.
+	slices.SortFunc(out, func(a, b DeadLetter) int { return cmp.Compare(a.Seq, b.Seq) })
 	return out
 }
 

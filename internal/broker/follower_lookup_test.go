@@ -85,7 +85,8 @@ type clusterBroker struct {
 
 // startBrokerCluster starts n nodes on 127.0.0.1 (raft over TCP, serf
 // gossip), each with a broker, and waits until every node knows all of them.
-func startBrokerCluster(t *testing.T, n int) []*clusterBroker {
+// Each of before runs on each node's broker before it starts.
+func startBrokerCluster(t *testing.T, n int, before ...func(*clusterBroker)) []*clusterBroker {
 	t.Helper()
 	var out []*clusterBroker
 	for i := range n {
@@ -138,6 +139,9 @@ func startBrokerCluster(t *testing.T, n int) []*clusterBroker {
 			}
 		})
 		t.Cleanup(cb.gate.open) // runs first: a held apply would block Close
+		for _, f := range before {
+			f(cb)
+		}
 		if err := b.Start(ctxT(t)); err != nil {
 			t.Fatal(err)
 		}

@@ -36,6 +36,13 @@ type queueManager struct {
 	notify chan struct{} // closed and replaced when records may have become available
 	kick   chan struct{} // wakes the loop at once
 	rr     uint32        // receive round-robin start
+
+	// dlqEpochs holds, per dead-letter producer and partition, the
+	// producer epoch that partition last accepted (queue_dlq_producer.go).
+	dlqEpochs sync.Map
+	// redrives holds a chan struct{} of capacity 1 per queue group and
+	// dead-letter partition: one redrive at a time (redriveTurn).
+	redrives sync.Map
 }
 
 func newQueueManager(b *Broker) *queueManager {

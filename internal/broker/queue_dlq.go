@@ -37,6 +37,11 @@ const (
 // crash would.
 var testHookDeadLettersWritten atomic.Pointer[func() error]
 
+// testHookDeadLettersWrite, when set, runs before the write of dead
+// letters; an error stops there (the dead-letter partition unreachable),
+// so a test can let dead marks pile up before the first write.
+var testHookDeadLettersWrite atomic.Pointer[func() error]
+
 // maxDeadLetterRun caps the dead letters written in one batch.
 const maxDeadLetterRun = 500
 
@@ -115,16 +120,25 @@ func (b *Broker) dlqTopic(ctx context.Context, def cluster.QueueDef) (cluster.To
 	return t, err
 }
 
-// writeDeadLetters writes the first run of consecutive dead-letter
-// sequence numbers to the dead-letter topic, then marks them dead.
+// writeDeadLetters writes the run of consecutive dead-letter sequence
+// numbers that starts at the lowest pending one to the dead-letter topic,
+// then marks those records dead.
 //
 // Idempotence: each source partition writes its dead letters as its own
 // idempotent producer (QueueDef.DLQProducerID), with the sequence numbers
-// the dead-mark command gave the records in raft. If the leader dies
-// between the write and the dead command, the next leader writes the same
-// records with the same sequence numbers, and the dead-letter partition
-// recognises them as duplicates: each dead letter is written once.
+// the dead-mark command gave the records in raft, always in sequence order
+// from the lowest not yet marked dead (pend is in sequence order). So the
+// dead-letter partition sees each producer's sequence numbers in order,
+// and when the leader dies between the write and the dead command, the
+// next leader writes the same records with the same sequence numbers and
+// the partition recognises them as duplicates: each dead letter is written
+// once. produceDeadLetters says how a gap in the numbers is closed.
 func (b *Broker) writeDeadLetters(ctx context.Context, c queueCursor, pend []cluster.DeadLetter) error {
+	if hook := testHookDeadLettersWrite.Load(); hook != nil {
+		if err := (*hook)(); err != nil {
+			return err
+		}
+	}
 	dt, err := b.dlqTopic(ctx, c.def)
 	if err != nil {
 		return err
@@ -144,38 +158,15 @@ func (b *Broker) writeDeadLetters(ctx context.Context, c queueCursor, pend []clu
 	for i, d := range run {
 		recs[i] = b.deadLetter(c, d, src)
 	}
-	opt := record.BatchOptions{ProducerID: c.def.DLQProducerID(c.key.Partition), BaseSequence: run[0].Seq}
 	for len(recs) > 1 && batchBytes(recs) > int(dt.Config.MaxBatchBytes) {
 		recs, run = recs[:len(recs)/2], run[:len(run)/2]
 	}
-	batch, err := record.AppendBatch(nil, recs, opt)
+	dp := c.key.Partition % int32(len(dt.Partitions))
+	k, err := b.produceDeadLetters(ctx, c.def.DLQProducerID(c.key.Partition), dt, dp, recs, run[0].Seq)
 	if err != nil {
 		return err
 	}
-	dp := c.key.Partition % int32(len(dt.Partitions))
-	_, err = b.produceOnLeader(ctx, dt.Name, dp, batch)
-	var se *cluster.SequenceError
-	switch {
-	case err == nil:
-	case errors.As(err, &se) && se.Expected > run[0].Seq:
-		// An earlier leader wrote the first of these: mark those dead and
-		// write the rest on the next round.
-		k := min(int(se.Expected-run[0].Seq), len(run))
-		run = run[:k]
-	case errors.As(err, &se):
-		// The dead-letter partition does not know this producer's
-		// sequence (the topic was recreated): write without idempotence.
-		b.log.Warn("queue: dead-letter partition lost the producer state; writing without idempotence",
-			"topic", dt.Name, "expected", se.Expected, "got", run[0].Seq)
-		if batch, err = record.AppendBatch(nil, recs, record.BatchOptions{}); err != nil {
-			return err
-		}
-		if _, err := b.produceOnLeader(ctx, dt.Name, dp, batch); err != nil {
-			return err
-		}
-	default:
-		return err
-	}
+	run = run[:k]
 	if hook := testHookDeadLettersWritten.Load(); hook != nil {
 		if err := (*hook)(); err != nil {
 			return err

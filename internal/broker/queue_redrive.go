@@ -43,12 +43,20 @@ var redriveReasons = []string{
 // value and headers, plus HeaderRedrivenFrom. The dead-letter topic is an
 // ordinary topic and keeps its records; the group's redrive position in it
 // (a committed offset under redriveCursor) moves past what was redriven.
-// A crash between the write and the commit redrives those records again
-// (at least once). It returns how many records it moved.
+// It returns how many records it moved.
+//
+// Each dead letter is moved once: a partition's redrive runs on the
+// dead-letter partition's leader only, one at a time per group and
+// partition there, and reads the position from the metadata leader (see
+// redrivePartition). Two exceptions remain, both at least once: a crash
+// (or a failed commit) between the write and the commit of the new
+// position redrives those records again; and a leader of the dead-letter
+// partition deposed in the middle of a redrive finishes it while the new
+// leader may start one from the same position.
 //
 // With no dlqParts it redrives every partition of the dead-letter topic,
-// each on a node that holds it (this one, else its leader); with dlqParts
-// it redrives only those, which this node must hold.
+// each through its leader (this node or another); with dlqParts it
+// redrives only those, which this node must lead.
 func (b *Broker) RedriveQueueGroup(ctx context.Context, topic, group, reason string, maxN int, dlqParts []int32) (int, error) {
 	if reason != "" && !slices.Contains(redriveReasons, reason) {
 		return 0, fmt.Errorf("%w: redrive reason %q (want %s)", ErrInvalidRequest, reason, strings.Join(redriveReasons, " or "))
@@ -93,29 +101,147 @@ func (b *Broker) RedriveQueueGroup(ctx context.Context, topic, group, reason str
 	return moved, nil
 }
 
+// redriveKey names one queue group's redrives of one dead-letter partition.
+type redriveKey struct {
+	topic, group, dlq string
+	partition         int32
+}
+
+// redriveTurn waits until no other redrive of k runs on this node and
+// returns the function that ends this one's turn. It is a channel, not a
+// mutex, because a turn lasts across raft and network calls and a waiter
+// must be able to give up with its context.
+func (m *queueManager) redriveTurn(ctx context.Context, k redriveKey) (func(), error) {
+	v, _ := m.redrives.LoadOrStore(k, make(chan struct{}, 1))
+	turn := v.(chan struct{})
+	select {
+	case turn <- struct{}{}:
+		return func() { <-turn }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
 // redrivePartition redrives up to maxN dead letters of def from partition
-// p of the dead-letter topic dlq, read from this node's replica.
+// p of the dead-letter topic dlq, which this node must lead.
+//
+// Why a redrive moves each dead letter once: every redrive of the
+// partition runs here, one at a time (redriveTurn); a barrier on the
+// partition's data group first proves this node still leads it (a deposed
+// leader cannot commit one) and brings its replica up to date; and the
+// positions are read from the metadata leader after a barrier there, so a
+// position the previous redrive committed, through any node, is seen even
+// when this node's metadata lags.
 func (b *Broker) redrivePartition(ctx context.Context, def cluster.QueueDef, dlq string, p int32, reason string, maxN int) (int, error) {
-	lp, err := b.localPartition(ctx, dlq, p)
+	_, dg, k, err := b.partition(ctx, dlq, p)
 	if err != nil {
 		return 0, err
 	}
-	topic, group := def.Topic, def.Name
-	// from[R]: the first offset a dead letter with reason R may have to
-	// be redriven (the later of the all-reasons and R's positions).
-	all := b.node.MetaFSM.CommittedOffset(redriveCursor(topic, group, ""), dlq, p)
+	what := fmt.Sprintf("%s/%d", dlq, p)
+	if !dg.Group.IsLeader() {
+		return 0, b.notLeader(dg.Group, what)
+	}
+	done, err := b.queue.redriveTurn(ctx, redriveKey{topic: def.Topic, group: def.Name, dlq: dlq, partition: p})
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	if err := dg.Group.Barrier(ctx); err != nil {
+		return 0, b.queueErr(dg, what, err)
+	}
+	lp := dg.FSM.Partition(k)
+	if lp == nil || lp.Failed() {
+		return 0, fmt.Errorf("%w: %s", ErrNotReady, what)
+	}
+	all, from, err := b.redrivePositions(ctx, def, dlq, p, reason)
+	if err != nil {
+		return 0, err
+	}
+	pos := max(all, lp.Log.StartOffset())
+	out, n, pos, err := collectRedrive(lp, def, dlq, p, reason, from, pos, maxN)
+	if err != nil {
+		return 0, err
+	}
+	if err := b.produceRecords(ctx, def.Topic, out); err != nil {
+		return 0, err
+	}
+	cur := redriveCursor(def.Topic, def.Name, reason)
+	if err := b.commitOnLeader(ctx, cur, []cluster.TopicOffset{{Topic: dlq, Partition: p, Offset: pos}}); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// OffsetReader is implemented by a Peers that can read a group's committed
+// offsets on another node. A redrive needs it on a node that does not lead
+// the metadata group: without it, it answers NotLeader (with the metadata
+// leader) rather than trust its own view of the positions.
+type OffsetReader interface {
+	// ReadOffsets runs Broker.ReadOffsets on the node at addr, which must
+	// lead the metadata group.
+	ReadOffsets(ctx context.Context, addr, group string, parts []TopicPartition) ([]cluster.TopicOffset, error)
+}
+
+// readOffsetsOnLeader reads a group's committed offsets as the metadata
+// leader has them after a barrier, here or on the leader.
+func (b *Broker) readOffsetsOnLeader(ctx context.Context, group string, parts []TopicPartition) ([]cluster.TopicOffset, error) {
+	return onLeader(b,
+		func() ([]cluster.TopicOffset, error) { return b.ReadOffsets(ctx, group, parts) },
+		func(addr string) ([]cluster.TopicOffset, error) {
+			r, ok := b.peers.(OffsetReader)
+			if !ok {
+				return nil, b.notLeader(b.node.Meta, "metadata (redrive positions)")
+			}
+			return r.ReadOffsets(ctx, addr, group, parts)
+		})
+}
+
+// redrivePositions reads, from the metadata leader, the position of the
+// redrive of reason (all reasons when empty) and, for each reason R, the
+// first offset a dead letter with reason R may have to be redriven from
+// (the later of the all-reasons position and R's).
+func (b *Broker) redrivePositions(ctx context.Context, def cluster.QueueDef, dlq string, p int32, reason string) (int64, map[string]int64, error) {
+	read := func(r string) (int64, error) {
+		tp := []TopicPartition{{Topic: dlq, Partition: p}}
+		g := redriveCursor(def.Topic, def.Name, r)
+		offs, err := b.readOffsetsOnLeader(ctx, g, tp)
+		if err != nil {
+			return 0, err
+		}
+		if len(offs) != 1 {
+			return 0, fmt.Errorf("%w: %d offsets for %s of %s/%d, want 1", ErrNotReady, len(offs), g, dlq, p)
+		}
+		return offs[0].Offset, nil
+	}
+	all, err := read("")
+	if err != nil {
+		return 0, nil, err
+	}
 	from := map[string]int64{}
 	for _, r := range redriveReasons {
-		from[r] = max(all, b.node.MetaFSM.CommittedOffset(redriveCursor(topic, group, r), dlq, p))
+		off, err := read(r)
+		if err != nil {
+			return 0, nil, err
+		}
+		from[r] = max(all, off)
 	}
-	cur := redriveCursor(topic, group, reason)
-	pos := max(b.node.MetaFSM.CommittedOffset(cur, dlq, p), lp.Log.StartOffset())
+	if reason == "" {
+		return all, from, nil
+	}
+	return from[reason], from, nil
+}
+
+// collectRedrive reads the dead letters of def from pos on (up to maxN of
+// them, with the given reason when not empty, each at or past from[its
+// reason]) and returns them by source partition, with their count and the
+// offset the position moves to.
+func collectRedrive(lp *cluster.Partition, def cluster.QueueDef, dlq string, p int32, reason string, from map[string]int64, pos int64, maxN int) (map[int32][]record.Record, int, int64, error) {
 	out := map[int32][]record.Record{}
 	n := 0
 	for hwm := lp.Log.HighWatermark(); pos < hwm && n < maxN; {
 		data, err := lp.Log.Read(pos, 1<<20)
 		if err != nil {
-			return 0, err
+			return nil, 0, 0, err
 		}
 		next, err := record.DecodeBatchesFrom(data, pos, func(r record.Record) bool {
 			pos = r.Offset + 1
@@ -127,17 +253,11 @@ func (b *Broker) redrivePartition(ctx context.Context, def cluster.QueueDef, dlq
 			return n < maxN
 		})
 		if err != nil {
-			return 0, err
+			return nil, 0, 0, err
 		}
 		pos = max(pos, next)
 	}
-	if err := b.produceRecords(ctx, topic, out); err != nil {
-		return 0, err
-	}
-	if err := b.commitOnLeader(ctx, cur, []cluster.TopicOffset{{Topic: dlq, Partition: p, Offset: pos}}); err != nil {
-		return 0, err
-	}
-	return n, nil
+	return out, n, pos, nil
 }
 
 // redriveTarget turns a dead letter of def into the record to write back

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -134,6 +135,30 @@ func (p *Peers) RedrivePartition(ctx context.Context, addr, topic, group, reason
 	return int(resp.Redriven), nil
 }
 
+var _ broker.OffsetReader = (*Peers)(nil)
+
+// ReadOffsets implements broker.OffsetReader: FetchOffsets on the node at
+// addr answers from the metadata leader's view after a barrier.
+func (p *Peers) ReadOffsets(ctx context.Context, addr, group string, parts []broker.TopicPartition) ([]cluster.TopicOffset, error) {
+	req := &stratav1.FetchOffsetsRequest{Group: group}
+	for _, tp := range parts {
+		req.Partitions = append(req.Partitions, &stratav1.TopicPartition{Topic: tp.Topic, Partition: tp.Partition})
+	}
+	var resp *stratav1.FetchOffsetsResponse
+	err := p.call(ctx, addr, func(s stratav1.StrataClient) (err error) {
+		resp, err = s.FetchOffsets(ctx, req)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]cluster.TopicOffset, len(resp.Offsets))
+	for i, o := range resp.Offsets {
+		out[i] = cluster.TopicOffset{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset}
+	}
+	return out, nil
+}
+
 // fromStatus turns another node's answer back into the broker error it
 // stood for, so callers match it with errors.Is/As as a local one.
 func fromStatus(addr string, err error) error {
@@ -154,6 +179,12 @@ func fromStatus(addr string, err error) error {
 	}
 	var kind error
 	switch st.Code() {
+	case codes.FailedPrecondition:
+		// A dead-letter writer climbs to the epoch a partition is at.
+		if !strings.Contains(st.Message(), cluster.ErrProducerFenced.Error()) {
+			return fmt.Errorf("server: forwarded to %s: %w", addr, err)
+		}
+		kind = cluster.ErrProducerFenced
 	case codes.AlreadyExists:
 		kind = broker.ErrTopicExists
 	case codes.NotFound:
