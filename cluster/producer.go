@@ -86,11 +86,18 @@ func checkSeq(producers map[int64]*producerState, pid int64, epoch int16, baseSe
 	if epoch < st.Epoch {
 		return seqFenced, 0, int32(st.Epoch)
 	}
+	newEpoch := epoch > st.Epoch
 	st.Epoch = epoch
 	next := seqAdd(st.LastSeq, 1)
 	behind := seqDist(baseSeq, next)
 	switch {
 	case behind == 0:
+		return seqAppend, 0, 0
+	case newEpoch && behind > maxSeqBehind:
+		// A new epoch may start past what the older ones wrote (the
+		// dead-letter writer closes a gap in its numbers this way), never
+		// inside it: what it sends at or below the last sequence is checked
+		// as a replay, as above.
 		return seqAppend, 0, 0
 	case behind <= maxSeqBehind && int64(count) <= behind:
 		for _, r := range st.Recent {

@@ -115,4 +115,10 @@ func TestSeqEpochs(t *testing.T) {
 	runSeqChecks(t, ps, 8, []seqCheck{
 		{name: "unknown producer, any epoch and sequence", epoch: 3, base: 500, count: 1, verdict: seqAppend},
 	})
+	// A gap: refused within an epoch, accepted as the start of a new one
+	// (how the dead-letter writer closes a gap in its numbers).
+	runSeqChecks(t, ps, 7, []seqCheck{
+		{name: "gap in the same epoch", epoch: 1, base: 20, count: 1, verdict: seqOutOfOrder, expected: 11},
+		{name: "gap opening a new epoch", epoch: 2, base: 20, count: 1, verdict: seqAppend},
+	})
 }
