@@ -101,6 +101,9 @@ func setupHandover(t *testing.T, name string, queue *cluster.QueueSettings) *han
 	h.move(t, h.to, h.from)
 	eventually(t, 20*time.Second, h.from.id+" handing leadership back to "+h.to.id, leads(h.to))
 	h.move(t, h.to, h.from)
+	eventually(t, 10*time.Second, h.from.id+" caught up as leader", func() bool {
+		return h.from.node.DataGroup(h.gid).Group.IsReadyLeader()
+	})
 	dg := h.to.node.DataGroup(h.gid)
 	dg.Group.SetApplyHook(h.gate.pass)
 	t.Cleanup(func() { dg.Group.SetApplyHook(nil) })
