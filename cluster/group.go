@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -86,6 +87,14 @@ type Group struct {
 	snaps     *raft.FileSnapshotStore
 	replicas  *replicaTracker // followers' progress, on the leader
 
+	// readyTerm is the last term in which this node, as leader, had
+	// applied everything committed before it (group_ready.go).
+	readyTerm atomic.Uint64
+	readyMu   sync.Mutex
+	readyCh   chan struct{} // closed and replaced at each readiness change
+	applyHook atomic.Pointer[func(*raft.Log)]
+	wg        sync.WaitGroup // the ready loop and its barrier
+
 	closeCh   chan struct{}
 	closeOnce sync.Once
 	closeErr  error
@@ -127,7 +136,7 @@ func OpenGroup(cfg GroupConfig, fsm raft.FSM, layer raft.StreamLayer) (_ *Group,
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("cluster: open group %q: %w", cfg.Name, err)
 	}
-	g := &Group{cfg: cfg, logger: logger, closeCh: make(chan struct{}), drained: make(chan struct{})}
+	g := &Group{cfg: cfg, logger: logger, closeCh: make(chan struct{}), drained: make(chan struct{}), readyCh: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, g.closeStores())
@@ -197,10 +206,11 @@ func OpenGroup(cfg GroupConfig, fsm raft.FSM, layer raft.StreamLayer) (_ *Group,
 	rc.Logger = hlog
 	g.replicas = newReplicaTracker(cfg.ReplicaLagTimeout)
 	tt := &trackingTransport{NetworkTransport: transport, track: g.replicas}
-	if g.raft, err = raft.NewRaft(rc, fsm, g.logs, g.bolt, store, tt); err != nil {
+	if g.raft, err = raft.NewRaft(rc, hookedFSM{FSM: fsm, g: g}, g.logs, g.bolt, store, tt); err != nil {
 		return nil, fmt.Errorf("cluster: open group %q: start raft: %w", cfg.Name, err)
 	}
 	g.replicas.watch(g.raft)
+	g.startReadyLoop()
 	return g, nil
 }
 
@@ -406,6 +416,8 @@ func (g *Group) Close() error {
 		if err := g.raft.Shutdown().Error(); err != nil {
 			errs = append(errs, fmt.Errorf("shutdown raft: %w", err))
 		}
+		// After Shutdown: the ready loop's barrier may wait to be enqueued.
+		g.wg.Wait()
 		errs = append(errs, g.closeStores())
 		if stranded && !g.waitDrained(time.Second) {
 			g.mu.Lock()

@@ -294,7 +294,7 @@ func (n *Node) Start(ctx context.Context) error {
 	if n.Meta.IsLeader() {
 		// The metadata reflects every committed entry before we decide
 		// what is missing.
-		if err := n.Meta.Barrier(ctx); err != nil {
+		if _, err := n.Meta.WaitReady(ctx); err != nil {
 			return err
 		}
 		if err := n.registerSelf(ctx); err != nil {
@@ -317,9 +317,10 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 		// Entries committed before a restart are applied again once the
 		// group has a leader; on the leader, wait for that so reads see
-		// them (a follower catches up from its leader).
+		// them (a follower catches up from its leader). The group's ready
+		// loop does the same after every later election (group_ready.go).
 		if d.Group.IsLeader() {
-			if err := d.Group.Barrier(ctx); err != nil && !errors.Is(err, ErrNotLeader) {
+			if _, err := d.Group.WaitReady(ctx); err != nil && !errors.Is(err, ErrNotLeader) {
 				return fmt.Errorf("cluster: data group %d: %w", d.ID, err)
 			}
 		}

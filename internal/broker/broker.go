@@ -145,14 +145,22 @@ const metaCatchUp = 2 * time.Second
 // back releases it there.
 var testHookMetaWait atomic.Pointer[func()]
 
+// testHookCatchUp, when set, runs when a request starts to wait for a new
+// leader of its data group to apply what its predecessors committed: a
+// test holding that node's apply back releases it there.
+var testHookCatchUp atomic.Pointer[func()]
+
 // lookupMeta runs find until it succeeds, or, on a node that does not lead
 // the metadata, until metaCatchUp passes with no metadata change that makes
 // it succeed; it returns find's last answer. Every lookup of a name a
 // client gives (topic, queue group, group) goes through it, so that a
 // follower never answers "unknown" from a view that is only behind.
+//
+// A new metadata leader still applying what its predecessor committed
+// waits too: its view is the reference only once it has caught up.
 func lookupMeta[T any](ctx context.Context, b *Broker, find func() (T, bool)) (T, bool) {
 	v, ok := find()
-	if ok || b.node.Meta.IsLeader() {
+	if ok || b.node.Meta.IsReadyLeader() {
 		return v, ok
 	}
 	if hook := testHookMetaWait.Load(); hook != nil {
@@ -161,17 +169,60 @@ func lookupMeta[T any](ctx context.Context, b *Broker, find func() (T, bool)) (T
 	t := time.NewTimer(metaCatchUp)
 	defer t.Stop()
 	for {
-		ch := b.metaChanged() // before find: no change is missed between
+		// Both before find: no change is missed between.
+		ch, ready := b.metaChanged(), b.node.Meta.ReadyChanged()
 		if v, ok = find(); ok {
 			return v, true
 		}
+		if b.node.Meta.IsReadyLeader() {
+			return v, false
+		}
 		select {
 		case <-ch:
+		case <-ready:
 		case <-t.C:
 			return v, false
 		case <-ctx.Done():
 			return v, false
 		}
+	}
+}
+
+// leaderCatchUp bounds how long a request that has no wait of its own
+// (ListOffsets, a queue settle) waits for a new leader of its data group
+// to apply what its predecessors committed; it then fails with
+// ErrNotReady, which clients retry. Catching up takes one barrier round
+// unless the FSM is far behind.
+const leaderCatchUp = 5 * time.Second
+
+// awaitCaughtUp waits up to d while this node leads g but has not yet
+// applied what earlier leaders committed (cluster.Group.WaitReady): until
+// then its partitions may end below offsets its predecessor served, and
+// its queue states may miss deliveries. It returns nil once g is ready,
+// or once this node no longer leads g (the caller's own checks apply
+// then), ctx's error when ctx ends, and ErrNotReady when d passes first.
+// On a ready leader or a follower it is three atomic loads.
+func (b *Broker) awaitCaughtUp(ctx context.Context, g *cluster.Group, d time.Duration) error {
+	if !g.CatchingUp() {
+		return nil
+	}
+	noteCatchUp()
+	wctx, cancel := context.WithTimeout(ctx, max(d, 0))
+	defer cancel()
+	_, err := g.WaitReady(wctx)
+	switch {
+	case err == nil, errors.Is(err, cluster.ErrNotLeader):
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	}
+	return fmt.Errorf("%w: the new leader is still applying what its predecessor committed: %w", ErrNotReady, err)
+}
+
+// noteCatchUp runs testHookCatchUp, if set.
+func noteCatchUp() {
+	if hook := testHookCatchUp.Load(); hook != nil {
+		(*hook)()
 	}
 }
 

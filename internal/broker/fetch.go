@@ -27,6 +27,11 @@ type FetchResult struct {
 // batch), never past the high watermark. When offset is the high
 // watermark it waits up to maxWait for a write, without polling. The
 // records are in memory of their own that belongs to the caller.
+//
+// On a new leader that has not yet applied what its predecessor
+// committed, it first waits up to maxWait for that (its log may end below
+// offsets its predecessor served): if the wait ends first, the answer is
+// empty, not an error.
 func (b *Broker) Fetch(ctx context.Context, topic string, partition int32, offset int64, maxBytes int, maxWait time.Duration) (FetchResult, error) {
 	res, _, err := b.fetch(ctx, topic, partition, offset, maxBytes, maxWait, false)
 	return res, err
@@ -43,7 +48,7 @@ func (b *Broker) FetchLeased(ctx context.Context, topic string, partition int32,
 }
 
 func (b *Broker) fetch(ctx context.Context, topic string, partition int32, offset int64, maxBytes int, maxWait time.Duration, pooled bool) (FetchResult, *FetchLease, error) {
-	p, err := b.localPartition(ctx, topic, partition)
+	dg, p, err := b.localReplica(ctx, topic, partition)
 	if err != nil {
 		return FetchResult{}, nil, err
 	}
@@ -53,6 +58,19 @@ func (b *Broker) fetch(ctx context.Context, topic string, partition int32, offse
 	maxBytes = min(maxBytes, b.cfg.MaxFetchBytes)
 	maxWait = min(max(maxWait, 0), b.cfg.MaxFetchWait)
 	lg := p.Log
+	if dg.Group.CatchingUp() {
+		start := time.Now()
+		if err := b.awaitCaughtUp(ctx, dg.Group, maxWait); err != nil {
+			if !errors.Is(err, ErrNotReady) {
+				return FetchResult{}, nil, err
+			}
+			// An empty long poll. The true high watermark is at least the
+			// offset asked for, which the client had from a leader; the
+			// local one may be below it and must not be reported.
+			return FetchResult{HighWatermark: max(lg.HighWatermark(), offset), LogStartOffset: lg.StartOffset()}, nil, nil
+		}
+		maxWait = max(maxWait-time.Since(start), 0)
+	}
 	if offset == lg.HighWatermark() && maxWait > 0 {
 		wctx, cancel := context.WithTimeout(ctx, maxWait)
 		err := lg.Wait(wctx, offset)
@@ -97,18 +115,25 @@ func (b *Broker) fetch(ctx context.Context, topic string, partition int32, offse
 
 // localPartition returns this node's replica of a partition.
 func (b *Broker) localPartition(ctx context.Context, topic string, partition int32) (*cluster.Partition, error) {
+	_, p, err := b.localReplica(ctx, topic, partition)
+	return p, err
+}
+
+// localReplica returns this node's replica of a partition with its data
+// group.
+func (b *Broker) localReplica(ctx context.Context, topic string, partition int32) (*cluster.DataGroup, *cluster.Partition, error) {
 	_, dg, k, err := b.partition(ctx, topic, partition)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	p := dg.FSM.Partition(k)
 	if p == nil {
-		return nil, fmt.Errorf("%w: %s/%d", ErrNotReady, topic, partition)
+		return nil, nil, fmt.Errorf("%w: %s/%d", ErrNotReady, topic, partition)
 	}
 	if p.Failed() {
-		return nil, fmt.Errorf("%w: %s/%d: %w", ErrNotReady, topic, partition, cluster.ErrPartitionFailed)
+		return nil, nil, fmt.Errorf("%w: %s/%d: %w", ErrNotReady, topic, partition, cluster.ErrPartitionFailed)
 	}
-	return p, nil
+	return dg, p, nil
 }
 
 // OffsetSpec says which offset ListOffsets returns.
@@ -123,10 +148,16 @@ const (
 
 // ListOffsets returns the earliest offset, the latest (the high
 // watermark), or the first offset whose record timestamp is at or after
-// tsMs (the high watermark when no record is that recent).
+// tsMs (the high watermark when no record is that recent). A new leader
+// answers once it has applied what its predecessor committed, so that
+// the latest offset never goes back across a leadership change; if that
+// takes longer than leaderCatchUp, it answers ErrNotReady.
 func (b *Broker) ListOffsets(ctx context.Context, topic string, partition int32, spec OffsetSpec, tsMs int64) (int64, error) {
-	p, err := b.localPartition(ctx, topic, partition)
+	dg, p, err := b.localReplica(ctx, topic, partition)
 	if err != nil {
+		return 0, err
+	}
+	if err := b.awaitCaughtUp(ctx, dg.Group, leaderCatchUp); err != nil {
 		return 0, err
 	}
 	switch spec {

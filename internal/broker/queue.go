@@ -133,21 +133,41 @@ func ackTimeout(d cluster.QueueDef) time.Duration {
 // cursor returns the group's state on a partition this node leads: it
 // creates the state through raft on first use (at the log start offset)
 // and loads the leader's scratch once per raft term. ok is false while
-// another goroutine loads it.
-func (b *Broker) cursor(ctx context.Context, def cluster.QueueDef, partition int32) (c queueCursor, ok bool, err error) {
+// another goroutine loads it. A new leader that has not yet applied what
+// its predecessor committed answers ErrNotReady: its state may miss the
+// deliveries of the predecessor's last rounds, and a load from it would
+// lease those records again.
+func (b *Broker) cursor(ctx context.Context, def cluster.QueueDef, partition int32) (queueCursor, bool, error) {
+	return b.cursorWait(ctx, def, partition, 0)
+}
+
+// cursorWait is cursor, first waiting up to wait for a new leader to
+// catch up.
+func (b *Broker) cursorWait(ctx context.Context, def cluster.QueueDef, partition int32, wait time.Duration) (c queueCursor, ok bool, err error) {
 	_, dg, k, err := b.partition(ctx, def.Topic, partition)
 	if err != nil {
 		return c, false, err
 	}
 	what := fmt.Sprintf("%s/%d", def.Topic, partition)
-	if !dg.Group.IsLeader() {
-		return c, false, b.notLeader(dg.Group, what)
+	if wait > 0 {
+		if err := b.awaitCaughtUp(ctx, dg.Group, wait); err != nil {
+			return c, false, err
+		}
+	}
+	// The term the scratch is loaded for is one in which this node had
+	// applied every earlier leader's commands.
+	term := dg.Group.ReadyTerm()
+	if term == 0 {
+		if !dg.Group.IsLeader() {
+			return c, false, b.notLeader(dg.Group, what)
+		}
+		return c, false, fmt.Errorf("%w: %s: the new leader is still applying what its predecessor committed", ErrNotReady, what)
 	}
 	p := dg.FSM.Partition(k)
 	if p == nil || p.Failed() {
 		return c, false, fmt.Errorf("%w: %s", ErrNotReady, what)
 	}
-	c = queueCursor{def: def, dg: dg, part: p, key: k, term: dg.Group.Raft().CurrentTerm()}
+	c = queueCursor{def: def, dg: dg, part: p, key: k, term: term}
 	if c.q = p.Queue(def.Name); c.q == nil {
 		cmd := cluster.QueueCmd{Op: cluster.QueueInit, Key: k, Group: def.Name, Gen: 1, Arg: p.Log.StartOffset()}
 		if _, err := dg.Group.Apply(ctx, cmd.Encode()); err != nil {

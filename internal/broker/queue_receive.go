@@ -45,7 +45,9 @@ const maxReceive = 10000
 // record's delivery count is incremented through raft before it is
 // returned, so a restart or failover never forgets a delivery. When none
 // is available it waits up to Wait for a record to be produced, released or
-// due, without polling.
+// due, without polling. A partition whose new leader is still applying
+// what its predecessor committed leases nothing until it has: the receive
+// waits for that as for a record.
 func (b *Broker) QueueReceive(ctx context.Context, req ReceiveRequest) ([]QueueMessage, error) {
 	def, err := b.QueueGroup(ctx, req.Topic, req.Group)
 	if err != nil {
@@ -64,6 +66,7 @@ func (b *Broker) QueueReceive(ctx context.Context, req ReceiveRequest) ([]QueueM
 		notify := b.queue.waitCh()
 		var out []QueueMessage
 		var due time.Time
+		var catching []*cluster.Group
 		start := int(atomic.AddUint32(&b.queue.rr, 1))
 		for i := range parts {
 			if len(out) >= req.Max {
@@ -74,6 +77,10 @@ func (b *Broker) QueueReceive(ctx context.Context, req ReceiveRequest) ([]QueueM
 			if err != nil {
 				if len(out) > 0 {
 					return out, nil
+				}
+				if g := b.catchingUp(def.Topic, p); g != nil && errors.Is(err, ErrNotReady) {
+					catching = append(catching, g)
+					continue
 				}
 				if len(parts) == 1 || !errors.Is(err, ErrNotReady) {
 					return nil, err
@@ -87,10 +94,24 @@ func (b *Broker) QueueReceive(ctx context.Context, req ReceiveRequest) ([]QueueM
 		if len(out) > 0 || !time.Now().Before(deadline) {
 			return out, nil
 		}
-		if err := b.waitQueue(ctx, def, parts, notify, due, deadline); err != nil {
+		if err := b.waitQueue(ctx, def, parts, catching, notify, due, deadline); err != nil {
 			return nil, err
 		}
 	}
+}
+
+// catchingUp returns the data group of a partition of topic when this
+// node leads it but has not yet applied what earlier leaders committed,
+// else nil.
+func (b *Broker) catchingUp(topic string, partition int32) *cluster.Group {
+	t, err := b.knownTopic(topic)
+	if err != nil || int(partition) >= len(t.Partitions) {
+		return nil
+	}
+	if dg := b.node.DataGroup(t.Partitions[partition].DataGroup); dg != nil && dg.Group.CatchingUp() {
+		return dg.Group
+	}
+	return nil
 }
 
 // queueParts returns the partitions a receive serves.
@@ -122,9 +143,10 @@ func (b *Broker) queueParts(ctx context.Context, def cluster.QueueDef, partition
 }
 
 // waitQueue sleeps until records may be available: a release or reset
-// (notify), a write to one of the partitions, the next due time, or the
+// (notify), a write to one of the partitions, a catching-up leader of one
+// of them becoming ready (or losing leadership), the next due time, or the
 // deadline.
-func (b *Broker) waitQueue(ctx context.Context, def cluster.QueueDef, parts []int32, notify <-chan struct{}, due, deadline time.Time) error {
+func (b *Broker) waitQueue(ctx context.Context, def cluster.QueueDef, parts []int32, catching []*cluster.Group, notify <-chan struct{}, due, deadline time.Time) error {
 	until := deadline
 	if !due.IsZero() && due.Before(until) {
 		until = due
@@ -133,7 +155,23 @@ func (b *Broker) waitQueue(ctx context.Context, def cluster.QueueDef, parts []in
 	var wg sync.WaitGroup
 	defer wg.Wait() // after cancel (deferred below, so it runs first)
 	defer cancel()
-	wrote := make(chan struct{}, len(parts))
+	wrote := make(chan struct{}, len(parts)+len(catching))
+	for _, g := range catching {
+		ch := g.ReadyChanged() // before the check: no change is missed
+		if !g.CatchingUp() {
+			return ctx.Err() // ready meanwhile: receive again
+		}
+		noteCatchUp()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case <-ch:
+				wrote <- struct{}{}
+			case <-wctx.Done():
+			}
+		}()
+	}
 	for _, p := range parts {
 		lp, err := b.localPartition(ctx, def.Topic, p)
 		if err != nil {

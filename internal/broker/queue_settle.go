@@ -92,7 +92,7 @@ func (b *Broker) QueueExtend(ctx context.Context, req SettleRequest) (int, error
 	}
 	n := 0
 	for _, p := range slices.Sorted(maps.Keys(req.Offsets)) {
-		c, ok, err := b.cursor(ctx, def, p)
+		c, ok, err := b.cursorWait(ctx, def, p, leaderCatchUp)
 		if err != nil {
 			return n, err
 		}
@@ -140,7 +140,7 @@ func (b *Broker) settle(ctx context.Context, req SettleRequest, op func(queueCur
 
 // settlePartition settles the records of req on partition p.
 func (b *Broker) settlePartition(ctx context.Context, def cluster.QueueDef, req SettleRequest, p int32, op func(queueCursor, []cluster.Settling) error, anyMember bool) (int, error) {
-	c, ok, err := b.cursor(ctx, def, p)
+	c, ok, err := b.cursorWait(ctx, def, p, leaderCatchUp)
 	if err != nil {
 		return 0, err
 	}
