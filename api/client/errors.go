@@ -82,6 +82,10 @@ var (
 	// ErrNotLeader is an Unavailable answer with a NotLeader detail: the
 	// node does not lead the partition (or the metadata group).
 	ErrNotLeader = errors.New("client: not the leader")
+	// ErrDiskFull is an Unavailable answer from a node whose disk is
+	// nearly full: nothing was written, and the client retries until space
+	// is freed or its retries run out.
+	ErrDiskFull = errors.New("client: broker disk full")
 
 	// ErrNotAssigned is returned by Seek for a partition the consumer does
 	// not hold.
@@ -182,6 +186,9 @@ var hints = map[codes.Code][]struct {
 		{"unknown queue group", ErrUnknownQueueGroup},
 		{"unknown group", ErrUnknownGroup},
 		{"unknown topic", ErrUnknownTopic},
+	},
+	codes.Unavailable: {
+		{"disk full", ErrDiskFull},
 	},
 	codes.FailedPrecondition: {
 		{"out of order sequence", ErrOutOfOrderSequence},

@@ -27,6 +27,7 @@ func runServer(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.DeadNodeTimeout, "dead-node-timeout", cfg.DeadNodeTimeout, "remove a node failed this long; 0 never (env STRATA_DEAD_NODE_TIMEOUT)")
 	fs.IntVar(&cfg.DataGroups, "data-groups", cfg.DataGroups, "data raft groups per node (env STRATA_DATA_GROUPS)")
 	fs.Int64Var(&cfg.MaxSegmentBytes, "max-segment-bytes", cfg.MaxSegmentBytes, "segment size before a roll (env STRATA_MAX_SEGMENT_BYTES)")
+	fs.Int64Var(&cfg.MinFreeDiskBytes, "min-free-disk-bytes", cfg.MinFreeDiskBytes, "refuse produces (retryably) below this much free disk; 0: max(64 MiB, 2 x max-segment-bytes), <0: never (env STRATA_MIN_FREE_DISK_BYTES)")
 	fs.DurationVar(&cfg.RetentionCheckInterval, "retention-check-interval", cfg.RetentionCheckInterval, "how often retention runs (env STRATA_RETENTION_CHECK_INTERVAL)")
 	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", cfg.SnapshotThreshold, "raft entries between checkpoints (env STRATA_SNAPSHOT_THRESHOLD)")
 	fs.DurationVar(&cfg.RaftHeartbeatTimeout, "raft-heartbeat-timeout", cfg.RaftHeartbeatTimeout, "raft leader-loss detection; elections follow within 1-2x (env STRATA_RAFT_HEARTBEAT_TIMEOUT)")
@@ -108,6 +109,7 @@ func overlayUnset(set map[string]bool, cfg *agent.Config, file agent.Config) {
 		"dead-node-timeout":        func() { cfg.DeadNodeTimeout = keep.DeadNodeTimeout },
 		"max-segment-bytes":        func() { cfg.MaxSegmentBytes = keep.MaxSegmentBytes },
 		"retention-check-interval": func() { cfg.RetentionCheckInterval = keep.RetentionCheckInterval },
+		"min-free-disk-bytes":      func() { cfg.MinFreeDiskBytes = keep.MinFreeDiskBytes },
 		"snapshot-threshold":       func() { cfg.SnapshotThreshold = keep.SnapshotThreshold },
 		"log-level":                func() { cfg.LogLevel = keep.LogLevel },
 		"raft-heartbeat-timeout":   func() { cfg.RaftHeartbeatTimeout = keep.RaftHeartbeatTimeout },

@@ -45,6 +45,13 @@ type Config struct {
 	DeadNodeTimeout time.Duration `yaml:"dead_node_timeout"`
 	// MaxSegmentBytes rolls partition segments past this size; default 512 MiB.
 	MaxSegmentBytes int64 `yaml:"max_segment_bytes"`
+	// MinFreeDiskBytes is the free space, in bytes, of DataDir's file
+	// system below which produces are refused with a retryable "disk full"
+	// (Unavailable) instead of reaching ENOSPC in raft's log or a segment
+	// log, which fences a partition until restart. 0 (the default) means
+	// max(64 MiB, 2 x MaxSegmentBytes); a negative value turns the check
+	// off.
+	MinFreeDiskBytes int64 `yaml:"min_free_disk_bytes"`
 	// RetentionCheckInterval is how often retention runs; default 1 min.
 	RetentionCheckInterval time.Duration `yaml:"retention_check_interval"`
 	// SnapshotThreshold is how many raft entries a group applies between
@@ -145,6 +152,18 @@ func (c Config) Validate() error {
 		return fmt.Errorf("agent: invalid config: %w", err)
 	}
 	return nil
+}
+
+// DiskMinFreeBytes returns the free-space minimum MinFreeDiskBytes means:
+// 0 for none.
+func (c Config) DiskMinFreeBytes() int64 {
+	switch {
+	case c.MinFreeDiskBytes < 0:
+		return 0
+	case c.MinFreeDiskBytes == 0:
+		return max(64<<20, 2*c.MaxSegmentBytes)
+	}
+	return c.MinFreeDiskBytes
 }
 
 // LoadFile overlays a YAML file on c. Unknown keys are an error, so a typo

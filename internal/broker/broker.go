@@ -36,8 +36,14 @@ type Config struct {
 	UnsafeAckBeforeCommit bool
 	// Queue configures queue groups (queue_config.go).
 	Queue QueueConfig
+	// Disk configures the free-space guard of produces (diskguard.go).
+	Disk DiskConfig
 	// Logger receives the broker's logs; nil discards them.
 	Logger *slog.Logger
+
+	// clock, when set (tests), is the wall clock of the queue code
+	// (clock.go): each node of a test cluster gets its own skew.
+	clock func() time.Time
 }
 
 // DefaultConfig returns the defaults.
@@ -50,6 +56,7 @@ func DefaultConfig() Config {
 		DefaultSessionTimeout: 10 * time.Second,
 		RetentionInterval:     time.Minute,
 		Queue:                 DefaultQueueConfig(),
+		Disk:                  DefaultDiskConfig(),
 	}
 }
 
@@ -65,7 +72,7 @@ func (c Config) Validate() error {
 	case c.MaxFetchWait <= 0, c.DefaultSessionTimeout <= 0, c.RetentionInterval <= 0:
 		return fmt.Errorf("%w: durations must be positive", ErrInvalidConfig)
 	}
-	return c.Queue.Validate()
+	return errors.Join(c.Queue.Validate(), c.Disk.Validate())
 }
 
 // Broker applies Strata's rules over a node's raft groups.
@@ -76,6 +83,7 @@ type Broker struct {
 	coord *coordinator
 	queue *queueManager
 	m     *Metrics
+	disk  *diskGuard // nil: no free-space checks
 
 	peers Peers // nil: writes led elsewhere are not forwarded
 
@@ -107,6 +115,7 @@ func New(cfg Config, node *cluster.Node) (*Broker, error) {
 	b.coord = newCoordinator(b)
 	b.queue = newQueueManager(b)
 	b.m = newMetrics(b)
+	b.disk = newDiskGuard(cfg.Disk, node.Config().Dir, lg)
 	return b, nil
 }
 

@@ -88,6 +88,13 @@ type clusterBroker struct {
 // Each of before runs on each node's broker before it starts.
 func startBrokerCluster(t *testing.T, n int, before ...func(*clusterBroker)) []*clusterBroker {
 	t.Helper()
+	return startBrokerClusterWith(t, n, nil)
+}
+
+// startBrokerClusterWith is startBrokerCluster with mutate applied to the
+// node and broker configurations of node i (from 0).
+func startBrokerClusterWith(t *testing.T, n int, mutate func(i int, nc *cluster.NodeConfig, bc *Config)) []*clusterBroker {
+	t.Helper()
 	var out []*clusterBroker
 	for i := range n {
 		cb := &clusterBroker{id: fmt.Sprintf("n%d", i+1), gate: &metaGate{}}
@@ -111,6 +118,10 @@ func startBrokerCluster(t *testing.T, n int, before ...func(*clusterBroker)) []*
 		if i > 0 {
 			cfg.Join = []string{out[0].node.GossipAddr()}
 		}
+		bc := DefaultConfig()
+		if mutate != nil {
+			mutate(i, &cfg, &bc)
+		}
 		node, err := cluster.OpenNode(cfg, func() {
 			cb.gate.pass()
 			if b := cb.live.Load(); b != nil {
@@ -127,7 +138,7 @@ func startBrokerCluster(t *testing.T, n int, before ...func(*clusterBroker)) []*
 			node.Close()
 			t.Fatalf("start node %s: %v", cb.id, err)
 		}
-		b, err := New(DefaultConfig(), node)
+		b, err := New(bc, node)
 		if err != nil {
 			t.Fatal(err)
 		}

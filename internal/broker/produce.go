@@ -90,6 +90,9 @@ func (b *Broker) ProduceAsync(ctx context.Context, topic string, partition int32
 		b.NotifyMetadataChanged()
 		return fail(fmt.Errorf("%w: %s", ErrNotReady, what))
 	}
+	if err := b.disk.check(len(batch)); err != nil { // before raft: ENOSPC there is not retryable
+		return fail(err)
+	}
 	ext := cluster.ProduceExt(k)
 	if b.cfg.UnsafeAckBeforeCommit {
 		go func() { _, _ = dg.Group.ApplyLogAsync(context.Background(), batch, ext)() }()

@@ -180,7 +180,7 @@ func (b *Broker) cursorWait(ctx context.Context, def cluster.QueueDef, partition
 	if c.q.Loaded(c.term) {
 		return c, true, nil
 	}
-	from, to, ok := c.q.BeginLoad(time.Now(), ackTimeout(def))
+	from, to, ok := c.q.BeginLoad(b.now(), ackTimeout(def))
 	if !ok {
 		return c, false, nil
 	}

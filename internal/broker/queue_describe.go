@@ -51,7 +51,7 @@ func (b *Broker) DescribeQueueGroup(ctx context.Context, topic, group string) (Q
 	if err != nil {
 		return d, err
 	}
-	now := time.Now()
+	now := b.now()
 	for i := range t.Partitions {
 		lp, err := b.localPartition(ctx, topic, int32(i))
 		if err != nil {

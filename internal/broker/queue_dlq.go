@@ -84,7 +84,7 @@ func (m *queueManager) tick(ctx context.Context) {
 			if err != nil || !ok {
 				continue
 			}
-			if exp := c.q.ReserveExpired(def.Settings.MaxDeliveries, time.Now()); len(exp) > 0 {
+			if exp := c.q.ReserveExpired(def.Settings.MaxDeliveries, b.now()); len(exp) > 0 {
 				err := c.apply(ctx, b, cluster.QueueCmd{Op: cluster.QueueDeadMark, Offsets: exp, Reason: cluster.ReasonMaxDeliveries})
 				c.q.Release(exp)
 				if err != nil {
@@ -199,7 +199,7 @@ func (b *Broker) deadLetter(c queueCursor, d cluster.DeadLetter, src map[int64]r
 	}
 	part := strconv.Itoa(int(c.key.Partition))
 	off := strconv.FormatInt(d.Offset, 10)
-	out := record.Record{Key: r.Key, Value: r.Value, Timestamp: time.Now()}
+	out := record.Record{Key: r.Key, Value: r.Value, Timestamp: b.now()}
 	out.Headers = append(slices.Clip(r.Headers),
 		record.Header{Key: HeaderDLQGroup, Value: []byte(c.def.Name)},
 		record.Header{Key: HeaderDLQTopic, Value: []byte(c.def.Topic)},

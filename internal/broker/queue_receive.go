@@ -61,7 +61,7 @@ func (b *Broker) QueueReceive(ctx context.Context, req ReceiveRequest) ([]QueueM
 	if err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(min(max(req.Wait, 0), b.cfg.Queue.MaxWait))
+	deadline := b.now().Add(min(max(req.Wait, 0), b.cfg.Queue.MaxWait))
 	for {
 		notify := b.queue.waitCh()
 		var out []QueueMessage
@@ -91,7 +91,7 @@ func (b *Broker) QueueReceive(ctx context.Context, req ReceiveRequest) ([]QueueM
 				due = d
 			}
 		}
-		if len(out) > 0 || !time.Now().Before(deadline) {
+		if len(out) > 0 || !b.now().Before(deadline) {
 			return out, nil
 		}
 		if err := b.waitQueue(ctx, def, parts, catching, notify, due, deadline); err != nil {
@@ -151,7 +151,7 @@ func (b *Broker) waitQueue(ctx context.Context, def cluster.QueueDef, parts []in
 	if !due.IsZero() && due.Before(until) {
 		until = due
 	}
-	wctx, cancel := context.WithDeadline(ctx, until)
+	wctx, cancel := context.WithTimeout(ctx, until.Sub(b.now())) // not WithDeadline: until is on b.now's clock
 	var wg sync.WaitGroup
 	defer wg.Wait() // after cancel (deferred below, so it runs first)
 	defer cancel()
@@ -201,7 +201,7 @@ func (b *Broker) waitQueue(ctx context.Context, def cluster.QueueDef, parts []in
 func (b *Broker) receivePartition(ctx context.Context, def cluster.QueueDef, partition int32, member string, maxN int) ([]QueueMessage, time.Time, error) {
 	c, ok, err := b.cursor(ctx, def, partition)
 	if err != nil || !ok {
-		return nil, time.Now().Add(50 * time.Millisecond), err
+		return nil, b.now().Add(50 * time.Millisecond), err
 	}
 	next, room := c.q.ReadNext(b.cfg.Queue.MaxWindow)
 	if start := c.part.Log.StartOffset(); next < start {
@@ -217,7 +217,7 @@ func (b *Broker) receivePartition(ctx context.Context, def cluster.QueueDef, par
 			fresh[i] = b.queue.recInfo(&recs[i])
 		}
 	}
-	now := time.Now()
+	now := b.now()
 	pick := c.q.Pick(cluster.PickParams{
 		Now: now, Member: member, Max: maxN, MaxLeased: int(def.Settings.MaxLeased), MaxWindow: b.cfg.Queue.MaxWindow,
 		KeyOrdering: def.Settings.Ordering == cluster.OrderingKey, AckTimeout: ackTimeout(def),
@@ -235,7 +235,7 @@ func (b *Broker) receivePartition(ctx context.Context, def cluster.QueueDef, par
 		cmd.Flags = cluster.QueueFlagNoCount
 	}
 	_, err = c.dg.Group.Apply(ctx, cmd.Encode())
-	now = time.Now()
+	now = b.now()
 	counts := c.q.Delivered(pick.Offsets, err == nil, unsafe, now, ackTimeout(def))
 	if err != nil {
 		b.queue.changed()

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/stratalog/strata/api/record"
 	"github.com/stratalog/strata/cluster"
@@ -307,7 +306,7 @@ func (b *Broker) produceRecords(ctx context.Context, topic string, byPart map[in
 			for n > 1 && batchBytes(recs[:n]) > int(t.Config.MaxBatchBytes) {
 				n /= 2
 			}
-			now := time.Now()
+			now := b.now()
 			for i := range recs[:n] {
 				recs[i].Timestamp = now
 			}

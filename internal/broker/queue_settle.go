@@ -42,7 +42,7 @@ func (b *Broker) QueueAck(ctx context.Context, req SettleRequest) (int, error) {
 func (b *Broker) QueueNack(ctx context.Context, req SettleRequest) (int, error) {
 	return b.settle(ctx, req, func(c queueCursor, s []cluster.Settling) error {
 		var retry, times, dead []int64
-		now := time.Now()
+		now := b.now()
 		for _, r := range s {
 			if r.Deliveries >= c.def.Settings.MaxDeliveries {
 				dead = append(dead, r.Offset)
@@ -99,7 +99,7 @@ func (b *Broker) QueueExtend(ctx context.Context, req SettleRequest) (int, error
 		if !ok {
 			return n, fmt.Errorf("%w: %s/%d is loading", ErrNotReady, def.Topic, p)
 		}
-		now := time.Now()
+		now := b.now()
 		n += len(c.q.Extend(req.Member, req.Offsets[p], now, now.Add(d)))
 	}
 	return n, nil
@@ -149,7 +149,7 @@ func (b *Broker) settlePartition(ctx context.Context, def cluster.QueueDef, req 
 	}
 	offs := slices.Clone(req.Offsets[p])
 	slices.Sort(offs)
-	s := c.q.Reserve(req.Member, slices.Compact(offs), anyMember, time.Now())
+	s := c.q.Reserve(req.Member, slices.Compact(offs), anyMember, b.now())
 	if len(s) == 0 {
 		return 0, nil
 	}

@@ -20,6 +20,10 @@ func codeOf(err error) codes.Code {
 		return codes.OK
 	case errors.As(err, &nl), errors.Is(err, cluster.ErrNotLeader), errors.Is(err, broker.ErrNotReady):
 		return codes.Unavailable
+	case errors.Is(err, broker.ErrDiskFull):
+		// Retryable and served again once space is freed, with no restart;
+		// ResourceExhausted would read as the client's fault (too large).
+		return codes.Unavailable
 	case errors.Is(err, broker.ErrUnknownTopic), errors.Is(err, broker.ErrUnknownPartition),
 		errors.Is(err, broker.ErrUnknownGroup), errors.Is(err, broker.ErrUnknownMember),
 		errors.Is(err, broker.ErrUnknownProducer), errors.Is(err, broker.ErrUnknownQueueGroup),
