@@ -68,7 +68,7 @@ func TestCheckStream(t *testing.T) {
 			for _, o := range tc.offs {
 				r.Streamed("c1", 0, o)
 			}
-			res := r.CheckStream(map[int32]int64{0: 0}, map[int32]int64{0: 4})
+			res := r.CheckStream(map[int32]int64{0: 0}, map[int32]int64{0: 4}, "c1")
 			got := strings.Join(res.Violations, "\n")
 			if tc.want == "" && got != "" || tc.want != "" && !strings.Contains(got, tc.want) {
 				t.Fatalf("violations:\n%s\nwant %q", got, tc.want)
