@@ -36,9 +36,17 @@ type Settle struct {
 	Kind      SettleKind
 	Call      int64
 	Return    int64
-	// OK is true when the broker answered without an error.
-	OK bool
+	// OK is true when the broker settled the record. When OK is false, Err
+	// is the error the call failed with (the outcome is then unknown: the
+	// settle may have taken effect), or empty when the broker answered
+	// that it settled nothing (the lease was gone).
+	OK  bool
+	Err string
 }
+
+// mayHaveTakenEffect reports whether the settle may have changed the
+// record's state.
+func (s Settle) mayHaveTakenEffect() bool { return s.OK || s.Err != "" }
 
 // DeadLetter is a record found in a dead-letter topic at the end.
 type DeadLetter struct {
@@ -124,7 +132,7 @@ func CheckQueue(spec QueueSpec, records map[int32][]string, deliveries []Deliver
 	var res QueueResult
 	acked := map[recordKey]bool{}
 	for _, s := range settles {
-		if s.OK && s.Kind == Ack {
+		if s.mayHaveTakenEffect() && s.Kind == Ack {
 			acked[recordKey{s.Partition, s.Offset}] = true
 		}
 	}
@@ -181,7 +189,7 @@ func checkDeliveries(res *QueueResult, spec QueueSpec, records map[int32][]strin
 	}
 	settledBy := map[recordKey][]Settle{}
 	for _, s := range settles {
-		if s.OK {
+		if s.mayHaveTakenEffect() {
 			k := recordKey{s.Partition, s.Offset}
 			settledBy[k] = append(settledBy[k], s)
 		}
