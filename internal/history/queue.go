@@ -130,10 +130,13 @@ type recordKey struct {
 // dead-letter topic read at the end, after every record was settled.
 func CheckQueue(spec QueueSpec, records map[int32][]string, deliveries []Delivery, settles []Settle, dead []DeadLetter) QueueResult {
 	var res QueueResult
-	acked := map[recordKey]bool{}
+	// acked: an ack the broker confirmed; maybeAcked: one that may have
+	// taken effect (its call failed without an answer).
+	acked, maybeAcked := map[recordKey]bool{}, map[recordKey]bool{}
 	for _, s := range settles {
-		if s.mayHaveTakenEffect() && s.Kind == Ack {
-			acked[recordKey{s.Partition, s.Offset}] = true
+		if s.Kind == Ack && s.mayHaveTakenEffect() {
+			maybeAcked[recordKey{s.Partition, s.Offset}] = true
+			acked[recordKey{s.Partition, s.Offset}] = acked[recordKey{s.Partition, s.Offset}] || s.OK
 		}
 	}
 	deadAt := map[recordKey]int{}
@@ -156,7 +159,7 @@ func CheckQueue(spec QueueSpec, records map[int32][]string, deliveries []Deliver
 				res.Counts.DeadLettered++
 			}
 			switch {
-			case !a && n == 0:
+			case !maybeAcked[k] && n == 0:
 				res.Counts.Lost++
 				res.violate("record %d/%d (%q) was neither acked nor dead-lettered", p, off, vals[off])
 			case a && n > 0:
