@@ -67,10 +67,13 @@ vet:
 test: tools fmt-check proto-check vet
 	PATH="$(GOBIN):$$PATH" $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
-# test-cluster runs the long cluster tests with real strata processes:
-# 20 leader kills, isolated and paused leaders, catch-up of a wiped node.
+# test-cluster runs the long cluster tests: with real strata processes,
+# 20 leader kills, isolated and paused leaders, catch-up of a wiped node;
+# in process (internal/faulttest), 20 rounds of each fault schedule under
+# the history checkers, for the log and for a queue group.
 test-cluster: tools
 	STRATA_CLUSTER_LONG=1 PATH="$(GOBIN):$$PATH" $(GO) test -race -count=1 -timeout 30m -run 'TestE2ECluster' -v ./cmd/strata
+	STRATA_CLUSTER_LONG=1 $(GO) test -race -count=1 -timeout 60m -run 'TestFaults' -v ./internal/faulttest
 
 bench-segment:
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 5 ./segment/ | tee bench-segment.txt

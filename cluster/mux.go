@@ -58,6 +58,10 @@ type Mux struct {
 	advertise net.Addr // nil: ln.Addr()
 	layers    map[string]*muxLayer
 	pending   map[net.Conn]struct{} // accepted, header not yet read
+
+	// faults and nodeID are set once, before the first layer (tests only).
+	faults *FaultNet
+	nodeID string
 }
 
 // NewMux starts accepting connections on ln and returns the mux that owns it.
@@ -117,6 +121,13 @@ func (m *Mux) SetAdvertise(addr string) error {
 	m.advertise = advertAddr(addr)
 	m.mu.Unlock()
 	return nil
+}
+
+// setFaults routes the connections the mux dials through f, as node id.
+// Call it before Layer.
+func (m *Mux) setFaults(f *FaultNet, id string) {
+	m.faults, m.nodeID = f, id
+	f.register(id, m.Addr().String())
 }
 
 // Layer registers group and returns its raft.StreamLayer. Accept yields the
@@ -389,8 +400,17 @@ func (l *muxLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.
 	if l.isClosed() {
 		return nil, errLayerClosed
 	}
-	d := net.Dialer{Timeout: timeout}
-	conn, err := d.Dial("tcp", string(address))
+	dial := func() (net.Conn, error) {
+		d := net.Dialer{Timeout: timeout}
+		return d.Dial("tcp", string(address))
+	}
+	var conn net.Conn
+	var err error
+	if f := l.mux.faults; f != nil {
+		conn, err = f.dial(l.mux.nodeID, string(address), dial)
+	} else {
+		conn, err = dial()
+	}
 	if err != nil {
 		return nil, err
 	}

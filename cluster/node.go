@@ -71,6 +71,10 @@ type NodeConfig struct {
 	// Dir are set per group).
 	Raft   GroupConfig
 	Logger *slog.Logger
+	// Faults, for tests only, routes the raft traffic this node dials
+	// through a FaultNet that the test shares among its nodes; nil (every
+	// real node) dials plain TCP.
+	Faults *FaultNet
 }
 
 // DataGroup is one data raft group on this node with its state machine.
@@ -163,6 +167,9 @@ func OpenNode(cfg NodeConfig, onMetaChange func()) (*Node, error) {
 		if err := n.mux.SetAdvertise(cfg.AdvertiseClusterAddr); err != nil {
 			return nil, errors.Join(err, n.Close())
 		}
+	}
+	if cfg.Faults != nil {
+		n.mux.setFaults(cfg.Faults, cfg.ID)
 	}
 	n.MetaFSM = NewMetaFSM(func() { n.Kick(); onMetaChange() })
 	n.Meta, err = n.openGroup("meta", n.MetaFSM)

@@ -93,6 +93,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
 		Segment:         segCfg,
 		Raft:            rc,
 		Logger:          logger,
+		Faults:          cfg.Faults,
 	}
 	if cfg.GossipAddr != "" {
 		nc.Gossip = cluster.DefaultMembershipConfig()

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/stratalog/strata/cluster"
 )
 
 // Config is a node's configuration. Flags, STRATA_* environment variables
@@ -81,6 +83,10 @@ type Config struct {
 	// reaches HTTPAddr can then read the process's stacks and cost it CPU:
 	// for benchmarks and debugging. Default false.
 	Pprof bool `yaml:"pprof"`
+	// Faults, for in-process tests only, routes this node's raft traffic
+	// through a fault-injecting network shared with the test's other
+	// nodes (cluster.FaultNet). No flag or file sets it.
+	Faults *cluster.FaultNet `yaml:"-"`
 }
 
 // DefaultConfig returns the defaults of a single local node.

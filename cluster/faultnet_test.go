@@ -1,0 +1,109 @@
+package cluster
+
+import (
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// faultPair is two muxes, a and b, on one FaultNet, with a layer "g" each.
+func faultPair(t *testing.T) (*FaultNet, *muxLayer, *muxLayer) {
+	t.Helper()
+	f := NewFaultNet(1)
+	a, b := newTestMux(t, time.Second), newTestMux(t, time.Second)
+	a.setFaults(f, "a")
+	b.setFaults(f, "b")
+	la, lb := a.Layer("g").(*muxLayer), b.Layer("g").(*muxLayer)
+	return f, la, lb
+}
+
+// echoOnce dials b from a, sends ping and reads it back through b's side.
+func roundTrip(t *testing.T, la, lb *muxLayer) (net.Conn, net.Conn) {
+	t.Helper()
+	c, err := la.Dial(serverAddr(lb.mux), time.Second)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	s := acceptOne(t, lb)
+	if _, err := c.Write([]byte("ping")); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(s, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("read %q, %v", buf, err)
+	}
+	return c, s
+}
+
+func TestFaultNetCutAndHeal(t *testing.T) {
+	f, la, lb := faultPair(t)
+	c, s := roundTrip(t, la, lb)
+	f.Isolate("b")
+	expectClosedByPeer(t, s) // the cut broke the open connection
+	if _, err := c.Write([]byte("x")); err == nil {
+		t.Fatal("write over a cut link succeeded")
+	}
+	if _, err := la.Dial(serverAddr(lb.mux), time.Second); !errors.Is(err, ErrLinkCut) {
+		t.Fatalf("dial over a cut link: %v, want ErrLinkCut", err)
+	}
+	if f.Broken() != 1 {
+		t.Fatalf("broken %d, want 1", f.Broken())
+	}
+	f.Heal()
+	roundTrip(t, la, lb)
+}
+
+func TestFaultNetStallHoldsTraffic(t *testing.T) {
+	f, la, lb := faultPair(t)
+	c, s := roundTrip(t, la, lb)
+	f.Stall("a")
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := c.Write([]byte("late"))
+		wrote <- err
+	}()
+	select {
+	case err := <-wrote:
+		t.Fatalf("a write of a stalled node went through (%v)", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	f.Unstall("a")
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(s, buf); err != nil || string(buf) != "late" {
+		t.Fatalf("read %q, %v", buf, err)
+	}
+	// Closing a connection releases a write stalled on it.
+	f.Stall("b")
+	go func() {
+		_, err := c.Write([]byte("never"))
+		wrote <- err
+	}()
+	_ = c.Close()
+	select {
+	case <-wrote:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a stalled write outlived its connection")
+	}
+}
+
+func TestFaultNetDropsAndDelays(t *testing.T) {
+	f, la, lb := faultPair(t)
+	f.Set("a", "b", LinkFault{Delay: 50 * time.Millisecond})
+	c, _ := roundTrip(t, la, lb)
+	start := time.Now()
+	if _, err := c.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 50*time.Millisecond {
+		t.Fatalf("a delayed write took %v", d)
+	}
+	f.Set("a", "b", LinkFault{DropRate: 1})
+	if _, err := c.Write([]byte("x")); !errors.Is(err, ErrLinkCut) {
+		t.Fatalf("write with drop rate 1: %v", err)
+	}
+}
