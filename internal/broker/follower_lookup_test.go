@@ -88,12 +88,12 @@ type clusterBroker struct {
 // Each of before runs on each node's broker before it starts.
 func startBrokerCluster(t *testing.T, n int, before ...func(*clusterBroker)) []*clusterBroker {
 	t.Helper()
-	return startBrokerClusterWith(t, n, nil)
+	return startBrokerClusterWith(t, n, nil, before...)
 }
 
 // startBrokerClusterWith is startBrokerCluster with mutate applied to the
 // node and broker configurations of node i (from 0).
-func startBrokerClusterWith(t *testing.T, n int, mutate func(i int, nc *cluster.NodeConfig, bc *Config)) []*clusterBroker {
+func startBrokerClusterWith(t *testing.T, n int, mutate func(i int, nc *cluster.NodeConfig, bc *Config), before ...func(*clusterBroker)) []*clusterBroker {
 	t.Helper()
 	var out []*clusterBroker
 	for i := range n {
