@@ -288,6 +288,13 @@ func (g *Group) Barrier(ctx context.Context) error {
 	return g.mapErr("barrier", g.await(ctx, g.raft.Barrier(timeout)))
 }
 
+// VerifyLeader returns once a majority of the group's voters has confirmed
+// that this node still leads: a leader cut off from the others (which
+// still believes it leads until its lease runs out) gets ErrNotLeader.
+func (g *Group) VerifyLeader(ctx context.Context) error {
+	return g.mapErr("verify leader", g.await(ctx, g.raft.VerifyLeader()))
+}
+
 // Snapshot takes a snapshot now and compacts the log behind it. It returns
 // an error wrapping raft.ErrNothingNewToSnapshot if nothing was applied
 // since the last one.

@@ -83,6 +83,12 @@ func (b *Broker) fetch(ctx context.Context, topic string, partition int32, offse
 		}
 	}
 	res := FetchResult{HighWatermark: lg.HighWatermark(), LogStartOffset: lg.StartOffset()}
+	if offset > res.HighWatermark {
+		if err := b.confirmPastEnd(ctx, dg, topic, partition); err != nil {
+			return res, nil, err
+		}
+		res.HighWatermark = lg.HighWatermark()
+	}
 	if offset < res.LogStartOffset || offset > res.HighWatermark {
 		return res, nil, fmt.Errorf("%w: offset %d of %s/%d is outside [%d, %d]",
 			ErrOffsetOutOfRange, offset, topic, partition, res.LogStartOffset, res.HighWatermark)
@@ -111,6 +117,27 @@ func (b *Broker) fetch(ctx context.Context, topic string, partition int32, offse
 	res.Records = recs
 	b.m.observeFetch(topic, len(recs))
 	return res, lease, nil
+}
+
+// confirmPastEnd is asked before a fetch past this replica's high
+// watermark is answered out of range, an answer that makes a consumer
+// reset its position (replay from the start, or skip to the end). Only a
+// leader that a majority still follows knows where the log ends: a
+// follower, or a deposed leader that does not know it yet, may be behind,
+// and answers NotLeader instead, so the client asks the leader. The
+// check costs a round trip to the voters, on this rare path only.
+func (b *Broker) confirmPastEnd(ctx context.Context, dg *cluster.DataGroup, topic string, partition int32) error {
+	what := fmt.Sprintf("%s/%d", topic, partition)
+	if !dg.Group.IsReadyLeader() {
+		return b.notLeader(dg.Group, what)
+	}
+	if err := dg.Group.VerifyLeader(ctx); err != nil {
+		if errors.Is(err, cluster.ErrNotLeader) {
+			return b.notLeader(dg.Group, what)
+		}
+		return fmt.Errorf("%w: %s: %w", ErrNotReady, what, err)
+	}
+	return nil
 }
 
 // localPartition returns this node's replica of a partition.
