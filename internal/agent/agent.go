@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -63,6 +64,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
 			return nil, errors.Join(fmt.Errorf("agent: http listener: %w", err), a.Close())
 		}
 	}
+	// live is the broker once built: raft's FSM goroutine calls the
+	// metadata callback from OpenNode on, before the broker exists.
+	var live atomic.Pointer[broker.Broker]
 	var b *broker.Broker
 	segCfg := func(tc cluster.TopicConfig) segment.Config {
 		sc := segment.DefaultConfig()
@@ -103,7 +107,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
 		return nil, errors.Join(err, a.Close())
 	}
 	a.node, err = cluster.OpenNode(nc, func() {
-		if b != nil {
+		if b := live.Load(); b != nil {
 			b.NotifyMetadataChanged()
 		}
 	})
@@ -121,6 +125,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
 	if b, err = broker.New(bc, a.node); err != nil {
 		return nil, errors.Join(err, a.Close())
 	}
+	live.Store(b)
 	a.broker = b
 	a.peers = server.NewPeers()
 	b.SetPeers(a.peers)

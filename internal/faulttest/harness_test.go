@@ -373,3 +373,61 @@ func streamer(cl *client.Client, rec *history.Recorder, name, topic string, part
 		}
 	}
 }
+
+// groupMember consumes topic as a member of stream group group with
+// auto-commit every 200 ms, recording the offsets it receives under the
+// group's name, until stop.
+func groupMember(cl *client.Client, rec *history.Recorder, group, topic string, stop <-chan struct{}) error {
+	cfg := client.DefaultConsumerConfig()
+	cfg.Group, cfg.Topics, cfg.AutoCommitInterval, cfg.SessionTimeout = group, []string{topic}, 200*time.Millisecond, 3*time.Second
+	co, err := client.NewConsumer(cl, cfg)
+	if err != nil {
+		return err
+	}
+	defer co.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-stop
+		cancel()
+	}()
+	for {
+		fs, err := co.Poll(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			continue
+		}
+		for tp, r := range fs.All() {
+			rec.Streamed(group, tp.Partition, r.Offset)
+		}
+	}
+}
+
+// watchCommits reads group's committed offsets every 100 ms until stop and
+// returns every time one went back (a committed offset moves only forward,
+// except by an explicit reset, which these tests never make).
+func watchCommits(cl *client.Client, group string, stop <-chan struct{}) []string {
+	admin := client.NewAdmin(cl)
+	last := map[int32]int64{}
+	var back []string
+	for {
+		select {
+		case <-stop:
+			return back
+		case <-time.After(100 * time.Millisecond):
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		offs, err := admin.FetchOffsets(ctx, group)
+		cancel()
+		if err != nil {
+			continue // no leader now: nothing was read
+		}
+		for _, o := range offs {
+			if prev, ok := last[o.Partition]; ok && o.Offset < prev {
+				back = append(back, fmt.Sprintf("group %s: committed offset of partition %d went back from %d to %d", group, o.Partition, prev, o.Offset))
+			}
+			last[o.Partition] = max(last[o.Partition], o.Offset)
+		}
+	}
+}

@@ -171,7 +171,9 @@ func createTopic(c *tcluster, cl *client.Client, name string, parts int) {
 // against a 3-node cluster under each fault schedule and checks the
 // history: every acknowledged record once at its offset, a linearizable
 // log per partition (no out-of-range answer for an offset committed before
-// the read), the consumer's offsets contiguous from 0 to the end.
+// the read), the consumer's offsets contiguous from 0 to the end, and a
+// stream group (one member, auto-commit) that received every offset and
+// whose committed offsets never went back.
 func TestFaultsLog(t *testing.T) {
 	schedules := []struct {
 		name string
@@ -215,12 +217,23 @@ func runLogHistory(t *testing.T, sched schedule) {
 		}()
 	}
 	var swg sync.WaitGroup
-	swg.Add(1)
+	swg.Add(3)
 	go func() {
 		defer swg.Done()
 		if err := streamer(cl, rec, "stream", topic, parts, stopStream); err != nil {
 			errs <- fmt.Errorf("streamer: %w", err)
 		}
+	}()
+	go func() {
+		defer swg.Done()
+		if err := groupMember(cl, rec, "group", topic, stopStream); err != nil {
+			errs <- fmt.Errorf("group member: %w", err)
+		}
+	}()
+	var wentBack []string
+	go func() {
+		defer swg.Done()
+		wentBack = watchCommits(cl, "group", stopStream)
 	}()
 	time.Sleep(500 * time.Millisecond)
 	sched(t, c, topic)
@@ -233,10 +246,12 @@ func runLogHistory(t *testing.T, sched schedule) {
 	for p := range int32(parts) {
 		hw[p] = int64(len(final[p]))
 	}
-	c.eventually(30*time.Second, "the stream consumer at the end of the log", func() error {
+	c.eventually(30*time.Second, "the stream consumer and the group at the end of the log", func() error {
 		for p, end := range hw {
-			if got := rec.StreamPosition("stream", p); got < end {
-				return fmt.Errorf("partition %d at %d of %d", p, got, end)
+			for _, name := range []string{"stream", "group"} {
+				if got := rec.StreamPosition(name, p); got < end {
+					return fmt.Errorf("%s: partition %d at %d of %d", name, p, got, end)
+				}
 			}
 		}
 		return nil
@@ -256,6 +271,12 @@ func runLogHistory(t *testing.T, sched schedule) {
 	sres := rec.CheckStream(zero, hw, "stream")
 	t.Logf("stream consumer: %d records received", sres.Received)
 	for _, v := range sres.Violations {
+		t.Error(v)
+	}
+	for _, v := range rec.StreamCoverage(hw, "group") {
+		t.Error(v)
+	}
+	for _, v := range wentBack {
 		t.Error(v)
 	}
 	if res.Counts.Acknowledged == 0 {
