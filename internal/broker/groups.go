@@ -70,21 +70,6 @@ func newMemberID(clientID string) string {
 	return clientID + "-" + hex.EncodeToString(r[:])
 }
 
-// coordinator returns nil when this node may act as the group
-// coordinator: it leads the metadata group and has applied what earlier
-// leaders committed (a new leader's view of the topics and offsets may
-// lag until then; it waits up to leaderCatchUp). Otherwise it names the
-// leader.
-func (b *Broker) coordinator(ctx context.Context) error {
-	if err := b.awaitCaughtUp(ctx, b.node.Meta, leaderCatchUp); err != nil {
-		return err
-	}
-	if !b.node.Meta.IsReadyLeader() {
-		return b.notLeader(b.node.Meta, "group coordinator")
-	}
-	return nil
-}
-
 // JoinGroup adds or renews a member and returns its assignment.
 func (b *Broker) JoinGroup(groupName, memberID, clientID string, topics []string, session time.Duration) (Membership, error) {
 	if err := ValidName("group", groupName); err != nil {
@@ -96,8 +81,8 @@ func (b *Broker) JoinGroup(groupName, memberID, clientID string, topics []string
 	// The coordinator is the metadata leader, whose view of the topics is
 	// the reference: a follower names it instead of answering from a view
 	// that may lag (a topic just created).
-	if err := b.coordinator(context.Background()); err != nil {
-		return Membership{}, err
+	if !b.node.Meta.IsLeader() {
+		return Membership{}, b.notLeader(b.node.Meta, "group coordinator")
 	}
 	for _, t := range topics {
 		if _, err := b.knownTopic(t); err != nil {
@@ -143,8 +128,8 @@ func (g *group) membership(id string, session time.Duration) Membership {
 // Heartbeat renews a member's session and returns the current generation
 // and its assignment.
 func (b *Broker) Heartbeat(groupName, memberID string, generation int32) (Membership, error) {
-	if err := b.coordinator(context.Background()); err != nil {
-		return Membership{}, err
+	if !b.node.Meta.IsLeader() {
+		return Membership{}, b.notLeader(b.node.Meta, "group coordinator")
 	}
 	c := b.coord
 	c.mu.Lock()
@@ -276,8 +261,8 @@ func (b *Broker) CommitOffsets(ctx context.Context, groupName, memberID string, 
 	}
 	// Only the coordinator (the metadata leader) knows the members, and
 	// its view of the topics is the reference: a follower names it.
-	if err := b.coordinator(ctx); err != nil {
-		return err
+	if !b.node.Meta.IsLeader() {
+		return b.notLeader(b.node.Meta, "group coordinator")
 	}
 	for _, o := range offs {
 		t, err := b.knownTopic(o.Topic)
