@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -279,7 +280,25 @@ func runLogHistory(t *testing.T, sched schedule) {
 	for _, v := range wentBack {
 		t.Error(v)
 	}
+	t.Logf("longest time without an acknowledged produce: %v", longestAckGap(rec.Produces()))
 	if res.Counts.Acknowledged == 0 {
 		t.Error("nothing was acknowledged: the workload did not run")
 	}
+}
+
+// longestAckGap is the longest time between two acknowledgements of the
+// history: the write outage a fault caused, as the producers saw it.
+func longestAckGap(ps []history.Produce) time.Duration {
+	var rets []int64
+	for _, p := range ps {
+		if p.Outcome == history.OK {
+			rets = append(rets, p.Return)
+		}
+	}
+	slices.Sort(rets)
+	var gap int64
+	for i := 1; i < len(rets); i++ {
+		gap = max(gap, rets[i]-rets[i-1])
+	}
+	return time.Duration(gap)
 }

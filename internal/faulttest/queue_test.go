@@ -31,6 +31,7 @@ func TestFaultsQueue(t *testing.T) {
 	}{
 		{"leader killed", killLeader},
 		{"isolated leader", isolateLeader},
+		{"minority split", splitMinority},
 		{"leader stalled", stallLeader},
 	}
 	for _, s := range schedules {
