@@ -355,9 +355,20 @@ func streamer(cl *client.Client, rec *history.Recorder, name, topic string, part
 	if err := co.Assign(client.AtStart(), tps...); err != nil {
 		return err
 	}
+	return pollInto(co, rec, name, stop)
+}
+
+// pollInto polls co until stop, recording every record it returns under
+// name. A partition's error does not stop it (records of the others may
+// come with it); the checks find what was missed.
+func pollInto(co *client.Consumer, rec *history.Recorder, name string, stop <-chan struct{}) error {
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	go func() {
-		<-stop
+		select {
+		case <-stop:
+		case <-ctx.Done():
+		}
 		cancel()
 	}()
 	for {
@@ -365,11 +376,11 @@ func streamer(cl *client.Client, rec *history.Recorder, name, topic string, part
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err != nil {
-			continue // a partition's error; the consumer goes on
-		}
 		for tp, r := range fs.All() {
 			rec.Streamed(name, tp.Partition, r.Offset)
+		}
+		if err != nil {
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
 }
@@ -385,23 +396,7 @@ func groupMember(cl *client.Client, rec *history.Recorder, group, topic string, 
 		return err
 	}
 	defer co.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		<-stop
-		cancel()
-	}()
-	for {
-		fs, err := co.Poll(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err != nil {
-			continue
-		}
-		for tp, r := range fs.All() {
-			rec.Streamed(group, tp.Partition, r.Offset)
-		}
-	}
+	return pollInto(co, rec, group, stop)
 }
 
 // watchCommits reads group's committed offsets every 100 ms until stop and
