@@ -484,6 +484,13 @@ func (f *DataFSM) restorePartition(dir string, e manifestEntry, src *snapSource)
 			return nil, errors.Join(fmt.Errorf("cluster: truncate %s to %d: %w", dir, e.HighWatermark, err), lg.Close())
 		}
 	}
+	// Make the log durable up to the snapshot's high watermark before the
+	// next open trusts it that far (restoreSegmentConfig): a snapshot
+	// received from the leader over a local log that already ended there
+	// was neither installed nor truncated, so nothing fsynced it.
+	if err := lg.Sync(); err != nil {
+		return nil, errors.Join(fmt.Errorf("cluster: sync %s: %w", dir, err), lg.Close())
+	}
 	prods := e.Producers
 	if prods == nil {
 		prods = map[int64]*producerState{}

@@ -67,6 +67,16 @@ func seqDist(from, to int32) int64 {
 	return d
 }
 
+// InternalProducerBit is set in the ids of the producers the broker writes
+// with itself (a queue group's dead letters, QueueDef.DLQProducerID). The
+// ids InitProducer allocates never have it.
+const InternalProducerBit int64 = 1 << 62
+
+// IsInternalProducer reports whether pid is one of the broker's own
+// producers. A client can put such an id in a batch, but it can only hurt
+// its own idempotence by that.
+func IsInternalProducer(pid int64) bool { return pid&InternalProducerBit != 0 }
+
 // checkSeq decides what to do with a batch of count records starting at
 // baseSeq from producer pid/epoch. For a duplicate it returns the original
 // offset of the batch's first record (or -1 when no longer known); for an
@@ -93,11 +103,14 @@ func checkSeq(producers map[int64]*producerState, pid int64, epoch int16, baseSe
 	switch {
 	case behind == 0:
 		return seqAppend, 0, 0
-	case newEpoch && behind > maxSeqBehind:
-		// A new epoch may start past what the older ones wrote (the
-		// dead-letter writer closes a gap in its numbers this way), never
-		// inside it: what it sends at or below the last sequence is checked
-		// as a replay, as above.
+	case newEpoch && IsInternalProducer(pid) && behind > maxSeqBehind:
+		// The broker's own producers (dead letters) may start a new epoch
+		// past what the older ones wrote: that is how the dead-letter
+		// writer closes a gap in its numbers (numbers that went to another
+		// dead-letter topic never come). A client's new epoch may not: its
+		// batch ahead of the next sequence is a gap (an earlier batch of
+		// its was refused and will be retried), and accepting it would make
+		// that retry a "duplicate" that is never written.
 		return seqAppend, 0, 0
 	case behind <= maxSeqBehind && int64(count) <= behind:
 		for _, r := range st.Recent {

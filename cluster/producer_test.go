@@ -115,10 +115,20 @@ func TestSeqEpochs(t *testing.T) {
 	runSeqChecks(t, ps, 8, []seqCheck{
 		{name: "unknown producer, any epoch and sequence", epoch: 3, base: 500, count: 1, verdict: seqAppend},
 	})
-	// A gap: refused within an epoch, accepted as the start of a new one
-	// (how the dead-letter writer closes a gap in its numbers).
+	// A gap is refused within an epoch and, for a client's producer, at a
+	// new epoch too: a resumed producer's first batch was refused before
+	// raft (retried later) and its second arrives; appending the second
+	// would make the retry a duplicate that is never written.
 	runSeqChecks(t, ps, 7, []seqCheck{
 		{name: "gap in the same epoch", epoch: 1, base: 20, count: 1, verdict: seqOutOfOrder, expected: 11},
-		{name: "gap opening a new epoch", epoch: 2, base: 20, count: 1, verdict: seqAppend},
+		{name: "client's gap opening a new epoch", epoch: 2, base: 20, count: 1, verdict: seqOutOfOrder, expected: 11},
+	})
+	// The broker's own (dead-letter) producer closes a gap in its numbers
+	// by starting a new epoch past it.
+	dlq := InternalProducerBit | 7
+	recordSeq(ps, dlq, 0, 0, 10, 100)
+	runSeqChecks(t, ps, dlq, []seqCheck{
+		{name: "internal gap in the same epoch", epoch: 0, base: 20, count: 1, verdict: seqOutOfOrder, expected: 10},
+		{name: "internal gap opening a new epoch", epoch: 1, base: 20, count: 1, verdict: seqAppend},
 	})
 }

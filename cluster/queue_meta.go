@@ -53,7 +53,11 @@ type QueueDef struct {
 }
 
 // DLQProducerID is the producer id partition p writes dead letters with.
-func (d QueueDef) DLQProducerID(p int32) int64 { return d.ProducerIDBase + int64(p) }
+// It has InternalProducerBit set, which lets it close a gap in its
+// sequence numbers by starting a new epoch (see checkSeq).
+func (d QueueDef) DLQProducerID(p int32) int64 {
+	return InternalProducerBit | (d.ProducerIDBase + int64(p))
+}
 
 func queueKey(topic, name string) string { return topic + "/" + name }
 

@@ -166,6 +166,17 @@ func (c *Client) setCoordinator(addr string) {
 	c.mu.Unlock()
 }
 
+// passCoordinator makes the next cluster-wide request start at the node
+// after the current coordinator: the coordinator answered, but knows no
+// leader for a partition (a node cut off from the others does not), so
+// ask another node.
+func (c *Client) passCoordinator() {
+	addrs := c.anyAddrs()
+	if len(addrs) > 1 {
+		c.setCoordinator(addrs[1])
+	}
+}
+
 // rpc is one attempt of a request against a node.
 type rpc func(ctx context.Context, s stratav1.StrataClient) error
 

@@ -134,6 +134,7 @@ func (c *Client) leader(ctx context.Context, topic string, partition int32) (str
 	c.mu.Unlock()
 	if addr == "" {
 		c.invalidate(topic)
+		c.passCoordinator()
 		return "", newError(codes.Unavailable, fmt.Sprintf("no leader for %s/%d", topic, partition), nil)
 	}
 	return addr, nil
