@@ -117,6 +117,8 @@ func (s *Store) recover() error {
 			s.segs, s.first, s.last, changed = nil, 0, 0, true
 		}
 	}
+	s.log.Debug("raftlog: recovered", "segments", len(s.segs), "first_index", s.first,
+		"last_index", s.last, "bytes_read", s.recoverRead)
 	if changed {
 		return s.syncDir()
 	}
@@ -232,7 +234,7 @@ func (s *Store) checkTornHeader(seg *segment, size int64) error {
 	if size < segHeaderSize+frameHeader+payloadFixed {
 		return nil
 	}
-	w := &window{f: seg.f, size: size}
+	w := s.window(seg.f, size)
 	b, err := w.get(segHeaderSize, frameHeader+payloadFixed)
 	if err != nil {
 		return err
@@ -259,7 +261,7 @@ func (s *Store) checkTornHeader(seg *segment, size int64) error {
 // data and, in the tail, why the data ended early (nil at a zero length or
 // the end of the file).
 func (s *Store) scan(seg *segment, size int64, tail bool) (int64, error, error) {
-	w := &window{f: seg.f, size: size}
+	w := s.window(seg.f, size)
 	pos, want := int64(segHeaderSize), seg.base
 	for pos < size {
 		b, err := w.get(pos, int(min(size-pos, frameHeader+8)))
@@ -334,11 +336,11 @@ const minFrame = frameHeader + payloadFixed
 // proof that everything before it was fdatasynced before it was written.
 // The search ends at the last nonzero byte of the file.
 func (s *Store) syncedAfter(seg *segment, size, from int64, after uint64) (int64, uint64, bool, error) {
-	end, err := lastNonZero(seg.f, from, size)
+	end, err := s.window(seg.f, size).lastNonZero(from)
 	if err != nil {
 		return 0, 0, false, err
 	}
-	w := &window{f: seg.f, size: size}
+	w := s.window(seg.f, size)
 	var l raft.Log
 	for p := from + 1; p < end && p+minFrame <= size; p++ {
 		b, err := w.get(p, minFrame)
@@ -365,16 +367,17 @@ func (s *Store) syncedAfter(seg *segment, size, from int64, after uint64) (int64
 	return 0, 0, false, nil
 }
 
-// lastNonZero returns the position after the last nonzero byte of f in
-// [from, size), or from if there is none.
-func lastNonZero(f *os.File, from, size int64) (int64, error) {
-	buf := make([]byte, min(windowBytes, max(size-from, 0)))
-	for end := size; end > from; {
+// lastNonZero returns the position after the last nonzero byte of the
+// file in [from, size), or from if there is none.
+func (w *window) lastNonZero(from int64) (int64, error) {
+	buf := make([]byte, min(windowBytes, max(w.size-from, 0)))
+	for end := w.size; end > from; {
 		start := max(from, end-int64(len(buf)))
 		b := buf[:end-start]
-		if _, err := f.ReadAt(b, start); err != nil {
+		if _, err := w.f.ReadAt(b, start); err != nil {
 			return 0, err
 		}
+		*w.read += int64(len(b))
 		if allZero(b) {
 			end = start
 			continue
@@ -397,7 +400,7 @@ func (s *Store) cleanTail(seg *segment) error {
 	if err != nil {
 		return err
 	}
-	w := &window{f: seg.f, size: st.Size()}
+	w := s.window(seg.f, st.Size())
 	for pos := seg.end; pos < st.Size(); {
 		b, err := w.get(pos, int(min(st.Size()-pos, windowBytes)))
 		if err != nil {
@@ -437,6 +440,13 @@ type window struct {
 	size int64
 	buf  []byte
 	off  int64
+	read *int64 // bytes read, added up
+}
+
+// window returns a window on f, size bytes long, that counts what it reads
+// in s.recoverRead.
+func (s *Store) window(f *os.File, size int64) *window {
+	return &window{f: f, size: size, read: &s.recoverRead}
 }
 
 // get returns n bytes at pos, which must lie within the file. The slice is
@@ -450,6 +460,7 @@ func (w *window) get(pos int64, n int) ([]byte, error) {
 		w.buf = make([]byte, want)
 	}
 	w.buf, w.off = w.buf[:want], pos
+	*w.read += want
 	if _, err := w.f.ReadAt(w.buf, pos); err != nil {
 		w.buf = w.buf[:0]
 		return nil, err

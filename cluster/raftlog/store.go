@@ -41,6 +41,8 @@ type Store struct {
 	head   uint64 // the durable first-index marker (0: none); guarded by wmu
 	spare  *spare // zero-filled next segment; nil under NoSync
 
+	recoverRead int64 // bytes Open read to recover the segments
+
 	// Fields below are read under mu (or wmu) and changed with both held.
 	mu       sync.RWMutex
 	segs     []*segment // ascending base
