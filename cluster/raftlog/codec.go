@@ -1,6 +1,7 @@
 package raftlog
 
 import (
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
@@ -11,8 +12,9 @@ import (
 
 // Byte layout; see doc.go.
 const (
-	segMagic      = "SRAFTLG1"
-	segHeaderSize = 24 // magic 8, first index 8, CRC32C of both 4, zero 4
+	segMagic      = "SRAFTLG2"
+	segMagicV1    = "SRAFTLG1" // before salts: read, never written
+	segHeaderSize = 24         // magic 8, first index 8, salt 4, CRC32C of the 20 bytes before 4 (v1: CRC32C of 16, zero 4)
 
 	frameHeader  = 8                     // payload length 4, CRC32C of the payload 4
 	payloadFixed = 8 + 8 + 8 + 1 + 4 + 4 // index, term, appended_at, type, data length, extensions length
@@ -26,6 +28,28 @@ const (
 const syncPoint = 0x80
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// frameCRC is the CRC of a frame's payload p in a segment whose salt is
+// salt: CRC32C continued from salt instead of 0. The salt is random per
+// segment and never leaves the store, so bytes a client chose (a record
+// holding a whole frame) cannot pass for a sync point: their CRC, for any
+// payload and length, differs from the salted one unless salt is 0, since
+// crc32.Update(salt, t, p) = crc32.Update(0, t, p) xor a function of salt
+// and len(p) that is one-to-one in salt. A salt of 0 is the plain CRC32C of
+// SRAFTLG1 segments.
+func frameCRC(salt uint32, p []byte) uint32 { return crc32.Update(salt, castagnoli, p) }
+
+// newSalt returns a random salt for a new segment, never 0 (which would be
+// no salt).
+func newSalt() uint32 {
+	var b [4]byte
+	for {
+		_, _ = rand.Read(b[:]) // never fails (crypto/rand since Go 1.24)
+		if v := binary.BigEndian.Uint32(b[:]); v != 0 {
+			return v
+		}
+	}
+}
 
 // errDecode reasons; wrapped into a *CorruptError by the callers, which know
 // the file and position.
@@ -42,8 +66,9 @@ func entrySize(l *raft.Log) int {
 	return frameHeader + payloadFixed + len(l.Data) + len(l.Extensions)
 }
 
-// appendEntry appends l's frame to b, marked as a sync point if sync.
-func appendEntry(b []byte, l *raft.Log, sync bool) []byte {
+// appendEntry appends l's frame for a segment of salt salt to b, marked as a
+// sync point if sync.
+func appendEntry(b []byte, l *raft.Log, sync bool, salt uint32) []byte {
 	start := len(b)
 	n := payloadFixed + len(l.Data) + len(l.Extensions)
 	b = binary.BigEndian.AppendUint32(b, uint32(n))
@@ -64,7 +89,7 @@ func appendEntry(b []byte, l *raft.Log, sync bool) []byte {
 	b = append(b, l.Data...)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(l.Extensions)))
 	b = append(b, l.Extensions...)
-	binary.BigEndian.PutUint32(b[start+4:], crc32.Checksum(b[start+frameHeader:], castagnoli))
+	binary.BigEndian.PutUint32(b[start+4:], frameCRC(salt, b[start+frameHeader:]))
 	return b
 }
 
@@ -91,10 +116,10 @@ func frameIndex(b []byte) uint64 { return binary.BigEndian.Uint64(b[frameHeader:
 // covered by the CRC: only believe it of a frame that decoded.
 func frameSync(b []byte) bool { return b[frameHeader+24]&syncPoint != 0 }
 
-// decodeEntry decodes the frame at the start of b into l, checking its
-// length against maxPayload and its CRC32C, and returns the frame's size.
-// l.Data and l.Extensions point into b.
-func decodeEntry(b []byte, maxPayload int, l *raft.Log) (int, error) {
+// decodeEntry decodes the frame at the start of b, from a segment of salt
+// salt, into l, checking its length against maxPayload and its CRC, and
+// returns the frame's size. l.Data and l.Extensions point into b.
+func decodeEntry(b []byte, maxPayload int, salt uint32, l *raft.Log) (int, error) {
 	if len(b) < frameHeader {
 		return 0, errShort
 	}
@@ -106,7 +131,7 @@ func decodeEntry(b []byte, maxPayload int, l *raft.Log) (int, error) {
 		return 0, errShort
 	}
 	p := b[frameHeader : frameHeader+n]
-	if crc32.Checksum(p, castagnoli) != binary.BigEndian.Uint32(b[4:]) {
+	if frameCRC(salt, p) != binary.BigEndian.Uint32(b[4:]) {
 		return 0, errChecksum
 	}
 	dl := uint64(binary.BigEndian.Uint32(p[25:]))
@@ -134,20 +159,57 @@ func decodeEntry(b []byte, maxPayload int, l *raft.Log) (int, error) {
 	return frameHeader + n, nil
 }
 
-// segHeader returns the header of the segment whose first entry is base.
-func segHeader(base uint64) []byte {
+// segHeader returns the header of the segment whose first entry is base
+// and whose salt is salt.
+func segHeader(base uint64, salt uint32) []byte {
 	b := make([]byte, segHeaderSize)
 	copy(b, segMagic)
 	binary.BigEndian.PutUint64(b[8:], base)
-	binary.BigEndian.PutUint32(b[16:], crc32.Checksum(b[:16], castagnoli))
+	binary.BigEndian.PutUint32(b[16:], salt)
+	binary.BigEndian.PutUint32(b[20:], crc32.Checksum(b[:20], castagnoli))
 	return b
 }
 
-// parseSegHeader checks a segment header and returns its first index.
-func parseSegHeader(b []byte) (uint64, bool) {
-	if len(b) < segHeaderSize || string(b[:8]) != segMagic ||
-		crc32.Checksum(b[:16], castagnoli) != binary.BigEndian.Uint32(b[16:]) {
-		return 0, false
+// parseSegHeader checks a segment header and returns its first index and
+// salt: 0 for an SRAFTLG1 header, which has none.
+func parseSegHeader(b []byte) (base uint64, salt uint32, ok bool) {
+	if len(b) < segHeaderSize {
+		return 0, 0, false
 	}
-	return binary.BigEndian.Uint64(b[8:]), true
+	switch string(b[:8]) {
+	case segMagic:
+		salt = binary.BigEndian.Uint32(b[16:])
+		if salt == 0 || crc32.Checksum(b[:20], castagnoli) != binary.BigEndian.Uint32(b[20:]) {
+			return 0, 0, false
+		}
+	case segMagicV1:
+		if crc32.Checksum(b[:16], castagnoli) != binary.BigEndian.Uint32(b[16:]) {
+			return 0, 0, false
+		}
+	default:
+		return 0, 0, false
+	}
+	return binary.BigEndian.Uint64(b[8:]), salt, true
+}
+
+// oneBitOff reports whether the bad header b becomes a valid header of the
+// segment base with one bit flipped back. A roll that no fsync completed
+// leaves the header's sector zero or whole (disks write sectors whole); a
+// header one bit off a valid one was written whole and damaged since.
+func oneBitOff(b []byte, base uint64) bool {
+	if len(b) < segHeaderSize {
+		return false
+	}
+	h := append([]byte(nil), b[:segHeaderSize]...)
+	for i := range h {
+		for bit := range 8 {
+			h[i] ^= 1 << bit
+			got, _, ok := parseSegHeader(h)
+			h[i] ^= 1 << bit
+			if ok && got == base {
+				return true
+			}
+		}
+	}
+	return false
 }

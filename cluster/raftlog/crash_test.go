@@ -253,6 +253,8 @@ func TestCrashFlipBitLastSegment(t *testing.T) {
 		{"middle entry's length", offs[mid] + 2, offs[mid], 0},
 		{"header", 3, 0, 0},
 		{"header's first index", 12, 0, 0},
+		{"header's salt", 18, 0, 0},
+		{"header's CRC", 21, 0, 0},
 		{"last entry", offs[len(offs)-1] + frameHeader + 40, -1, n - 1},
 	}
 	for _, tt := range tests {
@@ -404,7 +406,7 @@ func TestCrashInterruptedRoll(t *testing.T) {
 			_ = s.Close()
 			body := tt.body
 			if body == nil { // a valid header, no entries
-				body = append(segHeader(want+1), make([]byte, 100)...)
+				body = append(segHeader(want+1, newSalt()), make([]byte, 100)...)
 			}
 			mod[segName(want+1)] = body
 			writeFiles(t, dir, mod)

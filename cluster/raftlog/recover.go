@@ -98,7 +98,7 @@ func (s *Store) recover() error {
 		}
 		s.segs, changed = s.segs[:n-1], true
 		if n > 1 {
-			if err := s.cleanTail(s.segs[n-2]); err != nil {
+			if err := s.cleanTail(s.segs[n-2], -1); err != nil {
 				return err
 			}
 		}
@@ -117,6 +117,8 @@ func (s *Store) recover() error {
 			s.segs, s.first, s.last, changed = nil, 0, 0, true
 		}
 	}
+	s.log.Debug("raftlog: recovered", "segments", len(s.segs), "first_index", s.first,
+		"last_index", s.last, "bytes_read", s.recoverRead)
 	if changed {
 		return s.syncDir()
 	}
@@ -186,13 +188,13 @@ func (s *Store) openSegment(seg *segment, tail bool) error {
 	if _, err := f.ReadAt(hdr, 0); err != nil && !errors.Is(err, io.EOF) {
 		return err
 	}
-	base, ok := parseSegHeader(hdr)
+	base, salt, ok := parseSegHeader(hdr)
 	if !ok || base != seg.base {
 		if tail && (!ok || size < segHeaderSize) {
 			// A roll writes the header before the segment's first
 			// fsync: an invalid header is a torn roll, nothing in it
-			// acked, unless what follows shows it was fsynced.
-			if err := s.checkTornHeader(seg, size); err != nil {
+			// acked, unless what it holds shows it was fsynced.
+			if err := s.checkTornHeader(seg, hdr, size); err != nil {
 				return err
 			}
 			seg.end = 0
@@ -200,6 +202,7 @@ func (s *Store) openSegment(seg *segment, tail bool) error {
 		}
 		return &CorruptError{File: seg.path, Pos: 0, Reason: "bad segment header"}
 	}
+	seg.salt = salt
 	end, why, err := s.scan(seg, size, tail)
 	if err != nil {
 		return err
@@ -208,11 +211,22 @@ func (s *Store) openSegment(seg *segment, tail bool) error {
 	if !tail {
 		return nil
 	}
-	if why != nil {
+	// Read once what follows the data: the sync-point search stops at its
+	// last nonzero byte, and cleanTail cuts only if there is one.
+	nz, err := s.window(f, size).lastNonZero(end)
+	if err != nil {
+		return err
+	}
+	if nz > end {
+		if err := s.mustBeTorn(seg, size, end, why, nz); err != nil {
+			return err
+		}
+	}
+	if why != nil && !errors.Is(why, errZero) {
 		s.log.Warn("raftlog: torn tail", "file", seg.path, "pos", end, "reason", why.Error(),
 			"last_index", seg.base+uint64(len(seg.offsets))-1)
 	}
-	if err := s.cleanTail(seg); err != nil {
+	if err := s.cleanTail(seg, nz); err != nil {
 		return err
 	}
 	if s.cfg.NoSync {
@@ -225,14 +239,20 @@ func (s *Store) openSegment(seg *segment, tail bool) error {
 }
 
 // checkTornHeader fails with a *CorruptError when the last segment, whose
-// header is bad, holds proof that the header was durable: its first entry
-// intact (the header and the start of the first frame share the first
-// 512-byte sector, which a disk writes whole), or a sync point after it.
-func (s *Store) checkTornHeader(seg *segment, size int64) error {
+// header hdr is bad, holds proof that the header was durable: the header
+// one bit off a valid one, its first entry intact (the header and the start
+// of the first frame share the first 512-byte sector, which a disk writes
+// whole), or a sync point after it. The salt is taken from the header as it
+// is (0 for a zero header: then no sync point can be trusted).
+func (s *Store) checkTornHeader(seg *segment, hdr []byte, size int64) error {
+	if oneBitOff(hdr, seg.base) {
+		return &CorruptError{File: seg.path, Pos: 0, Reason: "bad segment header, one bit off a valid one"}
+	}
 	if size < segHeaderSize+frameHeader+payloadFixed {
 		return nil
 	}
-	w := &window{f: seg.f, size: size}
+	salt := binary.BigEndian.Uint32(hdr[16:])
+	w := s.window(seg.f, size)
 	b, err := w.get(segHeaderSize, frameHeader+payloadFixed)
 	if err != nil {
 		return err
@@ -243,11 +263,24 @@ func (s *Store) checkTornHeader(seg *segment, size int64) error {
 			return err
 		}
 		var l raft.Log
-		if _, err := decodeEntry(b, s.cfg.MaxEntryBytes, &l); err == nil {
-			return &CorruptError{File: seg.path, Pos: 0, Reason: "bad segment header before an intact first entry"}
+		// The first frame is ours, not a record's: its plain CRC (an
+		// SRAFTLG1 segment) is proof as well.
+		for _, salt := range []uint32{salt, 0} {
+			if _, err := decodeEntry(b, s.cfg.MaxEntryBytes, salt, &l); err == nil {
+				return &CorruptError{File: seg.path, Pos: 0, Reason: "bad segment header before an intact first entry"}
+			}
 		}
 	}
-	p, idx, found, err := s.syncedAfter(seg, size, segHeaderSize, seg.base)
+	if salt == 0 {
+		return nil
+	}
+	nz, err := w.lastNonZero(segHeaderSize)
+	if err != nil {
+		return err
+	}
+	seg.salt = salt
+	p, idx, found, err := s.syncedAfter(seg, size, segHeaderSize, seg.base, nz)
+	seg.salt = 0
 	if err != nil || !found {
 		return err
 	}
@@ -256,10 +289,10 @@ func (s *Store) checkTornHeader(seg *segment, size int64) error {
 }
 
 // scan indexes the entries of seg (size bytes). It returns the end of the
-// data and, in the tail, why the data ended early (nil at a zero length or
-// the end of the file).
+// data and, in the tail, why the data ended there (errZero at a zero
+// length; nil at the end of the file).
 func (s *Store) scan(seg *segment, size int64, tail bool) (int64, error, error) {
-	w := &window{f: seg.f, size: size}
+	w := s.window(seg.f, size)
 	pos, want := int64(segHeaderSize), seg.base
 	for pos < size {
 		b, err := w.get(pos, int(min(size-pos, frameHeader+8)))
@@ -276,12 +309,7 @@ func (s *Store) scan(seg *segment, size int64, tail bool) (int64, error, error) 
 			n, err = frameLen(b, s.cfg.MaxEntryBytes)
 		}
 		if errors.Is(err, errZero) {
-			if tail {
-				if err := s.mustBeTorn(seg, size, pos, want, err); err != nil {
-					return 0, nil, err
-				}
-			}
-			break
+			return pos, err, nil
 		}
 		if err == nil && pos+frameHeader+int64(n) > size {
 			err = errShort
@@ -291,7 +319,7 @@ func (s *Store) scan(seg *segment, size int64, tail bool) (int64, error, error) 
 				return 0, nil, err
 			}
 			var l raft.Log
-			_, err = decodeEntry(b, s.cfg.MaxEntryBytes, &l)
+			_, err = decodeEntry(b, s.cfg.MaxEntryBytes, seg.salt, &l)
 		}
 		if err == nil && frameIndex(b) != want {
 			err = fmt.Errorf("entry %d found where %d should be", frameIndex(b), want)
@@ -299,9 +327,6 @@ func (s *Store) scan(seg *segment, size int64, tail bool) (int64, error, error) 
 		if err != nil {
 			if !tail {
 				return 0, nil, &CorruptError{File: seg.path, Pos: pos, Reason: err.Error()}
-			}
-			if err := s.mustBeTorn(seg, size, pos, want, err); err != nil {
-				return 0, nil, err
 			}
 			return pos, err, nil
 		}
@@ -312,12 +337,18 @@ func (s *Store) scan(seg *segment, size int64, tail bool) (int64, error, error) 
 	return min(pos, size), nil, nil
 }
 
-// mustBeTorn decides what the fault why at pos, where entry want should
-// start, is in the last segment: a torn write (nil) unless a sync point
-// follows, which was written only after this entry was fsynced and
-// acknowledged; then it is corruption.
-func (s *Store) mustBeTorn(seg *segment, size, pos int64, want uint64, why error) error {
-	p, idx, found, err := s.syncedAfter(seg, size, pos, want)
+// mustBeTorn decides what the end of the data at pos (why: the fault there)
+// is in the last segment, when nonzero bytes follow up to nz: a torn write
+// (nil) unless a sync point follows, which was written only after the entry
+// due at pos was fsynced and acknowledged; then it is corruption. The
+// unsalted sync points of an SRAFTLG1 segment prove nothing: a record could
+// hold one.
+func (s *Store) mustBeTorn(seg *segment, size, pos int64, why error, nz int64) error {
+	if seg.salt == 0 {
+		return nil
+	}
+	want := seg.base + uint64(len(seg.offsets))
+	p, idx, found, err := s.syncedAfter(seg, size, pos, want, nz)
 	if err != nil || !found {
 		return err
 	}
@@ -329,16 +360,13 @@ func (s *Store) mustBeTorn(seg *segment, size, pos int64, want uint64, why error
 const minFrame = frameHeader + payloadFixed
 
 // syncedAfter looks in seg, at every byte position from from on (what lies
-// between is not trusted), for a frame that decodes, CRC included, is a
-// sync point and holds an index above after, the entry expected at from:
-// proof that everything before it was fdatasynced before it was written.
-// The search ends at the last nonzero byte of the file.
-func (s *Store) syncedAfter(seg *segment, size, from int64, after uint64) (int64, uint64, bool, error) {
-	end, err := lastNonZero(seg.f, from, size)
-	if err != nil {
-		return 0, 0, false, err
-	}
-	w := &window{f: seg.f, size: size}
+// between is not trusted), for a frame that decodes, CRC included (salted
+// with seg's salt, which no record can know), is a sync point and holds an
+// index above after, the entry expected at from: proof that everything
+// before it was fdatasynced before it was written. The search ends at end,
+// the end of the last nonzero byte of the file.
+func (s *Store) syncedAfter(seg *segment, size, from int64, after uint64, end int64) (int64, uint64, bool, error) {
+	w := s.window(seg.f, size)
 	var l raft.Log
 	for p := from + 1; p < end && p+minFrame <= size; p++ {
 		b, err := w.get(p, minFrame)
@@ -358,23 +386,24 @@ func (s *Store) syncedAfter(seg *segment, size, from int64, after uint64) (int64
 		if b, err = w.get(p, frameHeader+n); err != nil {
 			return 0, 0, false, err
 		}
-		if _, err := decodeEntry(b, s.cfg.MaxEntryBytes, &l); err == nil {
+		if _, err := decodeEntry(b, s.cfg.MaxEntryBytes, seg.salt, &l); err == nil {
 			return p, idx, true, nil
 		}
 	}
 	return 0, 0, false, nil
 }
 
-// lastNonZero returns the position after the last nonzero byte of f in
-// [from, size), or from if there is none.
-func lastNonZero(f *os.File, from, size int64) (int64, error) {
-	buf := make([]byte, min(windowBytes, max(size-from, 0)))
-	for end := size; end > from; {
+// lastNonZero returns the position after the last nonzero byte of the
+// file in [from, size), or from if there is none.
+func (w *window) lastNonZero(from int64) (int64, error) {
+	buf := make([]byte, min(windowBytes, max(w.size-from, 0)))
+	for end := w.size; end > from; {
 		start := max(from, end-int64(len(buf)))
 		b := buf[:end-start]
-		if _, err := f.ReadAt(b, start); err != nil {
+		if _, err := w.f.ReadAt(b, start); err != nil {
 			return 0, err
 		}
+		*w.read += int64(len(b))
 		if allZero(b) {
 			end = start
 			continue
@@ -392,31 +421,29 @@ func lastNonZero(f *os.File, from, size int64) (int64, error) {
 // cleanTail makes sure nothing but zeros follows the data of the last
 // segment, so that no stale frame can be read as an entry once new ones
 // are written before it: it cuts the file at the end of the data if not.
-func (s *Store) cleanTail(seg *segment) error {
+// nz is the end of the file's last nonzero byte, if known; negative if not.
+func (s *Store) cleanTail(seg *segment, nz int64) error {
 	st, err := seg.f.Stat()
 	if err != nil {
 		return err
 	}
-	w := &window{f: seg.f, size: st.Size()}
-	for pos := seg.end; pos < st.Size(); {
-		b, err := w.get(pos, int(min(st.Size()-pos, windowBytes)))
-		if err != nil {
+	if nz < 0 {
+		if nz, err = s.window(seg.f, st.Size()).lastNonZero(seg.end); err != nil {
 			return err
 		}
-		if !allZero(b) {
-			s.log.Warn("raftlog: cutting what follows the data of the last segment",
-				"file", seg.path, "pos", seg.end, "bytes", st.Size()-seg.end)
-			if err := seg.f.Truncate(seg.end); err != nil {
-				return err
-			}
-			if s.cfg.NoSync {
-				return nil
-			}
-			return seg.f.Sync()
-		}
-		pos += int64(len(b))
 	}
-	return nil
+	if nz <= seg.end {
+		return nil
+	}
+	s.log.Warn("raftlog: cutting what follows the data of the last segment",
+		"file", seg.path, "pos", seg.end, "bytes", st.Size()-seg.end)
+	if err := seg.f.Truncate(seg.end); err != nil {
+		return err
+	}
+	if s.cfg.NoSync {
+		return nil
+	}
+	return seg.f.Sync()
 }
 
 // removeSegment closes and removes seg's file (without the directory fsync).
@@ -437,6 +464,13 @@ type window struct {
 	size int64
 	buf  []byte
 	off  int64
+	read *int64 // bytes read, added up
+}
+
+// window returns a window on f, size bytes long, that counts what it reads
+// in s.recoverRead.
+func (s *Store) window(f *os.File, size int64) *window {
+	return &window{f: f, size: size, read: &s.recoverRead}
 }
 
 // get returns n bytes at pos, which must lie within the file. The slice is
@@ -450,6 +484,7 @@ func (w *window) get(pos int64, n int) ([]byte, error) {
 		w.buf = make([]byte, want)
 	}
 	w.buf, w.off = w.buf[:want], pos
+	*w.read += want
 	if _, err := w.f.ReadAt(w.buf, pos); err != nil {
 		w.buf = w.buf[:0]
 		return nil, err

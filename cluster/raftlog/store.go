@@ -15,6 +15,7 @@ import (
 // segment is one segment file.
 type segment struct {
 	base    uint64   // index of its first entry, as in its name and header
+	salt    uint32   // seeds its frames' CRCs; 0: an SRAFTLG1 segment, never written to
 	path    string   // file path
 	f       *os.File // open read-write for the store's lifetime
 	offsets []uint32 // offsets[i] is the position of entry base+i
@@ -40,6 +41,8 @@ type Store struct {
 	failed error  // first write or fsync error; guarded by wmu
 	head   uint64 // the durable first-index marker (0: none); guarded by wmu
 	spare  *spare // zero-filled next segment; nil under NoSync
+
+	recoverRead int64 // bytes Open read to recover the segments
 
 	// Fields below are read under mu (or wmu) and changed with both held.
 	mu       sync.RWMutex
@@ -143,7 +146,7 @@ func (s *Store) GetLog(index uint64, l *raft.Log) error {
 	if _, err := seg.f.ReadAt(b, pos); err != nil {
 		return fmt.Errorf("raftlog: read entry %d from %s at %d: %w", index, seg.path, pos, err)
 	}
-	n, err := decodeEntry(b, s.cfg.MaxEntryBytes, l)
+	n, err := decodeEntry(b, s.cfg.MaxEntryBytes, seg.salt, l)
 	if err == nil && (n != len(b) || l.Index != index) {
 		err = fmt.Errorf("entry %d found where %d should be", l.Index, index)
 	}

@@ -57,7 +57,9 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 	buf := s.buf[:0]
 	for i, l := range logs {
 		size := int64(entrySize(l))
-		if cur == nil || cur.end+int64(len(buf))+size > s.cfg.SegmentBytes {
+		// An SRAFTLG1 segment (no salt) is never appended to: its sync
+		// points could be forged (see doc.go).
+		if cur == nil || cur.seg.salt == 0 || cur.end+int64(len(buf))+size > s.cfg.SegmentBytes {
 			if err := s.flush(cur, &buf, true); err != nil {
 				return s.fail(err)
 			}
@@ -71,7 +73,7 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 		cur.offsets = append(cur.offsets, uint32(cur.end+int64(len(buf))))
 		// The first entry is a sync point: everything before it is durable
 		// (the previous call's fdatasync returned, or recovery's).
-		buf = appendEntry(buf, l, i == 0)
+		buf = appendEntry(buf, l, i == 0, cur.seg.salt)
 		if len(buf) >= flushBytes {
 			if err := s.flush(cur, &buf, false); err != nil {
 				return s.fail(err)
@@ -169,19 +171,20 @@ func (s *Store) flush(p *pending, buf *[]byte, sync bool) error {
 // s.wmu.
 func (s *Store) roll(base uint64) (*segment, error) {
 	path := filepath.Join(s.dir, segName(base))
+	salt := newSalt() // a spare gets its salt here, when it becomes a segment
 	var f *os.File
 	if s.spare != nil {
 		f = s.spare.take()
 	}
 	var err error
 	if f != nil {
-		if _, err = f.WriteAt(segHeader(base), 0); err == nil {
+		if _, err = f.WriteAt(segHeader(base, salt), 0); err == nil {
 			err = os.Rename(s.spare.path, path)
 		}
 	} else {
 		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o640)
 		if err == nil {
-			_, err = f.WriteAt(segHeader(base), 0)
+			_, err = f.WriteAt(segHeader(base, salt), 0)
 		}
 	}
 	if err == nil {
@@ -193,5 +196,5 @@ func (s *Store) roll(base uint64) (*segment, error) {
 		}
 		return nil, fmt.Errorf("create segment %s: %w", path, err)
 	}
-	return &segment{base: base, path: path, f: f, end: segHeaderSize}, nil
+	return &segment{base: base, salt: salt, path: path, f: f, end: segHeaderSize}, nil
 }
