@@ -426,3 +426,25 @@ func watchCommits(cl *client.Client, group string, stop <-chan struct{}) []strin
 		}
 	}
 }
+
+// leaders describes which node claims each partition of topic, and
+// whether it has caught up, for failure messages.
+func (c *tcluster) leaders(topic string) string {
+	out := ""
+	for i, nd := range c.nodes {
+		a := c.agent(i)
+		if a == nil {
+			out += nd.id + " down; "
+			continue
+		}
+		tp, err := a.Broker().Topic(context.Background(), topic)
+		if err != nil {
+			out += fmt.Sprintf("%s: %v; ", nd.id, err)
+			continue
+		}
+		for _, ps := range a.Broker().PartitionStates(tp) {
+			out += fmt.Sprintf("%s sees %s/%d led by %q; ", nd.id, topic, ps.Partition, ps.LeaderID)
+		}
+	}
+	return out
+}

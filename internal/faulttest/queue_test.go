@@ -94,7 +94,7 @@ func runQueueHistory(t *testing.T, sched schedule) {
 		total := int64(0)
 		for _, ps := range d.Partitions {
 			if ps.Floor < ps.HighWatermark {
-				return fmt.Errorf("partition %d: floor %d, high watermark %d", ps.Partition, ps.Floor, ps.HighWatermark)
+				return fmt.Errorf("partition %d: %+v; members %v; leaders by their own account: %s", ps.Partition, ps, d.Members, c.leaders(topic))
 			}
 			total += ps.HighWatermark
 		}

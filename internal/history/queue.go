@@ -45,8 +45,11 @@ type Settle struct {
 }
 
 // mayHaveTakenEffect reports whether the settle may have changed the
-// record's state.
-func (s Settle) mayHaveTakenEffect() bool { return s.OK || s.Err != "" }
+// record's state. Even an answer that settled nothing may follow an
+// attempt the client retried after it had taken effect (an ack applied by
+// one leader, retried on the next, finds the record done), so only a
+// confirmed settle is certain and any attempt may have taken effect.
+func (s Settle) mayHaveTakenEffect() bool { return true }
 
 // DeadLetter is a record found in a dead-letter topic at the end.
 type DeadLetter struct {
@@ -206,8 +209,9 @@ func checkDeliveries(res *QueueResult, spec QueueSpec, records map[int32][]strin
 			// prev's lease began after prev.Call and lasts AckTimeout unless
 			// prev's member settled it first; d was leased before d.Return.
 			if d.Return < prev.Call+ack && !settledBefore(settledBy[k], prev, d.Return) {
-				res.violate("record %d/%d leased to %s at %v while %s's lease from %v was live",
-					k.partition, k.offset, d.Member, time.Duration(d.Return), prev.Member, time.Duration(prev.Call))
+				res.violate("record %d/%d leased to %s at %v (delivery %d) while %s's lease from %v (delivery %d) was live; settles: %s",
+					k.partition, k.offset, d.Member, time.Duration(d.Return), d.Deliveries, prev.Member, time.Duration(prev.Call),
+					prev.Deliveries, describeSettles(settledBy[k]))
 			}
 		}
 	}
@@ -271,4 +275,15 @@ func redeliveredBefore(ds []Delivery, e Delivery, t int64) bool {
 		}
 	}
 	return false
+}
+
+func describeSettles(ss []Settle) string {
+	if len(ss) == 0 {
+		return "none"
+	}
+	out := ""
+	for _, s := range ss {
+		out += fmt.Sprintf("[%s kind %d at %v..%v ok %v %s] ", s.Member, s.Kind, time.Duration(s.Call), time.Duration(s.Return), s.OK, s.Err)
+	}
+	return out
 }
