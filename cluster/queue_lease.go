@@ -300,6 +300,21 @@ func (q *QueueState) Release(offs []int64) {
 	}
 }
 
+// Unreserve ends the reservations of Reserve after an operation that
+// failed, keeping the leases: the member still holds its records and may
+// settle them again, so none may go to another member before its lease
+// ends. (A command that failed may still have been applied; then the
+// record's replicated state says so.)
+func (q *QueueState) Unreserve(offs []int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, off := range offs {
+		if s := q.scratchLocked(off); s != nil {
+			s.reserved = false
+		}
+	}
+}
+
 // Extend moves the lease of records leased to member to until; a lease of
 // an earlier leader (member unknown) is adopted by the member. It returns
 // the offsets extended.

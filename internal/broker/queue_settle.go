@@ -153,12 +153,14 @@ func (b *Broker) settlePartition(ctx context.Context, def cluster.QueueDef, req 
 	if len(s) == 0 {
 		return 0, nil
 	}
-	err = op(c, s)
-	c.q.Release(offsetsOf(s))
-	b.queue.changed()
-	if err != nil {
+	if err = op(c, s); err != nil {
+		// The member keeps its leases: it may try again (or the command
+		// may have been applied after all).
+		c.q.Unreserve(offsetsOf(s))
 		return 0, err
 	}
+	c.q.Release(offsetsOf(s))
+	b.queue.changed()
 	return len(s), nil
 }
 
