@@ -257,8 +257,9 @@ func checkKeyOrder(res *QueueResult, byRec map[recordKey][]Delivery, settledBy m
 			for _, e := range earlier {
 				if first.Return > e.Call && first.Return < e.Call+ack && !settledBefore(settledBy[recs[i-1]], e, first.Return) &&
 					!redeliveredBefore(earlier, e, first.Return) && e.Return < first.Return {
-					res.violate("key %q: %d/%d delivered at %v while %d/%d (delivered at %v) was in flight",
-						kk.key, kk.partition, recs[i].offset, time.Duration(first.Return), kk.partition, recs[i-1].offset, time.Duration(e.Return))
+					res.violate("key %q: %d/%d delivered at %v (delivery %d, to %s) while %d/%d (delivered at %v, delivery %d, to %s) was in flight; its settles: %s",
+						kk.key, kk.partition, recs[i].offset, time.Duration(first.Return), first.Deliveries, first.Member,
+						kk.partition, recs[i-1].offset, time.Duration(e.Return), e.Deliveries, e.Member, describeSettles(settledBy[recs[i-1]]))
 					break
 				}
 			}
