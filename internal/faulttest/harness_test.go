@@ -164,6 +164,8 @@ func (c *tcluster) leaderOf(topic string, p int32) int {
 func (c *tcluster) eventually(d time.Duration, what string, fn func() error) {
 	c.t.Helper()
 	deadline := time.Now().Add(d)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		err := fn()
 		if err == nil {
@@ -172,7 +174,7 @@ func (c *tcluster) eventually(d time.Duration, what string, fn func() error) {
 		if time.Now().After(deadline) {
 			c.t.Fatalf("timed out after %v waiting for %s: %v", d, what, err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		<-tick.C
 	}
 }
 
@@ -380,7 +382,10 @@ func pollInto(co *client.Consumer, rec *history.Recorder, name string, stop <-ch
 			rec.Streamed(name, tp.Partition, r.Offset)
 		}
 		if err != nil {
-			time.Sleep(20 * time.Millisecond)
+			select { // a partition failing: do not spin on it
+			case <-ctx.Done():
+			case <-time.After(20 * time.Millisecond):
+			}
 		}
 	}
 }

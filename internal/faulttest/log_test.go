@@ -30,18 +30,14 @@ func rounds() int {
 // long enough that the others elect a new one, then heals.
 func isolateLeader(t *testing.T, c *tcluster, topic string) {
 	for r := range rounds() {
-		li := c.leaderOf(topic, 0)
-		if li < 0 {
-			time.Sleep(500 * time.Millisecond)
-			continue
-		}
+		li := c.currentLeader(topic, 0)
 		id := c.nodes[li].id
 		t.Logf("round %d: isolating %s, the leader of %s/0", r, id, topic)
 		c.net.Isolate(id)
 		c.waitNewLeader(topic, 0, li)
-		time.Sleep(time.Second)
+		hold(time.Second)
 		c.net.Heal()
-		time.Sleep(time.Second)
+		hold(time.Second)
 	}
 }
 
@@ -49,11 +45,7 @@ func isolateLeader(t *testing.T, c *tcluster, topic string) {
 // minority side of a split and the two others on the majority side.
 func splitMinority(t *testing.T, c *tcluster, topic string) {
 	for r := range rounds() {
-		li := c.leaderOf(topic, 0)
-		if li < 0 {
-			time.Sleep(500 * time.Millisecond)
-			continue
-		}
+		li := c.currentLeader(topic, 0)
 		minority := li
 		if r%2 == 1 {
 			minority = (li + 1) % len(c.nodes)
@@ -69,9 +61,9 @@ func splitMinority(t *testing.T, c *tcluster, topic string) {
 		if minority == li {
 			c.waitNewLeader(topic, 0, li)
 		}
-		time.Sleep(1500 * time.Millisecond)
+		hold(1500 * time.Millisecond)
 		c.net.Heal()
-		time.Sleep(time.Second)
+		hold(time.Second)
 	}
 }
 
@@ -87,31 +79,27 @@ func flap(t *testing.T, c *tcluster, _ string) {
 		}
 		c.net.Cut(c.nodes[a].id, c.nodes[b].id)
 		n++
-		time.Sleep(time.Duration(100+rnd.IntN(300)) * time.Millisecond)
+		hold(time.Duration(100+rnd.IntN(300)) * time.Millisecond)
 		c.net.Heal()
-		time.Sleep(time.Duration(50+rnd.IntN(200)) * time.Millisecond)
+		hold(time.Duration(50+rnd.IntN(200)) * time.Millisecond)
 	}
 	t.Logf("flapped %d links; %d connections broken", n, c.net.Broken())
-	time.Sleep(time.Second)
+	hold(time.Second)
 }
 
 // killLeader stops the node that leads partition 0 and starts it again.
 func killLeader(t *testing.T, c *tcluster, topic string) {
 	var gaps []time.Duration
 	for r := range rounds() {
-		li := c.leaderOf(topic, 0)
-		if li < 0 {
-			time.Sleep(500 * time.Millisecond)
-			continue
-		}
+		li := c.currentLeader(topic, 0)
 		t.Logf("round %d: stopping %s, the leader of %s/0", r, c.nodes[li].id, topic)
 		start := time.Now()
 		c.stop(li)
 		c.waitNewLeader(topic, 0, li)
 		gaps = append(gaps, time.Since(start))
-		time.Sleep(500 * time.Millisecond)
+		hold(500 * time.Millisecond)
 		c.start(li)
-		time.Sleep(time.Second)
+		hold(time.Second)
 	}
 	t.Logf("time to a new leader per kill: %v", gaps)
 }
@@ -121,18 +109,33 @@ func killLeader(t *testing.T, c *tcluster, topic string) {
 // leader wakes up still believing it leads.
 func stallLeader(t *testing.T, c *tcluster, topic string) {
 	for r := range rounds() {
-		li := c.leaderOf(topic, 0)
-		if li < 0 {
-			time.Sleep(500 * time.Millisecond)
-			continue
-		}
+		li := c.currentLeader(topic, 0)
 		t.Logf("round %d: stalling %s, the leader of %s/0", r, c.nodes[li].id, topic)
 		c.net.Stall(c.nodes[li].id)
 		c.waitNewLeader(topic, 0, li)
-		time.Sleep(500 * time.Millisecond)
+		hold(500 * time.Millisecond)
 		c.net.Unstall(c.nodes[li].id)
-		time.Sleep(time.Second)
+		hold(time.Second)
 	}
+}
+
+// hold lets the workload run for d: under a fault just made, or healthy
+// after a heal. It is the fault's length, not a wait for a condition (those
+// go through tcluster.eventually).
+func hold(d time.Duration) { time.Sleep(d) }
+
+// currentLeader waits until a node leads partition p of topic (by its own
+// account) and returns its index.
+func (c *tcluster) currentLeader(topic string, p int32) int {
+	c.t.Helper()
+	li := -1
+	c.eventually(20*time.Second, "a leader of "+topic, func() error {
+		if li = c.leaderOf(topic, p); li < 0 {
+			return errors.New("none yet")
+		}
+		return nil
+	})
+	return li
 }
 
 // waitNewLeader waits until a node other than old leads partition p (by
@@ -236,9 +239,9 @@ func runLogHistory(t *testing.T, sched schedule) {
 		defer swg.Done()
 		wentBack = watchCommits(cl, "group", stopStream)
 	}()
-	time.Sleep(500 * time.Millisecond)
+	hold(500 * time.Millisecond)
 	sched(t, c, topic)
-	time.Sleep(500 * time.Millisecond)
+	hold(500 * time.Millisecond)
 	close(stopWrites)
 	wg.Wait()
 

@@ -84,7 +84,7 @@ func runQueueHistory(t *testing.T, sched schedule) {
 		defer wg.Done()
 		produceJobs(t, cl, topic, n)
 	}()
-	time.Sleep(500 * time.Millisecond)
+	hold(500 * time.Millisecond)
 	sched(t, c, topic)
 	c.eventually(90*time.Second, "every record acked or dead-lettered", func() error {
 		d, err := admin.DescribeQueueGroup(context.Background(), topic, group)
@@ -141,6 +141,8 @@ func produceJobs(t *testing.T, cl *client.Client, topic string, n int) {
 		return
 	}
 	defer pr.Close()
+	pace := time.NewTicker(10 * time.Millisecond) // about 100 records a second, across the faults
+	defer pace.Stop()
 	for i := range n {
 		v := "j" + strconv.Itoa(i)
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -150,7 +152,7 @@ func produceJobs(t *testing.T, cl *client.Client, topic string, n int) {
 			t.Errorf("produce %s: %v", v, err)
 			return
 		}
-		time.Sleep(10 * time.Millisecond)
+		<-pace.C
 	}
 }
 
@@ -176,7 +178,11 @@ func worker(t *testing.T, cl *client.Client, rec *history.Recorder, topic, group
 		ret := rec.Now()
 		cancel()
 		if err != nil {
-			time.Sleep(50 * time.Millisecond)
+			select { // no leader now: do not spin
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
 			continue
 		}
 		for _, m := range msgs {

@@ -141,11 +141,17 @@ type Result struct {
 func (r *Result) OK() bool { return len(r.Violations) == 0 }
 
 func (r *Result) violate(format string, args ...any) {
+	r.Violations = appendViolation(r.Violations, format, args...)
+}
+
+// appendViolation appends a violation to vs, listing at most 50.
+func appendViolation(vs []string, format string, args ...any) []string {
 	const maxListed = 50
-	if len(r.Violations) == maxListed {
-		r.Violations = append(r.Violations, "… (more violations not listed)")
+	switch {
+	case len(vs) < maxListed:
+		return append(vs, fmt.Sprintf(format, args...))
+	case len(vs) == maxListed:
+		return append(vs, "… (more violations not listed)")
 	}
-	if len(r.Violations) < maxListed {
-		r.Violations = append(r.Violations, fmt.Sprintf(format, args...))
-	}
+	return vs
 }

@@ -2,6 +2,7 @@ package history
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 )
@@ -36,20 +37,14 @@ type Settle struct {
 	Kind      SettleKind
 	Call      int64
 	Return    int64
-	// OK is true when the broker settled the record. When OK is false, Err
-	// is the error the call failed with (the outcome is then unknown: the
-	// settle may have taken effect), or empty when the broker answered
-	// that it settled nothing (the lease was gone).
+	// OK is true when the broker confirmed it settled the record. Any
+	// other settle may still have taken effect: a call that failed may
+	// have been applied, and an answer that settled nothing may follow a
+	// retry (inside the client) of an attempt that was applied. Err is the
+	// error the call failed with, for messages.
 	OK  bool
 	Err string
 }
-
-// mayHaveTakenEffect reports whether the settle may have changed the
-// record's state. Even an answer that settled nothing may follow an
-// attempt the client retried after it had taken effect (an ack applied by
-// one leader, retried on the next, finds the record done), so only a
-// confirmed settle is certain and any attempt may have taken effect.
-func (s Settle) mayHaveTakenEffect() bool { return true }
 
 // DeadLetter is a record found in a dead-letter topic at the end.
 type DeadLetter struct {
@@ -78,14 +73,14 @@ func (r *Recorder) Settled(s Settle) {
 func (r *Recorder) Deliveries() []Delivery {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]Delivery(nil), r.deliveries...)
+	return slices.Clone(r.deliveries)
 }
 
 // Settles returns the settles recorded so far.
 func (r *Recorder) Settles() []Settle {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]Settle(nil), r.settles...)
+	return slices.Clone(r.settles)
 }
 
 // QueueSpec is what CheckQueue needs to know of the group.
@@ -116,10 +111,7 @@ type QueueResult struct {
 func (r *QueueResult) OK() bool { return len(r.Violations) == 0 }
 
 func (r *QueueResult) violate(format string, args ...any) {
-	var res Result
-	res.Violations = r.Violations
-	res.violate(format, args...)
-	r.Violations = res.Violations
+	r.Violations = appendViolation(r.Violations, format, args...)
 }
 
 type recordKey struct {
@@ -133,11 +125,11 @@ type recordKey struct {
 // dead-letter topic read at the end, after every record was settled.
 func CheckQueue(spec QueueSpec, records map[int32][]string, deliveries []Delivery, settles []Settle, dead []DeadLetter) QueueResult {
 	var res QueueResult
-	// acked: an ack the broker confirmed; maybeAcked: one that may have
-	// taken effect (its call failed without an answer).
+	// acked: an ack the broker confirmed; maybeAcked: any ack attempt
+	// (see Settle.OK).
 	acked, maybeAcked := map[recordKey]bool{}, map[recordKey]bool{}
 	for _, s := range settles {
-		if s.Kind == Ack && s.mayHaveTakenEffect() {
+		if s.Kind == Ack {
 			maybeAcked[recordKey{s.Partition, s.Offset}] = true
 			acked[recordKey{s.Partition, s.Offset}] = acked[recordKey{s.Partition, s.Offset}] || s.OK
 		}
@@ -195,10 +187,8 @@ func checkDeliveries(res *QueueResult, spec QueueSpec, records map[int32][]strin
 	}
 	settledBy := map[recordKey][]Settle{}
 	for _, s := range settles {
-		if s.mayHaveTakenEffect() {
-			k := recordKey{s.Partition, s.Offset}
-			settledBy[k] = append(settledBy[k], s)
-		}
+		k := recordKey{s.Partition, s.Offset}
+		settledBy[k] = append(settledBy[k], s)
 	}
 	ack := int64(spec.AckTimeout)
 	for k, ds := range byRec {
