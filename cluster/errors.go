@@ -56,6 +56,17 @@ var (
 	ErrOutOfOrderSequence = errors.New("cluster: out of order sequence")
 	// ErrUnknownNode is returned for a node the metadata does not hold.
 	ErrUnknownNode = errors.New("cluster: unknown node")
+	// ErrUserExists is returned when creating a user whose name is taken.
+	ErrUserExists = errors.New("cluster: user already exists")
+	// ErrUnknownUser is returned for a user the metadata does not hold.
+	ErrUnknownUser = errors.New("cluster: unknown user")
+	// ErrUnknownACL is returned when removing a rule that does not exist.
+	ErrUnknownACL = errors.New("cluster: no such ACL")
+	// ErrInvalidCommand is returned for a metadata command missing a part.
+	ErrInvalidCommand = errors.New("cluster: invalid command")
+	// ErrFeatureUnsupported is returned when a node of the cluster is too
+	// old for a command (Node.RequireFeature).
+	ErrFeatureUnsupported = errors.New("cluster: a node does not support this")
 	// ErrProducerFenced is returned for a batch from an older producer epoch.
 	ErrProducerFenced = errors.New("cluster: producer epoch is stale")
 	// ErrUnknownProducer is returned when restarting a producer id that was

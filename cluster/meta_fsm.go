@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/stratalog/strata/internal/auth"
 )
 
 // TopicConfig is a topic's configuration as the metadata group stores it.
@@ -102,6 +104,11 @@ type MetaState struct {
 	// restarted at least once (absent: 0). The map is never changed in
 	// place: a restart replaces it (see MetaFSM.ProducerEpoch).
 	ProducerEpochs map[int64]int16 `json:"producer_epochs,omitempty"`
+	// Users and ACLs are the security store (security_meta.go);
+	// SecurityVersion counts their changes.
+	Users           map[string]*User `json:"users,omitempty"`
+	ACLs            []auth.ACL       `json:"acls,omitempty"`
+	SecurityVersion uint64           `json:"security_version,omitempty"`
 }
 
 func newMetaState() *MetaState {
@@ -132,6 +139,10 @@ type metaCmd struct {
 	// id with the next epoch instead of allocating one (see
 	// InitProducerCmd). An older node ignores the field and allocates.
 	ProducerID int64 `json:"producer_id,omitempty"`
+	// User, Mode and ACL carry the security commands (security_meta.go).
+	User *User     `json:"user,omitempty"`
+	Mode string    `json:"mode,omitempty"`
+	ACL  *auth.ACL `json:"acl,omitempty"`
 }
 
 // TopicOffset is one partition's offset in a commit or reset.
@@ -150,6 +161,10 @@ const (
 	opCommitOffsets   = "commit_offsets"
 	opPutQueue        = "put_queue"
 	opRemoveNode      = "remove_node"
+	opPutUser         = "put_user"
+	opDeleteUser      = "delete_user"
+	opAddACL          = "add_acl"
+	opRemoveACL       = "remove_acl"
 )
 
 // MetaFSM is the state machine of the metadata raft group.
@@ -160,6 +175,8 @@ type MetaFSM struct {
 	// epochs is state.ProducerEpochs, published for the produce path to
 	// read without the lock.
 	epochs atomic.Pointer[map[int64]int16]
+	// secVersion is state.SecurityVersion, published likewise.
+	secVersion atomic.Uint64
 }
 
 // NewMetaFSM returns an empty metadata state machine. onChange (may be nil)
@@ -354,6 +371,8 @@ func (f *MetaFSM) applyLocked(c *metaCmd) any {
 		return f.commitLocked(c)
 	case opPutQueue:
 		return f.applyQueueLocked(c)
+	case opPutUser, opDeleteUser, opAddACL, opRemoveACL:
+		return f.applySecurityLocked(c)
 	default:
 		panic(fmt.Sprintf("cluster: unknown metadata command %q", c.Op))
 	}
@@ -407,6 +426,7 @@ func (f *MetaFSM) Restore(rc io.ReadCloser) error {
 	f.state = s
 	epochs := s.ProducerEpochs // a copy of the reference: the field changes, the map does not
 	f.epochs.Store(&epochs)
+	f.secVersion.Store(s.SecurityVersion)
 	f.mu.Unlock()
 	if f.onChange != nil {
 		f.onChange()

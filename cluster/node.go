@@ -27,6 +27,9 @@ const (
 	tagRaft = "raft" // cluster (raft mux) address
 	tagLead = "lead" // comma-separated ids of the data groups it leads
 	tagLag  = "lag"  // lagging voters of the groups it leads (status.go)
+	// tagFeatures lists, comma-separated, the features this node's version
+	// understands (security_meta.go: RequireFeature).
+	tagFeatures = "feat"
 )
 
 // NodeConfig configures the raft side of one node.
@@ -189,7 +192,7 @@ func OpenNode(cfg NodeConfig, onMetaChange func()) (*Node, error) {
 		gc := cfg.Gossip
 		gc.NodeID = cfg.ID
 		gc.Join = cfg.Join
-		gc.Tags = map[string]string{tagGRPC: cfg.GRPCAddr, tagRaft: n.ClusterAddr()}
+		gc.Tags = n.baseTags()
 		if gc.Logger == nil {
 			gc.Logger = lg
 		}

@@ -486,7 +486,8 @@ func (n *Node) publishLeads() {
 	if lead == n.rec.lead && lag == n.rec.lag {
 		return
 	}
-	tags := map[string]string{tagGRPC: n.cfg.GRPCAddr, tagRaft: n.ClusterAddr(), tagLead: lead}
+	tags := n.baseTags()
+	tags[tagLead] = lead
 	if lag != "" {
 		tags[tagLag] = lag
 	}

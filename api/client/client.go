@@ -12,7 +12,6 @@ import (
 
 	"golang.org/x/sync/singleflight"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/experimental"
 
 	"github.com/stratalog/strata/api/bufpool"
@@ -70,15 +69,14 @@ func Dial(ctx context.Context, brokers []string, opts ...Option) (*Client, error
 		nodes:     map[string]string{},
 		topics:    map[string]*topicMeta{},
 	}
-	c.dialOpts = append([]grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	c.dialOpts = append(SecurityDialOptions(cfg.TLS, cfg.Username, cfg.Password),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(cfg.MaxMessageBytes), grpc.MaxCallSendMsgSize(cfg.MaxMessageBytes)),
-		grpc.WithUserAgent("strata-go/" + cfg.ClientID),
+		grpc.WithUserAgent("strata-go/"+cfg.ClientID),
 		experimental.WithBufferPool(bufpool.Shared()), // see package bufpool
 		// A fixed window turns off gRPC's BDP estimation and its PING
 		// per received message (see windowBytes).
-		grpc.WithInitialWindowSize(windowBytes), grpc.WithInitialConnWindowSize(windowBytes),
-	}, cfg.DialOptions...)
+		grpc.WithInitialWindowSize(windowBytes), grpc.WithInitialConnWindowSize(windowBytes))
+	c.dialOpts = append(c.dialOpts, cfg.DialOptions...)
 	if _, err := c.refresh(ctx, nil); err != nil {
 		cerr := c.Close()
 		return nil, errors.Join(fmt.Errorf("%w: %v: %w", ErrNoBrokers, brokers, err), cerr)

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"time"
@@ -18,6 +19,14 @@ type Config struct {
 	// DialOptions are passed to grpc.NewClient for every node. When they
 	// hold no transport credentials the connection is plaintext.
 	DialOptions []grpc.DialOption
+	// TLS, when set, encrypts every connection and verifies the brokers'
+	// certificates (and presents a client certificate, if it holds one,
+	// for mTLS authentication). Default nil: plaintext.
+	TLS *tls.Config
+	// Username and Password authenticate every call (checked by the broker
+	// against the user's SCRAM credential); they need TLS. Default none.
+	Username string
+	Password string
 	// MaxRetries is how many times a request that failed with a retriable
 	// error (Unavailable, NotLeader) is sent again. Default 10.
 	MaxRetries int
@@ -54,6 +63,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: RetryBackoff %v, MaxRetryBackoff %v", ErrInvalidConfig, c.RetryBackoff, c.MaxRetryBackoff)
 	case c.MetadataMaxAge <= 0:
 		return fmt.Errorf("%w: MetadataMaxAge %v", ErrInvalidConfig, c.MetadataMaxAge)
+	case c.Username != "" && c.TLS == nil:
+		return fmt.Errorf("%w: a user and password need TLS (set TLS)", ErrInvalidConfig)
 	case c.MaxMessageBytes < 1<<20:
 		return fmt.Errorf("%w: MaxMessageBytes %d < 1 MiB", ErrInvalidConfig, c.MaxMessageBytes)
 	}
@@ -75,6 +86,14 @@ func WithClientID(id string) Option { return func(c *Config) { c.ClientID = id }
 // WithDialOptions appends gRPC dial options (credentials, interceptors).
 func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(c *Config) { c.DialOptions = append(c.DialOptions, opts...) }
+}
+
+// WithTLS sets Config.TLS.
+func WithTLS(cfg *tls.Config) Option { return func(c *Config) { c.TLS = cfg } }
+
+// WithUser sets Config.Username and Config.Password.
+func WithUser(user, password string) Option {
+	return func(c *Config) { c.Username, c.Password = user, password }
 }
 
 // WithRetries sets Config.MaxRetries and Config.RetryBackoff.

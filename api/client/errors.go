@@ -87,6 +87,13 @@ var (
 	// is freed or its retries run out.
 	ErrDiskFull = errors.New("client: broker disk full")
 
+	// ErrUnauthenticated is the code Unauthenticated: the broker requires
+	// a client certificate or a user and password (or they were wrong).
+	ErrUnauthenticated = errors.New("client: unauthenticated")
+	// ErrPermissionDenied is the code PermissionDenied: the principal may
+	// not do this (an ACL). Nothing was written.
+	ErrPermissionDenied = errors.New("client: permission denied")
+
 	// ErrNotAssigned is returned by Seek for a partition the consumer does
 	// not hold.
 	ErrNotAssigned = errors.New("client: partition not assigned")
@@ -207,6 +214,8 @@ var codeKinds = map[codes.Code]error{
 	codes.OutOfRange:         ErrOffsetOutOfRange,
 	codes.FailedPrecondition: ErrFailedPrecondition,
 	codes.Unavailable:        ErrUnavailable,
+	codes.Unauthenticated:    ErrUnauthenticated,
+	codes.PermissionDenied:   ErrPermissionDenied,
 }
 
 // newError builds the *Error of a code and message. subject is the

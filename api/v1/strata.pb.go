@@ -4368,6 +4368,968 @@ func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
 	return file_strata_proto_rawDescGZIP(), []int{71}
 }
 
+// ScramCredential is a user's SCRAM credential (RFC 5802): the salt, the
+// iteration count and the keys derived from the password, not the password.
+type ScramCredential struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Mechanism     string                 `protobuf:"bytes,1,opt,name=mechanism,proto3" json:"mechanism,omitempty"` // SCRAM-SHA-256 or SCRAM-SHA-512
+	Salt          []byte                 `protobuf:"bytes,2,opt,name=salt,proto3" json:"salt,omitempty"`
+	Iterations    int32                  `protobuf:"varint,3,opt,name=iterations,proto3" json:"iterations,omitempty"`
+	StoredKey     []byte                 `protobuf:"bytes,4,opt,name=stored_key,json=storedKey,proto3" json:"stored_key,omitempty"`
+	ServerKey     []byte                 `protobuf:"bytes,5,opt,name=server_key,json=serverKey,proto3" json:"server_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScramCredential) Reset() {
+	*x = ScramCredential{}
+	mi := &file_strata_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScramCredential) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScramCredential) ProtoMessage() {}
+
+func (x *ScramCredential) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScramCredential.ProtoReflect.Descriptor instead.
+func (*ScramCredential) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *ScramCredential) GetMechanism() string {
+	if x != nil {
+		return x.Mechanism
+	}
+	return ""
+}
+
+func (x *ScramCredential) GetSalt() []byte {
+	if x != nil {
+		return x.Salt
+	}
+	return nil
+}
+
+func (x *ScramCredential) GetIterations() int32 {
+	if x != nil {
+		return x.Iterations
+	}
+	return 0
+}
+
+func (x *ScramCredential) GetStoredKey() []byte {
+	if x != nil {
+		return x.StoredKey
+	}
+	return nil
+}
+
+func (x *ScramCredential) GetServerKey() []byte {
+	if x != nil {
+		return x.ServerKey
+	}
+	return nil
+}
+
+type PutUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Credentials   []*ScramCredential     `protobuf:"bytes,2,rep,name=credentials,proto3" json:"credentials,omitempty"`
+	Update        bool                   `protobuf:"varint,3,opt,name=update,proto3" json:"update,omitempty"` // false: create (AlreadyExists if taken); true: change (NotFound if absent)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutUserRequest) Reset() {
+	*x = PutUserRequest{}
+	mi := &file_strata_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutUserRequest) ProtoMessage() {}
+
+func (x *PutUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutUserRequest.ProtoReflect.Descriptor instead.
+func (*PutUserRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *PutUserRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PutUserRequest) GetCredentials() []*ScramCredential {
+	if x != nil {
+		return x.Credentials
+	}
+	return nil
+}
+
+func (x *PutUserRequest) GetUpdate() bool {
+	if x != nil {
+		return x.Update
+	}
+	return false
+}
+
+type PutUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutUserResponse) Reset() {
+	*x = PutUserResponse{}
+	mi := &file_strata_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutUserResponse) ProtoMessage() {}
+
+func (x *PutUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutUserResponse.ProtoReflect.Descriptor instead.
+func (*PutUserResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{74}
+}
+
+type DeleteUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserRequest) Reset() {
+	*x = DeleteUserRequest{}
+	mi := &file_strata_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserRequest) ProtoMessage() {}
+
+func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
+func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *DeleteUserRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DeleteUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserResponse) Reset() {
+	*x = DeleteUserResponse{}
+	mi := &file_strata_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserResponse) ProtoMessage() {}
+
+func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
+func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{76}
+}
+
+type ListUsersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersRequest) Reset() {
+	*x = ListUsersRequest{}
+	mi := &file_strata_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersRequest) ProtoMessage() {}
+
+func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
+func (*ListUsersRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{77}
+}
+
+type ListUsersResponse struct {
+	state         protoimpl.MessageState    `protogen:"open.v1"`
+	Users         []*ListUsersResponse_User `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersResponse) Reset() {
+	*x = ListUsersResponse{}
+	mi := &file_strata_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersResponse) ProtoMessage() {}
+
+func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
+func (*ListUsersResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{78}
+}
+
+func (x *ListUsersResponse) GetUsers() []*ListUsersResponse_User {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+// ACL is one access rule: principal (user:NAME, user:* or node:ID),
+// permission (allow, deny), operation (produce, consume, create, delete,
+// describe, admin, all), resource type (topic, group, queue, cluster), name
+// and pattern (literal, prefix; the literal name "*" matches every name).
+type ACL struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Principal     string                 `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
+	Permission    string                 `protobuf:"bytes,2,opt,name=permission,proto3" json:"permission,omitempty"`
+	Operation     string                 `protobuf:"bytes,3,opt,name=operation,proto3" json:"operation,omitempty"`
+	ResourceType  string                 `protobuf:"bytes,4,opt,name=resource_type,json=resourceType,proto3" json:"resource_type,omitempty"`
+	Name          string                 `protobuf:"bytes,5,opt,name=name,proto3" json:"name,omitempty"`
+	Pattern       string                 `protobuf:"bytes,6,opt,name=pattern,proto3" json:"pattern,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ACL) Reset() {
+	*x = ACL{}
+	mi := &file_strata_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ACL) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ACL) ProtoMessage() {}
+
+func (x *ACL) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ACL.ProtoReflect.Descriptor instead.
+func (*ACL) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *ACL) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *ACL) GetPermission() string {
+	if x != nil {
+		return x.Permission
+	}
+	return ""
+}
+
+func (x *ACL) GetOperation() string {
+	if x != nil {
+		return x.Operation
+	}
+	return ""
+}
+
+func (x *ACL) GetResourceType() string {
+	if x != nil {
+		return x.ResourceType
+	}
+	return ""
+}
+
+func (x *ACL) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ACL) GetPattern() string {
+	if x != nil {
+		return x.Pattern
+	}
+	return ""
+}
+
+type AddACLRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Acl           *ACL                   `protobuf:"bytes,1,opt,name=acl,proto3" json:"acl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddACLRequest) Reset() {
+	*x = AddACLRequest{}
+	mi := &file_strata_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddACLRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddACLRequest) ProtoMessage() {}
+
+func (x *AddACLRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddACLRequest.ProtoReflect.Descriptor instead.
+func (*AddACLRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *AddACLRequest) GetAcl() *ACL {
+	if x != nil {
+		return x.Acl
+	}
+	return nil
+}
+
+type AddACLResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddACLResponse) Reset() {
+	*x = AddACLResponse{}
+	mi := &file_strata_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddACLResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddACLResponse) ProtoMessage() {}
+
+func (x *AddACLResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddACLResponse.ProtoReflect.Descriptor instead.
+func (*AddACLResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{81}
+}
+
+type RemoveACLRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Acl           *ACL                   `protobuf:"bytes,1,opt,name=acl,proto3" json:"acl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveACLRequest) Reset() {
+	*x = RemoveACLRequest{}
+	mi := &file_strata_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveACLRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveACLRequest) ProtoMessage() {}
+
+func (x *RemoveACLRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveACLRequest.ProtoReflect.Descriptor instead.
+func (*RemoveACLRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{82}
+}
+
+func (x *RemoveACLRequest) GetAcl() *ACL {
+	if x != nil {
+		return x.Acl
+	}
+	return nil
+}
+
+type RemoveACLResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveACLResponse) Reset() {
+	*x = RemoveACLResponse{}
+	mi := &file_strata_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveACLResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveACLResponse) ProtoMessage() {}
+
+func (x *RemoveACLResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveACLResponse.ProtoReflect.Descriptor instead.
+func (*RemoveACLResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{83}
+}
+
+type ListACLsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Principal     string                 `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`                           // empty: any
+	ResourceType  string                 `protobuf:"bytes,2,opt,name=resource_type,json=resourceType,proto3" json:"resource_type,omitempty"` // empty: any
+	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`                                     // empty: any
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListACLsRequest) Reset() {
+	*x = ListACLsRequest{}
+	mi := &file_strata_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListACLsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListACLsRequest) ProtoMessage() {}
+
+func (x *ListACLsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListACLsRequest.ProtoReflect.Descriptor instead.
+func (*ListACLsRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{84}
+}
+
+func (x *ListACLsRequest) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *ListACLsRequest) GetResourceType() string {
+	if x != nil {
+		return x.ResourceType
+	}
+	return ""
+}
+
+func (x *ListACLsRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type ListACLsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Acls          []*ACL                 `protobuf:"bytes,1,rep,name=acls,proto3" json:"acls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListACLsResponse) Reset() {
+	*x = ListACLsResponse{}
+	mi := &file_strata_proto_msgTypes[85]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListACLsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListACLsResponse) ProtoMessage() {}
+
+func (x *ListACLsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[85]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListACLsResponse.ProtoReflect.Descriptor instead.
+func (*ListACLsResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{85}
+}
+
+func (x *ListACLsResponse) GetAcls() []*ACL {
+	if x != nil {
+		return x.Acls
+	}
+	return nil
+}
+
+type GossipKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Action        string                 `protobuf:"bytes,1,opt,name=action,proto3" json:"action,omitempty"` // list, install, use, remove
+	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`       // base64 (16, 24 or 32 bytes); not for list
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GossipKeyRequest) Reset() {
+	*x = GossipKeyRequest{}
+	mi := &file_strata_proto_msgTypes[86]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GossipKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GossipKeyRequest) ProtoMessage() {}
+
+func (x *GossipKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[86]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GossipKeyRequest.ProtoReflect.Descriptor instead.
+func (*GossipKeyRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{86}
+}
+
+func (x *GossipKeyRequest) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *GossipKeyRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+type GossipKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Members       int32                  `protobuf:"varint,1,opt,name=members,proto3" json:"members,omitempty"`                                                                        // members asked
+	Failed        int32                  `protobuf:"varint,2,opt,name=failed,proto3" json:"failed,omitempty"`                                                                          // members that did not apply it
+	Errors        map[string]string      `protobuf:"bytes,3,rep,name=errors,proto3" json:"errors,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"` // node -> error
+	Keys          map[string]int32       `protobuf:"bytes,4,rep,name=keys,proto3" json:"keys,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`    // list: key (base64) -> members holding it
+	Primary       string                 `protobuf:"bytes,5,opt,name=primary,proto3" json:"primary,omitempty"`                                                                         // list: the primary key most members use
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GossipKeyResponse) Reset() {
+	*x = GossipKeyResponse{}
+	mi := &file_strata_proto_msgTypes[87]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GossipKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GossipKeyResponse) ProtoMessage() {}
+
+func (x *GossipKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[87]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GossipKeyResponse.ProtoReflect.Descriptor instead.
+func (*GossipKeyResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{87}
+}
+
+func (x *GossipKeyResponse) GetMembers() int32 {
+	if x != nil {
+		return x.Members
+	}
+	return 0
+}
+
+func (x *GossipKeyResponse) GetFailed() int32 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
+func (x *GossipKeyResponse) GetErrors() map[string]string {
+	if x != nil {
+		return x.Errors
+	}
+	return nil
+}
+
+func (x *GossipKeyResponse) GetKeys() map[string]int32 {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *GossipKeyResponse) GetPrimary() string {
+	if x != nil {
+		return x.Primary
+	}
+	return ""
+}
+
+type WhoAmIRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WhoAmIRequest) Reset() {
+	*x = WhoAmIRequest{}
+	mi := &file_strata_proto_msgTypes[88]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhoAmIRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhoAmIRequest) ProtoMessage() {}
+
+func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[88]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhoAmIRequest.ProtoReflect.Descriptor instead.
+func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{88}
+}
+
+type WhoAmIResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Principal     string                 `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
+	Authenticated bool                   `protobuf:"varint,2,opt,name=authenticated,proto3" json:"authenticated,omitempty"`
+	Mechanism     string                 `protobuf:"bytes,3,opt,name=mechanism,proto3" json:"mechanism,omitempty"` // mtls, password or none
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WhoAmIResponse) Reset() {
+	*x = WhoAmIResponse{}
+	mi := &file_strata_proto_msgTypes[89]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhoAmIResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhoAmIResponse) ProtoMessage() {}
+
+func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[89]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhoAmIResponse.ProtoReflect.Descriptor instead.
+func (*WhoAmIResponse) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{89}
+}
+
+func (x *WhoAmIResponse) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *WhoAmIResponse) GetAuthenticated() bool {
+	if x != nil {
+		return x.Authenticated
+	}
+	return false
+}
+
+func (x *WhoAmIResponse) GetMechanism() string {
+	if x != nil {
+		return x.Mechanism
+	}
+	return ""
+}
+
+type ListUsersResponse_User struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Mechanisms    []string               `protobuf:"bytes,2,rep,name=mechanisms,proto3" json:"mechanisms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersResponse_User) Reset() {
+	*x = ListUsersResponse_User{}
+	mi := &file_strata_proto_msgTypes[90]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersResponse_User) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersResponse_User) ProtoMessage() {}
+
+func (x *ListUsersResponse_User) ProtoReflect() protoreflect.Message {
+	mi := &file_strata_proto_msgTypes[90]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersResponse_User.ProtoReflect.Descriptor instead.
+func (*ListUsersResponse_User) Descriptor() ([]byte, []int) {
+	return file_strata_proto_rawDescGZIP(), []int{78, 0}
+}
+
+func (x *ListUsersResponse_User) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ListUsersResponse_User) GetMechanisms() []string {
+	if x != nil {
+		return x.Mechanisms
+	}
+	return nil
+}
+
 var File_strata_proto protoreflect.FileDescriptor
 
 const file_strata_proto_rawDesc = "" +
@@ -4696,14 +5658,81 @@ const file_strata_proto_rawDesc = "" +
 	"answeredBy\"#\n" +
 	"\x11RemoveNodeRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x14\n" +
-	"\x12RemoveNodeResponse*\x8e\x01\n" +
+	"\x12RemoveNodeResponse\"\xa1\x01\n" +
+	"\x0fScramCredential\x12\x1c\n" +
+	"\tmechanism\x18\x01 \x01(\tR\tmechanism\x12\x12\n" +
+	"\x04salt\x18\x02 \x01(\fR\x04salt\x12\x1e\n" +
+	"\n" +
+	"iterations\x18\x03 \x01(\x05R\n" +
+	"iterations\x12\x1d\n" +
+	"\n" +
+	"stored_key\x18\x04 \x01(\fR\tstoredKey\x12\x1d\n" +
+	"\n" +
+	"server_key\x18\x05 \x01(\fR\tserverKey\"z\n" +
+	"\x0ePutUserRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12<\n" +
+	"\vcredentials\x18\x02 \x03(\v2\x1a.strata.v1.ScramCredentialR\vcredentials\x12\x16\n" +
+	"\x06update\x18\x03 \x01(\bR\x06update\"\x11\n" +
+	"\x0fPutUserResponse\"'\n" +
+	"\x11DeleteUserRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x14\n" +
+	"\x12DeleteUserResponse\"\x12\n" +
+	"\x10ListUsersRequest\"\x88\x01\n" +
+	"\x11ListUsersResponse\x127\n" +
+	"\x05users\x18\x01 \x03(\v2!.strata.v1.ListUsersResponse.UserR\x05users\x1a:\n" +
+	"\x04User\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
+	"\n" +
+	"mechanisms\x18\x02 \x03(\tR\n" +
+	"mechanisms\"\xb4\x01\n" +
+	"\x03ACL\x12\x1c\n" +
+	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12\x1e\n" +
+	"\n" +
+	"permission\x18\x02 \x01(\tR\n" +
+	"permission\x12\x1c\n" +
+	"\toperation\x18\x03 \x01(\tR\toperation\x12#\n" +
+	"\rresource_type\x18\x04 \x01(\tR\fresourceType\x12\x12\n" +
+	"\x04name\x18\x05 \x01(\tR\x04name\x12\x18\n" +
+	"\apattern\x18\x06 \x01(\tR\apattern\"1\n" +
+	"\rAddACLRequest\x12 \n" +
+	"\x03acl\x18\x01 \x01(\v2\x0e.strata.v1.ACLR\x03acl\"\x10\n" +
+	"\x0eAddACLResponse\"4\n" +
+	"\x10RemoveACLRequest\x12 \n" +
+	"\x03acl\x18\x01 \x01(\v2\x0e.strata.v1.ACLR\x03acl\"\x13\n" +
+	"\x11RemoveACLResponse\"h\n" +
+	"\x0fListACLsRequest\x12\x1c\n" +
+	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12#\n" +
+	"\rresource_type\x18\x02 \x01(\tR\fresourceType\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"6\n" +
+	"\x10ListACLsResponse\x12\"\n" +
+	"\x04acls\x18\x01 \x03(\v2\x0e.strata.v1.ACLR\x04acls\"<\n" +
+	"\x10GossipKeyRequest\x12\x16\n" +
+	"\x06action\x18\x01 \x01(\tR\x06action\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\"\xd1\x02\n" +
+	"\x11GossipKeyResponse\x12\x18\n" +
+	"\amembers\x18\x01 \x01(\x05R\amembers\x12\x16\n" +
+	"\x06failed\x18\x02 \x01(\x05R\x06failed\x12@\n" +
+	"\x06errors\x18\x03 \x03(\v2(.strata.v1.GossipKeyResponse.ErrorsEntryR\x06errors\x12:\n" +
+	"\x04keys\x18\x04 \x03(\v2&.strata.v1.GossipKeyResponse.KeysEntryR\x04keys\x12\x18\n" +
+	"\aprimary\x18\x05 \x01(\tR\aprimary\x1a9\n" +
+	"\vErrorsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a7\n" +
+	"\tKeysEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"\x0f\n" +
+	"\rWhoAmIRequest\"r\n" +
+	"\x0eWhoAmIResponse\x12\x1c\n" +
+	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12$\n" +
+	"\rauthenticated\x18\x02 \x01(\bR\rauthenticated\x12\x1c\n" +
+	"\tmechanism\x18\x03 \x01(\tR\tmechanism*\x8e\x01\n" +
 	"\n" +
 	"OffsetSpec\x12\x1b\n" +
 	"\x17OFFSET_SPEC_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14OFFSET_SPEC_EARLIEST\x10\x01\x12\x16\n" +
 	"\x12OFFSET_SPEC_LATEST\x10\x02\x12\x19\n" +
 	"\x15OFFSET_SPEC_TIMESTAMP\x10\x03\x12\x16\n" +
-	"\x12OFFSET_SPEC_OFFSET\x10\x042\xd8\x12\n" +
+	"\x12OFFSET_SPEC_OFFSET\x10\x042\x80\x17\n" +
 	"\x06Strata\x12C\n" +
 	"\bMetadata\x12\x1a.strata.v1.MetadataRequest\x1a\x1b.strata.v1.MetadataResponse\x12L\n" +
 	"\vCreateTopic\x12\x1d.strata.v1.CreateTopicRequest\x1a\x1e.strata.v1.CreateTopicResponse\x12L\n" +
@@ -4738,7 +5767,16 @@ const file_strata_proto_rawDesc = "" +
 	"\x0fResetQueueGroup\x12!.strata.v1.ResetQueueGroupRequest\x1a\".strata.v1.ResetQueueGroupResponse\x12R\n" +
 	"\rClusterStatus\x12\x1f.strata.v1.ClusterStatusRequest\x1a .strata.v1.ClusterStatusResponse\x12I\n" +
 	"\n" +
-	"RemoveNode\x12\x1c.strata.v1.RemoveNodeRequest\x1a\x1d.strata.v1.RemoveNodeResponseB-Z+github.com/stratalog/strata/api/v1;stratav1b\x06proto3"
+	"RemoveNode\x12\x1c.strata.v1.RemoveNodeRequest\x1a\x1d.strata.v1.RemoveNodeResponse\x12@\n" +
+	"\aPutUser\x12\x19.strata.v1.PutUserRequest\x1a\x1a.strata.v1.PutUserResponse\x12I\n" +
+	"\n" +
+	"DeleteUser\x12\x1c.strata.v1.DeleteUserRequest\x1a\x1d.strata.v1.DeleteUserResponse\x12F\n" +
+	"\tListUsers\x12\x1b.strata.v1.ListUsersRequest\x1a\x1c.strata.v1.ListUsersResponse\x12=\n" +
+	"\x06AddACL\x12\x18.strata.v1.AddACLRequest\x1a\x19.strata.v1.AddACLResponse\x12F\n" +
+	"\tRemoveACL\x12\x1b.strata.v1.RemoveACLRequest\x1a\x1c.strata.v1.RemoveACLResponse\x12C\n" +
+	"\bListACLs\x12\x1a.strata.v1.ListACLsRequest\x1a\x1b.strata.v1.ListACLsResponse\x12F\n" +
+	"\tGossipKey\x12\x1b.strata.v1.GossipKeyRequest\x1a\x1c.strata.v1.GossipKeyResponse\x12=\n" +
+	"\x06WhoAmI\x12\x18.strata.v1.WhoAmIRequest\x1a\x19.strata.v1.WhoAmIResponseB-Z+github.com/stratalog/strata/api/v1;stratav1b\x06proto3"
 
 var (
 	file_strata_proto_rawDescOnce sync.Once
@@ -4753,7 +5791,7 @@ func file_strata_proto_rawDescGZIP() []byte {
 }
 
 var file_strata_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
+var file_strata_proto_msgTypes = make([]protoimpl.MessageInfo, 93)
 var file_strata_proto_goTypes = []any{
 	(OffsetSpec)(0),                    // 0: strata.v1.OffsetSpec
 	(*NotLeader)(nil),                  // 1: strata.v1.NotLeader
@@ -4828,6 +5866,27 @@ var file_strata_proto_goTypes = []any{
 	(*ClusterStatusResponse)(nil),      // 70: strata.v1.ClusterStatusResponse
 	(*RemoveNodeRequest)(nil),          // 71: strata.v1.RemoveNodeRequest
 	(*RemoveNodeResponse)(nil),         // 72: strata.v1.RemoveNodeResponse
+	(*ScramCredential)(nil),            // 73: strata.v1.ScramCredential
+	(*PutUserRequest)(nil),             // 74: strata.v1.PutUserRequest
+	(*PutUserResponse)(nil),            // 75: strata.v1.PutUserResponse
+	(*DeleteUserRequest)(nil),          // 76: strata.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),         // 77: strata.v1.DeleteUserResponse
+	(*ListUsersRequest)(nil),           // 78: strata.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),          // 79: strata.v1.ListUsersResponse
+	(*ACL)(nil),                        // 80: strata.v1.ACL
+	(*AddACLRequest)(nil),              // 81: strata.v1.AddACLRequest
+	(*AddACLResponse)(nil),             // 82: strata.v1.AddACLResponse
+	(*RemoveACLRequest)(nil),           // 83: strata.v1.RemoveACLRequest
+	(*RemoveACLResponse)(nil),          // 84: strata.v1.RemoveACLResponse
+	(*ListACLsRequest)(nil),            // 85: strata.v1.ListACLsRequest
+	(*ListACLsResponse)(nil),           // 86: strata.v1.ListACLsResponse
+	(*GossipKeyRequest)(nil),           // 87: strata.v1.GossipKeyRequest
+	(*GossipKeyResponse)(nil),          // 88: strata.v1.GossipKeyResponse
+	(*WhoAmIRequest)(nil),              // 89: strata.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),             // 90: strata.v1.WhoAmIResponse
+	(*ListUsersResponse_User)(nil),     // 91: strata.v1.ListUsersResponse.User
+	nil,                                // 92: strata.v1.GossipKeyResponse.ErrorsEntry
+	nil,                                // 93: strata.v1.GossipKeyResponse.KeysEntry
 }
 var file_strata_proto_depIdxs = []int32{
 	4,  // 0: strata.v1.TopicInfo.config:type_name -> strata.v1.TopicConfig
@@ -4863,71 +5922,94 @@ var file_strata_proto_depIdxs = []int32{
 	32, // 30: strata.v1.ResetQueueGroupResponse.offsets:type_name -> strata.v1.PartitionOffset
 	68, // 31: strata.v1.ClusterStatusResponse.nodes:type_name -> strata.v1.ClusterNodeStatus
 	69, // 32: strata.v1.ClusterStatusResponse.groups:type_name -> strata.v1.DataGroupStatus
-	7,  // 33: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
-	9,  // 34: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	11, // 35: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	13, // 36: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	15, // 37: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	17, // 38: strata.v1.Strata.InitProducer:input_type -> strata.v1.InitProducerRequest
-	19, // 39: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
-	19, // 40: strata.v1.Strata.ProduceStream:input_type -> strata.v1.ProduceRequest
-	21, // 41: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
-	23, // 42: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	26, // 43: strata.v1.Strata.JoinGroup:input_type -> strata.v1.JoinGroupRequest
-	28, // 44: strata.v1.Strata.Heartbeat:input_type -> strata.v1.HeartbeatRequest
-	30, // 45: strata.v1.Strata.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
-	33, // 46: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	35, // 47: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	37, // 48: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	40, // 49: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	44, // 50: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
-	47, // 51: strata.v1.Strata.CreateQueueGroup:input_type -> strata.v1.CreateQueueGroupRequest
-	49, // 52: strata.v1.Strata.DescribeQueueGroup:input_type -> strata.v1.DescribeQueueGroupRequest
-	53, // 53: strata.v1.Strata.ListQueueGroups:input_type -> strata.v1.ListQueueGroupsRequest
-	58, // 54: strata.v1.Strata.QueueReceive:input_type -> strata.v1.QueueReceiveRequest
-	61, // 55: strata.v1.Strata.QueueAck:input_type -> strata.v1.QueueSettleRequest
-	61, // 56: strata.v1.Strata.QueueNack:input_type -> strata.v1.QueueSettleRequest
-	61, // 57: strata.v1.Strata.QueueReject:input_type -> strata.v1.QueueSettleRequest
-	61, // 58: strata.v1.Strata.QueueExtend:input_type -> strata.v1.QueueSettleRequest
-	63, // 59: strata.v1.Strata.RedriveQueueGroup:input_type -> strata.v1.RedriveQueueGroupRequest
-	65, // 60: strata.v1.Strata.ResetQueueGroup:input_type -> strata.v1.ResetQueueGroupRequest
-	67, // 61: strata.v1.Strata.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
-	71, // 62: strata.v1.Strata.RemoveNode:input_type -> strata.v1.RemoveNodeRequest
-	8,  // 63: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
-	10, // 64: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	12, // 65: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	14, // 66: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	16, // 67: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	18, // 68: strata.v1.Strata.InitProducer:output_type -> strata.v1.InitProducerResponse
-	20, // 69: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	20, // 70: strata.v1.Strata.ProduceStream:output_type -> strata.v1.ProduceResponse
-	22, // 71: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	24, // 72: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	27, // 73: strata.v1.Strata.JoinGroup:output_type -> strata.v1.JoinGroupResponse
-	29, // 74: strata.v1.Strata.Heartbeat:output_type -> strata.v1.HeartbeatResponse
-	31, // 75: strata.v1.Strata.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
-	34, // 76: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	36, // 77: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	39, // 78: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	43, // 79: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	45, // 80: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	48, // 81: strata.v1.Strata.CreateQueueGroup:output_type -> strata.v1.CreateQueueGroupResponse
-	52, // 82: strata.v1.Strata.DescribeQueueGroup:output_type -> strata.v1.DescribeQueueGroupResponse
-	55, // 83: strata.v1.Strata.ListQueueGroups:output_type -> strata.v1.ListQueueGroupsResponse
-	59, // 84: strata.v1.Strata.QueueReceive:output_type -> strata.v1.QueueReceiveResponse
-	62, // 85: strata.v1.Strata.QueueAck:output_type -> strata.v1.QueueSettleResponse
-	62, // 86: strata.v1.Strata.QueueNack:output_type -> strata.v1.QueueSettleResponse
-	62, // 87: strata.v1.Strata.QueueReject:output_type -> strata.v1.QueueSettleResponse
-	62, // 88: strata.v1.Strata.QueueExtend:output_type -> strata.v1.QueueSettleResponse
-	64, // 89: strata.v1.Strata.RedriveQueueGroup:output_type -> strata.v1.RedriveQueueGroupResponse
-	66, // 90: strata.v1.Strata.ResetQueueGroup:output_type -> strata.v1.ResetQueueGroupResponse
-	70, // 91: strata.v1.Strata.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
-	72, // 92: strata.v1.Strata.RemoveNode:output_type -> strata.v1.RemoveNodeResponse
-	63, // [63:93] is the sub-list for method output_type
-	33, // [33:63] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	73, // 33: strata.v1.PutUserRequest.credentials:type_name -> strata.v1.ScramCredential
+	91, // 34: strata.v1.ListUsersResponse.users:type_name -> strata.v1.ListUsersResponse.User
+	80, // 35: strata.v1.AddACLRequest.acl:type_name -> strata.v1.ACL
+	80, // 36: strata.v1.RemoveACLRequest.acl:type_name -> strata.v1.ACL
+	80, // 37: strata.v1.ListACLsResponse.acls:type_name -> strata.v1.ACL
+	92, // 38: strata.v1.GossipKeyResponse.errors:type_name -> strata.v1.GossipKeyResponse.ErrorsEntry
+	93, // 39: strata.v1.GossipKeyResponse.keys:type_name -> strata.v1.GossipKeyResponse.KeysEntry
+	7,  // 40: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
+	9,  // 41: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	11, // 42: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	13, // 43: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	15, // 44: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	17, // 45: strata.v1.Strata.InitProducer:input_type -> strata.v1.InitProducerRequest
+	19, // 46: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
+	19, // 47: strata.v1.Strata.ProduceStream:input_type -> strata.v1.ProduceRequest
+	21, // 48: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
+	23, // 49: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	26, // 50: strata.v1.Strata.JoinGroup:input_type -> strata.v1.JoinGroupRequest
+	28, // 51: strata.v1.Strata.Heartbeat:input_type -> strata.v1.HeartbeatRequest
+	30, // 52: strata.v1.Strata.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
+	33, // 53: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	35, // 54: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	37, // 55: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	40, // 56: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	44, // 57: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	47, // 58: strata.v1.Strata.CreateQueueGroup:input_type -> strata.v1.CreateQueueGroupRequest
+	49, // 59: strata.v1.Strata.DescribeQueueGroup:input_type -> strata.v1.DescribeQueueGroupRequest
+	53, // 60: strata.v1.Strata.ListQueueGroups:input_type -> strata.v1.ListQueueGroupsRequest
+	58, // 61: strata.v1.Strata.QueueReceive:input_type -> strata.v1.QueueReceiveRequest
+	61, // 62: strata.v1.Strata.QueueAck:input_type -> strata.v1.QueueSettleRequest
+	61, // 63: strata.v1.Strata.QueueNack:input_type -> strata.v1.QueueSettleRequest
+	61, // 64: strata.v1.Strata.QueueReject:input_type -> strata.v1.QueueSettleRequest
+	61, // 65: strata.v1.Strata.QueueExtend:input_type -> strata.v1.QueueSettleRequest
+	63, // 66: strata.v1.Strata.RedriveQueueGroup:input_type -> strata.v1.RedriveQueueGroupRequest
+	65, // 67: strata.v1.Strata.ResetQueueGroup:input_type -> strata.v1.ResetQueueGroupRequest
+	67, // 68: strata.v1.Strata.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
+	71, // 69: strata.v1.Strata.RemoveNode:input_type -> strata.v1.RemoveNodeRequest
+	74, // 70: strata.v1.Strata.PutUser:input_type -> strata.v1.PutUserRequest
+	76, // 71: strata.v1.Strata.DeleteUser:input_type -> strata.v1.DeleteUserRequest
+	78, // 72: strata.v1.Strata.ListUsers:input_type -> strata.v1.ListUsersRequest
+	81, // 73: strata.v1.Strata.AddACL:input_type -> strata.v1.AddACLRequest
+	83, // 74: strata.v1.Strata.RemoveACL:input_type -> strata.v1.RemoveACLRequest
+	85, // 75: strata.v1.Strata.ListACLs:input_type -> strata.v1.ListACLsRequest
+	87, // 76: strata.v1.Strata.GossipKey:input_type -> strata.v1.GossipKeyRequest
+	89, // 77: strata.v1.Strata.WhoAmI:input_type -> strata.v1.WhoAmIRequest
+	8,  // 78: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
+	10, // 79: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	12, // 80: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	14, // 81: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	16, // 82: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	18, // 83: strata.v1.Strata.InitProducer:output_type -> strata.v1.InitProducerResponse
+	20, // 84: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	20, // 85: strata.v1.Strata.ProduceStream:output_type -> strata.v1.ProduceResponse
+	22, // 86: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	24, // 87: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	27, // 88: strata.v1.Strata.JoinGroup:output_type -> strata.v1.JoinGroupResponse
+	29, // 89: strata.v1.Strata.Heartbeat:output_type -> strata.v1.HeartbeatResponse
+	31, // 90: strata.v1.Strata.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
+	34, // 91: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	36, // 92: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	39, // 93: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	43, // 94: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	45, // 95: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	48, // 96: strata.v1.Strata.CreateQueueGroup:output_type -> strata.v1.CreateQueueGroupResponse
+	52, // 97: strata.v1.Strata.DescribeQueueGroup:output_type -> strata.v1.DescribeQueueGroupResponse
+	55, // 98: strata.v1.Strata.ListQueueGroups:output_type -> strata.v1.ListQueueGroupsResponse
+	59, // 99: strata.v1.Strata.QueueReceive:output_type -> strata.v1.QueueReceiveResponse
+	62, // 100: strata.v1.Strata.QueueAck:output_type -> strata.v1.QueueSettleResponse
+	62, // 101: strata.v1.Strata.QueueNack:output_type -> strata.v1.QueueSettleResponse
+	62, // 102: strata.v1.Strata.QueueReject:output_type -> strata.v1.QueueSettleResponse
+	62, // 103: strata.v1.Strata.QueueExtend:output_type -> strata.v1.QueueSettleResponse
+	64, // 104: strata.v1.Strata.RedriveQueueGroup:output_type -> strata.v1.RedriveQueueGroupResponse
+	66, // 105: strata.v1.Strata.ResetQueueGroup:output_type -> strata.v1.ResetQueueGroupResponse
+	70, // 106: strata.v1.Strata.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
+	72, // 107: strata.v1.Strata.RemoveNode:output_type -> strata.v1.RemoveNodeResponse
+	75, // 108: strata.v1.Strata.PutUser:output_type -> strata.v1.PutUserResponse
+	77, // 109: strata.v1.Strata.DeleteUser:output_type -> strata.v1.DeleteUserResponse
+	79, // 110: strata.v1.Strata.ListUsers:output_type -> strata.v1.ListUsersResponse
+	82, // 111: strata.v1.Strata.AddACL:output_type -> strata.v1.AddACLResponse
+	84, // 112: strata.v1.Strata.RemoveACL:output_type -> strata.v1.RemoveACLResponse
+	86, // 113: strata.v1.Strata.ListACLs:output_type -> strata.v1.ListACLsResponse
+	88, // 114: strata.v1.Strata.GossipKey:output_type -> strata.v1.GossipKeyResponse
+	90, // 115: strata.v1.Strata.WhoAmI:output_type -> strata.v1.WhoAmIResponse
+	78, // [78:116] is the sub-list for method output_type
+	40, // [40:78] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_strata_proto_init() }
@@ -4941,7 +6023,7 @@ func file_strata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strata_proto_rawDesc), len(file_strata_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   72,
+			NumMessages:   93,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

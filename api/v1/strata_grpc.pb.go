@@ -61,6 +61,14 @@ const (
 	Strata_ResetQueueGroup_FullMethodName    = "/strata.v1.Strata/ResetQueueGroup"
 	Strata_ClusterStatus_FullMethodName      = "/strata.v1.Strata/ClusterStatus"
 	Strata_RemoveNode_FullMethodName         = "/strata.v1.Strata/RemoveNode"
+	Strata_PutUser_FullMethodName            = "/strata.v1.Strata/PutUser"
+	Strata_DeleteUser_FullMethodName         = "/strata.v1.Strata/DeleteUser"
+	Strata_ListUsers_FullMethodName          = "/strata.v1.Strata/ListUsers"
+	Strata_AddACL_FullMethodName             = "/strata.v1.Strata/AddACL"
+	Strata_RemoveACL_FullMethodName          = "/strata.v1.Strata/RemoveACL"
+	Strata_ListACLs_FullMethodName           = "/strata.v1.Strata/ListACLs"
+	Strata_GossipKey_FullMethodName          = "/strata.v1.Strata/GossipKey"
+	Strata_WhoAmI_FullMethodName             = "/strata.v1.Strata/WhoAmI"
 )
 
 // StrataClient is the client API for Strata service.
@@ -141,6 +149,21 @@ type StrataClient interface {
 	// RemoveNode removes a node from the cluster and re-places its replicas.
 	// Only the metadata leader does it; others answer NotLeader.
 	RemoveNode(ctx context.Context, in *RemoveNodeRequest, opts ...grpc.CallOption) (*RemoveNodeResponse, error)
+	// PutUser creates a user, or changes its credentials when update is set.
+	// The request carries SCRAM credentials computed by the client, never a
+	// password.
+	PutUser(ctx context.Context, in *PutUserRequest, opts ...grpc.CallOption) (*PutUserResponse, error)
+	DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error)
+	ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error)
+	AddACL(ctx context.Context, in *AddACLRequest, opts ...grpc.CallOption) (*AddACLResponse, error)
+	RemoveACL(ctx context.Context, in *RemoveACLRequest, opts ...grpc.CallOption) (*RemoveACLResponse, error)
+	// ListACLs lists the rules, filtered by principal and resource when set.
+	ListACLs(ctx context.Context, in *ListACLsRequest, opts ...grpc.CallOption) (*ListACLsResponse, error)
+	// GossipKey lists, installs, makes primary (use) or removes a gossip
+	// encryption key on every member of the cluster.
+	GossipKey(ctx context.Context, in *GossipKeyRequest, opts ...grpc.CallOption) (*GossipKeyResponse, error)
+	// WhoAmI answers with the principal the caller was authenticated as.
+	WhoAmI(ctx context.Context, in *WhoAmIRequest, opts ...grpc.CallOption) (*WhoAmIResponse, error)
 }
 
 type strataClient struct {
@@ -454,6 +477,86 @@ func (c *strataClient) RemoveNode(ctx context.Context, in *RemoveNodeRequest, op
 	return out, nil
 }
 
+func (c *strataClient) PutUser(ctx context.Context, in *PutUserRequest, opts ...grpc.CallOption) (*PutUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PutUserResponse)
+	err := c.cc.Invoke(ctx, Strata_PutUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteUserResponse)
+	err := c.cc.Invoke(ctx, Strata_DeleteUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListUsersResponse)
+	err := c.cc.Invoke(ctx, Strata_ListUsers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) AddACL(ctx context.Context, in *AddACLRequest, opts ...grpc.CallOption) (*AddACLResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddACLResponse)
+	err := c.cc.Invoke(ctx, Strata_AddACL_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) RemoveACL(ctx context.Context, in *RemoveACLRequest, opts ...grpc.CallOption) (*RemoveACLResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveACLResponse)
+	err := c.cc.Invoke(ctx, Strata_RemoveACL_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) ListACLs(ctx context.Context, in *ListACLsRequest, opts ...grpc.CallOption) (*ListACLsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListACLsResponse)
+	err := c.cc.Invoke(ctx, Strata_ListACLs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) GossipKey(ctx context.Context, in *GossipKeyRequest, opts ...grpc.CallOption) (*GossipKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GossipKeyResponse)
+	err := c.cc.Invoke(ctx, Strata_GossipKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *strataClient) WhoAmI(ctx context.Context, in *WhoAmIRequest, opts ...grpc.CallOption) (*WhoAmIResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WhoAmIResponse)
+	err := c.cc.Invoke(ctx, Strata_WhoAmI_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StrataServer is the server API for Strata service.
 // All implementations must embed UnimplementedStrataServer
 // for forward compatibility.
@@ -532,6 +635,21 @@ type StrataServer interface {
 	// RemoveNode removes a node from the cluster and re-places its replicas.
 	// Only the metadata leader does it; others answer NotLeader.
 	RemoveNode(context.Context, *RemoveNodeRequest) (*RemoveNodeResponse, error)
+	// PutUser creates a user, or changes its credentials when update is set.
+	// The request carries SCRAM credentials computed by the client, never a
+	// password.
+	PutUser(context.Context, *PutUserRequest) (*PutUserResponse, error)
+	DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error)
+	ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error)
+	AddACL(context.Context, *AddACLRequest) (*AddACLResponse, error)
+	RemoveACL(context.Context, *RemoveACLRequest) (*RemoveACLResponse, error)
+	// ListACLs lists the rules, filtered by principal and resource when set.
+	ListACLs(context.Context, *ListACLsRequest) (*ListACLsResponse, error)
+	// GossipKey lists, installs, makes primary (use) or removes a gossip
+	// encryption key on every member of the cluster.
+	GossipKey(context.Context, *GossipKeyRequest) (*GossipKeyResponse, error)
+	// WhoAmI answers with the principal the caller was authenticated as.
+	WhoAmI(context.Context, *WhoAmIRequest) (*WhoAmIResponse, error)
 	mustEmbedUnimplementedStrataServer()
 }
 
@@ -631,6 +749,30 @@ func (UnimplementedStrataServer) ClusterStatus(context.Context, *ClusterStatusRe
 }
 func (UnimplementedStrataServer) RemoveNode(context.Context, *RemoveNodeRequest) (*RemoveNodeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RemoveNode not implemented")
+}
+func (UnimplementedStrataServer) PutUser(context.Context, *PutUserRequest) (*PutUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PutUser not implemented")
+}
+func (UnimplementedStrataServer) DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteUser not implemented")
+}
+func (UnimplementedStrataServer) ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListUsers not implemented")
+}
+func (UnimplementedStrataServer) AddACL(context.Context, *AddACLRequest) (*AddACLResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddACL not implemented")
+}
+func (UnimplementedStrataServer) RemoveACL(context.Context, *RemoveACLRequest) (*RemoveACLResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveACL not implemented")
+}
+func (UnimplementedStrataServer) ListACLs(context.Context, *ListACLsRequest) (*ListACLsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListACLs not implemented")
+}
+func (UnimplementedStrataServer) GossipKey(context.Context, *GossipKeyRequest) (*GossipKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GossipKey not implemented")
+}
+func (UnimplementedStrataServer) WhoAmI(context.Context, *WhoAmIRequest) (*WhoAmIResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method WhoAmI not implemented")
 }
 func (UnimplementedStrataServer) mustEmbedUnimplementedStrataServer() {}
 func (UnimplementedStrataServer) testEmbeddedByValue()                {}
@@ -1182,6 +1324,150 @@ func _Strata_RemoveNode_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Strata_PutUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PutUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).PutUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_PutUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).PutUser(ctx, req.(*PutUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_DeleteUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).DeleteUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_DeleteUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).DeleteUser(ctx, req.(*DeleteUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_ListUsers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListUsersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).ListUsers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_ListUsers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).ListUsers(ctx, req.(*ListUsersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_AddACL_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddACLRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).AddACL(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_AddACL_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).AddACL(ctx, req.(*AddACLRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_RemoveACL_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveACLRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).RemoveACL(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_RemoveACL_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).RemoveACL(ctx, req.(*RemoveACLRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_ListACLs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListACLsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).ListACLs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_ListACLs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).ListACLs(ctx, req.(*ListACLsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_GossipKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GossipKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).GossipKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_GossipKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).GossipKey(ctx, req.(*GossipKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Strata_WhoAmI_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WhoAmIRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StrataServer).WhoAmI(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Strata_WhoAmI_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StrataServer).WhoAmI(ctx, req.(*WhoAmIRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Strata_ServiceDesc is the grpc.ServiceDesc for Strata service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1304,6 +1590,38 @@ var Strata_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RemoveNode",
 			Handler:    _Strata_RemoveNode_Handler,
+		},
+		{
+			MethodName: "PutUser",
+			Handler:    _Strata_PutUser_Handler,
+		},
+		{
+			MethodName: "DeleteUser",
+			Handler:    _Strata_DeleteUser_Handler,
+		},
+		{
+			MethodName: "ListUsers",
+			Handler:    _Strata_ListUsers_Handler,
+		},
+		{
+			MethodName: "AddACL",
+			Handler:    _Strata_AddACL_Handler,
+		},
+		{
+			MethodName: "RemoveACL",
+			Handler:    _Strata_RemoveACL_Handler,
+		},
+		{
+			MethodName: "ListACLs",
+			Handler:    _Strata_ListACLs_Handler,
+		},
+		{
+			MethodName: "GossipKey",
+			Handler:    _Strata_GossipKey_Handler,
+		},
+		{
+			MethodName: "WhoAmI",
+			Handler:    _Strata_WhoAmI_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

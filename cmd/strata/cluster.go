@@ -2,20 +2,27 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 
 	stratav1 "github.com/stratalog/strata/api/v1"
 )
 
 func runCluster(ctx context.Context, args []string) error {
-	sub, args, fs, cf, err := subcommand("cluster", "usage: strata cluster status|remove-node ID", args)
+	sub, args, fs, cf, err := subcommand("cluster", "usage: strata cluster status|remove-node ID|gossip-key generate|list|install|use|remove [KEY]", args)
 	if err != nil {
 		return err
 	}
 	if err := parseFlags(fs, interleave(fs, args)); err != nil {
 		return err
+	}
+	if sub == "gossip-key" && fs.Arg(0) == "generate" {
+		return gossipKeyGenerate()
 	}
 	cl, closeFn, err := cf.dialAdmin(ctx)
 	if err != nil {
@@ -62,8 +69,10 @@ func runCluster(ctx context.Context, args []string) error {
 		}
 		fmt.Printf("removed node %s; its replicas are being re-placed\n", id)
 		return nil
+	case "gossip-key":
+		return gossipKey(rctx, cl, cf, fs.Arg(0), fs.Arg(1))
 	}
-	fmt.Fprintf(os.Stderr, "strata cluster: unknown subcommand %q (status, remove-node)\n", sub)
+	fmt.Fprintf(os.Stderr, "strata cluster: unknown subcommand %q (status, remove-node, gossip-key)\n", sub)
 	return exitError{2}
 }
 
@@ -89,4 +98,54 @@ func statusJSONOf(st *stratav1.ClusterStatusResponse) map[string]any {
 	}
 	return map[string]any{"metadata_leader": st.MetadataLeader, "answered_by": st.AnsweredBy,
 		"nodes": nodes, "groups": groups, "lagging": lagging}
+}
+
+const gossipKeyUsage = "usage: strata cluster gossip-key generate | list | install KEY | use KEY | remove KEY"
+
+// gossipKeyGenerate prints a new random 32-byte gossip key, base64.
+func gossipKeyGenerate() error {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return err
+	}
+	fmt.Println(base64.StdEncoding.EncodeToString(key))
+	return nil
+}
+
+// gossipKey rotates the gossip encryption key on every member: install the
+// new key, use it (make it primary), then remove the old one.
+func gossipKey(ctx context.Context, cl stratav1.StrataClient, cf *clientFlags, action, key string) error {
+	switch action {
+	case "list":
+	case "install", "use", "remove":
+		if key == "" {
+			fmt.Fprintln(os.Stderr, gossipKeyUsage)
+			return exitError{2}
+		}
+	default:
+		fmt.Fprintln(os.Stderr, gossipKeyUsage)
+		return exitError{2}
+	}
+	resp, err := cl.GossipKey(ctx, &stratav1.GossipKeyRequest{Action: action, Key: key})
+	if err != nil {
+		return rpcErr(err)
+	}
+	if cf.output == "json" {
+		return printJSON(resp)
+	}
+	fmt.Printf("%s: %d members, %d failed\n", action, resp.Members, resp.Failed)
+	for _, n := range slices.Sorted(maps.Keys(resp.Errors)) {
+		fmt.Printf("  %s: %s\n", n, resp.Errors[n])
+	}
+	for _, k := range slices.Sorted(maps.Keys(resp.Keys)) {
+		mark := ""
+		if k == resp.Primary {
+			mark = " (primary)"
+		}
+		fmt.Printf("  %s held by %d members%s\n", k, resp.Keys[k], mark)
+	}
+	if resp.Failed > 0 {
+		return fmt.Errorf("%d members did not %s the key", resp.Failed, action)
+	}
+	return nil
 }

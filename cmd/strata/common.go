@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -11,10 +13,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/stratalog/strata/api/client"
 	stratav1 "github.com/stratalog/strata/api/v1"
+	"github.com/stratalog/strata/internal/tlsutil"
 )
 
 // clientFlags are the flags every client command takes.
@@ -22,6 +25,17 @@ type clientFlags struct {
 	brokers string
 	output  string
 	timeout time.Duration
+	// Security: TLS files, a user and where its password is.
+	tlsCA, tlsCert, tlsKey string
+	user, passwordFile     string
+}
+
+// envOr returns the environment variable's value, or def.
+func envOr(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet, withOutput bool) {
@@ -31,6 +45,11 @@ func (c *clientFlags) register(fs *flag.FlagSet, withOutput bool) {
 	}
 	fs.StringVar(&c.brokers, "brokers", def, "comma-separated broker addresses (env STRATA_BROKERS)")
 	fs.DurationVar(&c.timeout, "request-timeout", 30*time.Second, "timeout of each request")
+	fs.StringVar(&c.tlsCA, "tls-ca", envOr("STRATA_TLS_CA", ""), "CA certificate (PEM) that signs the brokers' certificates; turns TLS on (env STRATA_TLS_CA)")
+	fs.StringVar(&c.tlsCert, "tls-cert", envOr("STRATA_TLS_CERT", ""), "client certificate (PEM) for mTLS authentication (env STRATA_TLS_CERT)")
+	fs.StringVar(&c.tlsKey, "tls-key", envOr("STRATA_TLS_KEY", ""), "key (PEM) of --tls-cert (env STRATA_TLS_KEY)")
+	fs.StringVar(&c.user, "user", envOr("STRATA_USER", ""), "user to authenticate as, with --password-file or STRATA_PASSWORD; needs TLS (env STRATA_USER)")
+	fs.StringVar(&c.passwordFile, "password-file", envOr("STRATA_PASSWORD_FILE", ""), "file whose first line is the password of --user (env STRATA_PASSWORD_FILE)")
 	if withOutput {
 		fs.StringVar(&c.output, "output", "text", "text (tables for people) or json (for scripts)")
 	}
@@ -46,13 +65,76 @@ func (c *clientFlags) brokerList() []string {
 	return out
 }
 
+// security returns the TLS configuration (nil without --tls-ca) and the
+// user and password the flags name.
+func (c *clientFlags) security() (*tls.Config, string, string, error) {
+	var tc *tls.Config
+	if c.tlsCA != "" || c.tlsCert != "" {
+		st, err := tlsutil.Open(tlsutil.Files{CA: c.tlsCA, Cert: c.tlsCert, Key: c.tlsKey}, nil)
+		if err != nil {
+			return nil, "", "", err
+		}
+		tc = st.ClientConfig("")
+	}
+	if c.user == "" {
+		return tc, "", "", nil
+	}
+	if tc == nil {
+		return nil, "", "", errors.New("--user needs TLS (--tls-ca): the password would cross the network in clear")
+	}
+	pass, err := readPassword(c.passwordFile)
+	if err != nil {
+		return nil, "", "", err
+	}
+	return tc, c.user, pass, nil
+}
+
+// readPassword reads the first line of file, or STRATA_PASSWORD without a
+// file.
+func readPassword(file string) (string, error) {
+	if file == "" {
+		if p, ok := os.LookupEnv("STRATA_PASSWORD"); ok {
+			return p, nil
+		}
+		return "", errors.New("a password is needed: --password-file or STRATA_PASSWORD")
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("password file: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return strings.TrimRight(line, "\r"), nil
+}
+
+// dialOptions are the gRPC options of the flags' security.
+func (c *clientFlags) dialOptions() ([]grpc.DialOption, error) {
+	tc, user, pass, err := c.security()
+	if err != nil {
+		return nil, err
+	}
+	return client.SecurityDialOptions(tc, user, pass), nil
+}
+
+// dial connects a client library Client with the flags' brokers and
+// security.
+func (c *clientFlags) dial(ctx context.Context) (*client.Client, error) {
+	tc, user, pass, err := c.security()
+	if err != nil {
+		return nil, err
+	}
+	return client.Dial(ctx, c.brokerList(), client.WithTLS(tc), client.WithUser(user, pass))
+}
+
 // dialAdmin connects to the first broker that answers, for admin calls
 // (any node can answer them, or name the leader).
 func (c *clientFlags) dialAdmin(ctx context.Context) (stratav1.StrataClient, func(), error) {
+	opts, err := c.dialOptions()
+	if err != nil {
+		return nil, nil, err
+	}
 	var lastErr error
 	for _, addr := range c.brokerList() {
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithChainUnaryInterceptor(followLeader))
+		conn, err := grpc.NewClient(addr, append(opts, grpc.WithChainUnaryInterceptor(followLeader(opts)))...)
 		if err != nil {
 			lastErr = err
 			continue
@@ -75,25 +157,27 @@ func (c *clientFlags) dialAdmin(ctx context.Context) (stratav1.StrataClient, fun
 }
 
 // followLeader sends a call that a follower answered with NotLeader (and
-// the leader's address) to that leader, once.
-func followLeader(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-	err := invoker(ctx, method, req, reply, cc, opts...)
-	if err == nil {
-		return nil
-	}
-	for _, d := range status.Convert(err).Details() {
-		nl, ok := d.(*stratav1.NotLeader)
-		if !ok || nl.GetLeaderAddr() == "" || nl.GetLeaderAddr() == cc.Target() {
-			continue
+// the leader's address) to that leader, once, dialled with dialOpts.
+func followLeader(dialOpts []grpc.DialOption) grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		err := invoker(ctx, method, req, reply, cc, opts...)
+		if err == nil {
+			return nil
 		}
-		lc, derr := grpc.NewClient(nl.GetLeaderAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if derr != nil {
-			return err
+		for _, d := range status.Convert(err).Details() {
+			nl, ok := d.(*stratav1.NotLeader)
+			if !ok || nl.GetLeaderAddr() == "" || nl.GetLeaderAddr() == cc.Target() {
+				continue
+			}
+			lc, derr := grpc.NewClient(nl.GetLeaderAddr(), dialOpts...)
+			if derr != nil {
+				return err
+			}
+			defer lc.Close()
+			return lc.Invoke(ctx, method, req, reply, opts...)
 		}
-		defer lc.Close()
-		return lc.Invoke(ctx, method, req, reply, opts...)
+		return err
 	}
-	return err
 }
 
 // subcommand splits `strata CMD SUB args...` into SUB and its arguments,

@@ -69,7 +69,7 @@ func runConsume(ctx context.Context, args []string) error {
 		fmt.Fprintf(os.Stderr, "strata consume: --output %q: want text or json\n", o.cf.output)
 		return exitError{2}
 	}
-	cl, err := client.Dial(ctx, o.cf.brokerList())
+	cl, err := o.cf.dial(ctx)
 	if err != nil {
 		return err
 	}

@@ -21,9 +21,14 @@ Usage:
   strata group    list|describe|reset
   strata queue    create|receive|describe|redrive|reset   queue groups: per-record ack, retries, dead letters
   strata bench    produce|consume|e2e|queue   load generator: throughput and latency
-  strata cluster  status|remove-node ID
+  strata cluster  status|remove-node ID|gossip-key
+  strata user     create|passwd|delete|list    users (SCRAM credentials)
+  strata acl      add|remove|list              access rules
+  strata cert     create-ca|create-node|create-client   certificates for TLS
+  strata whoami                         the principal the broker sees
 
-Every client command takes --brokers (or STRATA_BROKERS; default 127.0.0.1:7400).
+Every client command takes --brokers (or STRATA_BROKERS; default 127.0.0.1:7400)
+and, for a secured cluster, --tls-ca, --tls-cert/--tls-key or --user/--password-file.
 Run 'strata COMMAND -h' for a command's flags.
 `
 
@@ -69,6 +74,12 @@ func run(ctx context.Context, args []string) error {
 		return runBench(ctx, rest)
 	case "cluster":
 		return runCluster(ctx, rest)
+	case "user":
+		return runUser(ctx, rest)
+	case "acl":
+		return runACL(ctx, rest)
+	case "whoami":
+		return runWhoAmI(ctx, rest)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return nil

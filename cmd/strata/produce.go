@@ -81,7 +81,7 @@ func runProduce(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cl, err := client.Dial(ctx, o.cf.brokerList())
+	cl, err := o.cf.dial(ctx)
 	if err != nil {
 		return err
 	}

@@ -93,7 +93,7 @@ func runQueue(ctx context.Context, args []string) error {
 		return exitError{2}
 	}
 	group := fs.Arg(0) // "" for list
-	cl, err := client.Dial(ctx, o.cf.brokerList())
+	cl, err := o.cf.dial(ctx)
 	if err != nil {
 		return err
 	}

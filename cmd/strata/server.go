@@ -33,6 +33,16 @@ func runServer(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.RaftHeartbeatTimeout, "raft-heartbeat-timeout", cfg.RaftHeartbeatTimeout, "raft leader-loss detection; elections follow within 1-2x (env STRATA_RAFT_HEARTBEAT_TIMEOUT)")
 	fs.Uint64Var(&cfg.RaftTrailingLogs, "raft-trailing-logs", cfg.RaftTrailingLogs, "raft entries kept after a snapshot (env STRATA_RAFT_TRAILING_LOGS)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (env STRATA_LOG_LEVEL)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "node certificate (PEM, from strata cert create-node): TLS on gRPC and HTTP, mutual TLS on the cluster port (env STRATA_TLS_CERT)")
+	fs.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "key (PEM) of --tls-cert (env STRATA_TLS_KEY)")
+	fs.StringVar(&cfg.TLSCA, "tls-ca", cfg.TLSCA, "CA certificate (PEM) that signs nodes and clients (env STRATA_TLS_CA)")
+	fs.BoolVar(&cfg.Auth, "auth", cfg.Auth, "require authentication (client certificate or user and password) and apply ACLs; needs TLS (env STRATA_AUTH)")
+	superUsers := fs.String("super-users", "", "comma-separated principals allowed everything, e.g. user:admin (env STRATA_SUPER_USERS)")
+	fs.StringVar(&cfg.AuditLog, "audit-log", cfg.AuditLog, "JSON audit log file; default DATA_DIR/audit.log with --auth; - for none (env STRATA_AUDIT_LOG)")
+	fs.StringVar(&cfg.GossipKey, "gossip-key", cfg.GossipKey, "gossip encryption key, base64 (strata cluster gossip-key generate) (env STRATA_GOSSIP_KEY)")
+	fs.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, "connections the gRPC port holds at once; 0: no cap (env STRATA_MAX_CONNECTIONS)")
+	maxStreams := fs.Uint("max-concurrent-streams", uint(cfg.MaxConcurrentStreams), "calls under way per connection (env STRATA_MAX_CONCURRENT_STREAMS)")
+	fs.IntVar(&cfg.MaxClusterPartitions, "max-cluster-partitions", cfg.MaxClusterPartitions, "partitions of all topics together; 0: no cap (env STRATA_MAX_CLUSTER_PARTITIONS)")
 	fs.BoolVar(&cfg.UnsafeAckBeforeCommit, "unsafe-ack-before-commit", false, "TESTS ONLY: acknowledge writes before they are durable")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "BENCHMARKS AND DEBUGGING: serve net/http/pprof under /debug/pprof/ on --http-addr (env STRATA_PPROF)")
 	cpuProfile := fs.String("cpuprofile", "", "BENCHMARKS ONLY: write a CPU profile to this file until shutdown")
@@ -68,6 +78,17 @@ func runServer(ctx context.Context, args []string) error {
 				cfg.Join = append(cfg.Join, a)
 			}
 		}
+	}
+	if *superUsers != "" {
+		cfg.SuperUsers = nil
+		for _, p := range strings.Split(*superUsers, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				cfg.SuperUsers = append(cfg.SuperUsers, p)
+			}
+		}
+	}
+	if set["max-concurrent-streams"] || os.Getenv("STRATA_MAX_CONCURRENT_STREAMS") != "" {
+		cfg.MaxConcurrentStreams = uint32(min(*maxStreams, 1<<31))
 	}
 	stopProfile, err := startCPUProfile(*cpuProfile)
 	if err != nil {
@@ -116,6 +137,16 @@ func overlayUnset(set map[string]bool, cfg *agent.Config, file agent.Config) {
 		"raft-trailing-logs":       func() { cfg.RaftTrailingLogs = keep.RaftTrailingLogs },
 		"unsafe-ack-before-commit": func() { cfg.UnsafeAckBeforeCommit = keep.UnsafeAckBeforeCommit },
 		"pprof":                    func() { cfg.Pprof = keep.Pprof },
+		"tls-cert":                 func() { cfg.TLSCert = keep.TLSCert },
+		"tls-key":                  func() { cfg.TLSKey = keep.TLSKey },
+		"tls-ca":                   func() { cfg.TLSCA = keep.TLSCA },
+		"auth":                     func() { cfg.Auth = keep.Auth },
+		"super-users":              func() { cfg.SuperUsers = keep.SuperUsers },
+		"audit-log":                func() { cfg.AuditLog = keep.AuditLog },
+		"gossip-key":               func() { cfg.GossipKey = keep.GossipKey },
+		"max-connections":          func() { cfg.MaxConnections = keep.MaxConnections },
+		"max-concurrent-streams":   func() { cfg.MaxConcurrentStreams = keep.MaxConcurrentStreams },
+		"max-cluster-partitions":   func() { cfg.MaxClusterPartitions = keep.MaxClusterPartitions },
 	}
 	for name := range set {
 		if f, ok := restore[name]; ok {

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/auth"
 	"github.com/stratalog/strata/internal/broker"
 	"github.com/stratalog/strata/internal/server"
 	"github.com/stratalog/strata/segment"
@@ -32,6 +34,7 @@ type Agent struct {
 
 	grpcLn net.Listener
 	httpLn net.Listener
+	sec    *security
 	node   *cluster.Node
 	broker *broker.Broker
 	svc    *server.Server
@@ -56,8 +59,12 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, log: logger}
 	var err error
+	if a.sec, err = openSecurity(cfg); err != nil {
+		return nil, err
+	}
+	warnInsecure(cfg, logger)
 	if a.grpcLn, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
-		return nil, fmt.Errorf("agent: grpc listener: %w", err)
+		return nil, errors.Join(fmt.Errorf("agent: grpc listener: %w", err), a.Close())
 	}
 	if cfg.HTTPAddr != "" {
 		if a.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
@@ -106,6 +113,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
 	if err := a.advertise(&nc); err != nil {
 		return nil, errors.Join(err, a.Close())
 	}
+	if err := a.sec.clusterSecurity(cfg, &nc); err != nil {
+		return nil, errors.Join(err, a.Close())
+	}
 	a.node, err = cluster.OpenNode(nc, func() {
 		if b := live.Load(); b != nil {
 			b.NotifyMetadataChanged()
@@ -121,25 +131,29 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
 	bc.RetentionInterval = cfg.RetentionCheckInterval
 	bc.Disk.MinFreeBytes = cfg.DiskMinFreeBytes()
 	bc.UnsafeAckBeforeCommit = cfg.UnsafeAckBeforeCommit
+	bc.MaxClusterPartitions = cfg.MaxClusterPartitions
 	bc.Logger = logger
 	if b, err = broker.New(bc, a.node); err != nil {
 		return nil, errors.Join(err, a.Close())
 	}
 	live.Store(b)
 	a.broker = b
-	a.peers = server.NewPeers()
+	a.peers = server.NewPeers(a.sec.peerDialOptions()...)
 	b.SetPeers(a.peers)
 	if err := b.Start(ctx); err != nil {
 		return nil, errors.Join(err, a.Close())
 	}
 	a.svc = server.New(b)
-	a.grpc = grpc.NewServer(server.GRPCOptions()...)
+	sec := &server.Security{Required: cfg.Auth, Authorizer: auth.NewAuthorizer(cfg.SuperUsers), Users: b,
+		Audit: a.sec.audit, Logger: logger}
+	a.svc.SetSecurity(sec)
+	a.grpc = grpc.NewServer(a.sec.grpcOptions(cfg, sec)...)
 	a.svc.Register(a.grpc)
 	a.svc.SetServing(true)
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		if err := a.grpc.Serve(a.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		if err := a.grpc.Serve(limitListener(a.grpcLn, cfg.MaxConnections)); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			a.log.Error("grpc server", "err", err)
 		}
 	}()
@@ -204,11 +218,16 @@ func (a *Agent) startHTTP() {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// ReadHeaderTimeout also bounds the TLS handshake (net/http).
+	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: handshakeTimeout, IdleTimeout: 2 * time.Minute}
+	ln := a.httpLn
+	if a.sec.tls != nil {
+		ln = tls.NewListener(ln, a.sec.tls.ServerConfig(tls.NoClientCert))
+	}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		if err := a.http.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error("http server", "err", err)
 		}
 	}()
@@ -270,6 +289,9 @@ func (a *Agent) Close() error {
 		}
 		if a.node != nil {
 			errs = append(errs, a.node.Close())
+		}
+		if a.sec != nil {
+			errs = append(errs, a.sec.close.Close())
 		}
 		a.closeErr = errors.Join(errs...)
 	})

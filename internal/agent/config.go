@@ -83,6 +83,44 @@ type Config struct {
 	// reaches HTTPAddr can then read the process's stacks and cost it CPU:
 	// for benchmarks and debugging. Default false.
 	Pprof bool `yaml:"pprof"`
+	// TLSCert and TLSKey are this node's certificate and key (PEM), a
+	// node certificate for NodeID made by `strata cert create-node`; TLSCA
+	// is the CA that signs the nodes' and the clients' certificates. With
+	// them the gRPC and HTTP ports serve TLS (1.2 or later; a client may
+	// authenticate with a certificate of the CA), and the cluster port
+	// requires mutual TLS with node certificates, so that no process
+	// without one can send raft traffic or join. The files are read again
+	// when they change (rotation without restart). Default none: plaintext.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	TLSCA   string `yaml:"tls_ca"`
+	// Auth requires every client call to be authenticated (a client
+	// certificate, or a user and password over TLS) and applies ACLs
+	// (default deny). It needs TLS. Default false.
+	Auth bool `yaml:"auth"`
+	// SuperUsers are principals (user:NAME) allowed everything whatever
+	// the ACLs, such as the administrator's client certificate. Default
+	// none.
+	SuperUsers []string `yaml:"super_users"`
+	// AuditLog is the file of the JSON audit log (failed logins, denials,
+	// admin changes); "" means DataDir/audit.log when Auth is on and none
+	// otherwise; "-" means none.
+	AuditLog string `yaml:"audit_log"`
+	// GossipKey is the gossip encryption key, base64 of 16, 24 or 32
+	// bytes (`strata cluster gossip-key generate`); every node needs it to
+	// join. Rotations (`strata cluster gossip-key install|use|remove`)
+	// are kept in the node's keyring file, which wins over this on
+	// restart. Default none: gossip in clear.
+	GossipKey string `yaml:"gossip_key"`
+	// MaxConnections caps the connections the gRPC port holds at once;
+	// more wait to be accepted. Default 4096; 0 means no cap.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxConcurrentStreams caps the calls under way on one connection;
+	// default 1024.
+	MaxConcurrentStreams uint32 `yaml:"max_concurrent_streams"`
+	// MaxClusterPartitions caps the partitions of all topics together;
+	// default 50,000, 0 means no cap.
+	MaxClusterPartitions int `yaml:"max_cluster_partitions"`
 	// Faults, for in-process tests only, routes this node's raft traffic
 	// through a fault-injecting network shared with the test's other
 	// nodes (cluster.FaultNet). No flag or file sets it.
@@ -111,6 +149,9 @@ func DefaultConfig() Config {
 		RaftHeartbeatTimeout:   500 * time.Millisecond,
 		RaftTrailingLogs:       1024,
 		LogLevel:               "info",
+		MaxConnections:         4096,
+		MaxConcurrentStreams:   1024,
+		MaxClusterPartitions:   50000,
 	}
 }
 
@@ -154,6 +195,7 @@ func (c Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("log level %q is not debug, info, warn or error", c.LogLevel))
 	}
+	errs = append(errs, c.validateSecurity()...)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("agent: invalid config: %w", err)
 	}
@@ -186,4 +228,29 @@ func (c *Config) LoadFile(path string) error {
 		return fmt.Errorf("agent: config file %s: %w", path, err)
 	}
 	return nil
+}
+
+func (c Config) validateSecurity() []error {
+	var errs []error
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("tls cert and tls key go together"))
+	}
+	if c.TLSCert != "" && c.TLSCA == "" {
+		errs = append(errs, errors.New("tls needs the CA (tls_ca) that signs the nodes' and clients' certificates"))
+	}
+	if c.Auth && c.TLSCert == "" {
+		errs = append(errs, errors.New("auth needs TLS (tls_cert, tls_key, tls_ca): passwords and client certificates travel over it"))
+	}
+	for _, p := range c.SuperUsers {
+		if len(p) <= len("user:") || p[:len("user:")] != "user:" {
+			errs = append(errs, fmt.Errorf("super user %q is not user:NAME", p))
+		}
+	}
+	if c.MaxConnections < 0 || c.MaxClusterPartitions < 0 {
+		errs = append(errs, errors.New("max connections and max cluster partitions must not be negative"))
+	}
+	if c.MaxConcurrentStreams < 1 {
+		errs = append(errs, errors.New("max concurrent streams must be at least 1"))
+	}
+	return errs
 }

@@ -34,6 +34,10 @@ type Config struct {
 	// committed (and fsynced) the batch. Tests only: it exists to show that
 	// the durability test fails without the protection.
 	UnsafeAckBeforeCommit bool
+	// MaxClusterPartitions caps the partitions of all topics together, so
+	// that a flood of topic creations cannot exhaust the nodes; 0 means no
+	// cap. Default 50,000.
+	MaxClusterPartitions int
 	// Queue configures queue groups (queue_config.go).
 	Queue QueueConfig
 	// Disk configures the free-space guard of produces (diskguard.go).
@@ -50,6 +54,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		DefaultPartitions:     1,
+		MaxClusterPartitions:  50000,
 		DefaultMaxBatchBytes:  1 << 20,
 		MaxFetchBytes:         16 << 20,
 		MaxFetchWait:          30 * time.Second,

@@ -50,6 +50,16 @@ var (
 	// ErrQueueConflict is returned when a queue operation raced with a
 	// reset, or a reset with dead letters being written: retry.
 	ErrQueueConflict = errors.New("broker: queue group changed meanwhile")
+	// ErrExists is returned when creating something (a user) that exists.
+	ErrExists = errors.New("broker: already exists")
+	// ErrNotFound is returned for a user or rule that does not exist.
+	ErrNotFound = errors.New("broker: not found")
+	// ErrUnsupported is returned for a command some node of the cluster is
+	// too old to apply.
+	ErrUnsupported = errors.New("broker: not supported by every node")
+	// ErrLimit is returned when a request would pass a configured limit
+	// (the cluster's partition cap).
+	ErrLimit = errors.New("broker: limit reached")
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("broker: closed")
 )

@@ -55,6 +55,9 @@ func (b *Broker) CreateTopic(ctx context.Context, name string, cfg cluster.Topic
 	if _, ok := b.node.MetaFSM.Topic(name); ok {
 		return cluster.Topic{}, fmt.Errorf("%w: %q", ErrTopicExists, name)
 	}
+	if err := b.checkPartitionCap(cfg.Partitions); err != nil {
+		return cluster.Topic{}, err
+	}
 	if err := b.disk.check(0); err != nil { // a partition's creation on a full disk panics the data FSM
 		return cluster.Topic{}, err
 	}

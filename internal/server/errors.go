@@ -27,15 +27,17 @@ func codeOf(err error) codes.Code {
 	case errors.Is(err, broker.ErrUnknownTopic), errors.Is(err, broker.ErrUnknownPartition),
 		errors.Is(err, broker.ErrUnknownGroup), errors.Is(err, broker.ErrUnknownMember),
 		errors.Is(err, broker.ErrUnknownProducer), errors.Is(err, broker.ErrUnknownQueueGroup),
-		errors.Is(err, broker.ErrUnknownNode):
+		errors.Is(err, broker.ErrUnknownNode), errors.Is(err, broker.ErrNotFound):
 		return codes.NotFound
-	case errors.Is(err, broker.ErrTopicExists):
+	case errors.Is(err, broker.ErrTopicExists), errors.Is(err, broker.ErrExists):
 		return codes.AlreadyExists
 	case errors.Is(err, broker.ErrInvalidName), errors.Is(err, broker.ErrInvalidConfig),
 		errors.Is(err, broker.ErrInvalidRequest), errors.Is(err, broker.ErrInvalidBatch):
 		return codes.InvalidArgument
-	case errors.Is(err, broker.ErrBatchTooLarge):
+	case errors.Is(err, broker.ErrBatchTooLarge), errors.Is(err, broker.ErrLimit):
 		return codes.ResourceExhausted
+	case errors.Is(err, broker.ErrUnsupported):
+		return codes.FailedPrecondition
 	case errors.Is(err, broker.ErrOffsetOutOfRange):
 		return codes.OutOfRange
 	case errors.Is(err, broker.ErrStaleGeneration), errors.Is(err, broker.ErrGroupNotEmpty),

@@ -20,6 +20,8 @@ import (
 // Peers implements broker.Peers over the client API of the other nodes:
 // one connection per address, kept until Close.
 type Peers struct {
+	dialOpts []grpc.DialOption // security (mutual TLS); none: plaintext
+
 	mu     sync.Mutex
 	conns  map[string]*grpc.ClientConn
 	closed bool
@@ -27,8 +29,11 @@ type Peers struct {
 
 var _ broker.Peers = (*Peers)(nil)
 
-// NewPeers returns a Peers with no connections yet.
-func NewPeers() *Peers { return &Peers{conns: map[string]*grpc.ClientConn{}} }
+// NewPeers returns a Peers with no connections yet; dialOpts (transport
+// credentials) apply to every connection, plaintext without any.
+func NewPeers(dialOpts ...grpc.DialOption) *Peers {
+	return &Peers{dialOpts: dialOpts, conns: map[string]*grpc.ClientConn{}}
+}
 
 // Close closes every connection. It is idempotent.
 func (p *Peers) Close() error {
@@ -52,8 +57,10 @@ func (p *Peers) stub(addr string) (stratav1.StrataClient, error) {
 	c := p.conns[addr]
 	if c == nil {
 		var err error
-		c, err = grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxRecvMsgBytes), grpc.MaxCallSendMsgSize(MaxRecvMsgBytes)))
+		opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxRecvMsgBytes), grpc.MaxCallSendMsgSize(MaxRecvMsgBytes))},
+			p.dialOpts...)
+		c, err = grpc.NewClient(addr, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("server: dial %s: %w", addr, err)
 		}

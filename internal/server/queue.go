@@ -12,6 +12,7 @@ import (
 
 	stratav1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/auth"
 	"github.com/stratalog/strata/internal/broker"
 )
 
@@ -69,7 +70,7 @@ func (s *Server) DescribeQueueGroup(ctx context.Context, req *stratav1.DescribeQ
 func (s *Server) ListQueueGroups(ctx context.Context, req *stratav1.ListQueueGroupsRequest) (*stratav1.ListQueueGroupsResponse, error) {
 	resp := &stratav1.ListQueueGroupsResponse{}
 	for _, d := range s.b.QueueGroups() {
-		if req.Topic == "" || req.Topic == d.Topic {
+		if (req.Topic == "" || req.Topic == d.Topic) && s.canDescribe(ctx, auth.ResourceQueue, queueResource(d.Topic, d.Name)) {
 			resp.Groups = append(resp.Groups, &stratav1.QueueGroupSummary{Topic: d.Topic, Group: d.Name})
 		}
 	}

@@ -17,6 +17,7 @@ import (
 
 	stratav1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/auth"
 	"github.com/stratalog/strata/internal/broker"
 )
 
@@ -29,6 +30,7 @@ type Server struct {
 	stratav1.UnimplementedStrataServer
 	b      *broker.Broker
 	health *health.Server
+	sec    *Security // nil: no authentication (security_rpc.go)
 }
 
 // New returns the service. Register it with Register.
@@ -62,7 +64,9 @@ func (s *Server) Metadata(ctx context.Context, req *stratav1.MetadataRequest) (*
 	}
 	if len(req.Topics) == 0 {
 		for _, t := range s.b.Topics() {
-			resp.Topics = append(resp.Topics, s.topicInfo(t))
+			if s.canDescribe(ctx, auth.ResourceTopic, t.Name) {
+				resp.Topics = append(resp.Topics, s.topicInfo(t))
+			}
 		}
 		return resp, nil
 	}
@@ -122,7 +126,9 @@ func (s *Server) DeleteTopic(ctx context.Context, req *stratav1.DeleteTopicReque
 func (s *Server) ListTopics(ctx context.Context, _ *stratav1.ListTopicsRequest) (*stratav1.ListTopicsResponse, error) {
 	resp := &stratav1.ListTopicsResponse{}
 	for _, t := range s.b.Topics() {
-		resp.Topics = append(resp.Topics, s.topicInfo(t))
+		if s.canDescribe(ctx, auth.ResourceTopic, t.Name) {
+			resp.Topics = append(resp.Topics, s.topicInfo(t))
+		}
 	}
 	return resp, nil
 }
@@ -320,6 +326,9 @@ func (s *Server) FetchOffsets(ctx context.Context, req *stratav1.FetchOffsetsReq
 func (s *Server) ListGroups(ctx context.Context, _ *stratav1.ListGroupsRequest) (*stratav1.ListGroupsResponse, error) {
 	resp := &stratav1.ListGroupsResponse{}
 	for _, g := range s.b.ListGroups() {
+		if !s.canDescribe(ctx, auth.ResourceGroup, g.Name) {
+			continue
+		}
 		resp.Groups = append(resp.Groups, &stratav1.GroupSummary{Group: g.Name, State: g.State, Members: int32(g.Members)})
 	}
 	return resp, nil

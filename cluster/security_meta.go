@@ -1,0 +1,166 @@
+package cluster
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/stratalog/strata/internal/auth"
+)
+
+// User is a user as the metadata group stores it: its SCRAM credentials
+// (salt, iterations, stored and server keys), never its password.
+type User struct {
+	Name        string            `json:"name"`
+	Credentials []auth.Credential `json:"credentials"`
+}
+
+// Credential returns the user's credential for mechanism m.
+func (u User) Credential(m auth.Mechanism) (auth.Credential, bool) {
+	for _, c := range u.Credentials {
+		if c.Mechanism == m {
+			return c, true
+		}
+	}
+	return auth.Credential{}, false
+}
+
+// User command modes.
+const (
+	UserCreate = "create" // refused when the user exists
+	UserUpdate = "update" // refused when it does not (a password change)
+)
+
+// FeatureSecurity is the feature a node advertises when it understands the
+// user and ACL metadata commands. A node that does not would panic on them
+// (an unknown command), so the broker proposes them only when every node
+// of the cluster advertises it (Node.RequireFeature).
+const FeatureSecurity = "security-v1"
+
+// features is what this version of the node understands, advertised in
+// its serf tags (tagFeatures).
+var features = []string{FeatureSecurity}
+
+// PutUserCmd creates (mode UserCreate) or changes (UserUpdate) a user.
+func PutUserCmd(u User, mode string) []byte {
+	return mustJSON(metaCmd{Op: opPutUser, User: &u, Mode: mode})
+}
+
+// DeleteUserCmd deletes a user.
+func DeleteUserCmd(name string) []byte { return mustJSON(metaCmd{Op: opDeleteUser, Name: name}) }
+
+// AddACLCmd adds an access rule; adding one that exists is a no-op.
+func AddACLCmd(a auth.ACL) []byte { return mustJSON(metaCmd{Op: opAddACL, ACL: &a}) }
+
+// RemoveACLCmd removes an access rule.
+func RemoveACLCmd(a auth.ACL) []byte { return mustJSON(metaCmd{Op: opRemoveACL, ACL: &a}) }
+
+// applySecurityLocked applies the user and ACL commands. Every change bumps
+// SecurityVersion, which tells authorizers to reload. Caller must hold f.mu.
+func (f *MetaFSM) applySecurityLocked(c *metaCmd) any {
+	s := f.state
+	switch c.Op {
+	case opPutUser:
+		if c.User == nil || c.User.Name == "" {
+			return fmt.Errorf("%w: a user needs a name", ErrInvalidCommand)
+		}
+		_, exists := s.Users[c.User.Name]
+		switch {
+		case c.Mode == UserCreate && exists:
+			return fmt.Errorf("%w: %q", ErrUserExists, c.User.Name)
+		case c.Mode == UserUpdate && !exists:
+			return fmt.Errorf("%w: %q", ErrUnknownUser, c.User.Name)
+		}
+		if s.Users == nil {
+			s.Users = map[string]*User{}
+		}
+		u := User{Name: c.User.Name, Credentials: slices.Clone(c.User.Credentials)}
+		s.Users[u.Name] = &u
+	case opDeleteUser:
+		if _, ok := s.Users[c.Name]; !ok {
+			return fmt.Errorf("%w: %q", ErrUnknownUser, c.Name)
+		}
+		delete(s.Users, c.Name)
+	case opAddACL:
+		if c.ACL == nil {
+			return fmt.Errorf("%w: no rule", ErrInvalidCommand)
+		}
+		if slices.Contains(s.ACLs, *c.ACL) {
+			return nil
+		}
+		s.ACLs = append(slices.Clip(s.ACLs), *c.ACL)
+	case opRemoveACL:
+		if c.ACL == nil {
+			return fmt.Errorf("%w: no rule", ErrInvalidCommand)
+		}
+		i := slices.Index(s.ACLs, *c.ACL)
+		if i < 0 {
+			return fmt.Errorf("%w: %s", ErrUnknownACL, c.ACL)
+		}
+		s.ACLs = slices.Delete(slices.Clone(s.ACLs), i, i+1)
+	}
+	s.SecurityVersion++
+	f.secVersion.Store(s.SecurityVersion)
+	return nil
+}
+
+// User returns a copy of the named user.
+func (f *MetaFSM) User(name string) (User, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	u, ok := f.state.Users[name]
+	if !ok {
+		return User{}, false
+	}
+	return User{Name: u.Name, Credentials: slices.Clone(u.Credentials)}, true
+}
+
+// UserNames returns the names of every user, sorted.
+func (f *MetaFSM) UserNames() []string {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return slices.Sorted(maps.Keys(f.state.Users))
+}
+
+// ACLs returns a copy of the access rules and the security version they
+// belong to.
+func (f *MetaFSM) ACLs() ([]auth.ACL, uint64) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return slices.Clone(f.state.ACLs), f.state.SecurityVersion
+}
+
+// SecurityVersion counts the user and ACL changes applied; it is read
+// without a lock on every authorized request to see whether rules changed.
+func (f *MetaFSM) SecurityVersion() uint64 { return f.secVersion.Load() }
+
+// RequireFeature returns nil when every node the metadata knows advertises
+// feature in gossip, and otherwise an error naming the first that does not
+// (or that gossip does not see, whose version is then unknown). A command
+// that older nodes cannot apply must pass it first: they would crash on it.
+func (n *Node) RequireFeature(feature string) error {
+	tags := map[string]map[string]string{}
+	for _, m := range n.Members() {
+		tags[m.ID] = m.Tags
+	}
+	for _, info := range n.MetaFSM.NodeInfos() {
+		if info.ID == n.cfg.ID {
+			continue
+		}
+		t, seen := tags[info.ID]
+		if !seen {
+			return fmt.Errorf("%w: node %s is not reachable by gossip, so whether it understands %s is unknown", ErrFeatureUnsupported, info.ID, feature)
+		}
+		if !slices.Contains(strings.Split(t[tagFeatures], ","), feature) {
+			return fmt.Errorf("%w: node %s runs an older version without %s; upgrade every node first", ErrFeatureUnsupported, info.ID, feature)
+		}
+	}
+	return nil
+}
+
+// baseTags are the serf tags every node publishes: its addresses and its
+// features.
+func (n *Node) baseTags() map[string]string {
+	return map[string]string{tagGRPC: n.cfg.GRPCAddr, tagRaft: n.ClusterAddr(), tagFeatures: strings.Join(features, ",")}
+}

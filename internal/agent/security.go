@@ -1,0 +1,162 @@
+package agent
+
+import (
+	"crypto/tls"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/net/netutil"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/auth"
+	"github.com/stratalog/strata/internal/server"
+	"github.com/stratalog/strata/internal/tlsutil"
+)
+
+// Limits of the client port that are not worth a setting.
+const (
+	// handshakeTimeout bounds a TLS handshake and the HTTP/2 preface: a
+	// peer that stalls is closed after it.
+	handshakeTimeout = 10 * time.Second
+	// keepaliveMinTime is the shortest keepalive ping interval a client
+	// may use; faster pings close its connection (GOAWAY).
+	keepaliveMinTime = 10 * time.Second
+	// admitTimeout bounds the metadata leader's check of a joining node's
+	// certificate.
+	admitTimeout = 5 * time.Second
+)
+
+// security is what the node's security settings build.
+type security struct {
+	tls   *tlsutil.Store // nil: plaintext
+	audit *auth.Audit
+	close io.Closer // the audit file
+}
+
+// openSecurity loads the certificates and opens the audit log.
+func openSecurity(cfg Config) (*security, error) {
+	s := &security{audit: auth.NewAudit(nil), close: io.NopCloser(nil)}
+	if cfg.TLSCert != "" {
+		st, err := tlsutil.Open(tlsutil.Files{CA: cfg.TLSCA, Cert: cfg.TLSCert, Key: cfg.TLSKey}, nil)
+		if err != nil {
+			return nil, fmt.Errorf("agent: tls: %w", err)
+		}
+		id, ok := st.NodeID()
+		if !ok {
+			return nil, fmt.Errorf("agent: tls: %s is not a node certificate (make one with: strata cert create-node %s)", cfg.TLSCert, cfg.NodeID)
+		}
+		if id != cfg.NodeID {
+			return nil, fmt.Errorf("agent: tls: %s is the certificate of node %q, not of this node %q", cfg.TLSCert, id, cfg.NodeID)
+		}
+		s.tls = st
+	}
+	path := cfg.AuditLog
+	if path == "" && cfg.Auth {
+		path = filepath.Join(cfg.DataDir, "audit.log")
+	}
+	if path != "" && path != "-" {
+		a, c, err := auth.OpenAuditFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("agent: audit log: %w", err)
+		}
+		s.audit, s.close = a, c
+	}
+	return s, nil
+}
+
+// grpcOptions are the options of the client port: TLS, the limits and
+// authentication before a request body is read (sec.Tap).
+func (s *security) grpcOptions(cfg Config, sec *server.Security) []grpc.ServerOption {
+	opts := server.GRPCOptions()
+	opts = append(opts,
+		grpc.InTapHandle(sec.Tap),
+		grpc.ChainUnaryInterceptor(sec.UnaryInterceptor),
+		grpc.ChainStreamInterceptor(sec.StreamInterceptor),
+		grpc.ConnectionTimeout(handshakeTimeout),
+		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinTime, PermitWithoutStream: true}),
+	)
+	if s.tls != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(s.tls.ServerConfig(tls.VerifyClientCertIfGiven))))
+	}
+	return opts
+}
+
+// peerDialOptions are the options of node-to-node forwarding: mutual TLS
+// with the node's own certificate, which makes the receiver see node:ID.
+func (s *security) peerDialOptions() []grpc.DialOption {
+	if s.tls == nil {
+		return nil
+	}
+	return []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(s.tls.NodeClientConfig()))}
+}
+
+// limitListener caps the connections ln accepts at once.
+func limitListener(ln net.Listener, n int) net.Listener {
+	if n <= 0 {
+		return ln
+	}
+	return netutil.LimitListener(ln, n)
+}
+
+// clusterSecurity sets the cluster port's mutual TLS, the admission check
+// of joining nodes and the gossip keys on nc.
+func (s *security) clusterSecurity(cfg Config, nc *cluster.NodeConfig) error {
+	if s.tls != nil {
+		nc.ClusterTLS = &cluster.ClusterTLS{Server: s.tls.NodeServerConfig(), Client: s.tls.NodeClientConfig(), PeerID: tlsutil.PeerNodeID}
+		nc.AdmitMember = cluster.VerifyMemberTLS(nc.ClusterTLS, admitTimeout)
+	}
+	if cfg.GossipKey != "" && nc.Gossip.BindAddr != "" {
+		key, err := base64.StdEncoding.DecodeString(cfg.GossipKey)
+		if err != nil {
+			return fmt.Errorf("agent: gossip key is not base64: %w", err)
+		}
+		nc.Gossip.Keys = [][]byte{key}
+		nc.Gossip.KeyringFile = filepath.Join(cfg.DataDir, "raft", "serf.keyring")
+	}
+	return nil
+}
+
+// warnInsecure logs, loudly, every listener reachable beyond this machine
+// that anyone can use.
+func warnInsecure(cfg Config, logger *slog.Logger) {
+	type port struct{ name, addr, why string }
+	var open []port
+	if !cfg.Auth {
+		open = append(open, port{"grpc", cfg.GRPCAddr, "anyone who reaches it can read, write and delete topics (--auth is off)"})
+	}
+	if cfg.TLSCert == "" {
+		open = append(open, port{"cluster", cfg.ClusterAddr, "anyone who reaches it can send raft traffic (no --tls-cert: no mutual TLS)"},
+			port{"http", cfg.HTTPAddr, "plaintext (no --tls-cert)"})
+	}
+	if cfg.GossipKey == "" && cfg.GossipAddr != "" {
+		open = append(open, port{"gossip", cfg.GossipAddr, "anyone who reaches it can join the cluster's gossip (no --gossip-key)"})
+	}
+	for _, p := range open {
+		if p.addr != "" && !loopbackOnly(p.addr) {
+			logger.Warn("SECURITY: "+p.name+" port listens beyond this machine unprotected: "+p.why, "addr", p.addr)
+		}
+	}
+}
+
+// loopbackOnly reports whether addr binds only to a loopback address.
+func loopbackOnly(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
