@@ -69,6 +69,8 @@ func run(ctx context.Context, args []string) error {
 		return runBench(ctx, rest)
 	case "cluster":
 		return runCluster(ctx, rest)
+	case "cert":
+		return runCert(ctx, rest)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return nil

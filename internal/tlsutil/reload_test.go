@@ -5,6 +5,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -152,4 +153,52 @@ func TestReloadCA(t *testing.T) {
 		t.Fatalf("client of the old CA refused after the bundle: %v", err)
 	}
 	serverSide(t, results)
+}
+
+// TestReloadConcurrentHandshakes: handshakes running while the pair is
+// replaced again and again (the key lands before the certificate, so a
+// look in between sees a mismatch) all succeed with a valid pair.
+func TestReloadConcurrentHandshakes(t *testing.T) {
+	ca := tlstest.NewCA(t)
+	files := ca.Node(t, "n1")
+	srv := open(t, files, nil)
+	srv.SetReloadCheckInterval(0)
+	addr, _ := serve(t, srv.ServerConfig(tls.NoClientCert))
+	cl := open(t, tlsutil.Files{CA: ca.CertFile}, nil)
+
+	done := make(chan struct{})
+	errs := make(chan error, 4)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if _, err := dial(t, addr, cl.ClientConfig("")); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for range 10 {
+		certPEM, keyPEM, err := tlsutil.CreateNode(ca.CertPEM, ca.KeyPEM, "n1", nil, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := tlsutil.WriteFiles(filepath.Dir(files.Cert), "n1", certPEM, keyPEM, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("handshake during rotation: %v", err)
+	}
 }
