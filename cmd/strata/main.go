@@ -80,6 +80,8 @@ func run(ctx context.Context, args []string) error {
 		return runACL(ctx, rest)
 	case "whoami":
 		return runWhoAmI(ctx, rest)
+	case "cert":
+		return runCert(ctx, rest)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return nil
