@@ -222,7 +222,9 @@ func (a *Agent) startHTTP() {
 	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: handshakeTimeout, IdleTimeout: 2 * time.Minute}
 	ln := a.httpLn
 	if a.sec.tls != nil {
-		ln = tls.NewListener(ln, a.sec.tls.ServerConfig(tls.NoClientCert))
+		tc := a.sec.tls.ServerConfig(tls.NoClientCert)
+		tc.NextProtos = []string{"h2", "http/1.1"}
+		ln = tls.NewListener(ln, tc)
 	}
 	a.wg.Add(1)
 	go func() {

@@ -112,7 +112,7 @@ func limitListener(ln net.Listener, n int) net.Listener {
 // of joining nodes and the gossip keys on nc.
 func (s *security) clusterSecurity(cfg Config, nc *cluster.NodeConfig) error {
 	if s.tls != nil {
-		nc.ClusterTLS = &cluster.ClusterTLS{Server: s.tls.NodeServerConfig(), Client: s.tls.NodeClientConfig(), PeerID: tlsutil.PeerNodeID}
+		nc.ClusterTLS = &cluster.ClusterTLS{Server: s.tls.NodeServerConfig(), Client: s.tls.NodeClientConfig(), PeerID: s.tls.VerifyNode}
 		nc.AdmitMember = cluster.VerifyMemberTLS(nc.ClusterTLS, admitTimeout)
 	}
 	if cfg.GossipKey != "" && nc.Gossip.BindAddr != "" {
