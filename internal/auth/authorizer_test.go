@@ -84,7 +84,7 @@ func TestAuthorizeCacheInvalidation(t *testing.T) {
 	a := NewAuthorizer(nil)
 	q := func() bool { return a.Authorize("user:alice", OpProduce, ResourceTopic, "orders") }
 	a.Update([]ACL{allow("user:alice", OpProduce, ResourceTopic, "orders", PatternLiteral)}, 5)
-	if !q() || !q() {
+	if evaluated, cached := q(), q(); !evaluated || !cached {
 		t.Fatal("allow rule not applied")
 	}
 	if _, ok := a.cache.Load().m.Load(decisionKey{"user:alice", "orders", opIndex(OpProduce), resIndex(ResourceTopic)}); !ok {

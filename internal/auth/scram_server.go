@@ -142,31 +142,30 @@ func (c *ServerConversation) clientFirst(msg string) (string, error) {
 }
 
 // credential returns the user's credential, or a fake one that looks real
-// (a salt derived from the name, DefaultIterations) and known=false.
+// (a salt derived from the name, DefaultIterations) and known=false. The
+// fake is derived in both cases so both take the same time.
 func (c *ServerConversation) credential(user string) (Credential, bool) {
-	if c.lookup != nil {
-		if cred, ok := c.lookup(user); ok && cred.Mechanism == c.mech && cred.Validate() == nil {
-			return cred, true
-		}
-	}
 	key := c.fakeKey
 	if key == nil {
 		key = processFakeKey()
 	}
 	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte(string(c.mech) + "\x00" + user))
-	sum := mac.Sum(nil)
-	salt := sum[:SaltBytes] // SaltBytes <= sha256.Size
-	// The keys only have to have the right size: the proof is rejected
+	// The fake keys only have to have the right size: the proof is rejected
 	// whatever it is, after the same work as for a real user.
-	size := c.mech.size()
-	return Credential{
+	fake := Credential{
 		Mechanism:  c.mech,
-		Salt:       salt,
+		Salt:       mac.Sum(nil)[:SaltBytes], // SaltBytes <= sha256.Size
 		Iterations: DefaultIterations,
-		StoredKey:  make([]byte, size),
-		ServerKey:  make([]byte, size),
-	}, false
+		StoredKey:  make([]byte, c.mech.size()),
+		ServerKey:  make([]byte, c.mech.size()),
+	}
+	if c.lookup != nil {
+		if cred, ok := c.lookup(user); ok && cred.Mechanism == c.mech && cred.Validate() == nil {
+			return cred, true
+		}
+	}
+	return fake, false
 }
 
 // clientFinal checks the client-final message and returns the server-final

@@ -179,8 +179,8 @@ func TestSCRAMUnknownUserLooksReal(t *testing.T) {
 	if serverFirst("bob", nil) != fake {
 		t.Fatal("fake salt is not deterministic")
 	}
-	if serverFirst("bob", []byte("cluster secret")) != serverFirst("bob", []byte("cluster secret")) ||
-		serverFirst("bob", []byte("cluster secret")) == fake {
+	key := []byte("cluster secret")
+	if keyed1, keyed2 := serverFirst("bob", key), serverFirst("bob", key); keyed1 != keyed2 || keyed1 == fake {
 		t.Fatal("SetFakeSaltKey does not decide the fake salt")
 	}
 }
@@ -227,6 +227,8 @@ func TestSCRAMClientFirstRejected(t *testing.T) {
 		{"n,,m=ext,n=user,r=abc", ErrMalformed},
 		{"n,,n=us=3Xr,r=abc", ErrMalformed},
 		{"n,,n=user=", ErrMalformed},
+		{"n,,n=user=,r=abc", ErrMalformed},
+		{"n,,n=user=2,r=abc", ErrMalformed},
 		{"n,,n=,r=abc", ErrMalformed},
 		{"n,,n=user,r=", ErrMalformed},
 		{"n,,n=user,r=a b", ErrMalformed},
