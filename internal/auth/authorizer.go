@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"hash/maphash"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,15 +48,35 @@ type bucket struct {
 // cache only.
 type decisionCache struct {
 	rules *ruleSet
-	m     sync.Map // decisionKey -> bool
+	m     sync.Map // uint64 (decisionKey.hash) -> *decision
 	n     atomic.Int64
 }
 
 // decisionKey identifies one question. op and res are small indexes (see
-// opIndex) to keep the key cheap to hash.
+// opIndex).
 type decisionKey struct {
 	principal, name string
 	op, res         uint8
+}
+
+// decision is a cached answer with the question it answers, to tell a hash
+// collision from a hit.
+type decision struct {
+	key   decisionKey
+	allow bool
+}
+
+// hashSeed seeds the decision cache's hashes.
+var hashSeed = maphash.MakeSeed()
+
+// hash returns k's cache key. The cache is keyed by this uint64 rather than
+// by the struct: hashing a struct behind an interface (sync.Map) goes
+// through the runtime's generic type hash, twice as slow as two string
+// hashes.
+func (k decisionKey) hash() uint64 {
+	h := maphash.String(hashSeed, k.principal)
+	h = h*0x9e3779b97f4a7c15 ^ maphash.String(hashSeed, k.name)
+	return h*0x9e3779b97f4a7c15 ^ uint64(k.op)<<8 ^ uint64(k.res)
 }
 
 // NewAuthorizer returns an enabled Authorizer with no rules (so everyone but
@@ -113,8 +134,11 @@ func (a *Authorizer) Authorize(principal string, op Operation, res ResourceType,
 		return c.rules.allowed(principal, op, res, name) // not worth a cache slot
 	}
 	key := decisionKey{principal: principal, name: name, op: oi, res: ri}
-	if v, ok := c.m.Load(key); ok {
-		return v.(bool)
+	h := key.hash()
+	if v, ok := c.m.Load(h); ok {
+		if d := v.(*decision); d.key == key {
+			return d.allow
+		}
 	}
 	d := c.rules.allowed(principal, op, res, name)
 	if c.n.Add(1) > MaxCachedDecisions {
@@ -122,7 +146,7 @@ func (a *Authorizer) Authorize(principal string, op Operation, res ResourceType,
 	} else {
 		// Clones, so the cache never pins a request buffer a name was cut from.
 		key.principal, key.name = strings.Clone(principal), strings.Clone(name)
-		c.m.Store(key, d)
+		c.m.Store(h, &decision{key: key, allow: d})
 	}
 	return d
 }

@@ -87,7 +87,7 @@ func TestAuthorizeCacheInvalidation(t *testing.T) {
 	if evaluated, cached := q(), q(); !evaluated || !cached {
 		t.Fatal("allow rule not applied")
 	}
-	if _, ok := a.cache.Load().m.Load(decisionKey{"user:alice", "orders", opIndex(OpProduce), resIndex(ResourceTopic)}); !ok {
+	if _, ok := a.cache.Load().m.Load(decisionKey{"user:alice", "orders", opIndex(OpProduce), resIndex(ResourceTopic)}.hash()); !ok {
 		t.Fatal("decision was not cached")
 	}
 	a.Update([]ACL{
@@ -104,6 +104,18 @@ func TestAuthorizeCacheInvalidation(t *testing.T) {
 	a.Update([]ACL{allow("user:alice", OpProduce, ResourceTopic, "orders", PatternLiteral)}, 4)
 	if q() || a.Version() != 6 {
 		t.Fatalf("an older update was applied (version %d)", a.Version())
+	}
+}
+
+// TestAuthorizeCacheCollision plants an allow for another question under a
+// question's hash: a collision must count as a miss, not as an answer.
+func TestAuthorizeCacheCollision(t *testing.T) {
+	a := NewAuthorizer(nil)
+	key := decisionKey{"user:eve", "secret", opIndex(OpConsume), resIndex(ResourceTopic)}
+	other := decisionKey{"user:alice", "public", opIndex(OpConsume), resIndex(ResourceTopic)}
+	a.cache.Load().m.Store(key.hash(), &decision{key: other, allow: true})
+	if a.Authorize("user:eve", OpConsume, ResourceTopic, "secret") {
+		t.Fatal("a colliding cache entry answered")
 	}
 }
 
