@@ -42,6 +42,7 @@ func runServer(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.GossipKey, "gossip-key", cfg.GossipKey, "gossip encryption key, base64 (strata cluster gossip-key generate) (env STRATA_GOSSIP_KEY)")
 	fs.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, "connections the gRPC port holds at once; 0: no cap (env STRATA_MAX_CONNECTIONS)")
 	maxStreams := fs.Uint("max-concurrent-streams", uint(cfg.MaxConcurrentStreams), "calls under way per connection (env STRATA_MAX_CONCURRENT_STREAMS)")
+	fs.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", cfg.HandshakeTimeout, "a connection that has not finished its TLS handshake and first request headers by then is closed (env STRATA_HANDSHAKE_TIMEOUT)")
 	fs.IntVar(&cfg.MaxClusterPartitions, "max-cluster-partitions", cfg.MaxClusterPartitions, "partitions of all topics together; 0: no cap (env STRATA_MAX_CLUSTER_PARTITIONS)")
 	fs.BoolVar(&cfg.UnsafeAckBeforeCommit, "unsafe-ack-before-commit", false, "TESTS ONLY: acknowledge writes before they are durable")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "BENCHMARKS AND DEBUGGING: serve net/http/pprof under /debug/pprof/ on --http-addr (env STRATA_PPROF)")
@@ -147,6 +148,7 @@ func overlayUnset(set map[string]bool, cfg *agent.Config, file agent.Config) {
 		"max-connections":          func() { cfg.MaxConnections = keep.MaxConnections },
 		"max-concurrent-streams":   func() { cfg.MaxConcurrentStreams = keep.MaxConcurrentStreams },
 		"max-cluster-partitions":   func() { cfg.MaxClusterPartitions = keep.MaxClusterPartitions },
+		"handshake-timeout":        func() { cfg.HandshakeTimeout = keep.HandshakeTimeout },
 	}
 	for name := range set {
 		if f, ok := restore[name]; ok {

@@ -118,6 +118,10 @@ type Config struct {
 	// MaxConcurrentStreams caps the calls under way on one connection;
 	// default 1024.
 	MaxConcurrentStreams uint32 `yaml:"max_concurrent_streams"`
+	// HandshakeTimeout bounds a connection's TLS handshake and the first
+	// bytes of the protocol (HTTP/2 preface, HTTP headers) on the gRPC and
+	// HTTP ports: a peer that stalls is disconnected. Default 10 s.
+	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
 	// MaxClusterPartitions caps the partitions of all topics together;
 	// default 50,000, 0 means no cap.
 	MaxClusterPartitions int `yaml:"max_cluster_partitions"`
@@ -151,6 +155,7 @@ func DefaultConfig() Config {
 		LogLevel:               "info",
 		MaxConnections:         4096,
 		MaxConcurrentStreams:   1024,
+		HandshakeTimeout:       10 * time.Second,
 		MaxClusterPartitions:   50000,
 	}
 }
@@ -248,6 +253,9 @@ func (c Config) validateSecurity() []error {
 	}
 	if c.MaxConnections < 0 || c.MaxClusterPartitions < 0 {
 		errs = append(errs, errors.New("max connections and max cluster partitions must not be negative"))
+	}
+	if c.HandshakeTimeout <= 0 {
+		errs = append(errs, errors.New("handshake timeout must be positive"))
 	}
 	if c.MaxConcurrentStreams < 1 {
 		errs = append(errs, errors.New("max concurrent streams must be at least 1"))

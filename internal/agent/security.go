@@ -24,9 +24,6 @@ import (
 
 // Limits of the client port that are not worth a setting.
 const (
-	// handshakeTimeout bounds a TLS handshake and the HTTP/2 preface: a
-	// peer that stalls is closed after it.
-	handshakeTimeout = 10 * time.Second
 	// keepaliveMinTime is the shortest keepalive ping interval a client
 	// may use; faster pings close its connection (GOAWAY).
 	keepaliveMinTime = 10 * time.Second
@@ -81,7 +78,7 @@ func (s *security) grpcOptions(cfg Config, sec *server.Security) []grpc.ServerOp
 		grpc.InTapHandle(sec.Tap),
 		grpc.ChainUnaryInterceptor(sec.UnaryInterceptor),
 		grpc.ChainStreamInterceptor(sec.StreamInterceptor),
-		grpc.ConnectionTimeout(handshakeTimeout),
+		grpc.ConnectionTimeout(cfg.HandshakeTimeout),
 		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinTime, PermitWithoutStream: true}),
 	)

@@ -16,6 +16,9 @@ func (b *Broker) PutUser(ctx context.Context, u cluster.User, update bool) error
 	if err := ValidName("user", u.Name); err != nil {
 		return err
 	}
+	if "user:"+u.Name == auth.Anonymous {
+		return fmt.Errorf("%w: %q is the name of unauthenticated callers", ErrInvalidName, u.Name)
+	}
 	if len(u.Credentials) == 0 {
 		return fmt.Errorf("%w: user %q has no credentials", ErrInvalidRequest, u.Name)
 	}

@@ -4,10 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,6 +20,7 @@ import (
 	"google.golang.org/grpc/tap"
 
 	"github.com/stratalog/strata/internal/auth"
+	"github.com/stratalog/strata/internal/broker"
 	"github.com/stratalog/strata/internal/tlsutil"
 )
 
@@ -232,7 +231,7 @@ func (s *Security) authorize(ctx context.Context, method string, req any) error 
 		id := identityOf(ctx)
 		s.audit().Denied(id.principal, string(c.op), string(c.res), c.name, method, id.remote)
 		if c.hide {
-			return status.Errorf(codes.NotFound, "%s %q not found", c.res, c.name)
+			return toStatus(notFound(c.res, c.name))
 		}
 		return status.Errorf(codes.PermissionDenied, "%s may not %s %s %q", id.principal, c.op, c.res, c.name)
 	}
@@ -283,16 +282,17 @@ func (a *authzStream) RecvMsg(m any) error {
 	return a.s.authorize(a.ServerStream.Context(), a.method, m)
 }
 
-// remoteIsLoopback reports whether a peer address is on this machine.
-func remoteIsLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
+// notFound is the error the broker gives for a resource that does not
+// exist, word for word, so that a refused describe tells nothing more.
+func notFound(res auth.ResourceType, name string) error {
+	switch res {
+	case auth.ResourceTopic:
+		return fmt.Errorf("%w: %q", broker.ErrUnknownTopic, name)
+	case auth.ResourceGroup:
+		return fmt.Errorf("%w: %q", broker.ErrUnknownGroup, name)
+	case auth.ResourceQueue:
+		topic, group, _ := strings.Cut(name, "/")
+		return fmt.Errorf("%w: %q on topic %q", broker.ErrUnknownQueueGroup, group, topic)
 	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return fmt.Errorf("%w: %s %q", broker.ErrNotFound, res, name)
 }
-
-var _ = errors.New
-var _ = fmt.Sprint
-var _ = remoteIsLoopback

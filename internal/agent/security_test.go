@@ -1,0 +1,370 @@
+package agent
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/stratalog/strata/api/client"
+	"github.com/stratalog/strata/api/record"
+	stratav1 "github.com/stratalog/strata/api/v1"
+	"github.com/stratalog/strata/internal/auth"
+	"github.com/stratalog/strata/internal/tlsutil"
+	"github.com/stratalog/strata/internal/tlsutil/tlstest"
+)
+
+// secureNode starts a single node with TLS, auth and the super-user
+// user:admin, and returns it with its CA.
+func secureNode(t *testing.T, mutate func(*Config)) (*Agent, *tlstest.CA) {
+	t.Helper()
+	ca := tlstest.NewCA(t)
+	files := ca.Node(t, "n1")
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.NodeID, cfg.MetadataVoters = t.TempDir(), "n1", 1
+	cfg.GRPCAddr, cfg.HTTPAddr, cfg.ClusterAddr, cfg.GossipAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", ""
+	cfg.TLSCert, cfg.TLSKey, cfg.TLSCA = files.Cert, files.Key, files.CA
+	cfg.Auth, cfg.SuperUsers = true, []string{"user:admin"}
+	cfg.MinFreeDiskBytes = -1
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	a, err := New(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a, ca
+}
+
+// dialAs connects to a's gRPC port over TLS, as the client certificate of
+// files (none when files.Cert is empty) and, when user is set, with a
+// password.
+func dialAs(t *testing.T, a *Agent, caFile string, files tlsutil.Files, user, pass string) stratav1.StrataClient {
+	t.Helper()
+	files.CA = caFile
+	st, err := tlsutil.Open(files, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(a.GRPCAddr(), client.SecurityDialOptions(st.ClientConfig(""), user, pass)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return stratav1.NewStrataClient(conn)
+}
+
+func wantCode(t *testing.T, what string, err error, code codes.Code) {
+	t.Helper()
+	if status.Code(err) != code {
+		t.Fatalf("%s: %v, want %s", what, err, code)
+	}
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// putUser creates user with password through admin.
+func putUser(t *testing.T, admin stratav1.StrataClient, name, pass string) {
+	t.Helper()
+	c, err := auth.NewCredential(auth.ScramSHA256, pass, auth.MinIterations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = admin.PutUser(ctxT(t), &stratav1.PutUserRequest{Name: name, Credentials: []*stratav1.ScramCredential{{
+		Mechanism: string(c.Mechanism), Salt: c.Salt, Iterations: int32(c.Iterations), StoredKey: c.StoredKey, ServerKey: c.ServerKey}}})
+	if err != nil {
+		t.Fatalf("create user %s: %v", name, err)
+	}
+}
+
+func batchOf(t *testing.T, value string) []byte {
+	t.Helper()
+	b, err := record.AppendBatch(nil, []record.Record{{Value: []byte(value)}}, record.BatchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func highWatermark(t *testing.T, admin stratav1.StrataClient, topic string) int64 {
+	t.Helper()
+	d, err := admin.DescribeTopic(ctxT(t), &stratav1.DescribeTopicRequest{Name: topic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.Topic.Partitions[0].HighWatermark
+}
+
+// TestSecurityAuthentication: with auth on, a call without credentials or
+// with a wrong password is Unauthenticated (health checks excepted); a
+// client certificate and a password both authenticate.
+func TestSecurityAuthentication(t *testing.T) {
+	a, ca := secureNode(t, nil)
+	anon := dialAs(t, a, ca.CertFile, tlsutil.Files{}, "", "")
+	_, err := anon.Metadata(ctxT(t), &stratav1.MetadataRequest{})
+	wantCode(t, "metadata without credentials", err, codes.Unauthenticated)
+
+	st, _ := tlsutil.Open(tlsutil.Files{CA: ca.CertFile}, nil)
+	conn, err := grpc.NewClient(a.GRPCAddr(), grpc.WithTransportCredentials(credentials.NewTLS(st.ClientConfig(""))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := healthpb.NewHealthClient(conn).Check(ctxT(t), &healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatalf("health check without credentials: %v", err)
+	}
+
+	admin := dialAs(t, a, ca.CertFile, ca.Client(t, "admin"), "", "")
+	who, err := admin.WhoAmI(ctxT(t), &stratav1.WhoAmIRequest{})
+	if err != nil || who.Principal != "user:admin" || who.Mechanism != "mtls" {
+		t.Fatalf("whoami with the admin certificate: %v %v", who, err)
+	}
+	putUser(t, admin, "alice", "s3cret-pw")
+	bad := dialAs(t, a, ca.CertFile, tlsutil.Files{}, "alice", "wrong")
+	_, err = bad.WhoAmI(ctxT(t), &stratav1.WhoAmIRequest{})
+	wantCode(t, "wrong password", err, codes.Unauthenticated)
+	nobody := dialAs(t, a, ca.CertFile, tlsutil.Files{}, "mallory", "s3cret-pw")
+	_, err = nobody.WhoAmI(ctxT(t), &stratav1.WhoAmIRequest{})
+	wantCode(t, "unknown user", err, codes.Unauthenticated)
+	alice := dialAs(t, a, ca.CertFile, tlsutil.Files{}, "alice", "s3cret-pw")
+	who, err = alice.WhoAmI(ctxT(t), &stratav1.WhoAmIRequest{})
+	if err != nil || who.Principal != "user:alice" || who.Mechanism != "password" {
+		t.Fatalf("whoami as alice: %v %v", who, err)
+	}
+	// A changed password takes effect at once (the verdict cache follows
+	// the security version).
+	c, _ := auth.NewCredential(auth.ScramSHA512, "new-pw", auth.MinIterations)
+	if _, err := admin.PutUser(ctxT(t), &stratav1.PutUserRequest{Name: "alice", Update: true, Credentials: []*stratav1.ScramCredential{{
+		Mechanism: string(c.Mechanism), Salt: c.Salt, Iterations: int32(c.Iterations), StoredKey: c.StoredKey, ServerKey: c.ServerKey}}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = alice.WhoAmI(ctxT(t), &stratav1.WhoAmIRequest{})
+	wantCode(t, "old password after passwd", err, codes.Unauthenticated)
+}
+
+// TestSecurityAuthorization: a principal without the ACL gets
+// PermissionDenied and the log is unchanged; describes it may not make
+// answer exactly as for a topic that does not exist; lists are filtered;
+// an allow lets it through and a deny wins over it. The audit log records
+// the failed login, the denials and the admin changes.
+func TestSecurityAuthorization(t *testing.T) {
+	a, ca := secureNode(t, nil)
+	admin := dialAs(t, a, ca.CertFile, ca.Client(t, "admin"), "", "")
+	for _, name := range []string{"orders", "secret"} {
+		if _, err := admin.CreateTopic(ctxT(t), &stratav1.CreateTopicRequest{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	putUser(t, admin, "alice", "pw-alice")
+	alice := dialAs(t, a, ca.CertFile, tlsutil.Files{}, "alice", "pw-alice")
+
+	_, err := alice.Produce(ctxT(t), &stratav1.ProduceRequest{Topic: "orders", Batch: batchOf(t, "x")})
+	wantCode(t, "produce without an ACL", err, codes.PermissionDenied)
+	if hw := highWatermark(t, admin, "orders"); hw != 0 {
+		t.Fatalf("a refused produce left the log at %d, want 0", hw)
+	}
+	_, errSecret := alice.DescribeTopic(ctxT(t), &stratav1.DescribeTopicRequest{Name: "secret"})
+	_, errNone := admin.DescribeTopic(ctxT(t), &stratav1.DescribeTopicRequest{Name: "nosuch"})
+	if status.Code(errSecret) != codes.NotFound || status.Convert(errSecret).Message() != strings.ReplaceAll(status.Convert(errNone).Message(), "nosuch", "secret") {
+		t.Fatalf("describe of a hidden topic: %v; of a missing one: %v (want the same answer)", errSecret, errNone)
+	}
+	lt, err := alice.ListTopics(ctxT(t), &stratav1.ListTopicsRequest{})
+	if err != nil || len(lt.Topics) != 0 {
+		t.Fatalf("alice lists %v (%v), want nothing", lt, err)
+	}
+
+	addACL := func(perm, op, pattern, name string) {
+		t.Helper()
+		if _, err := admin.AddACL(ctxT(t), &stratav1.AddACLRequest{Acl: &stratav1.ACL{Principal: "user:alice", Permission: perm,
+			Operation: op, ResourceType: "topic", Name: name, Pattern: pattern}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addACL("allow", "produce", "literal", "orders")
+	if _, err := alice.Produce(ctxT(t), &stratav1.ProduceRequest{Topic: "orders", Batch: batchOf(t, "y")}); err != nil {
+		t.Fatalf("produce with an allow: %v", err)
+	}
+	lt, err = alice.ListTopics(ctxT(t), &stratav1.ListTopicsRequest{})
+	if err != nil || len(lt.Topics) != 1 || lt.Topics[0].Name != "orders" {
+		t.Fatalf("alice lists %v (%v), want orders only (produce implies describe)", lt, err)
+	}
+	_, err = alice.DeleteTopic(ctxT(t), &stratav1.DeleteTopicRequest{Name: "orders"})
+	wantCode(t, "delete with produce only", err, codes.PermissionDenied)
+	addACL("deny", "all", "prefix", "ord")
+	_, err = alice.Produce(ctxT(t), &stratav1.ProduceRequest{Topic: "orders", Batch: batchOf(t, "z")})
+	wantCode(t, "produce with an allow and a deny", err, codes.PermissionDenied)
+	if hw := highWatermark(t, admin, "orders"); hw != 1 {
+		t.Fatalf("log at %d, want 1 (only the allowed produce)", hw)
+	}
+	_, err = alice.AddACL(ctxT(t), &stratav1.AddACLRequest{Acl: &stratav1.ACL{Principal: "user:alice", Permission: "allow",
+		Operation: "all", ResourceType: "cluster", Name: "cluster", Pattern: "literal"}})
+	wantCode(t, "alice granting herself admin", err, codes.PermissionDenied)
+	_, err = dialAs(t, a, ca.CertFile, tlsutil.Files{}, "alice", "nope").ListTopics(ctxT(t), &stratav1.ListTopicsRequest{})
+	wantCode(t, "bad password", err, codes.Unauthenticated)
+
+	events := auditEvents(t, filepath.Join(a.cfg.DataDir, "audit.log"))
+	for _, want := range []string{"login_failed user:alice", "denied user:alice produce", "denied user:alice admin",
+		"admin user:admin create_user", "admin user:admin add_acl", "admin user:admin create_topic"} {
+		if !slices.ContainsFunc(events, func(e string) bool { return strings.HasPrefix(e, want) }) {
+			t.Errorf("audit log lacks %q; has:\n%s", want, strings.Join(events, "\n"))
+		}
+	}
+}
+
+// auditEvents reads the audit log as "event principal op-or-action" lines.
+func auditEvents(t *testing.T, path string) []string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("audit line %q: %v", sc.Text(), err)
+		}
+		s := func(k string) string { v, _ := m[k].(string); return v }
+		out = append(out, strings.TrimSpace(s("event")+" "+s("principal")+" "+s("op")+s("action")))
+	}
+	return out
+}
+
+// TestSecurityPlainPasswordRefused: a password sent without TLS is refused
+// before any request body is read, even when the node does not require
+// authentication.
+func TestSecurityPlainPasswordRefused(t *testing.T) {
+	a, _ := secureNode(t, func(c *Config) { c.TLSCert, c.TLSKey, c.TLSCA, c.Auth = "", "", "", false })
+	conn, err := grpc.NewClient(a.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx := metadata.AppendToOutgoingContext(ctxT(t), "authorization", "Basic YWxpY2U6cHc=")
+	_, err = stratav1.NewStrataClient(conn).ListTopics(ctx, &stratav1.ListTopicsRequest{})
+	wantCode(t, "password over plaintext", err, codes.Unauthenticated)
+	if !strings.Contains(err.Error(), "needs TLS") {
+		t.Fatalf("error %v does not say why", err)
+	}
+}
+
+// TestSecurityHandshakes: TLS 1.1 is refused, and a connection that never
+// finishes its handshake is closed after the handshake timeout, on the
+// gRPC and HTTP ports.
+func TestSecurityHandshakes(t *testing.T) {
+	a, ca := secureNode(t, func(c *Config) { c.HandshakeTimeout = 300 * time.Millisecond })
+	st, _ := tlsutil.Open(tlsutil.Files{CA: ca.CertFile}, nil)
+	for _, addr := range []string{a.GRPCAddr(), a.HTTPAddr()} {
+		old := st.ClientConfig("")
+		old.MinVersion, old.MaxVersion = tls.VersionTLS11, tls.VersionTLS11
+		if c, err := tls.Dial("tcp", addr, old); err == nil {
+			c.Close()
+			t.Fatalf("%s: a TLS 1.1 handshake succeeded", addr)
+		}
+		modern := st.ClientConfig("")
+		modern.NextProtos = []string{"h2"}
+		c, err := tls.Dial("tcp", addr, modern)
+		if err != nil {
+			t.Fatalf("%s: a TLS 1.2+ handshake failed: %v", addr, err)
+		}
+		c.Close()
+
+		raw, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		raw.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err = io.ReadAll(raw) // sends nothing: a stalled handshake
+		raw.Close()
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("%s: a stalled handshake was still open after 5s", addr)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Fatalf("%s: a stalled handshake was closed after %v, want about 300ms", addr, d)
+		}
+	}
+}
+
+// TestSecurityCertRotation: new certificate files are served to new
+// connections without a restart.
+func TestSecurityCertRotation(t *testing.T) {
+	old := tlsutil.ReloadCheckInterval
+	tlsutil.ReloadCheckInterval = 20 * time.Millisecond
+	t.Cleanup(func() { tlsutil.ReloadCheckInterval = old })
+	a, ca := secureNode(t, nil)
+	st, _ := tlsutil.Open(tlsutil.Files{CA: ca.CertFile}, nil)
+	serial := func() string {
+		c, err := tls.Dial("tcp", a.GRPCAddr(), st.ClientConfig(""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	first := serial()
+	fresh := ca.Node(t, "n1")
+	for _, p := range [][2]string{{fresh.Key, a.cfg.TLSKey}, {fresh.Cert, a.cfg.TLSCert}} {
+		b, err := os.ReadFile(p[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmp := p[1] + ".tmp"
+		if err := os.WriteFile(tmp, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, p[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for serial() == first {
+		if time.Now().After(deadline) {
+			t.Fatal("the rotated certificate was not served within 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	admin := dialAs(t, a, ca.CertFile, ca.Client(t, "admin"), "", "")
+	if _, err := admin.WhoAmI(ctxT(t), &stratav1.WhoAmIRequest{}); err != nil {
+		t.Fatalf("a call after the rotation: %v", err)
+	}
+}
+
+// TestClusterPartitionCap: topic creations stop at the cluster-wide cap,
+// with ResourceExhausted and nothing created.
+func TestClusterPartitionCap(t *testing.T) {
+	a, ca := secureNode(t, func(c *Config) { c.MaxClusterPartitions = 5 })
+	admin := dialAs(t, a, ca.CertFile, ca.Client(t, "admin"), "", "")
+	if _, err := admin.CreateTopic(ctxT(t), &stratav1.CreateTopicRequest{Name: "a", Config: &stratav1.TopicConfig{Partitions: 4}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := admin.CreateTopic(ctxT(t), &stratav1.CreateTopicRequest{Name: "b", Config: &stratav1.TopicConfig{Partitions: 2}})
+	wantCode(t, "a topic past the cap", err, codes.ResourceExhausted)
+	_, err = admin.DescribeTopic(ctxT(t), &stratav1.DescribeTopicRequest{Name: "b"})
+	wantCode(t, "the refused topic", err, codes.NotFound)
+}
