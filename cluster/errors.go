@@ -39,6 +39,13 @@ var (
 	ErrJoinFailed = errors.New("cluster: join failed")
 	// ErrMemberAlive is returned by RemoveFailed for a member that is alive.
 	ErrMemberAlive = errors.New("cluster: member is alive")
+	// ErrEncryptionOff is returned by the keyring operations of a
+	// Membership that runs without gossip encryption.
+	ErrEncryptionOff = errors.New("cluster: gossip encryption is off")
+	// ErrNotAdmitted is returned by an admission check (VerifyMemberTLS)
+	// for a member whose certificate names another node than its gossip
+	// name.
+	ErrNotAdmitted = errors.New("cluster: member not admitted")
 
 	// State machines.
 	// ErrTopicExists is returned when creating a topic whose name is taken.

@@ -133,6 +133,17 @@ type MembershipConfig struct {
 	SnapshotPath string
 	// Logger receives serf's and memberlist's logs; nil discards them.
 	Logger *slog.Logger
+	// Keys turns gossip encryption on: every key is 16, 24 or 32 bytes
+	// (AES-128, -192, -256); the first is the primary, which encrypts, and
+	// all of them decrypt. Members without a matching key cannot join.
+	// Default none: gossip in plaintext. See membership_keyring.go.
+	Keys [][]byte
+	// KeyringFile is where serf keeps the keyring (e.g.
+	// <data-dir>/serf.keyring), so that keys installed or rotated at run
+	// time survive a restart. When the file exists it wins over Keys; when
+	// it does not and Keys is set, Keys is written to it. "" keeps the
+	// keyring in memory only. Default "".
+	KeyringFile string
 
 	// ProbeInterval is how often a random member is probed. Default 1 s.
 	ProbeInterval time.Duration
@@ -227,6 +238,11 @@ func (c MembershipConfig) Validate() error {
 			errs = append(errs, fmt.Errorf("%s must be positive", d.name))
 		}
 	}
+	for i, k := range c.Keys {
+		if err := validateGossipKey(k); err != nil {
+			errs = append(errs, fmt.Errorf("Keys[%d]: %w", i, err))
+		}
+	}
 	if c.LeavePropagateDelay < 0 {
 		errs = append(errs, errors.New("LeavePropagateDelay must not be negative"))
 	}
@@ -260,8 +276,9 @@ func splitIPPort(addr string, allowEmptyHost bool) (string, int, error) {
 	return host, int(port), nil
 }
 
-// serfConfig builds serf's configuration. Validate must have passed.
-func (c MembershipConfig) serfConfig(events chan<- serf.Event, logger *log.Logger) *serf.Config {
+// serfConfig builds serf's configuration. Validate must have passed; ring
+// is the keyring (nil: no encryption).
+func (c MembershipConfig) serfConfig(events chan<- serf.Event, logger *log.Logger, ring *memberlist.Keyring) *serf.Config {
 	ml := memberlist.DefaultLANConfig()
 	ml.Name = c.NodeID
 	ml.BindAddr, ml.BindPort, _ = splitIPPort(c.BindAddr, true)
@@ -279,6 +296,11 @@ func (c MembershipConfig) serfConfig(events chan<- serf.Event, logger *log.Logge
 	ml.DeadNodeReclaimTime = deadNodeReclaim
 	ml.LogOutput = nil // serf refuses both LogOutput and Logger
 	ml.Logger = logger
+	if ring != nil {
+		// Refuse plaintext both ways, whatever memberlist's default.
+		ml.Keyring = ring
+		ml.GossipVerifyIncoming, ml.GossipVerifyOutgoing = true, true
+	}
 
 	sc := serf.DefaultConfig() // LogOutput, NodeName and the rest overridden below
 	sc.NodeName = c.NodeID
@@ -294,6 +316,9 @@ func (c MembershipConfig) serfConfig(events chan<- serf.Event, logger *log.Logge
 	sc.LogOutput = nil // serf refuses both LogOutput and Logger
 	sc.Logger = logger
 	sc.SnapshotPath = c.SnapshotPath
+	if ring != nil {
+		sc.KeyringFile = c.KeyringFile // serf rewrites it after each key query
+	}
 	// A node restarted after a Leave must be able to come back.
 	sc.RejoinAfterLeave = true
 	return sc
@@ -315,12 +340,17 @@ type Membership struct {
 	cfg  MembershipConfig
 	log  *slog.Logger
 	serf *serf.Serf
+	ring *memberlist.Keyring // nil without encryption; serf's queries change it
 
 	serfCh chan serf.Event  // serf -> pump; buffered
 	events chan MemberEvent // pump -> consumer; closed when the pump ends
 	stop   chan struct{}    // closed by Close to end the pump
 	wg     sync.WaitGroup   // the pump
 	closed atomic.Bool      // set first thing in Close
+
+	keyMu     sync.Mutex     // guards keyClosed and keyOps.Add
+	keyClosed bool           // set by Close: no new key operation starts
+	keyOps    sync.WaitGroup // key queries in flight (membership_keyring.go)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -345,13 +375,17 @@ func NewMembership(cfg MembershipConfig) (*Membership, error) {
 		m.log = slog.New(slog.DiscardHandler)
 	}
 	m.log = m.log.With("node", cfg.NodeID)
-	s, err := serf.Create(cfg.serfConfig(m.serfCh, newSerfLogger(m.log)))
+	ring, err := cfg.keyring(m.log)
+	if err != nil {
+		return nil, err
+	}
+	s, err := serf.Create(cfg.serfConfig(m.serfCh, newSerfLogger(m.log), ring))
 	if err != nil {
 		// serf v0.10.2 leaks its query (and snapshot) goroutines when
 		// memberlist fails to start, e.g. on a port in use.
 		return nil, fmt.Errorf("cluster: start serf on %s: %w", cfg.BindAddr, err)
 	}
-	m.serf = s
+	m.serf, m.ring = s, ring
 	m.wg.Add(1)
 	go m.pump(s.ShutdownCh())
 
@@ -553,12 +587,16 @@ func (m *Membership) RemoveFailed(id string) error {
 func (m *Membership) Close() error {
 	m.closeOnce.Do(func() {
 		m.closed.Store(true)
+		m.keyMu.Lock()
+		m.keyClosed = true
+		m.keyMu.Unlock()
 		var errs []error
 		if err := m.serf.Shutdown(); err != nil {
 			errs = append(errs, fmt.Errorf("cluster: shut down serf: %w", err))
 		}
 		close(m.stop)
 		m.wg.Wait()
+		m.keyOps.Wait() // a key query ends at its timeout at the latest
 		m.closeErr = errors.Join(errs...)
 	})
 	return m.closeErr

@@ -47,6 +47,8 @@ type Mux struct {
 	ln            net.Listener
 	logger        *slog.Logger
 	headerTimeout time.Duration
+	tls           *ClusterTLS // nil: plaintext
+	tlsFails      logLimiter  // warnings about failed handshakes
 
 	closeCh   chan struct{}
 	closeOnce sync.Once
@@ -71,6 +73,11 @@ func NewMux(ln net.Listener, logger *slog.Logger) *Mux {
 }
 
 func newMux(ln net.Listener, logger *slog.Logger, headerTimeout time.Duration) *Mux {
+	return newTLSMux(ln, logger, headerTimeout, nil)
+}
+
+// newTLSMux starts a mux; ct, when not nil, must have passed Validate.
+func newTLSMux(ln net.Listener, logger *slog.Logger, headerTimeout time.Duration, ct *ClusterTLS) *Mux {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -78,6 +85,8 @@ func newMux(ln net.Listener, logger *slog.Logger, headerTimeout time.Duration) *
 		ln:            ln,
 		logger:        logger.With("component", "raft-mux"),
 		headerTimeout: headerTimeout,
+		tls:           ct,
+		tlsFails:      logLimiter{every: tlsFailLogEvery},
 		closeCh:       make(chan struct{}),
 		layers:        make(map[string]*muxLayer),
 		pending:       make(map[net.Conn]struct{}),
@@ -232,16 +241,31 @@ func (m *Mux) acceptLoop() {
 	}
 }
 
-// handshake reads conn's header and hands conn to its group's layer, or
-// closes it.
-func (m *Mux) handshake(conn net.Conn) {
+// handshake runs the TLS handshake (with ClusterTLS), reads conn's header
+// and hands conn to its group's layer, or closes it. One deadline, the
+// header timeout, bounds both the handshake and the header.
+func (m *Mux) handshake(raw net.Conn) {
 	defer m.wg.Done()
-	group, err := readMuxHeader(conn, m.headerTimeout)
-	m.untrackPending(conn)
+	deadline := time.Now().Add(m.headerTimeout)
+	remote := raw.RemoteAddr().String()
+	conn, peer, err := m.serverTLS(raw, deadline)
+	if err != nil {
+		m.untrackPending(raw)
+		m.logTLSFailure(remote, err)
+		return
+	}
+	group, err := readMuxHeader(conn, deadline)
+	m.untrackPending(raw)
 	if err != nil {
 		_ = conn.Close()
-		if !m.isClosed() {
-			m.logger.Warn("mux rejected connection", "remote", conn.RemoteAddr().String(), "err", err)
+		switch {
+		case m.isClosed():
+		case peer != "" && errors.Is(err, io.EOF):
+			// A TLS peer that hangs up before any header is an admission
+			// check (VerifyMemberTLS), not a fault.
+			m.logger.Debug("mux: peer closed after the TLS handshake", "remote", remote, "peer", peer)
+		default:
+			m.logger.Warn("mux rejected connection", "remote", remote, "peer", peer, "err", err)
 		}
 		return
 	}
@@ -252,16 +276,19 @@ func (m *Mux) handshake(conn net.Conn) {
 		_ = conn.Close()
 		// A peer may dial a group this node has not opened yet; raft
 		// retries, so this is not a warning.
-		m.logger.Info("mux rejected connection", "remote", conn.RemoteAddr().String(), "group", group, "err", ErrUnknownGroup)
+		m.logger.Info("mux rejected connection", "remote", remote, "peer", peer, "group", group, "err", ErrUnknownGroup)
 		return
+	}
+	if peer != "" {
+		m.logger.Debug("mux accepted TLS connection", "remote", remote, "peer", peer, "group", group)
 	}
 	l.deliver(conn)
 }
 
-// readMuxHeader reads the magic byte, the length byte and the group name,
-// within timeout, and clears the deadline again.
-func readMuxHeader(conn net.Conn, timeout time.Duration) (string, error) {
-	if err := conn.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+// readMuxHeader reads the magic byte, the length byte and the group name
+// before deadline, and clears the read deadline again.
+func readMuxHeader(conn net.Conn, deadline time.Time) (string, error) {
+	if err := conn.SetReadDeadline(deadline); err != nil {
 		return "", fmt.Errorf("set header deadline: %w", err)
 	}
 	var buf [2 + maxGroupNameBytes]byte
@@ -394,14 +421,19 @@ func (l *muxLayer) Accept() (net.Conn, error) {
 // Addr implements net.Listener; it is the mux's address.
 func (l *muxLayer) Addr() net.Addr { return l.mux.Addr() }
 
-// Dial implements raft.StreamLayer: it connects to the mux at address and
-// sends this layer's header.
+// Dial implements raft.StreamLayer: it connects to the mux at address,
+// completes the TLS handshake when the mux has ClusterTLS, and sends this
+// layer's header, all within timeout (0: no limit).
 func (l *muxLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	if l.isClosed() {
 		return nil, errLayerClosed
 	}
+	var deadline time.Time
+	if timeout > 0 {
+		deadline = time.Now().Add(timeout)
+	}
 	dial := func() (net.Conn, error) {
-		d := net.Dialer{Timeout: timeout}
+		d := net.Dialer{Deadline: deadline}
 		return d.Dial("tcp", string(address))
 	}
 	var conn net.Conn
@@ -414,16 +446,23 @@ func (l *muxLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.
 	if err != nil {
 		return nil, err
 	}
-	if timeout > 0 {
-		_ = conn.SetWriteDeadline(time.Now().Add(timeout))
+	if err := conn.SetDeadline(deadline); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("cluster: set dial deadline: %w", err)
+	}
+	if ct := l.mux.tls; ct != nil {
+		// TLS runs over the dialled conn, so a FaultNet sees its bytes.
+		if conn, _, err = clientTLS(conn, ct, string(address)); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := conn.Write(l.header); err != nil {
 		_ = conn.Close()
 		return nil, fmt.Errorf("cluster: send mux header to %s: %w", address, err)
 	}
-	if err := conn.SetWriteDeadline(time.Time{}); err != nil {
+	if err := conn.SetDeadline(time.Time{}); err != nil {
 		_ = conn.Close()
-		return nil, fmt.Errorf("cluster: clear write deadline: %w", err)
+		return nil, fmt.Errorf("cluster: clear dial deadline: %w", err)
 	}
 	lc, ok := l.track(conn)
 	if !ok {

@@ -78,6 +78,14 @@ type NodeConfig struct {
 	// through a FaultNet that the test shares among its nodes; nil (every
 	// real node) dials plain TCP.
 	Faults *FaultNet
+	// ClusterTLS, when set, runs every connection of the cluster port over
+	// mutual TLS (see mux_tls.go); nil keeps it plaintext.
+	ClusterTLS *ClusterTLS
+	// AdmitMember, when set, is asked by the metadata leader before it
+	// registers a gossip member as a node (and so before the member can
+	// become a raft voter or hold replicas); an error keeps the member out.
+	// VerifyMemberTLS is the standard check. nil admits every member.
+	AdmitMember func(ctx context.Context, id, clusterAddr string) error
 }
 
 // DataGroup is one data raft group on this node with its state machine.
@@ -152,12 +160,12 @@ func OpenNode(cfg NodeConfig, onMetaChange func()) (*Node, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cluster: node dir: %w", err)
 	}
-	ln, err := net.Listen("tcp", cfg.ClusterAddr)
+	mux, err := listenMux(cfg, lg)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: listen on cluster address: %w", err)
+		return nil, err
 	}
 	n := &Node{
-		cfg: cfg, log: lg.With("node", cfg.ID), mux: NewMux(ln, lg),
+		cfg: cfg, log: lg.With("node", cfg.ID), mux: mux,
 		onGroupsChange: onMetaChange,
 		data:           map[uint32]*DataGroup{},
 		kickCh:         make(chan struct{}, 1),
@@ -199,11 +207,32 @@ func OpenNode(cfg NodeConfig, onMetaChange func()) (*Node, error) {
 		if gc.SnapshotPath == "" {
 			gc.SnapshotPath = filepath.Join(cfg.Dir, "serf.snapshot")
 		}
+		if gc.KeyringFile == "" && len(gc.Keys) > 0 {
+			// Keys installed or rotated later must survive a restart.
+			gc.KeyringFile = filepath.Join(cfg.Dir, "serf.keyring")
+		}
 		if n.members, err = NewMembership(gc); err != nil {
 			return nil, errors.Join(err, n.Close())
 		}
 	}
 	return n, nil
+}
+
+// listenMux opens the cluster port, with mutual TLS when configured.
+func listenMux(cfg NodeConfig, lg *slog.Logger) (*Mux, error) {
+	if cfg.ClusterTLS != nil {
+		if err := cfg.ClusterTLS.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	ln, err := net.Listen("tcp", cfg.ClusterAddr)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: listen on cluster address: %w", err)
+	}
+	if cfg.ClusterTLS == nil {
+		return NewMux(ln, lg), nil
+	}
+	return newTLSMux(ln, lg, defaultMuxHeaderTimeout, cfg.ClusterTLS), nil
 }
 
 func (n *Node) openGroup(name string, fsm raft.FSM) (*Group, error) {
@@ -447,6 +476,10 @@ func (n *Node) GossipAddr() string {
 	}
 	return n.members.LocalMember().Addr
 }
+
+// Membership returns the node's gossip membership (for the keyring
+// operations), or nil when the node runs without gossip.
+func (n *Node) Membership() *Membership { return n.members }
 
 // Members returns the members gossip knows, or only this node without
 // membership.
