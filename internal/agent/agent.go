@@ -219,7 +219,8 @@ func (a *Agent) startHTTP() {
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	// ReadHeaderTimeout also bounds the TLS handshake (net/http).
-	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: a.cfg.HandshakeTimeout, IdleTimeout: 2 * time.Minute}
+	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: a.cfg.HandshakeTimeout, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(a.log.With("component", "http").Handler(), slog.LevelDebug)}
 	ln := a.httpLn
 	if a.sec.tls != nil {
 		tc := a.sec.tls.ServerConfig(tls.NoClientCert)

@@ -249,7 +249,7 @@ func auditEvents(t *testing.T, path string) []string {
 			t.Fatalf("audit line %q: %v", sc.Text(), err)
 		}
 		s := func(k string) string { v, _ := m[k].(string); return v }
-		out = append(out, strings.TrimSpace(s("event")+" "+s("principal")+" "+s("op")+s("action")))
+		out = append(out, strings.TrimSpace(s("event")+" "+s("principal")+" "+s("operation")+s("action")))
 	}
 	return out
 }

@@ -66,6 +66,9 @@ func (s *Store) getClientCertificate(*tls.CertificateRequestInfo) (*tls.Certific
 func (s *Store) NodeServerConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
+		// The per-handshake config below decides; this one says the same
+		// for whoever inspects it (cluster.ClusterTLS.Validate).
+		ClientAuth: tls.RequireAndVerifyClientCert,
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
 			m := s.current()
 			if m.cert == nil {
