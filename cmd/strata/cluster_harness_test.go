@@ -44,6 +44,13 @@ type clusterNode struct {
 // It waits until every node sees all of them registered.
 func startCluster(t testing.TB, n int, extra ...string) []*clusterNode {
 	t.Helper()
+	return startClusterEnv(t, n, nil, extra...)
+}
+
+// startClusterEnv is startCluster with env added to every CLI run of the
+// nodes; "{id}" in extra becomes each node's id.
+func startClusterEnv(t testing.TB, n int, env []string, extra ...string) []*clusterNode {
+	t.Helper()
 	var nodes []*clusterNode
 	var seed string
 	for i := range n {
@@ -59,8 +66,10 @@ func startCluster(t testing.TB, n int, extra ...string) []*clusterNode {
 			if seed != "" {
 				args = append(args, "--join", seed)
 			}
-			args = append(args, extra...)
-			nd := &node{t: t, dataDir: t.TempDir(), args: args}
+			for _, a := range extra {
+				args = append(args, strings.ReplaceAll(a, "{id}", id))
+			}
+			nd := &node{t: t, dataDir: t.TempDir(), args: args, env: env}
 			err := nd.tryStart()
 			if err != nil && attempt < 3 && strings.Contains(err.Error(), "address already in use") {
 				t.Logf("%s: port taken, picking others", id)
@@ -114,6 +123,7 @@ type statusJSON struct {
 		MetaRole string `json:"meta_role"`
 		Leads    int    `json:"partitions_led"`
 		Follows  int    `json:"partitions_followed"`
+		Cluster  string `json:"cluster_addr"`
 	} `json:"nodes"`
 	Lagging []string `json:"lagging"`
 }

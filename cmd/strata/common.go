@@ -145,7 +145,7 @@ func (c *clientFlags) dialAdmin(ctx context.Context) (stratav1.StrataClient, fun
 		cancel()
 		if err != nil {
 			conn.Close()
-			lastErr = fmt.Errorf("%s: %s", addr, status.Convert(err).Message())
+			lastErr = fmt.Errorf("%s: %s: %s", addr, status.Code(err), status.Convert(err).Message())
 			continue
 		}
 		return cl, func() { conn.Close() }, nil

@@ -67,6 +67,7 @@ type node struct {
 	dataDir string
 	args    []string
 	prefix  []string // command the server runs under, if any
+	env     []string // extra environment of CLI runs (security flags)
 	cmd     *exec.Cmd
 	log     *syncBuffer
 	done    chan struct{}
@@ -210,7 +211,7 @@ type cliResult struct {
 func (n *node) cli(ctx context.Context, stdin io.Reader, args ...string) cliResult {
 	n.t.Helper()
 	cmd := exec.CommandContext(ctx, strataBin, args...)
-	cmd.Env = append(os.Environ(), "STRATA_BROKERS="+n.GRPC)
+	cmd.Env = append(append(os.Environ(), "STRATA_BROKERS="+n.GRPC), n.env...)
 	var out, errb bytes.Buffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &out, &errb
 	err := cmd.Run()

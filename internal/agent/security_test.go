@@ -33,7 +33,7 @@ import (
 
 // secureNode starts a single node with TLS, auth and the super-user
 // user:admin, and returns it with its CA.
-func secureNode(t *testing.T, mutate func(*Config)) (*Agent, *tlstest.CA) {
+func secureNode(t testing.TB, mutate func(*Config)) (*Agent, *tlstest.CA) {
 	t.Helper()
 	ca := tlstest.NewCA(t)
 	files := ca.Node(t, "n1")
@@ -57,7 +57,7 @@ func secureNode(t *testing.T, mutate func(*Config)) (*Agent, *tlstest.CA) {
 // dialAs connects to a's gRPC port over TLS, as the client certificate of
 // files (none when files.Cert is empty) and, when user is set, with a
 // password.
-func dialAs(t *testing.T, a *Agent, caFile string, files tlsutil.Files, user, pass string) stratav1.StrataClient {
+func dialAs(t testing.TB, a *Agent, caFile string, files tlsutil.Files, user, pass string) stratav1.StrataClient {
 	t.Helper()
 	files.CA = caFile
 	st, err := tlsutil.Open(files, nil)
@@ -79,7 +79,7 @@ func wantCode(t *testing.T, what string, err error, code codes.Code) {
 	}
 }
 
-func ctxT(t *testing.T) context.Context {
+func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
@@ -186,9 +186,9 @@ func TestSecurityAuthorization(t *testing.T) {
 		t.Fatalf("a refused produce left the log at %d, want 0", hw)
 	}
 	_, errSecret := alice.DescribeTopic(ctxT(t), &stratav1.DescribeTopicRequest{Name: "secret"})
-	_, errNone := admin.DescribeTopic(ctxT(t), &stratav1.DescribeTopicRequest{Name: "nosuch"})
-	if status.Code(errSecret) != codes.NotFound || status.Convert(errSecret).Message() != strings.ReplaceAll(status.Convert(errNone).Message(), "nosuch", "secret") {
-		t.Fatalf("describe of a hidden topic: %v; of a missing one: %v (want the same answer)", errSecret, errNone)
+	_, errNone := alice.DescribeTopic(ctxT(t), &stratav1.DescribeTopicRequest{Name: "nosuch"})
+	if status.Code(errSecret) != codes.PermissionDenied || status.Convert(errSecret).Message() != strings.ReplaceAll(status.Convert(errNone).Message(), "nosuch", "secret") {
+		t.Fatalf("describe of a topic alice may not see: %v; of a missing one: %v (want the same answer)", errSecret, errNone)
 	}
 	lt, err := alice.ListTopics(ctxT(t), &stratav1.ListTopicsRequest{})
 	if err != nil || len(lt.Topics) != 0 {
@@ -367,4 +367,49 @@ func TestClusterPartitionCap(t *testing.T) {
 	wantCode(t, "a topic past the cap", err, codes.ResourceExhausted)
 	_, err = admin.DescribeTopic(ctxT(t), &stratav1.DescribeTopicRequest{Name: "b"})
 	wantCode(t, "the refused topic", err, codes.NotFound)
+}
+
+// TestSecurityProduceStreamDenied: the Go client's pipelined produce
+// (ProduceStream) is checked message by message: without an ACL every
+// record fails with ErrPermissionDenied, promptly and without retries, and
+// nothing is written.
+func TestSecurityProduceStreamDenied(t *testing.T) {
+	a, ca := secureNode(t, nil)
+	admin := dialAs(t, a, ca.CertFile, ca.Client(t, "admin"), "", "")
+	if _, err := admin.CreateTopic(ctxT(t), &stratav1.CreateTopicRequest{Name: "orders"}); err != nil {
+		t.Fatal(err)
+	}
+	files := ca.Client(t, "bob")
+	files.CA = ca.CertFile
+	st, err := tlsutil.Open(files, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.Dial(ctxT(t), []string{a.GRPCAddr()}, client.WithTLS(st.ClientConfig("")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p, err := client.NewProducer(c, client.DefaultProducerConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 10)
+	for i := range 10 {
+		p.ProduceAsync(&client.Record{Topic: "orders", Value: []byte{byte(i)}}, func(_ client.Result, err error) { errs <- err })
+	}
+	for range 10 {
+		select {
+		case err := <-errs:
+			if !errors.Is(err, client.ErrPermissionDenied) {
+				t.Fatalf("record produced without an ACL: %v, want ErrPermissionDenied", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("a refused record got no answer within 20s")
+		}
+	}
+	p.Close()
+	if hw := highWatermark(t, admin, "orders"); hw != 0 {
+		t.Fatalf("the log holds %d records after refused produces, want 0", hw)
+	}
 }

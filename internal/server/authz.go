@@ -6,13 +6,14 @@ import (
 )
 
 // check is one permission a request needs: an operation on a resource.
-// hide answers a refusal as the resource not existing (NotFound), so that
-// a describe does not reveal what the caller may not see.
+// Checks run before the request is served, so a refusal is the same
+// PermissionDenied whether or not the resource exists: it tells the
+// caller nothing about what it may not see (Kafka's
+// TOPIC_AUTHORIZATION_FAILED works alike).
 type check struct {
 	op   auth.Operation
 	res  auth.ResourceType
 	name string
-	hide bool
 }
 
 // clusterResource is the name of the one cluster resource.
@@ -36,7 +37,7 @@ func checksFor(req any) (cs []check, ok bool) {
 	switch r := req.(type) {
 	case *stratav1.MetadataRequest:
 		for _, t := range r.Topics {
-			cs = append(cs, check{op: auth.OpDescribe, res: auth.ResourceTopic, name: t, hide: true})
+			cs = append(cs, check{op: auth.OpDescribe, res: auth.ResourceTopic, name: t})
 		}
 	case *stratav1.ListTopicsRequest, *stratav1.ListGroupsRequest, *stratav1.ListQueueGroupsRequest,
 		*stratav1.WhoAmIRequest, *stratav1.InitProducerRequest:
@@ -47,13 +48,13 @@ func checksFor(req any) (cs []check, ok bool) {
 	case *stratav1.DeleteTopicRequest:
 		cs = append(cs, topic(auth.OpDelete, r.Name))
 	case *stratav1.DescribeTopicRequest:
-		cs = append(cs, check{op: auth.OpDescribe, res: auth.ResourceTopic, name: r.Name, hide: true})
+		cs = append(cs, check{op: auth.OpDescribe, res: auth.ResourceTopic, name: r.Name})
 	case *stratav1.ProduceRequest:
 		cs = append(cs, topic(auth.OpProduce, r.Topic))
 	case *stratav1.FetchRequest:
 		cs = append(cs, topic(auth.OpConsume, r.Topic))
 	case *stratav1.ListOffsetsRequest:
-		cs = append(cs, check{op: auth.OpDescribe, res: auth.ResourceTopic, name: r.Topic, hide: true})
+		cs = append(cs, check{op: auth.OpDescribe, res: auth.ResourceTopic, name: r.Topic})
 	case *stratav1.JoinGroupRequest:
 		cs = append(cs, group(auth.OpConsume, r.Group))
 		for _, t := range r.Topics {
@@ -69,15 +70,15 @@ func checksFor(req any) (cs []check, ok bool) {
 			cs = append(cs, topic(auth.OpConsume, o.Topic))
 		}
 	case *stratav1.FetchOffsetsRequest:
-		cs = append(cs, check{op: auth.OpDescribe, res: auth.ResourceGroup, name: r.Group, hide: true})
+		cs = append(cs, check{op: auth.OpDescribe, res: auth.ResourceGroup, name: r.Group})
 	case *stratav1.DescribeGroupRequest:
-		cs = append(cs, check{op: auth.OpDescribe, res: auth.ResourceGroup, name: r.Group, hide: true})
+		cs = append(cs, check{op: auth.OpDescribe, res: auth.ResourceGroup, name: r.Group})
 	case *stratav1.ResetOffsetsRequest:
 		cs = append(cs, group(auth.OpAdmin, r.Group))
 	case *stratav1.CreateQueueGroupRequest:
 		cs = append(cs, queue(auth.OpCreate, r.Topic, r.Group), topic(auth.OpConsume, r.Topic))
 	case *stratav1.DescribeQueueGroupRequest:
-		cs = append(cs, check{op: auth.OpDescribe, res: auth.ResourceQueue, name: queueResource(r.Topic, r.Group), hide: true})
+		cs = append(cs, check{op: auth.OpDescribe, res: auth.ResourceQueue, name: queueResource(r.Topic, r.Group)})
 	case *stratav1.QueueReceiveRequest:
 		cs = append(cs, queue(auth.OpConsume, r.Topic, r.Group), topic(auth.OpConsume, r.Topic))
 	case *stratav1.QueueSettleRequest:

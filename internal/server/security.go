@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
-	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -20,7 +19,6 @@ import (
 	"google.golang.org/grpc/tap"
 
 	"github.com/stratalog/strata/internal/auth"
-	"github.com/stratalog/strata/internal/broker"
 	"github.com/stratalog/strata/internal/tlsutil"
 )
 
@@ -230,9 +228,6 @@ func (s *Security) authorize(ctx context.Context, method string, req any) error 
 		}
 		id := identityOf(ctx)
 		s.audit().Denied(id.principal, string(c.op), string(c.res), c.name, method, id.remote)
-		if c.hide {
-			return toStatus(notFound(c.res, c.name))
-		}
 		return status.Errorf(codes.PermissionDenied, "%s may not %s %s %q", id.principal, c.op, c.res, c.name)
 	}
 	return nil
@@ -280,19 +275,4 @@ func (a *authzStream) RecvMsg(m any) error {
 		return nil // another service's messages (reflection): authentication suffices
 	}
 	return a.s.authorize(a.ServerStream.Context(), a.method, m)
-}
-
-// notFound is the error the broker gives for a resource that does not
-// exist, word for word, so that a refused describe tells nothing more.
-func notFound(res auth.ResourceType, name string) error {
-	switch res {
-	case auth.ResourceTopic:
-		return fmt.Errorf("%w: %q", broker.ErrUnknownTopic, name)
-	case auth.ResourceGroup:
-		return fmt.Errorf("%w: %q", broker.ErrUnknownGroup, name)
-	case auth.ResourceQueue:
-		topic, group, _ := strings.Cut(name, "/")
-		return fmt.Errorf("%w: %q on topic %q", broker.ErrUnknownQueueGroup, group, topic)
-	}
-	return fmt.Errorf("%w: %s %q", broker.ErrNotFound, res, name)
 }
