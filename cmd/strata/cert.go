@@ -17,7 +17,7 @@ import (
 	"github.com/stratalog/strata/internal/tlsutil"
 )
 
-const certUsage = `usage: strata cert create-ca|create-node|create-client ...
+const certUsage = `usage: strata cert create-ca|create-node|create-client|bootstrap ...
 
   strata cert create-ca [--out DIR] [--name "Strata CA"] [--days 3650] [--force]
       writes DIR/ca.crt and DIR/ca.key
@@ -26,6 +26,10 @@ const certUsage = `usage: strata cert create-ca|create-node|create-client ...
       the hosts plus localhost, 127.0.0.1 and ::1) for the cluster and client ports
   strata cert create-client NAME [--out DIR] [--ca DIR/ca.crt] [--ca-key DIR/ca.key] [--days 825] [--force]
       writes DIR/NAME.crt and DIR/NAME.key: a client certificate (CN=NAME)
+
+  strata cert bootstrap --nodes ID1,ID2,... [--clients admin] [--out DIR]
+      makes whatever of the CA, the node and client certificates and
+      DIR/gossip.key does not exist yet (for compose and quickstarts)
 
 DIR defaults to ./certs. Keys are written with mode 0600; existing files are
 kept unless --force is given.`
@@ -45,6 +49,8 @@ func runCert(_ context.Context, args []string) error {
 		return certCreateNode(rest, os.Stdout)
 	case "create-client":
 		return certCreateClient(rest, os.Stdout)
+	case "bootstrap":
+		return certBootstrap(rest, os.Stdout)
 	case "-h", "--help", "help":
 		fmt.Println(certUsage)
 		return nil

@@ -40,6 +40,7 @@ func runServer(ctx context.Context, args []string) error {
 	superUsers := fs.String("super-users", "", "comma-separated principals allowed everything, e.g. user:admin (env STRATA_SUPER_USERS)")
 	fs.StringVar(&cfg.AuditLog, "audit-log", cfg.AuditLog, "JSON audit log file; default DATA_DIR/audit.log with --auth; - for none (env STRATA_AUDIT_LOG)")
 	fs.StringVar(&cfg.GossipKey, "gossip-key", cfg.GossipKey, "gossip encryption key, base64 (strata cluster gossip-key generate) (env STRATA_GOSSIP_KEY)")
+	fs.StringVar(&cfg.GossipKeyFile, "gossip-key-file", cfg.GossipKeyFile, "file holding the gossip key (env STRATA_GOSSIP_KEY_FILE)")
 	fs.IntVar(&cfg.MaxConnections, "max-connections", cfg.MaxConnections, "connections the gRPC port holds at once; 0: no cap (env STRATA_MAX_CONNECTIONS)")
 	maxStreams := fs.Uint("max-concurrent-streams", uint(cfg.MaxConcurrentStreams), "calls under way per connection (env STRATA_MAX_CONCURRENT_STREAMS)")
 	fs.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", cfg.HandshakeTimeout, "a connection that has not finished its TLS handshake and first request headers by then is closed (env STRATA_HANDSHAKE_TIMEOUT)")
@@ -145,6 +146,7 @@ func overlayUnset(set map[string]bool, cfg *agent.Config, file agent.Config) {
 		"super-users":              func() { cfg.SuperUsers = keep.SuperUsers },
 		"audit-log":                func() { cfg.AuditLog = keep.AuditLog },
 		"gossip-key":               func() { cfg.GossipKey = keep.GossipKey },
+		"gossip-key-file":          func() { cfg.GossipKeyFile = keep.GossipKeyFile },
 		"max-connections":          func() { cfg.MaxConnections = keep.MaxConnections },
 		"max-concurrent-streams":   func() { cfg.MaxConcurrentStreams = keep.MaxConcurrentStreams },
 		"max-cluster-partitions":   func() { cfg.MaxClusterPartitions = keep.MaxClusterPartitions },

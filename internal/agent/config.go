@@ -112,6 +112,9 @@ type Config struct {
 	// are kept in the node's keyring file, which wins over this on
 	// restart. Default none: gossip in clear.
 	GossipKey string `yaml:"gossip_key"`
+	// GossipKeyFile names a file holding GossipKey (base64, first line),
+	// so that the key stays out of the command line and the environment.
+	GossipKeyFile string `yaml:"gossip_key_file"`
 	// MaxConnections caps the connections the gRPC port holds at once;
 	// more wait to be accepted. Default 4096; 0 means no cap.
 	MaxConnections int `yaml:"max_connections"`
@@ -237,6 +240,9 @@ func (c *Config) LoadFile(path string) error {
 
 func (c Config) validateSecurity() []error {
 	var errs []error
+	if c.GossipKey != "" && c.GossipKeyFile != "" {
+		errs = append(errs, errors.New("gossip key and gossip key file exclude each other"))
+	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("tls cert and tls key go together"))
 	}

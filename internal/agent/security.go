@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/net/netutil"
@@ -112,6 +114,13 @@ func (s *security) clusterSecurity(cfg Config, nc *cluster.NodeConfig) error {
 		nc.ClusterTLS = &cluster.ClusterTLS{Server: s.tls.NodeServerConfig(), Client: s.tls.NodeClientConfig(), PeerID: s.tls.VerifyNode}
 		nc.AdmitMember = cluster.VerifyMemberTLS(nc.ClusterTLS, admitTimeout)
 	}
+	if cfg.GossipKeyFile != "" {
+		b, err := os.ReadFile(cfg.GossipKeyFile)
+		if err != nil {
+			return fmt.Errorf("agent: gossip key file: %w", err)
+		}
+		cfg.GossipKey = strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])
+	}
 	if cfg.GossipKey != "" && nc.Gossip.BindAddr != "" {
 		key, err := base64.StdEncoding.DecodeString(cfg.GossipKey)
 		if err != nil {
@@ -135,7 +144,7 @@ func warnInsecure(cfg Config, logger *slog.Logger) {
 		open = append(open, port{"cluster", cfg.ClusterAddr, "anyone who reaches it can send raft traffic (no --tls-cert: no mutual TLS)"},
 			port{"http", cfg.HTTPAddr, "plaintext (no --tls-cert)"})
 	}
-	if cfg.GossipKey == "" && cfg.GossipAddr != "" {
+	if cfg.GossipKey == "" && cfg.GossipKeyFile == "" && cfg.GossipAddr != "" {
 		open = append(open, port{"gossip", cfg.GossipAddr, "anyone who reaches it can join the cluster's gossip (no --gossip-key)"})
 	}
 	for _, p := range open {
