@@ -26,6 +26,13 @@
 // with no layer on this node, or does not arrive within 5 s is closed and
 // logged; the dialling raft sees the connection fail and retries.
 //
+// With NodeConfig.ClusterTLS the connection is mutual TLS from its first
+// byte and the header travels inside it; the TLS handshake and the header
+// share the 5 s deadline, and a peer whose certificate names no node is
+// closed (mux_tls.go). Gossip can be encrypted (membership_keyring.go), and
+// the metadata leader registers a member only once NodeConfig.AdmitMember
+// accepts it (admit.go).
+//
 // # Ownership and shutdown
 //
 // OpenGroup takes ownership of the layer it is given. A layer owns every

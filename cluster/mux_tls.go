@@ -238,6 +238,9 @@ func (l *logLimiter) allow(now time.Time) (bool, int) {
 // right after the handshake, which the member's mux logs at debug only.
 func VerifyMemberTLS(ct *ClusterTLS, timeout time.Duration) func(ctx context.Context, id, clusterAddr string) error {
 	return func(ctx context.Context, id, clusterAddr string) error {
+		if ct == nil || ct.Client == nil || ct.PeerID == nil {
+			return fmt.Errorf("%w: admit %s: cluster TLS is not configured", ErrNotAdmitted, id)
+		}
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		var d net.Dialer

@@ -197,25 +197,31 @@ func OpenNode(cfg NodeConfig, onMetaChange func()) (*Node, error) {
 		return nil, errors.Join(err, n.Close())
 	}
 	if cfg.Gossip.BindAddr != "" {
-		gc := cfg.Gossip
-		gc.NodeID = cfg.ID
-		gc.Join = cfg.Join
-		gc.Tags = n.baseTags()
-		if gc.Logger == nil {
-			gc.Logger = lg
-		}
-		if gc.SnapshotPath == "" {
-			gc.SnapshotPath = filepath.Join(cfg.Dir, "serf.snapshot")
-		}
-		if gc.KeyringFile == "" && len(gc.Keys) > 0 {
-			// Keys installed or rotated later must survive a restart.
-			gc.KeyringFile = filepath.Join(cfg.Dir, "serf.keyring")
-		}
-		if n.members, err = NewMembership(gc); err != nil {
+		if n.members, err = NewMembership(n.gossipConfig(lg)); err != nil {
 			return nil, errors.Join(err, n.Close())
 		}
 	}
 	return n, nil
+}
+
+// gossipConfig completes cfg.Gossip with what the node knows.
+func (n *Node) gossipConfig(lg *slog.Logger) MembershipConfig {
+	cfg := n.cfg
+	gc := cfg.Gossip
+	gc.NodeID = cfg.ID
+	gc.Join = cfg.Join
+	gc.Tags = n.baseTags()
+	if gc.Logger == nil {
+		gc.Logger = lg
+	}
+	if gc.SnapshotPath == "" {
+		gc.SnapshotPath = filepath.Join(cfg.Dir, "serf.snapshot")
+	}
+	if gc.KeyringFile == "" && len(gc.Keys) > 0 {
+		// Keys installed or rotated later must survive a restart.
+		gc.KeyringFile = filepath.Join(cfg.Dir, "serf.keyring")
+	}
+	return gc
 }
 
 // listenMux opens the cluster port, with mutual TLS when configured.

@@ -55,6 +55,7 @@ type reconcileState struct {
 	lastTransfer map[uint32]time.Time
 	lead         string // the lead tag last published
 	lag          string // the lag tag last published
+	admit        admitState
 }
 
 func (r *reconcileState) init() {
@@ -62,6 +63,7 @@ func (r *reconcileState) init() {
 	r.aliveSince = map[string]time.Time{}
 	r.failedSince = map[string]time.Time{}
 	r.lastTransfer = map[uint32]time.Time{}
+	r.admit.init()
 }
 
 func (n *Node) reconcileLoop() {
@@ -250,11 +252,14 @@ func (n *Node) removedFrom(dg *DataGroup) bool {
 }
 
 // reconcileMeta runs on the metadata leader: nodes, the metadata group's
-// configuration, dead nodes.
+// configuration, dead nodes. A member is registered only once admitted
+// (admit.go).
 func (n *Node) reconcileMeta(ctx context.Context) error {
 	now := time.Now()
 	alive := map[string]Member{}
-	for _, m := range n.Members() {
+	members := n.Members()
+	n.forgetAdmissions(members)
+	for _, m := range members {
 		switch m.Status {
 		case MemberStatusAlive:
 			alive[m.ID] = m
@@ -276,6 +281,9 @@ func (n *Node) reconcileMeta(ctx context.Context) error {
 			continue
 		}
 		if known, _ := n.MetaFSM.NodeInfo(id); known != info {
+			if !n.admitted(ctx, id, info.ClusterAddr) {
+				continue
+			}
 			if _, err := n.Meta.Apply(ctx, RegisterNodeCmd(info)); err != nil {
 				return fmt.Errorf("register node %s: %w", id, err)
 			}
