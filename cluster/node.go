@@ -74,6 +74,9 @@ type NodeConfig struct {
 	// Dir are set per group).
 	Raft   GroupConfig
 	Logger *slog.Logger
+	// features, when set (tests), replaces the features the node
+	// advertises (security_meta.go), to play an older version.
+	features []string
 	// Faults, for tests only, routes the raft traffic this node dials
 	// through a FaultNet that the test shares among its nodes; nil (every
 	// real node) dials plain TCP.

@@ -162,5 +162,9 @@ func (n *Node) RequireFeature(feature string) error {
 // baseTags are the serf tags every node publishes: its addresses and its
 // features.
 func (n *Node) baseTags() map[string]string {
-	return map[string]string{tagGRPC: n.cfg.GRPCAddr, tagRaft: n.ClusterAddr(), tagFeatures: strings.Join(features, ",")}
+	f := features
+	if n.cfg.features != nil {
+		f = n.cfg.features
+	}
+	return map[string]string{tagGRPC: n.cfg.GRPCAddr, tagRaft: n.ClusterAddr(), tagFeatures: strings.Join(f, ",")}
 }
