@@ -11,7 +11,7 @@ GRPCURL       := v1.9.4
 NATS_SERVER   := v2.15.2
 TEST_TIMEOUT  ?= 14m
 
-.PHONY: all build run test test-cluster tools vet fmt-check proto proto-check bench bench-segment bench-compare docker clean
+.PHONY: all build run test compose-test test-cluster tools vet fmt-check proto proto-check bench bench-segment bench-compare docker clean
 
 all: build
 
@@ -63,9 +63,12 @@ vet:
 	$(GO) vet ./...
 
 # test runs vet, the unit, model, crash and end-to-end tests with the race
-# detector, and every fuzz corpus under */testdata/fuzz as ordinary tests.
+# detector, and every fuzz corpus under */testdata/fuzz as ordinary tests;
+# then the compose test (.ci/compose-test: a 3-node cluster of containers
+# with TLS and auth on; it skips when no Docker daemon answers).
 test: tools fmt-check proto-check vet
 	PATH="$(GOBIN):$$PATH" $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	./.ci/compose-test
 
 # test-cluster runs the long cluster tests: with real strata processes,
 # 20 leader kills, isolated and paused leaders, catch-up of a wiped node;
@@ -98,6 +101,9 @@ bench-compare: build
 $(GOBIN)/.nats-server@%:
 	GOBIN=$(GOBIN) $(GO) install github.com/nats-io/nats-server/v2@$*
 	@touch $@
+
+compose-test:
+	./.ci/compose-test
 
 docker:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/strata-linux ./cmd/strata
