@@ -51,6 +51,9 @@ type NodeInfo struct {
 	// GossipAddr is the node's serf address; empty for a node without
 	// membership (a single node started without a gossip port).
 	GossipAddr string `json:"gossip_addr,omitempty"`
+	// KafkaAddr is the node's Kafka listener as clients reach it; empty
+	// without one.
+	KafkaAddr string `json:"kafka_addr,omitempty"`
 }
 
 // DataGroupInfo is a data raft group: its cluster-wide id, its voters (the

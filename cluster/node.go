@@ -25,8 +25,10 @@ import (
 const (
 	tagGRPC = "grpc" // client (gRPC) address
 	tagRaft = "raft" // cluster (raft mux) address
-	tagLead = "lead" // comma-separated ids of the data groups it leads
-	tagLag  = "lag"  // lagging voters of the groups it leads (status.go)
+	// tagKafka is the Kafka listener's address (absent without one).
+	tagKafka = "kafka"
+	tagLead  = "lead" // comma-separated ids of the data groups it leads
+	tagLag   = "lag"  // lagging voters of the groups it leads (status.go)
 	// tagFeatures lists, comma-separated, the features this node's version
 	// understands (security_meta.go: RequireFeature).
 	tagFeatures = "feat"
@@ -46,6 +48,9 @@ type NodeConfig struct {
 	// GRPCAddr is the node's client address as clients reach it, recorded in
 	// the metadata so that clients can be sent to partition leaders.
 	GRPCAddr string
+	// KafkaAddr is the node's Kafka listener as clients reach it, recorded
+	// likewise; "" without one.
+	KafkaAddr string
 	// Gossip configures serf membership. An empty Gossip.BindAddr runs the
 	// node without membership: a cluster of one. NodeID, Tags and Join are
 	// set by the node.
@@ -398,7 +403,7 @@ func (n *Node) registerSelf(ctx context.Context) error {
 }
 
 func (n *Node) selfInfo() NodeInfo {
-	me := NodeInfo{ID: n.cfg.ID, GRPCAddr: n.cfg.GRPCAddr, ClusterAddr: n.ClusterAddr()}
+	me := NodeInfo{ID: n.cfg.ID, GRPCAddr: n.cfg.GRPCAddr, ClusterAddr: n.ClusterAddr(), KafkaAddr: n.cfg.KafkaAddr}
 	if n.members != nil {
 		me.GossipAddr = n.members.LocalMember().Addr
 	}

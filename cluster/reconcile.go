@@ -273,7 +273,7 @@ func (n *Node) reconcileMeta(ctx context.Context) error {
 	var errs []error
 	for _, id := range slices.Sorted(maps.Keys(alive)) {
 		m := alive[id]
-		info := NodeInfo{ID: id, GRPCAddr: m.Tags[tagGRPC], ClusterAddr: m.Tags[tagRaft], GossipAddr: m.Addr}
+		info := NodeInfo{ID: id, GRPCAddr: m.Tags[tagGRPC], ClusterAddr: m.Tags[tagRaft], GossipAddr: m.Addr, KafkaAddr: m.Tags[tagKafka]}
 		if id == n.cfg.ID {
 			info = n.selfInfo()
 		}

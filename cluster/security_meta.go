@@ -166,5 +166,9 @@ func (n *Node) baseTags() map[string]string {
 	if n.cfg.features != nil {
 		f = n.cfg.features
 	}
-	return map[string]string{tagGRPC: n.cfg.GRPCAddr, tagRaft: n.ClusterAddr(), tagFeatures: strings.Join(f, ",")}
+	tags := map[string]string{tagGRPC: n.cfg.GRPCAddr, tagRaft: n.ClusterAddr(), tagFeatures: strings.Join(f, ",")}
+	if n.cfg.KafkaAddr != "" {
+		tags[tagKafka] = n.cfg.KafkaAddr
+	}
+	return tags
 }

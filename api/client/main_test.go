@@ -30,6 +30,7 @@ func runWithBroker(m *testing.M) int {
 	cfg := agent.DefaultConfig()
 	cfg.DataDir, cfg.NodeID = dir, "client-test"
 	cfg.GRPCAddr, cfg.HTTPAddr, cfg.ClusterAddr, cfg.GossipAddr = "127.0.0.1:0", "", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.KafkaAddr = ""
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	a, err := agent.New(ctx, cfg, nil)
 	cancel()

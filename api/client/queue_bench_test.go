@@ -39,6 +39,7 @@ func startAgents(b *testing.B, n int) []string {
 		cfg := agent.DefaultConfig()
 		cfg.DataDir, cfg.NodeID, cfg.LogLevel = b.TempDir(), fmt.Sprintf("n%d", i+1), "error"
 		cfg.GRPCAddr, cfg.HTTPAddr, cfg.ClusterAddr, cfg.GossipAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+		cfg.KafkaAddr = ""
 		cfg.Join = join
 		a, err := agent.New(ctx, cfg, nil)
 		if err != nil {

@@ -62,7 +62,7 @@ func startClusterEnv(t testing.TB, n int, env []string, extra ...string) []*clus
 			args := []string{"--node-id", id,
 				"--grpc-addr", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 				"--cluster-addr", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-				"--gossip-addr", gossip}
+				"--gossip-addr", gossip, "--kafka-addr", "127.0.0.1:0"}
 			if seed != "" {
 				args = append(args, "--join", seed)
 			}

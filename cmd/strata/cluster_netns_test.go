@@ -118,7 +118,7 @@ func startLabCluster(t *testing.T, l *netLab, n int) []*clusterNode {
 		id := fmt.Sprintf("n%d", i+1)
 		ip := l.ip(i)
 		args := []string{"--node-id", id, "--grpc-addr", ip + ":7400", "--cluster-addr", ip + ":7401",
-			"--gossip-addr", ip + ":7402"}
+			"--gossip-addr", ip + ":7402", "--kafka-addr", ip + ":9092"}
 		if i > 0 {
 			args = append(args, "--join", l.ip(0)+":7402")
 		}

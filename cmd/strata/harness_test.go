@@ -103,7 +103,7 @@ func (n *node) tryStart() error {
 	n.t.Helper()
 	args := append([]string{"server", "--data-dir", n.dataDir, "--node-id", "n1",
 		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--cluster-addr", "127.0.0.1:0",
-		"--gossip-addr", "127.0.0.1:0", "--log-level", "warn"}, n.args...)
+		"--gossip-addr", "127.0.0.1:0", "--kafka-addr", "127.0.0.1:0", "--log-level", "warn"}, n.args...)
 	if len(n.prefix) > 0 { // e.g. nsenter into a network namespace
 		n.cmd = exec.Command(n.prefix[0], append(append(n.prefix[1:len(n.prefix):len(n.prefix)], strataBin), args...)...)
 	} else {

@@ -42,7 +42,7 @@ func rogue(t *testing.T, d time.Duration, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(strataBin, append([]string{"server", "--data-dir", t.TempDir(), "--log-level", "info",
 		"--grpc-addr", "127.0.0.1:0", "--http-addr", "", "--cluster-addr", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		"--gossip-addr", fmt.Sprintf("127.0.0.1:%d", freePort(t))}, args...)...)
+		"--gossip-addr", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--kafka-addr", ""}, args...)...)
 	var log bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {

@@ -20,6 +20,8 @@ func runServer(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", cfg.GRPCAddr, "client API address (env STRATA_GRPC_ADDR)")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "metrics and health address; empty disables (env STRATA_HTTP_ADDR)")
 	fs.StringVar(&cfg.ClusterAddr, "cluster-addr", cfg.ClusterAddr, "raft address (env STRATA_CLUSTER_ADDR)")
+	fs.StringVar(&cfg.KafkaAddr, "kafka-addr", cfg.KafkaAddr, "Kafka wire-protocol listener; empty disables (env STRATA_KAFKA_ADDR)")
+	fs.BoolVar(&cfg.KafkaAutoCreateTopics, "kafka-auto-create-topics", cfg.KafkaAutoCreateTopics, "create topics Kafka clients produce to or ask for (env STRATA_KAFKA_AUTO_CREATE_TOPICS)")
 	fs.StringVar(&cfg.GossipAddr, "gossip-addr", cfg.GossipAddr, "serf membership address (env STRATA_GOSSIP_ADDR)")
 	join := fs.String("join", "", "comma-separated gossip addresses (host:port) of members to join (env STRATA_JOIN)")
 	fs.StringVar(&cfg.AdvertiseAddr, "advertise-addr", cfg.AdvertiseAddr, "host other nodes and clients reach this node at (env STRATA_ADVERTISE_ADDR)")
@@ -102,8 +104,8 @@ func runServer(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "strata: node %s serving\n  grpc    %s\n  gossip  %s\n  http    %s\n  cluster %s\n  data    %s\n",
-		cfg.NodeID, a.GRPCAddr(), a.GossipAddr(), a.HTTPAddr(), a.ClusterAddr(), cfg.DataDir)
+	fmt.Fprintf(os.Stderr, "strata: node %s serving\n  grpc    %s\n  kafka   %s\n  gossip  %s\n  http    %s\n  cluster %s\n  data    %s\n",
+		cfg.NodeID, a.GRPCAddr(), a.KafkaAddr(), a.GossipAddr(), a.HTTPAddr(), a.ClusterAddr(), cfg.DataDir)
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "strata: shutting down")
 	if err := a.Close(); err != nil {
@@ -125,6 +127,8 @@ func overlayUnset(set map[string]bool, cfg *agent.Config, file agent.Config) {
 		"http-addr":                func() { cfg.HTTPAddr = keep.HTTPAddr },
 		"cluster-addr":             func() { cfg.ClusterAddr = keep.ClusterAddr },
 		"gossip-addr":              func() { cfg.GossipAddr = keep.GossipAddr },
+		"kafka-addr":               func() { cfg.KafkaAddr = keep.KafkaAddr },
+		"kafka-auto-create-topics": func() { cfg.KafkaAutoCreateTopics = keep.KafkaAutoCreateTopics },
 		"data-groups":              func() { cfg.DataGroups = keep.DataGroups },
 		"join":                     func() { cfg.Join = keep.Join },
 		"advertise-addr":           func() { cfg.AdvertiseAddr = keep.AdvertiseAddr },

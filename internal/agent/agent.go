@@ -23,6 +23,7 @@ import (
 	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/auth"
 	"github.com/stratalog/strata/internal/broker"
+	"github.com/stratalog/strata/internal/kafka"
 	"github.com/stratalog/strata/internal/server"
 	"github.com/stratalog/strata/segment"
 )
@@ -32,15 +33,17 @@ type Agent struct {
 	cfg Config
 	log *slog.Logger
 
-	grpcLn net.Listener
-	httpLn net.Listener
-	sec    *security
-	node   *cluster.Node
-	broker *broker.Broker
-	svc    *server.Server
-	peers  *server.Peers
-	grpc   *grpc.Server
-	http   *http.Server
+	grpcLn  net.Listener
+	httpLn  net.Listener
+	kafkaLn net.Listener
+	sec     *security
+	kafka   *kafka.Server
+	node    *cluster.Node
+	broker  *broker.Broker
+	svc     *server.Server
+	peers   *server.Peers
+	grpc    *grpc.Server
+	http    *http.Server
 
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -71,6 +74,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
 			return nil, errors.Join(fmt.Errorf("agent: http listener: %w", err), a.Close())
 		}
 	}
+	if err := a.listenKafka(); err != nil {
+		return nil, errors.Join(err, a.Close())
+	}
 	// live is the broker once built: raft's FSM goroutine calls the
 	// metadata callback from OpenNode on, before the broker exists.
 	var live atomic.Pointer[broker.Broker]
@@ -97,6 +103,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
 		Dir:             filepath.Join(cfg.DataDir, "raft"),
 		ClusterAddr:     cfg.ClusterAddr,
 		GRPCAddr:        a.grpcLn.Addr().String(),
+		KafkaAddr:       a.kafkaAdvertised(),
 		Join:            cfg.Join,
 		DataGroups:      cfg.DataGroups,
 		MetadataVoters:  cfg.MetadataVoters,
@@ -157,6 +164,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
 			a.log.Error("grpc server", "err", err)
 		}
 	}()
+	if err := a.startKafka(sec); err != nil {
+		return nil, errors.Join(err, a.Close())
+	}
 	if a.httpLn != nil {
 		a.startHTTP()
 	}
@@ -271,6 +281,11 @@ func (a *Agent) Close() error {
 			cancel()
 		} else if a.httpLn != nil {
 			errs = append(errs, a.httpLn.Close())
+		}
+		if a.kafka != nil {
+			errs = append(errs, a.kafka.Close())
+		} else if a.kafkaLn != nil {
+			errs = append(errs, a.kafkaLn.Close())
 		}
 		if a.grpc != nil {
 			stopped := make(chan struct{})

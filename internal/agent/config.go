@@ -26,6 +26,12 @@ type Config struct {
 	// ClusterAddr is the raft port shared by every raft group; default
 	// 127.0.0.1:7401.
 	ClusterAddr string `yaml:"cluster_addr"`
+	// KafkaAddr is the Kafka wire-protocol listener (internal/kafka); ""
+	// turns it off. Default 127.0.0.1:9092.
+	KafkaAddr string `yaml:"kafka_addr"`
+	// KafkaAutoCreateTopics creates a topic a Kafka client produces to or
+	// asks metadata for (auto.create.topics.enable). Default false.
+	KafkaAutoCreateTopics bool `yaml:"kafka_auto_create_topics"`
 	// GossipAddr is the serf membership port; default 127.0.0.1:7402.
 	GossipAddr string `yaml:"gossip_addr"`
 	// Join lists gossip addresses (host:port) of cluster members to join;
@@ -147,6 +153,7 @@ func DefaultConfig() Config {
 		HTTPAddr:               "127.0.0.1:7480",
 		ClusterAddr:            "127.0.0.1:7401",
 		GossipAddr:             "127.0.0.1:7402",
+		KafkaAddr:              "127.0.0.1:9092",
 		DataGroups:             4,
 		MetadataVoters:         3,
 		DeadNodeTimeout:        30 * time.Minute,

@@ -138,7 +138,8 @@ func warnInsecure(cfg Config, logger *slog.Logger) {
 	type port struct{ name, addr, why string }
 	var open []port
 	if !cfg.Auth {
-		open = append(open, port{"grpc", cfg.GRPCAddr, "anyone who reaches it can read, write and delete topics (--auth is off)"})
+		open = append(open, port{"grpc", cfg.GRPCAddr, "anyone who reaches it can read, write and delete topics (--auth is off)"},
+			port{"kafka", cfg.KafkaAddr, "anyone who reaches it can read and write topics (--auth is off)"})
 	}
 	if cfg.TLSCert == "" {
 		open = append(open, port{"cluster", cfg.ClusterAddr, "anyone who reaches it can send raft traffic (no --tls-cert: no mutual TLS)"},

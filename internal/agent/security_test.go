@@ -40,6 +40,7 @@ func secureNode(t testing.TB, mutate func(*Config)) (*Agent, *tlstest.CA) {
 	cfg := DefaultConfig()
 	cfg.DataDir, cfg.NodeID, cfg.MetadataVoters = t.TempDir(), "n1", 1
 	cfg.GRPCAddr, cfg.HTTPAddr, cfg.ClusterAddr, cfg.GossipAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", ""
+	cfg.KafkaAddr = "127.0.0.1:0"
 	cfg.TLSCert, cfg.TLSKey, cfg.TLSCA = files.Cert, files.Key, files.CA
 	cfg.Auth, cfg.SuperUsers = true, []string{"user:admin"}
 	cfg.MinFreeDiskBytes = -1

@@ -171,7 +171,7 @@ func startStrataNode(ctx context.Context, bin, dir, id, seed string, extra []str
 		}
 		args := []string{"server", "--data-dir", filepath.Join(dir, "data"), "--node-id", id,
 			"--grpc-addr", addrs[0], "--http-addr", "127.0.0.1:0", "--cluster-addr", addrs[1],
-			"--gossip-addr", addrs[2], "--log-level", "warn"}
+			"--gossip-addr", addrs[2], "--kafka-addr", "", "--log-level", "warn"}
 		if seed != "" {
 			args = append(args, "--join", seed)
 		}

@@ -133,6 +133,6 @@ func startStrata(ctx context.Context, bin, dir string, extra ...string) (*server
 	}
 	args := append([]string{"server", "--data-dir", filepath.Join(dir, "data"), "--node-id", "n1",
 		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--cluster-addr", "127.0.0.1:0",
-		"--gossip-addr", "127.0.0.1:0", "--log-level", "warn"}, extra...)
+		"--gossip-addr", "127.0.0.1:0", "--kafka-addr", "", "--log-level", "warn"}, extra...)
 	return startProcess(ctx, "strata server", bin, args, filepath.Join(dir, "server.log"), strataReadyRE)
 }

@@ -47,6 +47,7 @@ func startCluster(t *testing.T, n int) *tcluster {
 		cfg := agent.DefaultConfig()
 		cfg.NodeID, cfg.DataDir = fmt.Sprintf("n%d", i+1), t.TempDir()
 		cfg.GRPCAddr, cfg.HTTPAddr, cfg.ClusterAddr, cfg.GossipAddr = "127.0.0.1:0", "", "127.0.0.1:0", "127.0.0.1:0"
+		cfg.KafkaAddr = ""
 		cfg.DataGroups, cfg.DeadNodeTimeout = 2, 0
 		cfg.RaftHeartbeatTimeout = 400 * time.Millisecond
 		cfg.SnapshotThreshold, cfg.RaftTrailingLogs = 64, 32
