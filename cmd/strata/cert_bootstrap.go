@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -23,6 +24,11 @@ func certBootstrap(args []string, out io.Writer) error {
 	clients := fs.String("clients", "admin", "comma-separated client names")
 	if err := parseFlags(fs, interleave(fs, args)); err != nil {
 		return err
+	}
+	for _, n := range splitList(*nodes) {
+		if slices.Contains(splitList(*clients), n) || n == "ca" {
+			return fmt.Errorf("%q names both a node and a client (or the CA): their files would clash", n)
+		}
 	}
 	if err := os.MkdirAll(*dir, 0o700); err != nil {
 		return err

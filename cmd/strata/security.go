@@ -23,7 +23,7 @@ func runUser(ctx context.Context, args []string) error {
 	}
 	passFile := fs.String("new-password-file", "", "file whose first line is the new user's password (else STRATA_NEW_PASSWORD)")
 	mechs := fs.String("mechanisms", "SCRAM-SHA-256,SCRAM-SHA-512", "SCRAM mechanisms to store credentials for")
-	iters := fs.Int("iterations", 8192, "PBKDF2 iterations of the credentials (at least 4096)")
+	iters := fs.Int("iterations", auth.DefaultIterations, "PBKDF2 iterations of the credentials (at least 4096)")
 	if err := parseFlags(fs, interleave(fs, args)); err != nil {
 		return err
 	}

@@ -29,6 +29,8 @@ const (
 	// keepaliveMinTime is the shortest keepalive ping interval a client
 	// may use; faster pings close its connection (GOAWAY).
 	keepaliveMinTime = 10 * time.Second
+	// maxConnectionIdle closes a gRPC connection without calls.
+	maxConnectionIdle = 5 * time.Minute
 	// admitTimeout bounds the metadata leader's check of a joining node's
 	// certificate.
 	admitTimeout = 5 * time.Second
@@ -83,6 +85,9 @@ func (s *security) grpcOptions(cfg Config, sec *server.Security) []grpc.ServerOp
 		grpc.ConnectionTimeout(cfg.HandshakeTimeout),
 		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinTime, PermitWithoutStream: true}),
+		// A connection with no call for this long is closed: an idle or
+		// refused client does not hold one of MaxConnections forever.
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: maxConnectionIdle}),
 	)
 	if s.tls != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(s.tls.ServerConfig(tls.VerifyClientCertIfGiven))))

@@ -282,9 +282,11 @@ func TestSecurityHandshakes(t *testing.T) {
 	for _, addr := range []string{a.GRPCAddr(), a.HTTPAddr()} {
 		old := st.ClientConfig("")
 		old.MinVersion, old.MaxVersion = tls.VersionTLS11, tls.VersionTLS11
-		if c, err := tls.Dial("tcp", addr, old); err == nil {
-			c.Close()
-			t.Fatalf("%s: a TLS 1.1 handshake succeeded", addr)
+		if c, err := tls.Dial("tcp", addr, old); err == nil || !strings.Contains(err.Error(), "protocol version") {
+			if c != nil {
+				c.Close()
+			}
+			t.Fatalf("%s: a TLS 1.1 handshake: %v, want a protocol version alert", addr, err)
 		}
 		modern := st.ClientConfig("")
 		modern.NextProtos = []string{"h2"}
@@ -412,5 +414,66 @@ func TestSecurityProduceStreamDenied(t *testing.T) {
 	p.Close()
 	if hw := highWatermark(t, admin, "orders"); hw != 0 {
 		t.Fatalf("the log holds %d records after refused produces, want 0", hw)
+	}
+}
+
+// TestSecurityHoles: the checks a review asked for. A produce stream is
+// checked message by message (an allowed topic, then a denied one); a
+// queue group cannot name a dead-letter topic its creator may not write;
+// InitProducer needs the right to produce somewhere; a node certificate of
+// a node that is not in the cluster gives no rights.
+func TestSecurityHoles(t *testing.T) {
+	a, ca := secureNode(t, nil)
+	admin := dialAs(t, a, ca.CertFile, ca.Client(t, "admin"), "", "")
+	for _, name := range []string{"orders", "secret", "mine", "payments"} {
+		if _, err := admin.CreateTopic(ctxT(t), &stratav1.CreateTopicRequest{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	putUser(t, admin, "alice", "pw")
+	alice := dialAs(t, a, ca.CertFile, tlsutil.Files{}, "alice", "pw")
+	_, err := alice.InitProducer(ctxT(t), &stratav1.InitProducerRequest{})
+	wantCode(t, "InitProducer without any produce right", err, codes.PermissionDenied)
+	allow := func(op, res, name string) {
+		t.Helper()
+		if _, err := admin.AddACL(ctxT(t), &stratav1.AddACLRequest{Acl: &stratav1.ACL{Principal: "user:alice", Permission: "allow",
+			Operation: op, ResourceType: res, Name: name, Pattern: "literal"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	allow("produce", "topic", "orders")
+	if _, err := alice.InitProducer(ctxT(t), &stratav1.InitProducerRequest{}); err != nil {
+		t.Fatalf("InitProducer with produce on orders: %v", err)
+	}
+
+	stream, err := alice.ProduceStream(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&stratav1.ProduceRequest{Topic: "orders", Batch: batchOf(t, "ok"), CorrelationId: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := stream.Recv(); err != nil || r.ErrorCode != 0 {
+		t.Fatalf("allowed message on the stream: %v %v", r, err)
+	}
+	_ = stream.Send(&stratav1.ProduceRequest{Topic: "secret", Batch: batchOf(t, "no"), CorrelationId: 2})
+	_, err = stream.Recv()
+	wantCode(t, "denied message on the same stream", err, codes.PermissionDenied)
+	if hw := highWatermark(t, admin, "secret"); hw != 0 {
+		t.Fatalf("secret holds %d records after a denied stream message", hw)
+	}
+
+	allow("consume", "topic", "mine")
+	allow("create", "queue", "mine/q")
+	_, err = alice.CreateQueueGroup(ctxT(t), &stratav1.CreateQueueGroupRequest{Topic: "mine", Group: "q",
+		Settings: &stratav1.QueueSettings{DeadLetterTopic: "payments"}})
+	wantCode(t, "a queue group dead-lettering into payments", err, codes.PermissionDenied)
+
+	ghost := dialAs(t, a, ca.CertFile, ca.Node(t, "ghost"), "", "")
+	_, err = ghost.ListUsers(ctxT(t), &stratav1.ListUsersRequest{})
+	wantCode(t, "a node certificate of no cluster node", err, codes.PermissionDenied)
+	self := dialAs(t, a, ca.CertFile, tlsutil.Files{Cert: a.cfg.TLSCert, Key: a.cfg.TLSKey}, "", "")
+	if _, err := self.ListUsers(ctxT(t), &stratav1.ListUsersRequest{}); err != nil {
+		t.Fatalf("the node's own certificate: %v", err)
 	}
 }

@@ -113,6 +113,9 @@ func (b *Broker) dlqTopic(ctx context.Context, def cluster.QueueDef) (cluster.To
 	if err != nil {
 		return cluster.Topic{}, err
 	}
+	if err := b.checkPartitionCap(1); err != nil {
+		return cluster.Topic{}, err
+	}
 	t, err := b.createTopicOnLeader(ctx, name, cluster.TopicConfig{Partitions: 1, ReplicationFactor: src.Config.ReplicationFactor})
 	if errors.Is(err, ErrTopicExists) {
 		return b.knownTopic(name)

@@ -191,3 +191,19 @@ func (b *Broker) GossipKey(ctx context.Context, action string, key []byte) (Goss
 	}
 	return res, nil
 }
+
+// IsNode reports whether id is a node of the cluster now.
+func (b *Broker) IsNode(id string) bool {
+	_, ok := b.node.MetaFSM.NodeInfo(id)
+	return ok
+}
+
+// TopicNames lists the topics' names.
+func (b *Broker) TopicNames() []string {
+	ts := b.node.MetaFSM.Topics()
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = t.Name
+	}
+	return out
+}

@@ -3,6 +3,7 @@ package server
 import (
 	stratav1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/internal/auth"
+	"github.com/stratalog/strata/internal/broker"
 )
 
 // check is one permission a request needs: an operation on a resource.
@@ -14,6 +15,9 @@ type check struct {
 	op   auth.Operation
 	res  auth.ResourceType
 	name string
+	// anyName passes when op is allowed on any existing resource of the
+	// type (or on the cluster).
+	anyName bool
 }
 
 // clusterResource is the name of the one cluster resource.
@@ -40,9 +44,12 @@ func checksFor(req any) (cs []check, ok bool) {
 			cs = append(cs, check{op: auth.OpDescribe, res: auth.ResourceTopic, name: t})
 		}
 	case *stratav1.ListTopicsRequest, *stratav1.ListGroupsRequest, *stratav1.ListQueueGroupsRequest,
-		*stratav1.WhoAmIRequest, *stratav1.InitProducerRequest:
-		// InitProducer allocates an id or fences an older instance of the
-		// caller's own id; every authenticated principal may.
+		*stratav1.WhoAmIRequest:
+	case *stratav1.InitProducerRequest:
+		// Allocating (or restarting, which fences) a producer id needs the
+		// right to produce to some topic, as Kafka's IdempotentWrite or
+		// Write on any topic: checked by Security.authorize (anyTopic).
+		cs = append(cs, check{op: auth.OpProduce, res: auth.ResourceTopic, anyName: true})
 	case *stratav1.CreateTopicRequest:
 		cs = append(cs, topic(auth.OpCreate, r.Name))
 	case *stratav1.DeleteTopicRequest:
@@ -74,9 +81,16 @@ func checksFor(req any) (cs []check, ok bool) {
 	case *stratav1.DescribeGroupRequest:
 		cs = append(cs, check{op: auth.OpDescribe, res: auth.ResourceGroup, name: r.Group})
 	case *stratav1.ResetOffsetsRequest:
-		cs = append(cs, group(auth.OpAdmin, r.Group))
+		cs = append(cs, group(auth.OpAdmin, r.Group), topic(auth.OpConsume, r.Topic))
 	case *stratav1.CreateQueueGroupRequest:
-		cs = append(cs, queue(auth.OpCreate, r.Topic, r.Group), topic(auth.OpConsume, r.Topic))
+		// The group's dead-letter topic is written (and created) by the
+		// broker for the caller: the caller needs those rights on it.
+		dlq := r.GetSettings().GetDeadLetterTopic()
+		if dlq == "" {
+			dlq = broker.DeadLetterTopicFor(r.Topic, r.Group)
+		}
+		cs = append(cs, queue(auth.OpCreate, r.Topic, r.Group), topic(auth.OpConsume, r.Topic),
+			topic(auth.OpProduce, dlq), topic(auth.OpCreate, dlq))
 	case *stratav1.DescribeQueueGroupRequest:
 		cs = append(cs, check{op: auth.OpDescribe, res: auth.ResourceQueue, name: queueResource(r.Topic, r.Group)})
 	case *stratav1.QueueReceiveRequest:
@@ -84,7 +98,9 @@ func checksFor(req any) (cs []check, ok bool) {
 	case *stratav1.QueueSettleRequest:
 		cs = append(cs, queue(auth.OpConsume, r.Topic, r.Group))
 	case *stratav1.RedriveQueueGroupRequest:
-		cs = append(cs, queue(auth.OpAdmin, r.Topic, r.Group))
+		// A redrive writes dead letters back into the topic (the handler
+		// also checks consume on the dead-letter topic it reads).
+		cs = append(cs, queue(auth.OpAdmin, r.Topic, r.Group), topic(auth.OpProduce, r.Topic))
 	case *stratav1.ResetQueueGroupRequest:
 		cs = append(cs, queue(auth.OpAdmin, r.Topic, r.Group))
 	case *stratav1.ClusterStatusRequest:

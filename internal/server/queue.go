@@ -159,6 +159,11 @@ func (s *Server) QueueExtend(ctx context.Context, req *stratav1.QueueSettleReque
 
 // RedriveQueueGroup implements strata.v1.
 func (s *Server) RedriveQueueGroup(ctx context.Context, req *stratav1.RedriveQueueGroupRequest) (*stratav1.RedriveQueueGroupResponse, error) {
+	if def, err := s.b.QueueGroup(ctx, req.Topic, req.Group); err == nil {
+		if err := s.sec.require(ctx, "RedriveQueueGroup", auth.OpConsume, auth.ResourceTopic, def.Settings.DeadLetterTopic); err != nil {
+			return nil, err
+		}
+	}
 	n, err := s.b.RedriveQueueGroup(ctx, req.Topic, req.Group, req.Reason, int(req.MaxMessages), req.DeadLetterPartitions)
 	if err != nil {
 		return nil, toStatus(err)

@@ -28,6 +28,8 @@ func (r rules) UserCredential(string, auth.Mechanism) (auth.Credential, bool) {
 }
 func (r rules) ACLs() ([]auth.ACL, uint64) { return r.acls, 1 }
 func (r rules) SecurityVersion() uint64    { return 1 }
+func (r rules) IsNode(string) bool         { return false }
+func (r rules) TopicNames() []string       { return nil }
 
 // BenchmarkSecurityPerRequest is what security adds to one produce
 // request: the tap handle (identify the mTLS principal) and the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -319,6 +320,7 @@ func (s *Server) FetchOffsets(ctx context.Context, req *stratav1.FetchOffsetsReq
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	offs = slices.DeleteFunc(offs, func(o cluster.TopicOffset) bool { return !s.canDescribe(ctx, auth.ResourceTopic, o.Topic) })
 	return &stratav1.FetchOffsetsResponse{Offsets: toPartitionOffsets(offs)}, nil
 }
 
@@ -345,6 +347,9 @@ func (s *Server) DescribeGroup(ctx context.Context, req *stratav1.DescribeGroupR
 		resp.Members = append(resp.Members, &stratav1.GroupMember{MemberId: m.ID, ClientId: m.ClientID, Assignments: toTPs(m.Assignments)})
 	}
 	for _, p := range d.Partitions {
+		if !s.canDescribe(ctx, auth.ResourceTopic, p.Topic) {
+			continue
+		}
 		resp.Partitions = append(resp.Partitions, &stratav1.GroupPartitionLag{Topic: p.Topic, Partition: p.Partition,
 			CommittedOffset: p.Committed, EndOffset: p.EndOffset, LagRecords: p.LagRecords, LagSeconds: p.LagSeconds,
 			MemberId: p.MemberID})
