@@ -168,7 +168,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
 		return nil, errors.Join(err, a.Close())
 	}
 	if a.httpLn != nil {
-		a.startHTTP()
+		a.startHTTP(sec)
 	}
 	return a, nil
 }
@@ -204,11 +204,11 @@ func (a *Agent) advertise(nc *cluster.NodeConfig) error {
 	return nil
 }
 
-func (a *Agent) startHTTP() {
+func (a *Agent) startHTTP(sec *server.Security) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(a.broker.Metrics(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", a.httpGuard(sec, promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
@@ -222,18 +222,18 @@ func (a *Agent) startHTTP() {
 	if a.cfg.Pprof {
 		// Registered on this mux only: importing net/http/pprof also
 		// adds them to http.DefaultServeMux, which nothing here serves.
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.Handle("/debug/pprof/", a.httpGuard(sec, http.HandlerFunc(pprof.Index)))
+		mux.Handle("/debug/pprof/cmdline", a.httpGuard(sec, http.HandlerFunc(pprof.Cmdline)))
+		mux.Handle("/debug/pprof/profile", a.httpGuard(sec, http.HandlerFunc(pprof.Profile)))
+		mux.Handle("/debug/pprof/symbol", a.httpGuard(sec, http.HandlerFunc(pprof.Symbol)))
+		mux.Handle("/debug/pprof/trace", a.httpGuard(sec, http.HandlerFunc(pprof.Trace)))
 	}
 	// ReadHeaderTimeout also bounds the TLS handshake (net/http).
 	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: a.cfg.HandshakeTimeout, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(a.log.With("component", "http").Handler(), slog.LevelDebug)}
 	ln := a.httpLn
 	if a.sec.tls != nil {
-		tc := a.sec.tls.ServerConfig(tls.NoClientCert)
+		tc := a.sec.tls.ServerConfig(tls.VerifyClientCertIfGiven)
 		tc.NextProtos = []string{"h2", "http/1.1"}
 		ln = tls.NewListener(ln, tc)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -172,3 +173,28 @@ func loopbackOnly(addr string) bool {
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.IsLoopback()
 }
+
+// httpGuard serves h, with auth on, only to a client certificate whose
+// principal may describe the cluster: metrics name topics and groups, and
+// the profiler shows the command line. /healthz and /readyz stay open for
+// probes.
+func (a *Agent) httpGuard(sec *server.Security, h http.Handler) http.Handler {
+	if !a.cfg.Auth {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := auth.Anonymous
+		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
+			p = tlsutil.Principal(r.TLS.VerifiedChains[0][0])
+		}
+		if !sec.Allowed(p, auth.OpDescribe, auth.ResourceCluster, clusterName) {
+			a.sec.audit.Denied(p, string(auth.OpDescribe), string(auth.ResourceCluster), clusterName, "http:"+r.URL.Path, r.RemoteAddr)
+			http.Error(w, "forbidden: present a client certificate allowed to describe the cluster", http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// clusterName is the name of the cluster resource in ACLs.
+const clusterName = "cluster"

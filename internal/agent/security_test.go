@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -475,5 +476,35 @@ func TestSecurityHoles(t *testing.T) {
 	self := dialAs(t, a, ca.CertFile, tlsutil.Files{Cert: a.cfg.TLSCert, Key: a.cfg.TLSKey}, "", "")
 	if _, err := self.ListUsers(ctxT(t), &stratav1.ListUsersRequest{}); err != nil {
 		t.Fatalf("the node's own certificate: %v", err)
+	}
+}
+
+// TestSecurityHTTP: with auth on, /metrics needs a client certificate
+// allowed to describe the cluster; /healthz stays open for probes.
+func TestSecurityHTTP(t *testing.T) {
+	a, ca := secureNode(t, nil)
+	get := func(files tlsutil.Files, path string) int {
+		t.Helper()
+		files.CA = ca.CertFile
+		st, err := tlsutil.Open(files, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: st.ClientConfig("")}, Timeout: 10 * time.Second}
+		resp, err := hc.Get("https://" + a.HTTPAddr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if c := get(tlsutil.Files{}, "/metrics"); c != http.StatusForbidden {
+		t.Fatalf("/metrics without a certificate: %d, want 403", c)
+	}
+	if c := get(ca.Client(t, "admin"), "/metrics"); c != http.StatusOK {
+		t.Fatalf("/metrics as admin: %d, want 200", c)
+	}
+	if c := get(tlsutil.Files{}, "/healthz"); c != http.StatusOK {
+		t.Fatalf("/healthz without a certificate: %d, want 200", c)
 	}
 }
