@@ -15,11 +15,15 @@ import (
 )
 
 // openTLSNode opens (without Start) a node whose cluster port presents a
-// certificate for certID, joined to join's gossip address when set.
+// certificate for certID, joined to join's gossip address when set, that
+// admits members by their certificates.
 func openTLSNode(t *testing.T, pki *testPKI, id, certID string, join []string, tune func(*NodeConfig)) *Node {
 	t.Helper()
 	cfg := testNodeConfig(id, t.TempDir(), join)
 	cfg.ClusterTLS = pki.nodeTLS(t, certID)
+	// Every node checks admissions (as the agent sets it): leadership of
+	// the metadata group may move to any voter during the test.
+	cfg.AdmitMember = VerifyMemberTLS(cfg.ClusterTLS, 2*time.Second)
 	if tune != nil {
 		tune(&cfg)
 	}

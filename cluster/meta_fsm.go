@@ -54,6 +54,9 @@ type NodeInfo struct {
 	// KafkaAddr is the node's Kafka listener as clients reach it; empty
 	// without one.
 	KafkaAddr string `json:"kafka_addr,omitempty"`
+	// Features are the features the node's version understood when it
+	// registered, comma-separated (security_meta.go).
+	Features string `json:"features,omitempty"`
 }
 
 // DataGroupInfo is a data raft group: its cluster-wide id, its voters (the

@@ -403,7 +403,8 @@ func (n *Node) registerSelf(ctx context.Context) error {
 }
 
 func (n *Node) selfInfo() NodeInfo {
-	me := NodeInfo{ID: n.cfg.ID, GRPCAddr: n.cfg.GRPCAddr, ClusterAddr: n.ClusterAddr(), KafkaAddr: n.cfg.KafkaAddr}
+	me := NodeInfo{ID: n.cfg.ID, GRPCAddr: n.cfg.GRPCAddr, ClusterAddr: n.ClusterAddr(), KafkaAddr: n.cfg.KafkaAddr,
+		Features: n.baseTags()[tagFeatures]}
 	if n.members != nil {
 		me.GossipAddr = n.members.LocalMember().Addr
 	}

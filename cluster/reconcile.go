@@ -56,6 +56,8 @@ type reconcileState struct {
 	lead         string // the lead tag last published
 	lag          string // the lag tag last published
 	admit        admitState
+	// featureWarned limits the warnings about members too old to join.
+	featureWarned map[string]time.Time
 }
 
 func (r *reconcileState) init() {
@@ -63,6 +65,7 @@ func (r *reconcileState) init() {
 	r.aliveSince = map[string]time.Time{}
 	r.failedSince = map[string]time.Time{}
 	r.lastTransfer = map[uint32]time.Time{}
+	r.featureWarned = map[string]time.Time{}
 	r.admit.init()
 }
 
@@ -273,7 +276,8 @@ func (n *Node) reconcileMeta(ctx context.Context) error {
 	var errs []error
 	for _, id := range slices.Sorted(maps.Keys(alive)) {
 		m := alive[id]
-		info := NodeInfo{ID: id, GRPCAddr: m.Tags[tagGRPC], ClusterAddr: m.Tags[tagRaft], GossipAddr: m.Addr, KafkaAddr: m.Tags[tagKafka]}
+		info := NodeInfo{ID: id, GRPCAddr: m.Tags[tagGRPC], ClusterAddr: m.Tags[tagRaft], GossipAddr: m.Addr,
+			KafkaAddr: m.Tags[tagKafka], Features: m.Tags[tagFeatures]}
 		if id == n.cfg.ID {
 			info = n.selfInfo()
 		}
@@ -281,7 +285,7 @@ func (n *Node) reconcileMeta(ctx context.Context) error {
 			continue
 		}
 		if known, _ := n.MetaFSM.NodeInfo(id); known != info {
-			if !n.admitted(ctx, id, info.ClusterAddr) {
+			if !n.featuresFit(id, info.Features, now) || !n.admitted(ctx, id, info.ClusterAddr) {
 				continue
 			}
 			if _, err := n.Meta.Apply(ctx, RegisterNodeCmd(info)); err != nil {

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/stratalog/strata/internal/auth"
 )
@@ -135,17 +136,20 @@ func (f *MetaFSM) ACLs() ([]auth.ACL, uint64) {
 // without a lock on every authorized request to see whether rules changed.
 func (f *MetaFSM) SecurityVersion() uint64 { return f.secVersion.Load() }
 
-// RequireFeature returns nil when every node the metadata knows advertises
-// feature in gossip, and otherwise an error naming the first that does not
-// (or that gossip does not see, whose version is then unknown). A command
-// that older nodes cannot apply must pass it first: they would crash on it.
+// RequireFeature returns nil when every node the metadata knows
+// registered with feature, or advertises it in gossip now, and otherwise an
+// error naming the first that does not (or whose version is unknown: an
+// older node that gossip does not see). A command that older nodes cannot
+// apply must pass it first: they would crash on it. Once such commands
+// are in the metadata, members without the feature are not registered
+// (featuresFit), so an older node cannot join later and crash either.
 func (n *Node) RequireFeature(feature string) error {
 	tags := map[string]map[string]string{}
 	for _, m := range n.Members() {
 		tags[m.ID] = m.Tags
 	}
 	for _, info := range n.MetaFSM.NodeInfos() {
-		if info.ID == n.cfg.ID {
+		if info.ID == n.cfg.ID || slices.Contains(strings.Split(info.Features, ","), feature) {
 			continue
 		}
 		t, seen := tags[info.ID]
@@ -171,4 +175,19 @@ func (n *Node) baseTags() map[string]string {
 		tags[tagKafka] = n.cfg.KafkaAddr
 	}
 	return tags
+}
+
+// featuresFit reports whether a member may be registered: once users or
+// ACLs are in the metadata, a member without FeatureSecurity would crash
+// replaying them, so it stays out (with a warning at most once a minute).
+func (n *Node) featuresFit(id, memberFeatures string, now time.Time) bool {
+	if n.MetaFSM.SecurityVersion() == 0 || slices.Contains(strings.Split(memberFeatures, ","), FeatureSecurity) {
+		return true
+	}
+	if now.Sub(n.rec.featureWarned[id]) >= time.Minute {
+		n.rec.featureWarned[id] = now
+		n.log.Warn("member not registered: its version lacks a feature the cluster's metadata uses; upgrade it",
+			"id", id, "feature", FeatureSecurity)
+	}
+	return false
 }

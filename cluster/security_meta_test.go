@@ -52,6 +52,25 @@ func TestRequireFeatureOlderNode(t *testing.T) {
 		}
 		return nil
 	})
+	// Now that the metadata holds a rule, an older node may not join: it
+	// would crash replaying it.
+	openPlainNode(t, "c", []string{a.GossipAddr()}, func(c *NodeConfig) { c.features = []string{} })
+	eventuallyErr(t, 10*time.Second, "a sees c in gossip", func() error {
+		for _, m := range a.Members() {
+			if m.ID == "c" && m.Status == MemberStatusAlive {
+				return nil
+			}
+		}
+		return errors.New("not yet")
+	})
+	tick := time.NewTicker(a.Config().ReconcileInterval)
+	defer tick.Stop()
+	for range 20 {
+		if _, ok := a.MetaFSM.NodeInfo("c"); ok {
+			t.Fatal("an older node was registered after a security command")
+		}
+		<-tick.C
+	}
 }
 
 // openPlainNode opens (without Start) a node without TLS.
