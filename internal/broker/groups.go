@@ -53,8 +53,9 @@ type group struct {
 
 type coordinator struct {
 	b      *Broker
-	mu     sync.Mutex // guards groups
+	mu     sync.Mutex // guards groups and kafka
 	groups map[string]*group
+	kafka  map[string]int // live Kafka members per group (kafka_groups.go)
 }
 
 func newCoordinator(b *Broker) *coordinator {
@@ -96,6 +97,9 @@ func (b *Broker) JoinGroup(groupName, memberID, clientID string, topics []string
 	c := b.coord
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.kafkaConflictLocked(groupName); err != nil {
+		return Membership{}, err
+	}
 	g := c.groupLocked(groupName)
 	m := g.members[memberID]
 	if m == nil {
@@ -246,9 +250,9 @@ func (c *coordinator) liveMembers(name string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if g := c.groups[name]; g != nil {
-		return len(g.members)
+		return len(g.members) + c.kafka[name]
 	}
-	return 0
+	return c.kafka[name]
 }
 
 // CommitOffsets stores a group's offsets (the next offset to consume). A
