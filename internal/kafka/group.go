@@ -75,10 +75,6 @@ func (s groupState) String() string {
 // the leader assigned it nothing: some clients cannot decode zero bytes.
 var emptyConsumerAssignment = new(kmsg.ConsumerMemberAssignment).AppendTo(nil)
 
-// coordinators holds each Server's group coordinator, created on first
-// use and dropped when the server closes.
-var coordinators sync.Map // *Server → *coordinator
-
 // coordinator is one server's set of Kafka groups.
 type coordinator struct {
 	s      *Server
@@ -87,20 +83,7 @@ type coordinator struct {
 }
 
 // groups returns the server's coordinator.
-func (s *Server) groups() *coordinator {
-	if c, ok := coordinators.Load(s); ok {
-		return c.(*coordinator)
-	}
-	c, loaded := coordinators.LoadOrStore(s, &coordinator{s: s, groups: map[string]*group{}})
-	if !loaded {
-		go func() {
-			<-s.ctx.Done()
-			c.(*coordinator).close()
-			coordinators.Delete(s)
-		}()
-	}
-	return c.(*coordinator)
-}
+func (s *Server) groups() *coordinator { return s.coord }
 
 // close stops every timer and answers every waiting request.
 func (c *coordinator) close() {

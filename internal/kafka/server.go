@@ -85,6 +85,7 @@ type Server struct {
 
 	ctx    context.Context // canceled by Close: ends long polls and joins
 	cancel context.CancelFunc
+	coord  *coordinator // the Kafka groups this node coordinates (group.go)
 
 	mu     sync.Mutex
 	lns    map[net.Listener]struct{}
@@ -103,8 +104,10 @@ func New(b *broker.Broker, cfg Config) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{b: b, cfg: cfg, log: log.With("component", "kafka"), ctx: ctx, cancel: cancel,
-		lns: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}}, nil
+	s := &Server{b: b, cfg: cfg, log: log.With("component", "kafka"), ctx: ctx, cancel: cancel,
+		lns: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}}
+	s.coord = &coordinator{s: s, groups: map[string]*group{}}
+	return s, nil
 }
 
 // Serve accepts connections on ln until Close; it returns ErrClosed then.
@@ -176,6 +179,7 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	s.cancel()
+	s.coord.close()
 	s.wg.Wait()
 	return errors.Join(errs...)
 }
