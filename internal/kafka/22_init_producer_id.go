@@ -1,0 +1,62 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/broker"
+)
+
+// InitProducerId 0-4, for idempotent producers: a new producer id at
+// epoch 0 (ProducerID -1), or, from v3, the next epoch of the id given
+// (an idempotent producer recovering from a sequence error), through the
+// metadata group (broker.InitProducer). Every authenticated principal
+// may, as through gRPC.
+//
+// Only the metadata leader allocates ids and Strata does not forward this
+// request: another node answers NOT_COORDINATOR, which Kafka clients
+// retry on another broker (franz-go and librdkafka pick any broker for a
+// non-transactional InitProducerId).
+//
+// Transactions are not supported: a transactional id is refused with
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED, which clients report as fatal
+// ("transactional id authorization failed") instead of retrying.
+func init() { register(22, 0, 4, handleInitProducerID) }
+
+func handleInitProducerID(s *Server, r *request) (finish, error) {
+	req := r.kreq.(*kmsg.InitProducerIDRequest)
+	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
+	resp.ProducerID, resp.ProducerEpoch = -1, -1
+	if req.TransactionalID != nil {
+		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		return done(resp), nil
+	}
+	return func() kmsg.Response {
+		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+		defer cancel()
+		id := max(req.ProducerID, 0) // the broker's "new id" is 0
+		pid, epoch, err := s.b.InitProducer(ctx, id)
+		if err != nil {
+			resp.ErrorCode = initProducerCode(err)
+			return resp
+		}
+		resp.ProducerID, resp.ProducerEpoch = pid, epoch
+		return resp
+	}, nil
+}
+
+func initProducerCode(err error) int16 {
+	var nl *broker.NotLeaderError
+	switch {
+	case errors.As(err, &nl), errors.Is(err, cluster.ErrNotLeader):
+		return kerr.NotCoordinator.Code
+	case errors.Is(err, context.DeadlineExceeded):
+		return kerr.CoordinatorNotAvailable.Code
+	}
+	return errorCode(err)
+}
