@@ -10,7 +10,9 @@ import (
 // FindCoordinator 0-2: the coordinator of every group is the metadata
 // leader (which coordinates native groups too), named by its numeric id
 // and Kafka address; COORDINATOR_NOT_AVAILABLE while there is none.
-// Transaction coordinators (key type 1) are not served: INVALID_REQUEST.
+// Transaction coordinators (key type 1) are not served: Strata has no
+// transactions, and TRANSACTIONAL_ID_AUTHORIZATION_FAILED ends a
+// transactional producer with a clear error instead of endless retries.
 // Needs describe on the group.
 func init() { register(10, 0, 2, handleFindCoordinator) }
 
@@ -24,7 +26,13 @@ func handleFindCoordinator(s *Server, r *request) (finish, error) {
 		resp.ErrorMessage = &msg
 		return done(resp), nil
 	}
-	if req.CoordinatorType != 0 {
+	switch req.CoordinatorType {
+	case 0:
+	case 1:
+		e := *kerr.TransactionalIDAuthorizationFailed
+		e.Message = "Strata has no transactions: use an idempotent producer (no transactional id)"
+		return fail(&e)
+	default:
 		return fail(kerr.InvalidRequest)
 	}
 	if !s.allowed(r, auth.OpDescribe, auth.ResourceGroup, req.CoordinatorKey) {

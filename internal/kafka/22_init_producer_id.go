@@ -8,6 +8,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/stratalog/strata/internal/auth"
+
 	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/broker"
 )
@@ -34,6 +36,12 @@ func handleInitProducerID(s *Server, r *request) (finish, error) {
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	if req.TransactionalID != nil {
 		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		return done(resp), nil
+	}
+	if !s.allowedAny(r, auth.OpProduce) {
+		// As Kafka's IdempotentWrite on the cluster or Write on any topic,
+		// and as the gRPC InitProducer.
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
 		return done(resp), nil
 	}
 	return func() kmsg.Response {

@@ -35,3 +35,19 @@ func apiName(key int16) string {
 	}
 	return "unknown"
 }
+
+// allowedAny reports whether the principal may do op on the cluster or on
+// some topic (InitProducerId: the right to produce somewhere). A refusal
+// is audited once, for the cluster.
+func (s *Server) allowedAny(r *request, op auth.Operation) bool {
+	sec := s.cfg.Security
+	if sec == nil || !sec.Required() || sec.Allowed(r.c.principal, op, auth.ResourceCluster, clusterResource) {
+		return true
+	}
+	for _, t := range s.b.Topics() {
+		if sec.Allowed(r.c.principal, op, auth.ResourceTopic, t.Name) {
+			return true
+		}
+	}
+	return s.allowed(r, op, auth.ResourceCluster, clusterResource)
+}
