@@ -22,10 +22,13 @@ run: build
 	./$(BIN) server
 
 # tools installs what the tests need: protoc (Debian's protobuf-compiler),
-# the Go code generators at pinned versions, and grpcurl for the e2e tests.
+# kcat (Debian's kcat, the black-box Kafka client of the e2e tests), the Go
+# code generators at pinned versions, and grpcurl for the e2e tests.
 tools:
 	@command -v protoc >/dev/null 2>&1 || { echo "installing protobuf-compiler"; \
 	  (apt-get update -qq && apt-get install -y -qq protobuf-compiler) >/dev/null; }
+	@command -v kcat >/dev/null 2>&1 || { echo "installing kcat"; \
+	  (apt-get update -qq && apt-get install -y -qq kcat) >/dev/null; }
 	@$(MAKE) -s $(GOBIN)/.protoc-gen-go@$(PROTOC_GEN_GO) $(GOBIN)/.protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC) \
 	  $(GOBIN)/.grpcurl@$(GRPCURL)
 
