@@ -84,6 +84,11 @@ func (c *ServerConversation) Username() string {
 	return c.user
 }
 
+// ClaimedUser returns the user name the client's first message claimed
+// (it may not exist, and the exchange may have failed since), for logs
+// and audits; "" before a well-formed first message.
+func (c *ServerConversation) ClaimedUser() string { return c.user }
+
 // Step consumes one client message and returns the server's answer: the
 // server-first message for the client-first one, the server-final message
 // (v=...) for the client-final one. Any error ends the conversation; a

@@ -32,7 +32,7 @@ func handleSaslAuthenticate(s *Server, r *request) (finish, error) {
 		msg := "authentication failed: unknown user or wrong password"
 		resp.ErrorMessage = &msg
 		if a := s.cfg.Security.Audit(); a != nil {
-			a.LoginFailed("user:"+st.conv.Username(), string(st.mech), r.c.nc.RemoteAddr().String(), err.Error())
+			a.LoginFailed("user:"+claimed(st.conv.ClaimedUser()), string(st.mech), r.c.nc.RemoteAddr().String(), err.Error())
 		}
 		r.c.sasl = nil
 		r.closeAfter = true
@@ -44,4 +44,12 @@ func handleSaslAuthenticate(s *Server, r *request) (finish, error) {
 		r.c.sasl = nil
 	}
 	return done(resp), nil
+}
+
+// claimed cuts a claimed user name short for the audit log.
+func claimed(user string) string {
+	if len(user) > 64 {
+		return user[:64] + "..."
+	}
+	return user
 }

@@ -163,9 +163,12 @@ func (c *conn) parse(body []byte) (*request, api, bool, error) {
 	}
 	kreq.SetVersion(version)
 	if kreq.IsFlexible() {
-		kmsg.SkipTags(&rd)
-		if rd.Complete() != nil {
-			return nil, api{}, false, errors.New("truncated request header tags")
+		// Bounded, unlike kmsg.SkipTags and kmsg's decoders (flexcheck.go).
+		if err := skipTags(&rd); err != nil {
+			return nil, api{}, false, fmt.Errorf("request header tags: %w", err)
+		}
+		if err := checkFlexible(key, version, rd.Src); err != nil {
+			return nil, api{}, false, err
 		}
 	}
 	if err := kreq.ReadFrom(rd.Src); err != nil {
