@@ -150,7 +150,6 @@ func (k *kcatRunner) produceLines(topic string, lines []string) {
 // come back in order, keys and values intact, with `kcat -C -e -o
 // beginning`, and through the CLI's own consumer too.
 func TestE2EKafkaKcatProduceConsume(t *testing.T) {
-	t.Skip("needs Produce/Fetch: enable when merged")
 	n, k := newKcat(t)
 	n.mustCLI(nil, "topic", "create", "kpc", "--partitions", "1")
 	var lines []string
@@ -172,7 +171,6 @@ func TestE2EKafkaKcatProduceConsume(t *testing.T) {
 // TestE2EKafkaKcatGroup: `kcat -G` consumes as a group member, commits,
 // and a second run of the same group starts after what the first read.
 func TestE2EKafkaKcatGroup(t *testing.T) {
-	t.Skip("needs Produce/Fetch and the group APIs: enable when merged")
 	n, k := newKcat(t)
 	n.mustCLI(nil, "topic", "create", "kgrp", "--partitions", "2")
 	first := []string{"a:1", "b:2", "c:3"}
@@ -202,7 +200,6 @@ var kcatOffsetRE = regexp.MustCompile(`\[0\]\s+offset\s+(-?\d+)`)
 // TestE2EKafkaKcatOffsetQuery: `kcat -Q -t T:0:-1` answers partition 0's
 // end offset, and -2 its start.
 func TestE2EKafkaKcatOffsetQuery(t *testing.T) {
-	t.Skip("needs Produce/ListOffsets: enable when merged")
 	n, k := newKcat(t)
 	n.mustCLI(nil, "topic", "create", "koff", "--partitions", "1")
 	k.produceLines("koff", []string{"a:1", "b:2", "c:3", "d:4", "e:5"})

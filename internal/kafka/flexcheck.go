@@ -17,16 +17,16 @@ import (
 
 // Layout steps.
 const (
-	fString   = iota // compact string (or nullable: 0 is null)
-	fBytes           // compact bytes
-	fInt8            // bool, int8
-	fInt16           //
-	fInt32           //
-	fInt64           //
-	fTags            // a tag section
-	fArray           // compact (nullable) array of the struct in elem
-	fStrings         // compact array of compact strings
-	fInt32Array      // compact array of int32
+	fString     = iota // compact string (or nullable: 0 is null)
+	fBytes             // compact bytes
+	fInt8              // bool, int8
+	fInt16             //
+	fInt32             //
+	fInt64             //
+	fTags              // a tag section
+	fArray             // compact (nullable) array of the struct in elem
+	fStrings           // compact array of compact strings
+	fInt32Array        // compact array of int32
 )
 
 // field is one step of a layout.
