@@ -18,7 +18,8 @@ type Config struct {
 	// given; default 1.
 	DefaultPartitions int32
 	// DefaultMaxBatchBytes is the largest batch a topic accepts when its
-	// config sets none; default 1 MiB.
+	// config sets none; default 1,048,588 bytes (1 MiB + 12), Kafka's
+	// message.max.bytes, so Kafka clients see the limit they expect.
 	DefaultMaxBatchBytes int32
 	// MaxFetchBytes caps one fetch's answer; default 16 MiB. A fetch that
 	// asks for nothing gets 1 MiB.
@@ -55,7 +56,7 @@ func DefaultConfig() Config {
 	return Config{
 		DefaultPartitions:     1,
 		MaxClusterPartitions:  50000,
-		DefaultMaxBatchBytes:  1 << 20,
+		DefaultMaxBatchBytes:  1<<20 + 12, // Kafka's message.max.bytes default
 		MaxFetchBytes:         16 << 20,
 		MaxFetchWait:          30 * time.Second,
 		DefaultSessionTimeout: 10 * time.Second,
