@@ -38,6 +38,11 @@ type Peers interface {
 	// a queue group's dead-letter topic on the node at addr, which must
 	// hold it, and returns how many it moved.
 	RedrivePartition(ctx context.Context, addr, topic, group, reason string, dlqPartition int32, maxN int) (int, error)
+	// DeleteTopic deletes a topic through the node at addr.
+	DeleteTopic(ctx context.Context, addr, name string) error
+	// InitProducer allocates or restarts a producer id through the node
+	// at addr.
+	InitProducer(ctx context.Context, addr string, id int64) (int64, int16, error)
 }
 
 // SetPeers sets how this broker reaches other nodes (see Peers). Call it
@@ -94,4 +99,38 @@ func (b *Broker) commitOnLeader(ctx context.Context, group string, offs []cluste
 		},
 		func(addr string) (struct{}, error) { return struct{}{}, b.peers.CommitOffsets(ctx, addr, group, offs) })
 	return err
+}
+
+// CreateTopicAnywhere creates a topic here when this node leads the
+// metadata group, and through the leader otherwise (the Kafka listener:
+// any node takes a CreateTopics).
+func (b *Broker) CreateTopicAnywhere(ctx context.Context, name string, cfg cluster.TopicConfig) (cluster.Topic, error) {
+	return b.createTopicOnLeader(ctx, name, cfg)
+}
+
+// DeleteTopicAnywhere deletes a topic here or through the metadata leader.
+func (b *Broker) DeleteTopicAnywhere(ctx context.Context, name string) error {
+	_, err := onLeader(b,
+		func() (struct{}, error) { return struct{}{}, b.DeleteTopic(ctx, name) },
+		func(addr string) (struct{}, error) { return struct{}{}, b.peers.DeleteTopic(ctx, addr, name) })
+	return err
+}
+
+// InitProducerAnywhere is InitProducer here or through the metadata
+// leader.
+func (b *Broker) InitProducerAnywhere(ctx context.Context, id int64) (int64, int16, error) {
+	type idEpoch struct {
+		id    int64
+		epoch int16
+	}
+	v, err := onLeader(b,
+		func() (idEpoch, error) {
+			pid, e, err := b.InitProducer(ctx, id)
+			return idEpoch{pid, e}, err
+		},
+		func(addr string) (idEpoch, error) {
+			pid, e, err := b.peers.InitProducer(ctx, addr, id)
+			return idEpoch{pid, e}, err
+		})
+	return v.id, v.epoch, err
 }

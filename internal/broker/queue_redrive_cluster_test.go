@@ -58,6 +58,22 @@ func (p *localPeers) CreateTopic(ctx context.Context, addr, name string, cfg clu
 	return err
 }
 
+func (p *localPeers) DeleteTopic(ctx context.Context, addr, name string) error {
+	b, err := p.get(addr)
+	if err != nil {
+		return err
+	}
+	return b.DeleteTopic(ctx, name)
+}
+
+func (p *localPeers) InitProducer(ctx context.Context, addr string, id int64) (int64, int16, error) {
+	b, err := p.get(addr)
+	if err != nil {
+		return 0, 0, err
+	}
+	return b.InitProducer(ctx, id)
+}
+
 func (p *localPeers) CommitOffsets(ctx context.Context, addr, group string, offs []cluster.TopicOffset) error {
 	b, err := p.get(addr)
 	if err != nil {

@@ -76,21 +76,38 @@ func handleFetch(s *Server, r *request) (finish, error) {
 		wait := min(max(time.Duration(req.MaxWaitMillis)*time.Millisecond, 0), maxFetchWait)
 		ctx, cancel := context.WithDeadline(s.ctx, start.Add(wait))
 		defer cancel()
-		return s.longPoll(ctx, req, resp, parts)
+		leases := make([]*broker.FetchLease, len(parts))
+		out := s.longPoll(ctx, req, resp, parts, leases)
+		return &leasedResponse{Response: out, leases: leases}
 	}, nil
+}
+
+// leasedResponse is a fetch answer whose record batches alias pooled read
+// buffers (broker.FetchLeased): the connection writes it, then releases
+// them, so a stream of fetches reuses memory instead of allocating and
+// zeroing a buffer per partition per fetch.
+type leasedResponse struct {
+	kmsg.Response
+	leases []*broker.FetchLease
+}
+
+func (l *leasedResponse) release() {
+	for _, le := range l.leases {
+		le.Release()
+	}
 }
 
 // longPoll reads every partition, and while there is less than MinBytes,
 // no error and time left, waits for data on any of them and reads again.
-func (s *Server) longPoll(ctx context.Context, req *kmsg.FetchRequest, resp *kmsg.FetchResponse, parts []fetchPart) kmsg.Response {
+func (s *Server) longPoll(ctx context.Context, req *kmsg.FetchRequest, resp *kmsg.FetchResponse, parts []fetchPart, leases []*broker.FetchLease) kmsg.Response {
 	for {
-		n, early, waits := s.fetchPass(ctx, req, resp, parts)
+		n, early, waits := s.fetchPass(ctx, req, resp, parts, leases)
 		if early || n >= int(req.MinBytes) || ctx.Err() != nil {
 			return resp
 		}
 		if err := s.b.WaitAny(ctx, waits); err != nil {
 			// The wait is over: one last read answers what came meanwhile.
-			s.fetchPass(s.ctx, req, resp, parts)
+			s.fetchPass(s.ctx, req, resp, parts, leases)
 			return resp
 		}
 	}
@@ -99,15 +116,17 @@ func (s *Server) longPoll(ctx context.Context, req *kmsg.FetchRequest, resp *kms
 // fetchPass fills every partition's answer without waiting. It returns
 // the bytes read, whether an error makes the answer go out at once, and
 // where to wait for more: each readable partition past what it holds.
-func (s *Server) fetchPass(ctx context.Context, req *kmsg.FetchRequest, resp *kmsg.FetchResponse, parts []fetchPart) (n int, early bool, waits []broker.PartitionOffset) {
+func (s *Server) fetchPass(ctx context.Context, req *kmsg.FetchRequest, resp *kmsg.FetchResponse, parts []fetchPart, leases []*broker.FetchLease) (n int, early bool, waits []broker.PartitionOffset) {
 	budget := maxFetchResponseBytes
 	if req.MaxBytes > 0 {
 		budget = min(budget, int(req.MaxBytes))
 	}
-	for _, fp := range parts {
+	for i, fp := range parts {
 		sp := &resp.Topics[fp.topic].Partitions[fp.part]
 		sp.RecordBatches = []byte{}
-		read, code := s.fetchPartition(ctx, sp, fp, budget-n, n > 0)
+		leases[i].Release() // a pass reads every partition again
+		leases[i] = nil
+		read, code := s.fetchPartition(ctx, sp, fp, budget-n, n > 0, &leases[i])
 		sp.ErrorCode = code
 		if code != 0 {
 			early = true
@@ -122,7 +141,7 @@ func (s *Server) fetchPass(ctx context.Context, req *kmsg.FetchRequest, resp *km
 
 // fetchPartition reads one partition into sp, at most limit bytes unless
 // first (nothing read yet in this answer): then at least one batch.
-func (s *Server) fetchPartition(ctx context.Context, sp *kmsg.FetchResponseTopicPartition, fp fetchPart, limit int, hasData bool) (int, int16) {
+func (s *Server) fetchPartition(ctx context.Context, sp *kmsg.FetchResponseTopicPartition, fp fetchPart, limit int, hasData bool, lease **broker.FetchLease) (int, int16) {
 	if !fp.allowed {
 		return 0, kerr.TopicAuthorizationFailed.Code
 	}
@@ -135,14 +154,16 @@ func (s *Server) fetchPartition(ctx context.Context, sp *kmsg.FetchResponseTopic
 	if limit <= 0 && hasData {
 		return 0, 0 // no room left: bounds only, as Kafka answers
 	}
-	res, err := s.b.Fetch(ctx, fp.name, fp.partition, fp.offset, max(limit, 1), 0)
+	res, l, err := s.b.FetchLeased(ctx, fp.name, fp.partition, fp.offset, max(limit, 1), 0)
 	if err != nil {
 		return 0, errorCode(err)
 	}
 	setBounds(sp, res.LogStartOffset, res.HighWatermark)
 	if hasData && len(res.Records) > limit {
+		l.Release()
 		return 0, 0 // a later partition's first batch that does not fit
 	}
+	*lease = l
 	if len(res.Records) > 0 {
 		sp.RecordBatches = res.Records
 	}

@@ -26,10 +26,10 @@ import (
 // Strata cannot honour (a retention of 0). ValidateOnly (v1+) checks
 // without creating.
 //
-// Only the metadata leader (Metadata's ControllerID) creates topics, and
-// Strata does not forward admin requests: another node answers
-// NOT_CONTROLLER, on which Kafka clients refresh their metadata and retry
-// at the controller. Create permission on the topic, else
+// Only the metadata leader (Metadata's ControllerID) creates topics;
+// another node forwards the creation to it (as Kafka brokers forward to
+// the controller, KIP-590), and answers NOT_CONTROLLER only while there is
+// no leader, on which Kafka clients refresh their metadata and retry. Create permission on the topic, else
 // TOPIC_AUTHORIZATION_FAILED.
 func init() { register(19, 0, 4, handleCreateTopics) }
 
@@ -80,7 +80,7 @@ func handleCreateTopics(s *Server, r *request) (finish, error) {
 			if req.ValidateOnly {
 				err = s.b.ValidateTopic(st.Topic, j.cfg)
 			} else {
-				_, err = s.b.CreateTopic(ctx, st.Topic, j.cfg)
+				_, err = s.b.CreateTopicAnywhere(ctx, st.Topic, j.cfg)
 			}
 			if err != nil {
 				st.ErrorCode = adminCode(err)
@@ -94,9 +94,9 @@ func handleCreateTopics(s *Server, r *request) (finish, error) {
 	}, nil
 }
 
-// adminCode maps an error of a request only the metadata leader serves:
-// another node answers NOT_CONTROLLER, so that the client retries at the
-// controller.
+// adminCode maps an error of a request only the metadata leader serves
+// (other nodes forward it there): while there is no leader to forward to,
+// NOT_CONTROLLER, so that the client retries.
 func adminCode(err error) int16 {
 	var nl *broker.NotLeaderError
 	if errors.As(err, &nl) || errors.Is(err, cluster.ErrNotLeader) {

@@ -14,7 +14,7 @@ import (
 // offsets for it. Delete permission on the topic, else
 // TOPIC_AUTHORIZATION_FAILED; an unknown topic is
 // UNKNOWN_TOPIC_OR_PARTITION. Only the metadata leader deletes: another
-// node answers NOT_CONTROLLER (see CreateTopics).
+// node forwards to it (see CreateTopics).
 func init() { register(20, 0, 3, handleDeleteTopics) }
 
 func handleDeleteTopics(s *Server, r *request) (finish, error) {
@@ -40,7 +40,7 @@ func handleDeleteTopics(s *Server, r *request) (finish, error) {
 		defer cancel()
 		for _, i := range todo {
 			st := &resp.Topics[i]
-			st.ErrorCode = adminCode(s.b.DeleteTopic(ctx, *st.Topic))
+			st.ErrorCode = adminCode(s.b.DeleteTopicAnywhere(ctx, *st.Topic))
 		}
 		return resp
 	}, nil

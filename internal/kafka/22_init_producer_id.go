@@ -17,13 +17,13 @@ import (
 // InitProducerId 0-4, for idempotent producers: a new producer id at
 // epoch 0 (ProducerID -1), or, from v3, the next epoch of the id given
 // (an idempotent producer recovering from a sequence error), through the
-// metadata group (broker.InitProducer). Every authenticated principal
-// may, as through gRPC.
+// metadata group (broker.InitProducer). It needs the right to produce to
+// some topic (or to the cluster), as Kafka's IdempotentWrite and as the
+// gRPC InitProducer; else CLUSTER_AUTHORIZATION_FAILED.
 //
-// Only the metadata leader allocates ids and Strata does not forward this
-// request: another node answers NOT_COORDINATOR, which Kafka clients
-// retry on another broker (franz-go and librdkafka pick any broker for a
-// non-transactional InitProducerId).
+// Only the metadata leader allocates ids: another node forwards the
+// request there, and answers NOT_COORDINATOR only while there is no
+// leader, which Kafka clients retry on another broker.
 //
 // Transactions are not supported: a transactional id is refused with
 // TRANSACTIONAL_ID_AUTHORIZATION_FAILED, which clients report as fatal
@@ -48,7 +48,7 @@ func handleInitProducerID(s *Server, r *request) (finish, error) {
 		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 		defer cancel()
 		id := max(req.ProducerID, 0) // the broker's "new id" is 0
-		pid, epoch, err := s.b.InitProducer(ctx, id)
+		pid, epoch, err := s.b.InitProducerAnywhere(ctx, id)
 		if err != nil {
 			resp.ErrorCode = initProducerCode(err)
 			return resp

@@ -206,7 +206,14 @@ func (c *conn) write(in <-chan pending) {
 	failed := false
 	for p := range in {
 		resp := <-p.resp
+		var release func()
+		if lr, ok := resp.(*leasedResponse); ok {
+			resp, release = lr.Response, lr.release
+		}
 		if failed || resp == nil {
+			if release != nil {
+				release()
+			}
 			continue
 		}
 		buf = append(buf[:0], 0, 0, 0, 0)
@@ -215,6 +222,9 @@ func (c *conn) write(in <-chan pending) {
 			buf = append(buf, 0) // no tagged fields
 		}
 		buf = resp.AppendTo(buf)
+		if release != nil {
+			release() // the records are copied into buf
+		}
 		binary.BigEndian.PutUint32(buf, uint32(len(buf)-4))
 		if _, err := bw.Write(buf); err != nil {
 			failed = true

@@ -102,6 +102,27 @@ func (p *Peers) CreateTopic(ctx context.Context, addr, name string, cfg cluster.
 	})
 }
 
+// DeleteTopic implements broker.Peers.
+func (p *Peers) DeleteTopic(ctx context.Context, addr, name string) error {
+	return p.call(ctx, addr, func(s stratav1.StrataClient) error {
+		_, err := s.DeleteTopic(ctx, &stratav1.DeleteTopicRequest{Name: name})
+		return err
+	})
+}
+
+// InitProducer implements broker.Peers.
+func (p *Peers) InitProducer(ctx context.Context, addr string, id int64) (int64, int16, error) {
+	var resp *stratav1.InitProducerResponse
+	err := p.call(ctx, addr, func(s stratav1.StrataClient) (err error) {
+		resp, err = s.InitProducer(ctx, &stratav1.InitProducerRequest{ProducerId: id})
+		return err
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	return resp.ProducerId, int16(resp.ProducerEpoch), nil
+}
+
 // CommitOffsets implements broker.Peers.
 func (p *Peers) CommitOffsets(ctx context.Context, addr, group string, offs []cluster.TopicOffset) error {
 	return p.call(ctx, addr, func(s stratav1.StrataClient) error {
