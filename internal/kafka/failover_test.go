@@ -8,10 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/stratalog/strata/api/client"
 	"github.com/stratalog/strata/internal/agent"
+	"github.com/stratalog/strata/internal/kafka"
 )
 
 // TestFailoverIdempotentProducer: three nodes, a topic replicated on all
@@ -137,4 +140,64 @@ func startKafkaCluster(t *testing.T, n int) []*agent.Agent {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return out
+}
+
+// TestForwardedAdmin: CreateTopics, InitProducerId and DeleteTopics sent
+// to a node that does not lead the metadata group are forwarded to the
+// leader and succeed.
+func TestForwardedAdmin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 3-node cluster")
+	}
+	nodes := startKafkaCluster(t, 3)
+	leader := nodes[0].Broker().ClusterStatus().MetadataLeader
+	var follower *agent.Agent
+	for _, a := range nodes {
+		if a.Broker().ClusterStatus().AnsweredBy != leader {
+			follower = a
+			break
+		}
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(follower.KafkaAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := kmsg.NewPtrMetadataRequest().RequestWith(ctxT(t), cl); err != nil {
+		t.Fatal(err)
+	}
+	br := cl.Broker(int(kafka.NodeID32(follower.Broker().ClusterStatus().AnsweredBy)))
+
+	create := kmsg.NewPtrCreateTopicsRequest()
+	ct := kmsg.NewCreateTopicsRequestTopic()
+	ct.Topic, ct.NumPartitions, ct.ReplicationFactor = "fwd", 2, 3
+	create.Topics = append(create.Topics, ct)
+	create.TimeoutMillis = 10000
+	cresp, err := br.RetriableRequest(ctxT(t), create)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := cresp.(*kmsg.CreateTopicsResponse).Topics[0].ErrorCode; code != 0 {
+		t.Fatalf("CreateTopics through a follower: %v", kerr.ErrorForCode(code))
+	}
+	ip := kmsg.NewPtrInitProducerIDRequest()
+	iresp, err := br.RetriableRequest(ctxT(t), ip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := iresp.(*kmsg.InitProducerIDResponse); r.ErrorCode != 0 || r.ProducerID <= 0 {
+		t.Fatalf("InitProducerId through a follower: %v, id %d", kerr.ErrorForCode(r.ErrorCode), r.ProducerID)
+	}
+	del := kmsg.NewPtrDeleteTopicsRequest()
+	name := "fwd"
+	dt := kmsg.NewDeleteTopicsRequestTopic()
+	dt.Topic = &name
+	del.Topics, del.TopicNames, del.TimeoutMillis = append(del.Topics, dt), []string{name}, 10000
+	dresp, err := br.RetriableRequest(ctxT(t), del)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := dresp.(*kmsg.DeleteTopicsResponse).Topics[0].ErrorCode; code != 0 {
+		t.Fatalf("DeleteTopics through a follower: %v", kerr.ErrorForCode(code))
+	}
 }
