@@ -32,7 +32,7 @@ func TestDescribeConfigs(t *testing.T) {
 	for _, c := range rc.Configs {
 		got[c.Key] = c
 	}
-	for k, v := range map[string]string{"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete", "max.message.bytes": "1048576"} {
+	for k, v := range map[string]string{"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete", "max.message.bytes": "1048588"} {
 		c, ok := got[k]
 		if !ok || c.Value == nil || *c.Value != v || c.Source != kmsg.ConfigSourceDefaultConfig {
 			t.Errorf("%s: %+v, want %s (default)", k, c, v)
