@@ -10,6 +10,7 @@ import (
 	"github.com/stratalog/strata/internal/broker"
 	"github.com/stratalog/strata/internal/kafka"
 	"github.com/stratalog/strata/internal/server"
+	"github.com/stratalog/strata/internal/tlsutil"
 )
 
 // kafkaSecurity gives the Kafka listener the node's users, ACLs and audit
@@ -66,6 +67,8 @@ func (a *Agent) startKafka(sec *server.Security) error {
 	kc.AutoCreateTopics = a.cfg.KafkaAutoCreateTopics
 	kc.Logger = a.log
 	kc.Security = kafkaSecurity{sec: sec, b: a.broker, audit: a.sec.audit}
+	kc.HandshakeTimeout = a.cfg.HandshakeTimeout
+	kc.CertPrincipal = tlsutil.Principal
 	k, err := kafka.New(a.broker, kc)
 	if err != nil {
 		return err

@@ -31,7 +31,7 @@ func handleSaslHandshake(s *Server, r *request) (finish, error) {
 		resp.ErrorCode = kerr.IllegalSaslState.Code
 		return done(resp), nil
 	}
-	if r.c.principal != auth.Anonymous || r.c.sasl != nil {
+	if r.c.saslDone || r.c.sasl != nil {
 		return nil, fmt.Errorf("SASL handshake on a connection already authenticating")
 	}
 	m := auth.Mechanism(req.Mechanism)

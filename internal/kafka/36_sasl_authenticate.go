@@ -41,7 +41,7 @@ func handleSaslAuthenticate(s *Server, r *request) (finish, error) {
 	resp.SASLAuthBytes = out
 	if st.conv.Done() {
 		r.c.principal = "user:" + st.conv.Username()
-		r.c.sasl = nil
+		r.c.sasl, r.c.saslDone = nil, true
 	}
 	return done(resp), nil
 }

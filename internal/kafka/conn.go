@@ -2,6 +2,8 @@ package kafka
 
 import (
 	"bufio"
+	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -63,8 +65,9 @@ type conn struct {
 	nc net.Conn
 
 	// Owned by the reading goroutine.
-	principal string // auth.Anonymous until SASL succeeds
+	principal string // auth.Anonymous until SASL succeeds (or a client certificate names one)
 	sasl      *saslState
+	saslDone  bool
 }
 
 // pending is a response being computed, in request order.
@@ -82,6 +85,10 @@ func newConn(s *Server, nc net.Conn) *conn {
 // responses in order.
 func (c *conn) serve() {
 	defer c.nc.Close()
+	if err := c.handshake(); err != nil {
+		c.s.log.Debug("TLS handshake failed", "remote", c.nc.RemoteAddr().String(), "err", err)
+		return
+	}
 	out := make(chan pending, c.s.cfg.MaxInFlight)
 	writerDone := make(chan struct{})
 	go func() {
@@ -238,4 +245,23 @@ func (c *conn) write(in <-chan pending) {
 			}
 		}
 	}
+}
+
+// handshake completes a TLS handshake within the handshake timeout and
+// takes the principal of a verified client certificate.
+func (c *conn) handshake() error {
+	tc, ok := c.nc.(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(c.s.ctx, c.s.cfg.HandshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return err
+	}
+	st := tc.ConnectionState()
+	if c.s.cfg.CertPrincipal != nil && len(st.VerifiedChains) > 0 && len(st.VerifiedChains[0]) > 0 {
+		c.principal = c.s.cfg.CertPrincipal(st.VerifiedChains[0][0])
+	}
+	return nil
 }

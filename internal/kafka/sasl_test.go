@@ -37,6 +37,7 @@ type secureNode struct {
 	dataDir string
 	tls     *tls.Config // trusts the node's CA; no client certificate
 	admin   stratav1.StrataClient
+	ca      *tlstest.CA
 }
 
 func startSecureNode(t *testing.T) *secureNode {
@@ -55,7 +56,7 @@ func startSecureNode(t *testing.T) *secureNode {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
-	n := &secureNode{a: a, dataDir: cfg.DataDir, tls: tlsStore(t, tlsutil.Files{CA: ca.CertFile}).ClientConfig("")}
+	n := &secureNode{a: a, dataDir: cfg.DataDir, tls: tlsStore(t, tlsutil.Files{CA: ca.CertFile}).ClientConfig(""), ca: ca}
 	adminFiles := ca.Client(t, "admin")
 	adminFiles.CA = ca.CertFile
 	conn, err := grpc.NewClient(a.GRPCAddr(), client.SecurityDialOptions(tlsStore(t, adminFiles).ClientConfig(""), "", "")...)
@@ -331,4 +332,28 @@ func auditEvents(t *testing.T, path string) []string {
 		out = append(out, strings.TrimSpace(s("event")+" "+s("principal")+" "+s("operation")+s("mechanism")))
 	}
 	return out
+}
+
+// TestKafkaClientCertificate: on the TLS listener a client certificate
+// authenticates without SASL (the principal is user:CN, as the gRPC port
+// does): the super-user's certificate sees every topic, another's none.
+func TestKafkaClientCertificate(t *testing.T) {
+	n := startSecureNode(t)
+	certClient := func(name string) *kgo.Client {
+		files := n.ca.Client(t, name)
+		files.CA = n.ca.CertFile
+		cl, err := kgo.NewClient(kgo.SeedBrokers(n.a.KafkaAddr()), kgo.DialTLSConfig(tlsStore(t, files).ClientConfig("")),
+			kgo.RequestRetries(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cl.Close)
+		return cl
+	}
+	if got := metadataOf(t, certClient("admin"), "orders", "secret"); got["orders"] != 0 || got["secret"] != 0 {
+		t.Fatalf("the admin certificate: %v, want both topics", got)
+	}
+	if got := metadataOf(t, certClient("bob"), "orders", "secret"); got["orders"] != kerr.TopicAuthorizationFailed.Code {
+		t.Fatalf("bob's certificate without ACLs: %v, want TOPIC_AUTHORIZATION_FAILED", got)
+	}
 }

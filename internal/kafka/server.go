@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,13 +34,20 @@ type Config struct {
 	// listener) and authorizes their requests with the node's ACLs; nil
 	// lets every client do everything.
 	Security Security
+	// HandshakeTimeout bounds a TLS handshake on a TLS listener; a peer
+	// that stalls is disconnected. Default 10 s.
+	HandshakeTimeout time.Duration
+	// CertPrincipal, when set, names the principal of a client that
+	// presents a verified certificate on a TLS listener (mTLS
+	// authentication, as Kafka's SSL principal); SASL still wins.
+	CertPrincipal func(*x509.Certificate) string
 	// Logger; nil discards.
 	Logger *slog.Logger
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{MaxRequestBytes: 100 << 20, MaxInFlight: 16, IdleTimeout: 10 * time.Minute}
+	return Config{MaxRequestBytes: 100 << 20, MaxInFlight: 16, IdleTimeout: 10 * time.Minute, HandshakeTimeout: 10 * time.Second}
 }
 
 // Validate reports a field out of bounds.
@@ -49,8 +57,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: MaxRequestBytes %d < 1 MiB", ErrInvalidConfig, c.MaxRequestBytes)
 	case c.MaxInFlight < 1:
 		return fmt.Errorf("%w: MaxInFlight %d < 1", ErrInvalidConfig, c.MaxInFlight)
-	case c.IdleTimeout <= 0:
-		return fmt.Errorf("%w: IdleTimeout must be positive", ErrInvalidConfig)
+	case c.IdleTimeout <= 0 || c.HandshakeTimeout <= 0:
+		return fmt.Errorf("%w: IdleTimeout and HandshakeTimeout must be positive", ErrInvalidConfig)
 	}
 	return nil
 }
