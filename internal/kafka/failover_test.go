@@ -84,12 +84,18 @@ func TestFailoverIdempotentProducer(t *testing.T) {
 	defer cons.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	next := 0
+	next, hw := 0, int64(-1)
 	for next < total {
 		fs := cons.PollFetches(ctx)
 		if err := fs.Err0(); err != nil {
 			t.Fatalf("after %d records: %v", next, err)
 		}
+		fs.EachPartition(func(p kgo.FetchTopicPartition) {
+			if p.HighWatermark < hw {
+				t.Errorf("the high watermark went back from %d to %d", hw, p.HighWatermark)
+			}
+			hw = max(hw, p.HighWatermark)
+		})
 		for _, r := range fs.Records() {
 			if got := string(r.Value); got != strconv.Itoa(next) {
 				t.Fatalf("offset %d holds %q, want %d (a record lost, duplicated or out of order)", r.Offset, got, next)
