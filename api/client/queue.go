@@ -143,7 +143,9 @@ func (q *QueueConsumer) Close() error {
 // Receive leases up to max records (MaxMessages when max <= 0), waiting up
 // to wait (MaxWait when 0) when none is available. Each call asks the
 // leader of the next partition in turn, which serves every partition it
-// leads. An empty answer is not an error.
+// leads, and answers NotLeader when it no longer leads the one asked for
+// (the client then refreshes its metadata: a partition never starves
+// behind a stale leader). An empty answer is not an error.
 //
 // With Prefetch, Receive returns records that background receives leased
 // ahead (at most max, oldest first), waiting up to wait for some when
@@ -177,7 +179,7 @@ func (q *QueueConsumer) receive(ctx context.Context, max int, wait time.Duration
 	err = q.c.callPartition(ctx, q.cfg.Topic, p, func(ctx context.Context, s stratav1.StrataClient) error {
 		var err error
 		resp, err = s.QueueReceive(ctx, &stratav1.QueueReceiveRequest{Topic: q.cfg.Topic, Group: q.cfg.Group,
-			MemberId: q.cfg.MemberID, Partition: -1, MaxMessages: int32(max), MaxWaitMs: int32(wait / time.Millisecond)}, responseCallOption)
+			MemberId: q.cfg.MemberID, Partition: p, AlsoLed: true, MaxMessages: int32(max), MaxWaitMs: int32(wait / time.Millisecond)}, responseCallOption)
 		return err
 	})
 	if err != nil {

@@ -3441,13 +3441,19 @@ func (x *QueueMessage) GetNullKey() bool {
 }
 
 type QueueReceiveRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
-	Group         string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
-	MemberId      string                 `protobuf:"bytes,3,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
-	Partition     int32                  `protobuf:"varint,4,opt,name=partition,proto3" json:"partition,omitempty"` // -1: any partition this node leads
-	MaxMessages   int32                  `protobuf:"varint,5,opt,name=max_messages,json=maxMessages,proto3" json:"max_messages,omitempty"`
-	MaxWaitMs     int32                  `protobuf:"varint,6,opt,name=max_wait_ms,json=maxWaitMs,proto3" json:"max_wait_ms,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Topic       string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Group       string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	MemberId    string                 `protobuf:"bytes,3,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	Partition   int32                  `protobuf:"varint,4,opt,name=partition,proto3" json:"partition,omitempty"` // -1: any partition this node leads
+	MaxMessages int32                  `protobuf:"varint,5,opt,name=max_messages,json=maxMessages,proto3" json:"max_messages,omitempty"`
+	MaxWaitMs   int32                  `protobuf:"varint,6,opt,name=max_wait_ms,json=maxWaitMs,proto3" json:"max_wait_ms,omitempty"`
+	// also_led, with a partition, serves every partition this node leads
+	// besides it, but answers NotLeader when the node does not lead the
+	// partition named: a client whose metadata is stale then learns it
+	// (with -1 a node serves what it leads and the client never hears that
+	// another partition moved elsewhere).
+	AlsoLed       bool `protobuf:"varint,7,opt,name=also_led,json=alsoLed,proto3" json:"also_led,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3522,6 +3528,13 @@ func (x *QueueReceiveRequest) GetMaxWaitMs() int32 {
 		return x.MaxWaitMs
 	}
 	return 0
+}
+
+func (x *QueueReceiveRequest) GetAlsoLed() bool {
+	if x != nil {
+		return x.AlsoLed
+	}
+	return false
 }
 
 type QueueReceiveResponse struct {
@@ -5589,14 +5602,15 @@ const file_strata_proto_rawDesc = "" +
 	"deliveries\x18\a \x01(\x05R\n" +
 	"deliveries\x12*\n" +
 	"\x11lease_deadline_ms\x18\b \x01(\x03R\x0fleaseDeadlineMs\x12\x19\n" +
-	"\bnull_key\x18\t \x01(\bR\anullKey\"\xbf\x01\n" +
+	"\bnull_key\x18\t \x01(\bR\anullKey\"\xda\x01\n" +
 	"\x13QueueReceiveRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x1b\n" +
 	"\tmember_id\x18\x03 \x01(\tR\bmemberId\x12\x1c\n" +
 	"\tpartition\x18\x04 \x01(\x05R\tpartition\x12!\n" +
 	"\fmax_messages\x18\x05 \x01(\x05R\vmaxMessages\x12\x1e\n" +
-	"\vmax_wait_ms\x18\x06 \x01(\x05R\tmaxWaitMs\"K\n" +
+	"\vmax_wait_ms\x18\x06 \x01(\x05R\tmaxWaitMs\x12\x19\n" +
+	"\balso_led\x18\a \x01(\bR\aalsoLed\"K\n" +
 	"\x14QueueReceiveResponse\x123\n" +
 	"\bmessages\x18\x01 \x03(\v2\x17.strata.v1.QueueMessageR\bmessages\"O\n" +
 	"\x15QueuePartitionOffsets\x12\x1c\n" +

@@ -33,6 +33,10 @@ type ReceiveRequest struct {
 	// Partition is the partition to receive from, or -1 for any partition
 	// this node leads.
 	Partition int32
+	// AlsoLed, with a Partition, also serves every other partition this
+	// node leads; the Partition named must be led here (else NotLeader),
+	// so that a client routing by stale metadata hears of it.
+	AlsoLed bool
 	Max       int
 	// Wait is how long to long-poll when nothing is available.
 	Wait time.Duration
@@ -57,7 +61,7 @@ func (b *Broker) QueueReceive(ctx context.Context, req ReceiveRequest) ([]QueueM
 		return nil, fmt.Errorf("%w: a receive needs a member id", ErrInvalidRequest)
 	}
 	req.Max = min(max(req.Max, 1), maxReceive)
-	parts, err := b.queueParts(ctx, def, req.Partition)
+	parts, err := b.queueParts(ctx, def, req.Partition, req.AlsoLed)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +119,7 @@ func (b *Broker) catchingUp(topic string, partition int32) *cluster.Group {
 }
 
 // queueParts returns the partitions a receive serves.
-func (b *Broker) queueParts(ctx context.Context, def cluster.QueueDef, partition int32) ([]int32, error) {
+func (b *Broker) queueParts(ctx context.Context, def cluster.QueueDef, partition int32, alsoLed bool) ([]int32, error) {
 	t, err := b.knownTopic(def.Topic) // the queue group's: known
 	if err != nil {
 		return nil, err
@@ -124,10 +128,25 @@ func (b *Broker) queueParts(ctx context.Context, def cluster.QueueDef, partition
 		if int(partition) >= len(t.Partitions) {
 			return nil, fmt.Errorf("%w: %q has %d partitions, asked for %d", ErrUnknownPartition, def.Topic, len(t.Partitions), partition)
 		}
-		return []int32{partition}, nil
+		if !alsoLed {
+			return []int32{partition}, nil
+		}
+		_, dg, _, err := b.partition(ctx, def.Topic, partition)
+		if err != nil {
+			return nil, err
+		}
+		if !dg.Group.IsLeader() {
+			return nil, b.notLeader(dg.Group, fmt.Sprintf("%s/%d", def.Topic, partition))
+		}
 	}
-	var out []int32
+	out := []int32{}
+	if partition >= 0 {
+		out = append(out, partition) // first, so a full receive serves it
+	}
 	for i, a := range t.Partitions {
+		if int32(i) == partition {
+			continue
+		}
 		if dg := b.node.DataGroup(a.DataGroup); dg != nil && dg.Group.IsLeader() {
 			out = append(out, int32(i))
 		}

@@ -80,7 +80,7 @@ func (s *Server) ListQueueGroups(ctx context.Context, req *stratav1.ListQueueGro
 // QueueReceive implements strata.v1.
 func (s *Server) QueueReceive(ctx context.Context, req *stratav1.QueueReceiveRequest) (*stratav1.QueueReceiveResponse, error) {
 	msgs, err := s.b.QueueReceive(ctx, broker.ReceiveRequest{Topic: req.Topic, Group: req.Group, Member: req.MemberId,
-		Partition: req.Partition, Max: int(req.MaxMessages), Wait: time.Duration(req.MaxWaitMs) * time.Millisecond})
+		Partition: req.Partition, AlsoLed: req.AlsoLed, Max: int(req.MaxMessages), Wait: time.Duration(req.MaxWaitMs) * time.Millisecond})
 	if err != nil {
 		return nil, toStatus(err)
 	}
