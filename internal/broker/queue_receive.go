@@ -37,7 +37,7 @@ type ReceiveRequest struct {
 	// node leads; the Partition named must be led here (else NotLeader),
 	// so that a client routing by stale metadata hears of it.
 	AlsoLed bool
-	Max       int
+	Max     int
 	// Wait is how long to long-poll when nothing is available.
 	Wait time.Duration
 }
