@@ -152,7 +152,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
 	}
 	a.svc = server.New(b)
 	sec := &server.Security{Required: cfg.Auth, Authorizer: auth.NewAuthorizer(cfg.SuperUsers), Users: b,
-		Audit: a.sec.audit, Logger: logger}
+		Audit: a.sec.audit}
 	a.svc.SetSecurity(sec)
 	a.grpc = grpc.NewServer(a.sec.grpcOptions(cfg, sec)...)
 	a.svc.Register(a.grpc)

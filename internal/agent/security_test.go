@@ -346,12 +346,15 @@ func TestSecurityCertRotation(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	timeout := time.After(10 * time.Second)
 	for serial() == first {
-		if time.Now().After(deadline) {
+		select {
+		case <-tick.C:
+		case <-timeout:
 			t.Fatal("the rotated certificate was not served within 10s")
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	admin := dialAs(t, a, ca.CertFile, ca.Client(t, "admin"), "", "")
 	if _, err := admin.WhoAmI(ctxT(t), &stratav1.WhoAmIRequest{}); err != nil {

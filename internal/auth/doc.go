@@ -1,7 +1,6 @@
 // Package auth holds Strata's authentication and authorization building
 // blocks: SCRAM credentials and conversations (RFC 5802, RFC 7677), ACLs and
-// the Authorizer that evaluates them, the principal carried in a
-// context.Context, and the audit log. It is a leaf package: it imports
+// the Authorizer that evaluates them, and the audit log. It is a leaf package: it imports
 // nothing from the rest of Strata, so cluster (which stores credentials and
 // ACLs in the metadata raft group) and broker and server (which enforce them)
 // can all import it.

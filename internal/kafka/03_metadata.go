@@ -27,7 +27,8 @@ func handleMetadata(s *Server, r *request) (finish, error) {
 	resp.Brokers = s.brokers()
 	clusterID := "strata"
 	resp.ClusterID = &clusterID
-	resp.ControllerID = nodeID32(s.b.ClusterStatus().MetadataLeader)
+	controller, _ := s.b.GroupCoordinator() // the metadata leader
+	resp.ControllerID = nodeID32(controller)
 	all := req.Topics == nil || (r.version == 0 && len(req.Topics) == 0)
 	if all {
 		for _, t := range s.b.Topics() {

@@ -23,9 +23,6 @@ import (
 // had acknowledged, and every record it sent, is in the log exactly once
 // and in order.
 func TestFailoverIdempotentProducer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a 3-node cluster")
-	}
 	nodes := startKafkaCluster(t, 3)
 	c, err := client.Dial(ctxT(t), []string{nodes[0].GRPCAddr()})
 	if err != nil {
@@ -138,12 +135,15 @@ func startKafkaCluster(t *testing.T, n int) []*agent.Agent {
 		t.Cleanup(func() { a.Close() })
 		out = append(out, a)
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	timeout := time.After(30 * time.Second)
 	for len(out[0].Broker().Nodes()) != n {
-		if time.Now().After(deadline) {
+		select {
+		case <-tick.C:
+		case <-timeout:
 			t.Fatalf("%d of %d nodes registered", len(out[0].Broker().Nodes()), n)
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	return out
 }
@@ -152,9 +152,6 @@ func startKafkaCluster(t *testing.T, n int) []*agent.Agent {
 // to a node that does not lead the metadata group are forwarded to the
 // leader and succeed.
 func TestForwardedAdmin(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a 3-node cluster")
-	}
 	nodes := startKafkaCluster(t, 3)
 	leader := nodes[0].Broker().ClusterStatus().MetadataLeader
 	var follower *agent.Agent

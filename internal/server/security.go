@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
-	"log/slog"
 	"runtime"
 	"strings"
 	"sync"
@@ -65,8 +64,6 @@ type Security struct {
 	Users UserStore
 	// Audit records failed logins, denials and admin changes; nil: none.
 	Audit *auth.Audit
-	// Logger; nil discards.
-	Logger *slog.Logger
 
 	seen atomic.Uint64 // the security version the Authorizer was loaded at
 
