@@ -115,10 +115,24 @@ func setupHandover(t *testing.T, name string, queue *cluster.QueueSettings) *han
 func (h *handover) move(t *testing.T, from, to *clusterBroker) {
 	t.Helper()
 	info, _ := from.node.MetaFSM.NodeInfo(to.id)
-	if err := from.node.DataGroup(h.gid).Group.TransferLeadership(ctxT(t), to.id, info.ClusterAddr); err != nil {
-		t.Fatalf("transfer leadership of group %d from %s to %s: %v", h.gid, from.id, to.id, err)
+	// A transfer that raft accepted can still end with another leader (the
+	// target's election lost on a loaded machine): while from leads, ask
+	// again, within one deadline.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	timeout := time.After(30 * time.Second)
+	for !to.node.DataGroup(h.gid).Group.IsLeader() {
+		if g := from.node.DataGroup(h.gid).Group; g.IsLeader() {
+			if err := g.TransferLeadership(ctxT(t), to.id, info.ClusterAddr); err != nil {
+				t.Logf("transfer leadership of group %d from %s to %s: %v (retrying)", h.gid, from.id, to.id, err)
+			}
+		}
+		select {
+		case <-tick.C:
+		case <-timeout:
+			t.Fatalf("%s not leading group %d within 30s of the transfer from %s", to.id, h.gid, from.id)
+		}
 	}
-	eventually(t, 10*time.Second, to.id+" leading", func() bool { return to.node.DataGroup(h.gid).Group.IsLeader() })
 }
 
 // part returns cb's replica of the partition.
