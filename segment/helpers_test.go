@@ -305,19 +305,6 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// waitFor polls cond until it holds or the deadline passes; for conditions
-// with no event to wait on (a background fsync).
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func isCorrupt(err error) (*CorruptError, bool) {
 	var ce *CorruptError
 	ok := errors.As(err, &ce)

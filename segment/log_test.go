@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stratalog/strata/internal/wait"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -440,7 +442,7 @@ func TestFsyncAlwaysHidesUnsyncedBatches(t *testing.T) {
 		}
 		done <- base
 	}()
-	waitFor(t, "the batch to be written", func() bool {
+	wait.For(t, 10*time.Second, "the batch to be written", func() bool {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		return l.next == 3
@@ -589,5 +591,5 @@ func TestFsyncInterval(t *testing.T) {
 	if l.HighWatermark() != 5 {
 		t.Fatalf("batches not visible on write: HWM %d", l.HighWatermark())
 	}
-	waitFor(t, "a background fsync", func() bool { return l.fsyncs.Load() > 0 })
+	wait.For(t, 10*time.Second, "a background fsync", func() bool { return l.fsyncs.Load() > 0 })
 }

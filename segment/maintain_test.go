@@ -5,6 +5,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/stratalog/strata/internal/wait"
 )
 
 func TestTruncate(t *testing.T) {
@@ -147,7 +149,7 @@ func TestTruncateFailsPendingAppends(t *testing.T) {
 		_, err := l.Append(makeBatch(spec{records: 5}))
 		done <- err
 	}()
-	waitFor(t, "the pending batch to be written", func() bool {
+	wait.For(t, 10*time.Second, "the pending batch to be written", func() bool {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		return l.next == 11

@@ -6,6 +6,9 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/stratalog/strata/internal/wait"
 )
 
 // preallocLog opens a FsyncAlways log with segments large enough to be
@@ -25,7 +28,7 @@ func preallocLog(t *testing.T, dir string, rec *recordingHandler) (*Log, Config,
 	l := openLog(t, dir, cfg)
 	want := appendBatches(t, l, specs(8, 100, 1000)...) // ~800 KiB
 	path := logFile(dir, 0)
-	waitFor(t, "the zero-fill ahead", func() bool {
+	wait.For(t, 10*time.Second, "the zero-fill ahead", func() bool {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		return !l.active.filling && l.active.alloc > l.active.size
@@ -221,7 +224,7 @@ func TestAppendWaitsForZeroFill(t *testing.T) {
 		}
 		done <- err
 	}()
-	waitFor(t, "an append to wait for the fill, or to get past it", func() bool {
+	wait.For(t, 10*time.Second, "an append to wait for the fill, or to get past it", func() bool {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		return l.fillWaits > 0 || l.active.size > from

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratalog/strata/internal/wait"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -215,24 +217,6 @@ func offsetRange(from, to int64) []int64 {
 	return out
 }
 
-// waitFor fails the test unless cond holds within a few seconds.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	waitWithin(t, 3*time.Second, what, cond)
-}
-
-// waitWithin fails the test unless cond holds within d.
-func waitWithin(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal(what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // fetcherGoroutines returns the stacks of goroutines running a
 // partition's fetcher or a fetch of its.
 func fetcherGoroutines() []string {
@@ -262,8 +246,8 @@ func TestConsumerPipelineCorruption(t *testing.T) {
 	if want := offsetRange(0, 50); !slices.Equal(got, want) {
 		t.Fatalf("got offsets %v, want %v", got, want)
 	}
-	waitFor(t, "a fetch is still in flight after the corruption was reported", func() bool { return l.fetchesInFlight() == 0 })
-	waitFor(t, "the fetcher is still running after the corruption was reported", func() bool { return len(fetcherGoroutines()) == 0 })
+	wait.For(t, 3*time.Second, "a fetch is still in flight after the corruption was reported", func() bool { return l.fetchesInFlight() == 0 })
+	wait.For(t, 3*time.Second, "the fetcher is still running after the corruption was reported", func() bool { return len(fetcherGoroutines()) == 0 })
 }
 
 // TestConsumerPipelineOutOfRange: retention moves the log start past the
@@ -342,7 +326,7 @@ func TestConsumerPipelineClose(t *testing.T) {
 			}
 			// Without pipelining, the fetch at 40 would wait until Poll
 			// took 0..19 and the fetcher had handed over 20..39.
-			waitFor(t, "no fetch ahead at offset 40", func() bool { return l.wasAsked(40) })
+			wait.For(t, 3*time.Second, "no fetch ahead at offset 40", func() bool { return l.wasAsked(40) })
 			start := time.Now()
 			if err := co.Close(); err != nil {
 				t.Fatal(err)
@@ -352,8 +336,8 @@ func TestConsumerPipelineClose(t *testing.T) {
 			}
 			// The fetch's goroutine may be finishing its return, hence a
 			// deadline, well below slowCancel's delay.
-			waitWithin(t, 100*time.Millisecond, "a fetch goroutine is left after Close", func() bool { return len(fetcherGoroutines()) == 0 })
-			waitFor(t, "a fetch is still in flight on the broker after Close", func() bool { return l.fetchesInFlight() == 0 })
+			wait.For(t, 100*time.Millisecond, "a fetch goroutine is left after Close", func() bool { return len(fetcherGoroutines()) == 0 })
+			wait.For(t, 3*time.Second, "a fetch is still in flight on the broker after Close", func() bool { return l.fetchesInFlight() == 0 })
 			if _, err := co.Poll(context.Background()); !errors.Is(err, ErrClosed) {
 				t.Fatalf("Poll after Close: %v", err)
 			}

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratalog/strata/internal/wait"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -132,7 +134,7 @@ func TestGroupProtocolRaw(t *testing.T) {
 		}
 		joined <- resp
 	}()
-	waitFor(t, 10*time.Second, "heartbeat REBALANCE_IN_PROGRESS", func() bool {
+	wait.For(t, 10*time.Second, "heartbeat REBALANCE_IN_PROGRESS", func() bool {
 		return errors.Is(rawHeartbeat(t, cl, group, m1, 1), kerr.RebalanceInProgress)
 	})
 	if d := rawDescribe(t, cl, group); d.State != "PreparingRebalance" {
@@ -187,7 +189,7 @@ func TestGroupProtocolRaw(t *testing.T) {
 
 	// The second member stops heartbeating: its 1.5 s session expires,
 	// the first is told to rejoin and is alone in generation 3.
-	waitFor(t, 10*time.Second, "rebalance after expiry", func() bool {
+	wait.For(t, 10*time.Second, "rebalance after expiry", func() bool {
 		return errors.Is(rawHeartbeat(t, cl, group, m1, 2), kerr.RebalanceInProgress)
 	})
 	j = rawJoin(t, cl, group, m1, "consumer", 30000)

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratalog/strata/internal/wait"
+
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -23,20 +25,6 @@ func newTopic(t *testing.T, name string, partitions int32) {
 	t.Helper()
 	if _, err := node.Broker().CreateTopic(ctxT(t), name, cluster.TopicConfig{Partitions: partitions}); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		<-tick.C
 	}
 }
 
@@ -111,9 +99,9 @@ func TestGroupAssignors(t *testing.T) {
 			topic, group := "assign-"+tc.name, "g-"+tc.name
 			newTopic(t, topic, 4)
 			c1, o1 := groupConsumer(t, group, topic, tc.bal)
-			waitFor(t, 20*time.Second, "first member owns all", func() bool { return len(o1.owned()) == 4 })
+			wait.For(t, 20*time.Second, "first member owns all", func() bool { return len(o1.owned()) == 4 })
 			c2, o2 := groupConsumer(t, group, topic, tc.bal)
-			waitFor(t, 20*time.Second, "two members split", func() bool { return split(o1, o2, 4) })
+			wait.For(t, 20*time.Second, "two members split", func() bool { return split(o1, o2, 4) })
 
 			adm := kadm.NewClient(newClient(t))
 			dg, err := adm.DescribeGroups(ctxT(t), group)
@@ -126,7 +114,7 @@ func TestGroupAssignors(t *testing.T) {
 			}
 
 			c2.Close() // leaves the group
-			waitFor(t, 20*time.Second, "remaining member owns all", func() bool { return len(o1.owned()) == 4 })
+			wait.For(t, 20*time.Second, "remaining member owns all", func() bool { return len(o1.owned()) == 4 })
 
 			offs := map[string]map[int32]kgo.EpochOffset{topic: {}}
 			for p := range int32(4) {
@@ -154,12 +142,12 @@ func TestGroupSessionExpiry(t *testing.T) {
 	topic, group := "expiry", "g-expiry"
 	newTopic(t, topic, 4)
 	_, o1 := groupConsumer(t, group, topic, kgo.RangeBalancer())
-	waitFor(t, 20*time.Second, "first member owns all", func() bool { return len(o1.owned()) == 4 })
+	wait.For(t, 20*time.Second, "first member owns all", func() bool { return len(o1.owned()) == 4 })
 	c2, o2 := groupConsumer(t, group, topic, kgo.RangeBalancer(), kgo.InstanceID("static-2"))
-	waitFor(t, 20*time.Second, "two members split", func() bool { return split(o1, o2, 4) })
+	wait.For(t, 20*time.Second, "two members split", func() bool { return split(o1, o2, 4) })
 	start := time.Now()
 	c2.Close()
-	waitFor(t, 20*time.Second, "remaining member owns all", func() bool { return len(o1.owned()) == 4 })
+	wait.For(t, 20*time.Second, "remaining member owns all", func() bool { return len(o1.owned()) == 4 })
 	if el := time.Since(start); el < time.Second {
 		t.Fatalf("partitions moved after %v, before the 1.5 s session could expire (did the static member leave?)", el)
 	}

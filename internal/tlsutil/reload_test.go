@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratalog/strata/internal/wait"
+
 	"github.com/stratalog/strata/internal/tlsutil"
 	"github.com/stratalog/strata/internal/tlsutil/tlstest"
 )
@@ -49,7 +51,7 @@ func TestReloadCertificate(t *testing.T) {
 	}
 	written := time.Now()
 	var s2 *big.Int
-	waitFor(t, 5*time.Second, "new certificate served", func() bool {
+	wait.For(t, 5*time.Second, "new certificate served", func() bool {
 		s2 = serial()
 		return s2.Cmp(s1) != 0
 	})
@@ -64,7 +66,7 @@ func TestReloadCertificate(t *testing.T) {
 	if err := os.WriteFile(files.Cert, half, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "reload warning", func() bool {
+	wait.For(t, 5*time.Second, "reload warning", func() bool {
 		if s := serial(); s.Cmp(s2) != 0 {
 			t.Fatalf("served serial %x after a broken reload, want %x", s, s2)
 		}
@@ -143,7 +145,7 @@ func TestReloadCA(t *testing.T) {
 	if err := os.Rename(tmp, caFile); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "client of the new CA accepted", func() bool {
+	wait.For(t, 5*time.Second, "client of the new CA accepted", func() bool {
 		_, err := dial(t, addr, bob.ClientConfig(""))
 		serverSide(t, results)
 		return err == nil
