@@ -9,9 +9,10 @@ PROTOC_GEN_GO := v1.36.12
 PROTOC_GEN_GO_GRPC := v1.6.2
 GRPCURL       := v1.9.4
 NATS_SERVER   := v2.15.2
+STATICCHECK   := v0.8.2
 TEST_TIMEOUT  ?= 14m
 
-.PHONY: all build run test compose-test test-cluster tools vet fmt-check proto proto-check bench bench-segment bench-compare docker clean
+.PHONY: all build run lint test compose-test test-cluster tools vet fmt-check proto proto-check bench bench-segment bench-compare docker clean
 
 all: build
 
@@ -23,14 +24,15 @@ run: build
 
 # tools installs what the tests need: protoc (Debian's protobuf-compiler),
 # kcat (Debian's kcat, the black-box Kafka client of the e2e tests), the Go
-# code generators at pinned versions, and grpcurl for the e2e tests.
+# code generators at pinned versions, grpcurl for the e2e tests and
+# staticcheck for `make lint`.
 tools:
 	@command -v protoc >/dev/null 2>&1 || { echo "installing protobuf-compiler"; \
 	  (apt-get update -qq && apt-get install -y -qq protobuf-compiler) >/dev/null; }
 	@command -v kcat >/dev/null 2>&1 || { echo "installing kcat"; \
 	  (apt-get update -qq && apt-get install -y -qq kcat) >/dev/null; }
 	@$(MAKE) -s $(GOBIN)/.protoc-gen-go@$(PROTOC_GEN_GO) $(GOBIN)/.protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC) \
-	  $(GOBIN)/.grpcurl@$(GRPCURL)
+	  $(GOBIN)/.grpcurl@$(GRPCURL) $(GOBIN)/.staticcheck@$(STATICCHECK)
 
 $(GOBIN)/.protoc-gen-go@%:
 	GOBIN=$(GOBIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$*
@@ -38,6 +40,10 @@ $(GOBIN)/.protoc-gen-go@%:
 
 $(GOBIN)/.protoc-gen-go-grpc@%:
 	GOBIN=$(GOBIN) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$*
+	@touch $@
+
+$(GOBIN)/.staticcheck@%:
+	GOBIN=$(GOBIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$*
 	@touch $@
 
 $(GOBIN)/.grpcurl@%:
@@ -65,11 +71,15 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
+# lint runs staticcheck (checks chosen in staticcheck.conf) on every package.
+lint: tools
+	$(GOBIN)/staticcheck ./...
+
 # test runs vet, the unit, model, crash and end-to-end tests with the race
 # detector, and every fuzz corpus under */testdata/fuzz as ordinary tests;
 # then the compose test (.ci/compose-test: a 3-node cluster of containers
 # with TLS and auth on; it skips when no Docker daemon answers).
-test: tools fmt-check proto-check vet
+test: tools fmt-check proto-check vet lint
 	PATH="$(GOBIN):$$PATH" $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	./.ci/compose-test
 

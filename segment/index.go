@@ -275,13 +275,6 @@ func (x *index) trim() error {
 	return errors.Join(errs...)
 }
 
-// extend grows both files back to maxBytes (after a trim) so that entries
-// can be written again under the existing mappings.
-func (x *index) extend(maxBytes int) error {
-	return errors.Join(preallocate(x.offFile, int64(min(maxBytes, len(x.offMap)))),
-		preallocate(x.timeFile, int64(min(maxBytes, len(x.timeMap)))))
-}
-
 // rewrite replaces the content of both files by entries, for an index of a
 // segment that no reader sees yet, and maps the new content read-only
 // (writable false) or preallocated to maxBytes (writable true).

@@ -114,6 +114,9 @@ func checkAppendRecords(t *testing.T, data []byte, recs []Record, err error) {
 	if !slices.EqualFunc(got, recs, equalRecord) {
 		t.Fatalf("AppendRecordsFrom: %d records, DecodeBatches gave %d, or they differ", len(got), len(recs))
 	}
+	if wantNext, _ := DecodeBatchesFrom(data, math.MinInt64, func(Record) bool { return true }); next != wantNext {
+		t.Fatalf("AppendRecordsFrom: next %d, DecodeBatchesFrom says %d", next, wantNext)
+	}
 	from := int64(math.MinInt64)
 	if len(recs) > 0 {
 		from = recs[len(recs)/2].Offset

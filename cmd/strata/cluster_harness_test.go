@@ -187,11 +187,3 @@ func nodeByID(nodes []*clusterNode, id string) *clusterNode {
 	}
 	return nil
 }
-
-func joinIDs(nodes []*clusterNode) string {
-	var ids []string
-	for _, n := range nodes {
-		ids = append(ids, n.ID)
-	}
-	return strings.Join(ids, ",")
-}

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -55,6 +56,11 @@ func TestQueueDeadLettersAndRedrive(t *testing.T) {
 	for _, m := range second {
 		if m.Deliveries != 2 {
 			t.Fatalf("second delivery of %d/%d has count %d", m.Partition, m.Offset, m.Deliveries)
+		}
+	}
+	for _, e := range expire {
+		if !slices.ContainsFunc(second, func(m QueueMessage) bool { return m.Partition == e.Partition && m.Offset == e.Offset }) {
+			t.Fatalf("the expired lease of %d/%d was not delivered again", e.Partition, e.Offset)
 		}
 	}
 	var secondNack []QueueMessage
