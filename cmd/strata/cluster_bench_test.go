@@ -136,9 +136,9 @@ func produceN(ctx context.Context, b *testing.B, cl *client.Client, topic string
 // waitPreferredLeaders waits until every data group is led by its
 // preferred leader and every partition of the topics has a leader, so that
 // no leadership transfer lands in the measured time.
-func waitPreferredLeaders(b *testing.B, n *clusterNode, topics ...string) {
-	b.Helper()
-	waitFor(b, 60*time.Second, "preferred leaders", func() error {
+func waitPreferredLeaders(tb testing.TB, n *clusterNode, topics ...string) {
+	tb.Helper()
+	waitFor(tb, 60*time.Second, "preferred leaders", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		r := n.cli(ctx, nil, "cluster", "status", "--output", "json")

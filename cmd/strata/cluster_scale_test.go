@@ -39,17 +39,9 @@ func TestE2EClusterIdleThousandPartitions(t *testing.T) {
 	}
 	nodes := startCluster(t, 3)
 	nodes[0].mustCLI(nil, "topic", "create", "wide", "--partitions", "1000", "--replication-factor", "3")
-	waitFor(t, 60*time.Second, "1000 partitions led", func() error {
-		d, err := describeTopic(nodes[1].node, "wide")
-		if err != nil {
-			return err
-		}
-		if c := leaderCounts(d); c[""] != 0 {
-			return fmt.Errorf("%d partitions without a leader", c[""])
-		}
-		return nil
-	})
-	time.Sleep(10 * time.Second) // leadership transfers and first reconciles settle
+	// Leadership transfers to preferred leaders must be over before the
+	// idle window starts.
+	waitPreferredLeaders(t, nodes[1], "wide")
 	const window = 20 * time.Second
 	var before []int64
 	for _, n := range nodes {
@@ -102,7 +94,7 @@ func TestE2EClusterProduceThroughput(t *testing.T) {
 		if _, err := admin.CreateTopic(ctx, topic, client.TopicConfig{Partitions: int32(parts), ReplicationFactor: 3}); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(7 * time.Second) // preferred leaders take over
+		waitPreferredLeaders(t, nodes[0], topic)
 		cfg := client.DefaultProducerConfig()
 		cfg.Partitioning = client.RoundRobin
 		if parts > 1 {
