@@ -10,6 +10,7 @@ import (
 )
 
 func TestParseBatchHeaderMatchesKmsg(t *testing.T) {
+	t.Parallel()
 	for _, sp := range []spec{
 		{records: 1},
 		{records: 3, valueSize: 10, firstTs: 5, maxTs: 9},
@@ -92,6 +93,7 @@ func badBatches() []struct {
 }
 
 func TestCheckBatch(t *testing.T) {
+	t.Parallel()
 	valid := makeBatch(spec{records: 3, valueSize: 20})
 	if err := CheckBatch(valid, len(valid)); err != nil {
 		t.Fatalf("valid batch: %v", err)
@@ -114,6 +116,7 @@ func TestCheckBatch(t *testing.T) {
 }
 
 func TestParseBatchHeaderErrors(t *testing.T) {
+	t.Parallel()
 	valid := makeBatch(spec{records: 1})
 	for _, tc := range []struct {
 		name string

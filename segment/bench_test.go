@@ -196,6 +196,7 @@ func BenchmarkOpen1000Segments(b *testing.B) {
 // TestOpen1000Segments checks that sealed segments are opened without a
 // scan or an index rebuild: 1,000 of them open in well under a second.
 func TestOpen1000Segments(t *testing.T) {
+	t.Parallel()
 	dir := manySegments(t, 1000)
 	rec := &recordingHandler{}
 	cfg := manyConfig()

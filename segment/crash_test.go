@@ -68,6 +68,7 @@ func crashConfig(t *testing.T) Config {
 // batches after a crash (the index still has entries for them): everything
 // before the cut batch is there, nothing after it, and the log takes appends.
 func TestCrashCutEveryByte(t *testing.T) {
+	t.Parallel()
 	for _, policy := range []FsyncPolicy{FsyncNever, FsyncAlways} {
 		t.Run(policy.String(), func(t *testing.T) {
 			cfg := crashConfig(t)
@@ -145,6 +146,7 @@ func (h *recordingHandler) find(s string) string {
 // TestCrashFlipBits flips a bit in every byte of the last batch: recovery
 // drops that batch, and only it, and says so.
 func TestCrashFlipBits(t *testing.T) {
+	t.Parallel()
 	cfg := crashConfig(t)
 	dir, want, base, pos := crashedLog(t, cfg, specs(40, 2, 60))
 	last := pos[len(pos)-1]
@@ -184,6 +186,7 @@ func TestCrashFlipBits(t *testing.T) {
 }
 
 func TestZeroFilledTail(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		keep  int // bytes of the last batch kept before the zeros
@@ -221,6 +224,7 @@ func TestZeroFilledTail(t *testing.T) {
 }
 
 func TestCorruptSealedSegment(t *testing.T) {
+	t.Parallel()
 	build := func(t *testing.T) (string, [][]byte, []int64) {
 		dir := t.TempDir()
 		cfg := crashConfig(t)
@@ -308,6 +312,7 @@ func TestCorruptSealedSegment(t *testing.T) {
 // TestBadIndexes damages the index files of a sealed and of the active
 // segment in many ways: the log must read exactly as before.
 func TestBadIndexes(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(1, 2))
 	random := func(n int) []byte {
 		b := make([]byte, n)
@@ -436,6 +441,7 @@ func testBadIndex(t *testing.T, sealed, crashed bool, damage func(t *testing.T, 
 // segment would leave the sealed segment's index preallocated. Open accepts
 // the zero tail and trims it.
 func TestUntrimmedSealedIndex(t *testing.T) {
+	t.Parallel()
 	cfg := crashConfig(t)
 	cfg.MaxSegmentBytes = 1 << 20
 	dir := t.TempDir()
@@ -473,6 +479,7 @@ func TestUntrimmedSealedIndex(t *testing.T) {
 // same damage is bit rot in data that was durable: it is kept and reported
 // as corruption when read, like in a sealed segment.
 func TestCrashHoleBeforeIndexedBatch(t *testing.T) {
+	t.Parallel()
 	for _, crashed := range []bool{true, false} {
 		t.Run(map[bool]string{true: "crashed", false: "closed"}[crashed], func(t *testing.T) {
 			cfg := crashConfig(t)
@@ -515,6 +522,7 @@ func TestCrashHoleBeforeIndexedBatch(t *testing.T) {
 // corruption: Open fails with the file and position and cuts nothing. At or
 // above it the same damage is a torn tail, cut off as before.
 func TestCrashFlipBitBelowDurableOffset(t *testing.T) {
+	t.Parallel()
 	cfg := crashConfig(t)
 	dir, want, base, pos := crashedLog(t, cfg, specs(40, 2, 60))
 	firstActive := len(want) - len(pos)

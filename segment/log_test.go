@@ -14,6 +14,7 @@ import (
 )
 
 func TestConfigValidate(t *testing.T) {
+	t.Parallel()
 	if err := DefaultConfig().Validate(); err != nil {
 		t.Fatalf("DefaultConfig: %v", err)
 	}
@@ -48,6 +49,7 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestOpenCreatesDirAndLocks(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "a", "b")
 	l := openLog(t, dir, testConfig(t))
 	if l.Dir() != dir || l.HighWatermark() != 0 || l.StartOffset() != 0 || l.Size() != 0 {
@@ -62,6 +64,7 @@ func TestOpenCreatesDirAndLocks(t *testing.T) {
 }
 
 func TestAppendAssignsOffsetsAndReads(t *testing.T) {
+	t.Parallel()
 	l := openLog(t, t.TempDir(), testConfig(t))
 	orig := makeBatch(spec{records: 5, valueSize: 3})
 	b := bytes.Clone(orig)
@@ -102,6 +105,7 @@ func TestAppendAssignsOffsetsAndReads(t *testing.T) {
 }
 
 func TestReadMaxBytes(t *testing.T) {
+	t.Parallel()
 	l := openLog(t, t.TempDir(), testConfig(t))
 	want := appendBatches(t, l, specs(40, 2, 100)...)
 	size := len(want[0]) // all batches have the same size
@@ -137,6 +141,7 @@ func TestReadMaxBytes(t *testing.T) {
 }
 
 func TestReadRange(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	cfg.RetentionBytes = 1
 	l := openLog(t, t.TempDir(), cfg)
@@ -169,6 +174,7 @@ func TestReadRange(t *testing.T) {
 }
 
 func TestAppendRejectsInvalid(t *testing.T) {
+	t.Parallel()
 	for _, policy := range []FsyncPolicy{FsyncNever, FsyncAlways} {
 		t.Run(policy.String(), func(t *testing.T) {
 			cfg := testConfig(t)
@@ -206,6 +212,7 @@ func TestAppendRejectsInvalid(t *testing.T) {
 }
 
 func TestRoll(t *testing.T) {
+	t.Parallel()
 	t.Run("size", func(t *testing.T) {
 		cfg := testConfig(t)
 		l := openLog(t, t.TempDir(), cfg)
@@ -275,6 +282,7 @@ func TestRoll(t *testing.T) {
 }
 
 func TestOffsetForTime(t *testing.T) {
+	t.Parallel()
 	l := openLog(t, t.TempDir(), testConfig(t))
 	// Timestamps go up and down: the answer is the first batch (in offset
 	// order) whose max timestamp reaches ts.
@@ -304,6 +312,7 @@ func TestOffsetForTime(t *testing.T) {
 }
 
 func TestWait(t *testing.T) {
+	t.Parallel()
 	for _, policy := range []FsyncPolicy{FsyncNever, FsyncAlways} {
 		t.Run(policy.String(), func(t *testing.T) {
 			cfg := testConfig(t)
@@ -337,6 +346,7 @@ func TestWait(t *testing.T) {
 }
 
 func TestClose(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cfg := testConfig(t)
 	cfg.Fsync = FsyncAlways
@@ -373,6 +383,7 @@ func TestClose(t *testing.T) {
 }
 
 func TestUnknownFiles(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		file string
@@ -422,6 +433,7 @@ func TestUnknownFiles(t *testing.T) {
 }
 
 func TestFsyncAlwaysHidesUnsyncedBatches(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	cfg.Fsync = FsyncAlways
 	l := openLog(t, t.TempDir(), cfg)
@@ -469,6 +481,7 @@ func TestFsyncAlwaysHidesUnsyncedBatches(t *testing.T) {
 }
 
 func TestGroupCommit(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	cfg.Fsync = FsyncAlways
 	cfg.MaxSegmentBytes = 1 << 20
@@ -514,6 +527,7 @@ func TestGroupCommit(t *testing.T) {
 }
 
 func TestConcurrentReadersAndAppenders(t *testing.T) {
+	t.Parallel()
 	for _, policy := range []FsyncPolicy{FsyncNever, FsyncAlways} {
 		t.Run(policy.String(), func(t *testing.T) {
 			cfg := testConfig(t)
@@ -583,6 +597,7 @@ func TestConcurrentReadersAndAppenders(t *testing.T) {
 }
 
 func TestFsyncInterval(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	cfg.Fsync = FsyncInterval
 	cfg.FsyncInterval = time.Millisecond

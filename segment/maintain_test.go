@@ -10,6 +10,7 @@ import (
 )
 
 func TestTruncate(t *testing.T) {
+	t.Parallel()
 	build := func(t *testing.T) (*Log, string, [][]byte) {
 		dir := t.TempDir()
 		l := openLog(t, dir, testConfig(t))
@@ -70,6 +71,7 @@ func TestTruncate(t *testing.T) {
 }
 
 func TestRetention(t *testing.T) {
+	t.Parallel()
 	t.Run("age", func(t *testing.T) {
 		clock := newFakeClock()
 		cfg := testConfig(t)
@@ -139,6 +141,7 @@ func TestRetention(t *testing.T) {
 // Truncate removes before its fsync fails with ErrTruncated, and its offsets
 // are given to the next batch.
 func TestTruncateFailsPendingAppends(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	cfg.Fsync = FsyncAlways
 	l := openLog(t, t.TempDir(), cfg)

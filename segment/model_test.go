@@ -81,6 +81,7 @@ type modelRun struct {
 }
 
 func TestModel(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		seed   uint64
 		steps  int

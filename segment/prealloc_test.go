@@ -40,6 +40,7 @@ func preallocLog(t *testing.T, dir string, rec *recordingHandler) (*Log, Config,
 }
 
 func TestPreallocation(t *testing.T) {
+	t.Parallel()
 	t.Run("close cuts the zeros", func(t *testing.T) {
 		dir := t.TempDir()
 		l, cfg, want := preallocLog(t, dir, nil)
@@ -123,6 +124,7 @@ func TestPreallocation(t *testing.T) {
 }
 
 func TestPreallocationNotUnderOtherPolicies(t *testing.T) {
+	t.Parallel()
 	for _, policy := range []FsyncPolicy{FsyncNever, FsyncInterval} {
 		t.Run(policy.String(), func(t *testing.T) {
 			cfg := testConfig(t)
@@ -142,6 +144,7 @@ func TestPreallocationNotUnderOtherPolicies(t *testing.T) {
 // TestPreallocationConcurrent appends from several goroutines across zero
 // fills and rolls while readers follow the log.
 func TestPreallocationConcurrent(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	l, cfg, _ := preallocLog(t, dir, nil)
 	const appenders = 4
@@ -248,6 +251,7 @@ func appendOrErr(l *Log, sp spec) ([][]byte, error) {
 // MaxSegmentBytes. With a quarter of that index size it rolls early, which
 // shows the check can fail.
 func TestFittedIndexBytes(t *testing.T) {
+	t.Parallel()
 	cfg := testConfig(t)
 	cfg.MaxSegmentBytes = 16 << 10
 	cfg.IndexIntervalBytes = 64 // every batch below gets an entry

@@ -10,6 +10,7 @@ import (
 // high watermark leaves an empty log at that offset, which takes appends
 // and reopens as such.
 func TestReset(t *testing.T) {
+	t.Parallel()
 	for _, policy := range []FsyncPolicy{FsyncNever, FsyncAlways} {
 		t.Run(policy.String(), func(t *testing.T) {
 			cfg := testConfig(t)
