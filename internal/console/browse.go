@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -223,13 +224,23 @@ func (cl *call) browse(topic string, q browseQuery) (Browse, error) {
 	res := Browse{Topic: topic, View: q.View, Records: []Message{},
 		Limits: Limits{Results: q.Limit, MaxRecords: q.MaxRecords, MaxBytes: q.MaxBytes}}
 	scans := make([]*partScan, 0, len(parts))
+	var firstErr error
+	failed := 0
 	for _, p := range parts {
 		s := &partScan{ref: refs[p]}
-		if s.pos, err = cl.startAt(refs[p], q, len(parts)); err != nil {
-			return Browse{}, err
+		pos, err := cl.startAt(refs[p], q, len(parts))
+		s.pos, s.out = pos, PartScanned{Partition: p, From: pos, Next: pos}
+		if err != nil {
+			// This partition cannot be read now (not ready, no leader):
+			// the others still are, and the answer says why not this one.
+			s.done, s.out.Error = true, err.Error()
+			firstErr = cmp.Or(firstErr, err)
+			failed++
 		}
-		s.out = PartScanned{Partition: p, From: s.pos, Next: s.pos}
 		scans = append(scans, s)
+	}
+	if failed > 0 && failed == len(parts) {
+		return Browse{}, firstErr
 	}
 	res.Stopped = cl.scan(scans, q, &res)
 	if res.Stopped == "end" && len(res.Records) == 0 && q.Wait > 0 {

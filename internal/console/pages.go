@@ -185,16 +185,19 @@ func (c *Console) pageGroups(cl *call) (string, pageData, error) {
 	return "groups", pageData{Title: "Consumer groups", Data: gs}, err
 }
 
+// groupPage is a consumer group's page.
+type groupPage struct {
+	G      Group
+	Topics []string
+}
+
 func (c *Console) pageGroup(cl *call) (string, pageData, error) {
 	g, err := cl.group(cl.r.PathValue("group"))
 	topics := map[string]bool{}
 	for _, p := range g.Partitions {
 		topics[p.Topic] = true
 	}
-	return "group", pageData{Title: "Group " + g.Group, Data: struct {
-		Group
-		Topics []string
-	}{g, sortedKeys(topics)}}, err
+	return "group", pageData{Title: "Group " + g.Group, Data: groupPage{G: g, Topics: sortedKeys(topics)}}, err
 }
 
 func (c *Console) pageQueues(cl *call) (string, pageData, error) {
