@@ -216,13 +216,18 @@ func (n *node) createTopic(name string, partitions int32) {
 }
 
 // putUser creates a user with a password through the admin's client.
-func (n *node) putUser(name, pass string) {
+func (n *node) putUser(name, pass string) { n.t.Helper(); n.setUser(name, pass, false) }
+
+// putUserUpdate changes a user's password.
+func (n *node) putUserUpdate(name, pass string) { n.t.Helper(); n.setUser(name, pass, true) }
+
+func (n *node) setUser(name, pass string, update bool) {
 	n.t.Helper()
 	c, err := auth.NewCredential(auth.ScramSHA256, pass, auth.MinIterations)
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	if _, err := n.grpc.PutUser(ctxT(n.t), &stratav1.PutUserRequest{Name: name, Credentials: []*stratav1.ScramCredential{{
+	if _, err := n.grpc.PutUser(ctxT(n.t), &stratav1.PutUserRequest{Name: name, Update: update, Credentials: []*stratav1.ScramCredential{{
 		Mechanism: string(c.Mechanism), Salt: c.Salt, Iterations: int32(c.Iterations), StoredKey: c.StoredKey, ServerKey: c.ServerKey}}}); err != nil {
 		n.t.Fatal(err)
 	}
