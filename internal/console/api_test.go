@@ -101,6 +101,17 @@ func TestBrowse(t *testing.T) {
 		!strings.Contains(b.Records[0].Value.Text, "|plain text 0|") {
 		t.Fatalf("hex view: %+v", b.Records)
 	}
+	mustOK(t, "limit 3 of all partitions", n.get("/api/v1/topics/events/messages?from=earliest&limit=3"), &b)
+	if parts := map[int32]bool{}; len(b.Records) == 3 {
+		for _, m := range b.Records {
+			parts[m.Partition] = true
+		}
+		if len(parts) != 3 || b.Resume != "0:1,1:1,2:1" {
+			t.Fatalf("3 records of all partitions come from %v, resume %s: each partition should give its share", parts, b.Resume)
+		}
+	} else {
+		t.Fatalf("limit 3: %d records", len(b.Records))
+	}
 	mustOK(t, "latest", n.get("/api/v1/topics/events/messages?from=latest&limit=1&partition=0"), &b)
 	if len(b.Records) != 1 || b.Records[0].Offset != 1 {
 		t.Fatalf("latest 1 of partition 0: %+v", b.Records)

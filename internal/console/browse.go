@@ -311,7 +311,11 @@ func (cl *call) scan(scans []*partScan, q browseQuery, res *Browse) string {
 				return "bytes"
 			}
 			progressed = true
-			if stop := cl.scanChunk(s, q, res); stop != "" {
+			// Each partition may fill its share of what is left to show
+			// per round, so that a browse of all partitions shows them
+			// all, not only the first one's records.
+			quota := max((q.Limit-len(res.Records))/max(unfinished(scans), 1), 1)
+			if stop := cl.scanChunk(s, q, res, quota); stop != "" {
 				return stop
 			}
 		}
@@ -323,7 +327,7 @@ func (cl *call) scan(scans []*partScan, q browseQuery, res *Browse) string {
 
 // scanChunk reads one chunk of a partition; it returns a reason when a
 // bound stopped it inside the chunk.
-func (cl *call) scanChunk(s *partScan, q browseQuery, res *Browse) string {
+func (cl *call) scanChunk(s *partScan, q browseQuery, res *Browse, quota int) string {
 	maxBytes := min(scanChunk, max(q.MaxBytes-int(res.Scanned.Bytes), 1024))
 	fr, err := cl.fetch(s.ref, s.pos, maxBytes, 0)
 	if err != nil {
@@ -337,13 +341,14 @@ func (cl *call) scanChunk(s *partScan, q browseQuery, res *Browse) string {
 	}
 	s.out.End = fr.HighWatermark
 	res.Scanned.Bytes += int64(len(fr.Records))
-	stop := ""
+	stop, found := "", 0
 	next, derr := record.DecodeBatchesFrom(fr.Records, s.pos, func(r record.Record) bool {
 		res.Scanned.Records++
 		s.out.Records++
 		s.pos = r.Offset + 1
 		if q.matches(r) {
 			res.Records = append(res.Records, cl.c.message(s.ref.Partition, r, q.View))
+			found++
 		}
 		switch {
 		case len(res.Records) >= q.Limit:
@@ -351,20 +356,31 @@ func (cl *call) scanChunk(s *partScan, q browseQuery, res *Browse) string {
 		case res.Scanned.Records >= q.MaxRecords:
 			stop = "records"
 		}
-		return stop == ""
+		return stop == "" && found < quota
 	})
 	if derr != nil {
 		s.done, s.out.Error = true, derr.Error()
 		cl.c.log.Warn("console: undecodable batch", "topic", s.ref.Topic, "partition", s.ref.Partition, "offset", s.pos, "err", derr)
 		return ""
 	}
-	if stop == "" {
-		s.pos = max(s.pos, next)
+	if stop == "" && found < quota {
+		s.pos = max(s.pos, next) // past a trailing control batch
 	}
 	if s.pos >= fr.HighWatermark {
 		s.done = true
 	}
 	return stop
+}
+
+// unfinished counts the partitions not yet read to their end.
+func unfinished(scans []*partScan) int {
+	n := 0
+	for _, s := range scans {
+		if !s.done {
+			n++
+		}
+	}
+	return n
 }
 
 // clampPosition moves a position outside the log to its nearer end.
