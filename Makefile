@@ -11,7 +11,7 @@ GRPCURL       := v1.9.4
 NATS_SERVER   := v2.15.2
 TEST_TIMEOUT  ?= 14m
 
-.PHONY: all build run test compose-test test-cluster tools vet fmt-check proto proto-check bench bench-segment bench-compare docker clean
+.PHONY: all build run test test-browser screenshots compose-test test-cluster tools vet fmt-check proto proto-check bench bench-segment bench-compare docker clean
 
 all: build
 
@@ -22,13 +22,16 @@ run: build
 	./$(BIN) server
 
 # tools installs what the tests need: protoc (Debian's protobuf-compiler),
-# kcat (Debian's kcat, the black-box Kafka client of the e2e tests), the Go
-# code generators at pinned versions, and grpcurl for the e2e tests.
+# kcat (Debian's kcat, the black-box Kafka client of the e2e tests),
+# chromium (Debian's, the headless browser of the console's browser tests),
+# the Go code generators at pinned versions, and grpcurl for the e2e tests.
 tools:
 	@command -v protoc >/dev/null 2>&1 || { echo "installing protobuf-compiler"; \
 	  (apt-get update -qq && apt-get install -y -qq protobuf-compiler) >/dev/null; }
 	@command -v kcat >/dev/null 2>&1 || { echo "installing kcat"; \
 	  (apt-get update -qq && apt-get install -y -qq kcat) >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 || { echo "installing chromium"; \
+	  (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null; }
 	@$(MAKE) -s $(GOBIN)/.protoc-gen-go@$(PROTOC_GEN_GO) $(GOBIN)/.protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC) \
 	  $(GOBIN)/.grpcurl@$(GRPCURL)
 
@@ -64,6 +67,7 @@ fmt-check:
 
 vet:
 	$(GO) vet ./...
+	cd internal/console/browsertest && $(GO) vet ./...
 
 # test runs vet, the unit, model, crash and end-to-end tests with the race
 # detector, and every fuzz corpus under */testdata/fuzz as ordinary tests;
@@ -71,7 +75,20 @@ vet:
 # with TLS and auth on; it skips when no Docker daemon answers).
 test: tools fmt-check proto-check vet
 	PATH="$(GOBIN):$$PATH" $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) -s test-browser
 	./.ci/compose-test
+
+# test-browser drives the web console of a real 3-node cluster of bin/strata
+# processes with headless Chromium (internal/console/browsertest, a Go module
+# of its own so that chromedp stays out of the main go.mod). Under CI=true a
+# missing chromium fails it; elsewhere it skips.
+test-browser: build
+	cd internal/console/browsertest && STRATA_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 10m ./...
+
+# screenshots retakes the console screenshots of the README.
+screenshots: build
+	cd internal/console/browsertest && STRATA_BIN=$(CURDIR)/$(BIN) \
+	  STRATA_SCREENSHOTS=$(CURDIR)/internal/console/screenshots $(GO) test -count=1 -timeout 10m ./...
 
 # test-cluster runs the long cluster tests: with real strata processes,
 # 20 leader kills, isolated and paused leaders, catch-up of a wiped node;
