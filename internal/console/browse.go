@@ -83,21 +83,8 @@ func (c *Console) parseBrowse(v url.Values) (browseQuery, error) {
 			return q, err
 		}
 	}
-	in := v.Get("in")
-	if in == "" {
-		in = "key,value,headers"
-	}
-	for _, f := range strings.Split(in, ",") {
-		switch strings.TrimSpace(f) {
-		case "key":
-			q.InKey = true
-		case "value":
-			q.InValue = true
-		case "headers":
-			q.InHeaders = true
-		default:
-			return q, fmt.Errorf("%w: in %q: want key, value and/or headers", ErrBadRequest, f)
-		}
+	if err := q.parseIn(v.Get("in")); err != nil {
+		return q, err
 	}
 	bounds := []struct {
 		name string
@@ -121,6 +108,27 @@ func (c *Console) parseBrowse(v url.Values) (browseQuery, error) {
 		q.Wait = min(time.Duration(ms)*time.Millisecond, c.cfg.MaxTailWait)
 	}
 	return q, nil
+}
+
+// parseIn reads where a substring search looks: key, value and/or
+// headers (all three when empty).
+func (q *browseQuery) parseIn(in string) error {
+	if in == "" {
+		in = "key,value,headers"
+	}
+	for _, f := range strings.Split(in, ",") {
+		switch strings.TrimSpace(f) {
+		case "key":
+			q.InKey = true
+		case "value":
+			q.InValue = true
+		case "headers":
+			q.InHeaders = true
+		default:
+			return fmt.Errorf("%w: in %q: want key, value and/or headers", ErrBadRequest, f)
+		}
+	}
+	return nil
 }
 
 // parseResume reads "partition:offset,…".

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stratalog/strata/api/record"
 	stratav1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/internal/auth"
 	"github.com/stratalog/strata/internal/broker"
@@ -125,6 +126,7 @@ func (cl *call) group(name string) (Group, error) {
 	if err != nil {
 		return Group{}, err
 	}
+	cl.lagFromLeaders(&g)
 	kept := []GroupLag{}
 	for _, p := range g.Partitions {
 		if cl.allowed(auth.OpDescribe, auth.ResourceTopic, p.Topic) {
@@ -297,4 +299,51 @@ func delta(cur, target int64) int64 {
 		return 0
 	}
 	return cur - target
+}
+
+// lagFromLeaders recomputes a group's lag with each partition's end as
+// its leader has it: the coordinator measures against its own replicas,
+// which lag, or which it does not hold at all (a partition of replication
+// factor 1 elsewhere reads as empty there). The age of the first record
+// not consumed is read from the leader too.
+func (cl *call) lagFromLeaders(g *Group) {
+	refs := map[string][]partRef{}
+	views := map[string]Topic{}
+	now := time.Now()
+	for i := range g.Partitions {
+		p := &g.Partitions[i]
+		if _, ok := views[p.Topic]; !ok {
+			if !cl.allowed(auth.OpDescribe, auth.ResourceTopic, p.Topic) {
+				continue
+			}
+			t, r, err := cl.loadTopic(p.Topic)
+			if err != nil {
+				continue
+			}
+			ts := []Topic{t}
+			cl.fromLeaders(ts)
+			views[p.Topic], refs[p.Topic] = ts[0], r
+		}
+		t, ok := views[p.Topic]
+		if !ok || int(p.Partition) >= len(t.Partitions) || t.Partitions[p.Partition].End == p.End {
+			continue
+		}
+		tp := t.Partitions[p.Partition]
+		from := max(p.Committed, tp.Start)
+		p.End, p.LagRecords, p.LagSeconds = tp.End, max(tp.End-from, 0), 0
+		if p.LagRecords == 0 {
+			continue
+		}
+		fr, err := cl.fetch(refs[p.Topic][p.Partition], from, 1024, 0)
+		if err != nil {
+			continue
+		}
+		_ = record.DecodeBatches(fr.Records, func(r record.Record) bool {
+			if r.Offset >= from {
+				p.LagSeconds = max(now.Sub(r.Timestamp).Seconds(), 0)
+				return false
+			}
+			return true
+		})
+	}
 }

@@ -1,11 +1,13 @@
 package console
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
 	stratav1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/internal/auth"
+	"github.com/stratalog/strata/internal/broker"
 )
 
 // TopicConfig is a topic's configuration in the API.
@@ -230,6 +232,14 @@ func (c *Console) apiCreateTopic(cl *call) (any, error) {
 	cfg.Partitions, cfg.ReplicationFactor, cfg.MaxBatchBytes = req.Partitions, req.ReplicationFactor, req.MaxBatchBytes
 	cfg.RetentionMs, cfg.RetentionBytes = req.RetentionMs, req.RetentionBytes
 	_, err := c.b.CreateTopicAnywhere(cl.ctx, req.Name, cfg)
+	if errors.Is(err, broker.ErrNotReady) {
+		// Made through the metadata leader, not yet applied here: the
+		// lookup below waits for it a moment.
+		if t, terr := cl.topic(req.Name); terr == nil {
+			cl.adminChange("create_topic", req.Name, nil)
+			return t, nil
+		}
+	}
 	cl.adminChange("create_topic", req.Name, err)
 	if err != nil {
 		return nil, err
