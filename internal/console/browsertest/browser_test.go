@@ -276,6 +276,35 @@ func TestConsole(t *testing.T) {
 		})
 	})
 
+	t.Run("create and delete a topic with the forms", func(t *testing.T) {
+		step(t, ctx, "create", chromedp.Navigate(n2.HTTP+"/console/topics"),
+			chromedp.SetValue(chromedp.CSS(`#create-topic input[name="name"]`), "scratch"),
+			chromedp.SetValue(chromedp.CSS(`#create-topic input[name="partitions"]`), "2"),
+			chromedp.Click(chromedp.CSS(`#create-topic button`)))
+		waitFor(t, 30*time.Second, "the new topic's page", func() string {
+			if p := eval[string](t, ctx, `location.pathname`); p != "/console/topics/scratch" {
+				return p + ": " + eval[string](t, ctx, `(document.querySelector("#create-topic output") || {}).textContent || ""`)
+			}
+			return ""
+		})
+		step(t, ctx, "delete", chromedp.WaitVisible(chromedp.CSS("#partitions")),
+			chromedp.SetValue(chromedp.CSS(`#delete-topic input[name="confirm"]`), "scratch"),
+			chromedp.Click(chromedp.CSS(`#delete-topic button`)))
+		waitFor(t, 30*time.Second, "the topic list", func() string {
+			if p := eval[string](t, ctx, `location.pathname`); p != "/console/topics" {
+				return p
+			}
+			return ""
+		})
+		waitFor(t, 30*time.Second, "the topic gone", func() string {
+			var tp struct{ Name string }
+			if err := getJSON(n3.HTTP+"/api/v1/topics/scratch", &tp); err == nil || !strings.Contains(err.Error(), "404") {
+				return fmt.Sprintf("still there: %v", err)
+			}
+			return ""
+		})
+	})
+
 	t.Run("cross-origin POST refused", func(t *testing.T) {
 		target := n1.HTTP + "/api/v1/topics/orders/delete"
 		evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
