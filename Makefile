@@ -12,7 +12,7 @@ NATS_SERVER   := v2.15.2
 STATICCHECK   := v0.8.2
 TEST_TIMEOUT  ?= 14m
 
-.PHONY: all build run lint test compose-test test-cluster tools vet fmt-check proto proto-check bench bench-segment bench-compare docker clean
+.PHONY: all build run lint test test-browser screenshots compose-test test-cluster tools vet fmt-check proto proto-check bench bench-segment bench-compare docker clean
 
 all: build
 
@@ -23,14 +23,17 @@ run: build
 	./$(BIN) server
 
 # tools installs what the tests need: protoc (Debian's protobuf-compiler),
-# kcat (Debian's kcat, the black-box Kafka client of the e2e tests), the Go
-# code generators at pinned versions, grpcurl for the e2e tests and
+# kcat (Debian's kcat, the black-box Kafka client of the e2e tests),
+# chromium (Debian's, the headless browser of the console's browser tests),
+# the Go code generators at pinned versions, grpcurl for the e2e tests and
 # staticcheck for `make lint`.
 tools:
 	@command -v protoc >/dev/null 2>&1 || { echo "installing protobuf-compiler"; \
 	  (apt-get update -qq && apt-get install -y -qq protobuf-compiler) >/dev/null; }
 	@command -v kcat >/dev/null 2>&1 || { echo "installing kcat"; \
 	  (apt-get update -qq && apt-get install -y -qq kcat) >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 || { echo "installing chromium"; \
+	  (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null; }
 	@$(MAKE) -s $(GOBIN)/.protoc-gen-go@$(PROTOC_GEN_GO) $(GOBIN)/.protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC) \
 	  $(GOBIN)/.grpcurl@$(GRPCURL) $(GOBIN)/.staticcheck@$(STATICCHECK)
 
@@ -70,6 +73,7 @@ fmt-check:
 
 vet:
 	$(GO) vet ./...
+	cd internal/console/browsertest && $(GO) vet ./...
 
 # lint runs staticcheck (checks chosen in staticcheck.conf) on every package.
 lint: tools
@@ -81,7 +85,20 @@ lint: tools
 # with TLS and auth on; it skips when no Docker daemon answers).
 test: tools fmt-check proto-check vet lint
 	PATH="$(GOBIN):$$PATH" $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) -s test-browser
 	./.ci/compose-test
+
+# test-browser drives the web console of a real 3-node cluster of bin/strata
+# processes with headless Chromium (internal/console/browsertest, a Go module
+# of its own so that chromedp stays out of the main go.mod). Under CI=true a
+# missing chromium fails it; elsewhere it skips.
+test-browser: build
+	cd internal/console/browsertest && STRATA_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 10m ./...
+
+# screenshots retakes the console screenshots of the README.
+screenshots: build
+	cd internal/console/browsertest && STRATA_BIN=$(CURDIR)/$(BIN) \
+	  STRATA_SCREENSHOTS=$(CURDIR)/internal/console/screenshots $(GO) test -count=1 -timeout 10m ./...
 
 # test-cluster runs the long cluster tests: with real strata processes,
 # 20 leader kills, isolated and paused leaders, catch-up of a wiped node;

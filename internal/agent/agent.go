@@ -23,6 +23,7 @@ import (
 	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/auth"
 	"github.com/stratalog/strata/internal/broker"
+	"github.com/stratalog/strata/internal/console"
 	"github.com/stratalog/strata/internal/kafka"
 	"github.com/stratalog/strata/internal/server"
 	"github.com/stratalog/strata/segment"
@@ -219,6 +220,13 @@ func (a *Agent) startHTTP(sec *server.Security) {
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	cc := console.DefaultConfig()
+	cc.Logger = a.log.With("component", "console")
+	if con, err := console.New(cc, a.broker, sec, a.sec.peerDialOptions()...); err != nil {
+		a.log.Error("console", "err", err) // a bug: the defaults are valid and the pages parse
+	} else {
+		con.Register(mux)
+	}
 	if a.cfg.Pprof {
 		// Registered on this mux only: importing net/http/pprof also
 		// adds them to http.DefaultServeMux, which nothing here serves.

@@ -1,0 +1,145 @@
+package console
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	stratav1 "github.com/stratalog/strata/api/v1"
+	"github.com/stratalog/strata/internal/broker"
+	"github.com/stratalog/strata/internal/server"
+)
+
+// forwarder holds the connections one console request opened to other
+// nodes; the request closes them when it ends, so the console owns no
+// connection between requests (it is used by people, not at the rate of
+// a client).
+type forwarder struct {
+	dial []grpc.DialOption
+
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn
+}
+
+func newForwarder(dial []grpc.DialOption) *forwarder {
+	return &forwarder{dial: dial, conns: map[string]*grpc.ClientConn{}}
+}
+
+// stub returns a client of the node at addr, with the node's identity.
+func (f *forwarder) stub(addr string) (stratav1.StrataClient, error) {
+	if addr == "" {
+		return nil, fmt.Errorf("%w: no address for the node that answers this", broker.ErrNotReady)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	conn := f.conns[addr]
+	if conn == nil {
+		opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(server.MaxRecvMsgBytes), grpc.MaxCallSendMsgSize(server.MaxRecvMsgBytes))},
+			f.dial...)
+		var err error
+		if conn, err = grpc.NewClient(addr, opts...); err != nil {
+			return nil, fmt.Errorf("%w: dial %s: %w", ErrRemote, addr, err)
+		}
+		f.conns[addr] = conn
+	}
+	return stratav1.NewStrataClient(conn), nil
+}
+
+// close closes every connection.
+func (f *forwarder) close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for addr, c := range f.conns {
+		_ = c.Close()
+		delete(f.conns, addr)
+	}
+}
+
+// remoteErr wraps the error of a call forwarded to addr.
+func remoteErr(addr string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w to %s: %w", ErrRemote, addr, err)
+}
+
+// partRef is a partition of a topic and where it is led.
+type partRef struct {
+	Topic string
+	broker.PartitionState
+}
+
+// leaderOf says where a partition's data is answered: here (local) when
+// this node leads it, or when no leader is known (an election: the local
+// replica answers, or says why not); else on the leader at addr.
+func (cl *call) leaderOf(ps partRef) (addr string, local bool) {
+	if ps.LeaderID == "" || ps.LeaderID == cl.c.b.NodeID() {
+		return "", true
+	}
+	return ps.LeaderAddr, false
+}
+
+// onLeader runs local when this node answers for ps, else remote with the
+// leader's client; a local answer that names another leader (the
+// leadership moved meanwhile) is asked again there.
+func onLeader[T any](cl *call, ps partRef, local func() (T, error), remote func(stratav1.StrataClient) (T, error)) (T, error) {
+	addr, isLocal := cl.leaderOf(ps)
+	if isLocal {
+		v, err := local()
+		var nl *broker.NotLeaderError
+		if err == nil || !errors.As(err, &nl) || nl.LeaderAddr == "" || nl.LeaderID == cl.c.b.NodeID() {
+			return v, err
+		}
+		addr = nl.LeaderAddr
+	}
+	s, err := cl.fwd.stub(addr)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	v, err := remote(s)
+	return v, remoteErr(addr, err)
+}
+
+// coordinator returns where consumer groups are answered: here, or the
+// address of the metadata leader, which coordinates them.
+func (cl *call) coordinator() (addr string, local bool) {
+	id, local := cl.c.b.GroupCoordinator()
+	if local || id == "" {
+		return "", true
+	}
+	for _, n := range cl.c.b.Nodes() {
+		if n.ID == id {
+			return n.GRPCAddr, false
+		}
+	}
+	return "", true
+}
+
+// onCoordinator runs local on the group coordinator, else remote there.
+func onCoordinator[T any](cl *call, local func() (T, error), remote func(stratav1.StrataClient) (T, error)) (T, error) {
+	addr, isLocal := cl.coordinator()
+	if isLocal {
+		return local()
+	}
+	s, err := cl.fwd.stub(addr)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	v, err := remote(s)
+	return v, remoteErr(addr, err)
+}
+
+// isRemoteOutOfRange reports whether a forwarded call was answered out of
+// range.
+func isRemoteOutOfRange(err error) bool {
+	var se interface{ GRPCStatus() *status.Status }
+	return errors.As(err, &se) && se.GRPCStatus().Code() == codes.OutOfRange
+}
