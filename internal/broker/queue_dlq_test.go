@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/stratalog/strata/api/record"
-	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/queue"
 )
 
 func TestQueueDeadLettersAndRedrive(t *testing.T) {
@@ -20,7 +20,7 @@ func TestQueueDeadLettersAndRedrive(t *testing.T) {
 			return []record.Header{{Key: "trace", Value: []byte("t" + strconv.Itoa(i))}}
 		})
 	}
-	mustQueue(t, b, "jobs", "g", cluster.QueueSettings{MaxDeliveries: 2, AckTimeoutMs: 100, BackoffInitialMs: 1, BackoffMaxMs: 1})
+	mustQueue(t, b, "jobs", "g", queue.Settings{MaxDeliveries: 2, AckTimeoutMs: 100, BackoffInitialMs: 1, BackoffMaxMs: 1})
 	ctx := ctxT(t)
 	all := receive(t, b, "jobs", "g", "m", 6, time.Second)
 	if len(all) != 6 {
@@ -144,7 +144,7 @@ func TestQueueDeadLetterIdempotent(t *testing.T) {
 	b := qn.b
 	mustTopic(t, b, "jobs", 1)
 	produceN(t, b, "jobs", 0, 10, 0, nil)
-	mustQueue(t, b, "jobs", "g", cluster.QueueSettings{})
+	mustQueue(t, b, "jobs", "g", queue.Settings{})
 	var fails atomic.Int32
 	fails.Store(3)
 	hook := func() error {
@@ -185,7 +185,7 @@ func TestQueueReset(t *testing.T) {
 	b := qn.b
 	mustTopic(t, b, "jobs", 1)
 	produceN(t, b, "jobs", 0, 50, 0, nil)
-	mustQueue(t, b, "jobs", "g", cluster.QueueSettings{})
+	mustQueue(t, b, "jobs", "g", queue.Settings{})
 	ctx := ctxT(t)
 	m := receive(t, b, "jobs", "g", "m", 50, time.Second)
 	b.QueueAck(ctx, SettleRequest{Topic: "jobs", Group: "g", Member: "m", Offsets: refs(m[:40]...)})

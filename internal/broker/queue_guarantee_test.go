@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/queue"
 )
 
 // Test 3 of the issue: with key ordering, 20 workers and 100 keys with
@@ -25,7 +25,7 @@ func TestQueueKeyOrdering(t *testing.T) {
 	for p := int32(0); p < 2; p++ {
 		produceN(t, b, "orders", p, perPart, keys, nil)
 	}
-	mustQueue(t, b, "orders", "g", cluster.QueueSettings{Ordering: cluster.OrderingKey})
+	mustQueue(t, b, "orders", "g", queue.Settings{Ordering: queue.OrderingKey})
 	type keyState struct {
 		busy bool
 		last int64
@@ -100,7 +100,7 @@ func TestQueueNoPartitionLimit(t *testing.T) {
 	b := qn.b
 	mustTopic(t, b, "jobs", 1)
 	produceN(t, b, "jobs", 0, 200, 0, nil)
-	mustQueue(t, b, "jobs", "g", cluster.QueueSettings{})
+	mustQueue(t, b, "jobs", "g", queue.Settings{})
 	const workers = 20
 	var got [workers]atomic.Int64
 	var wg sync.WaitGroup
@@ -147,7 +147,7 @@ func countsSurviveRestarts(t *testing.T, unsafe bool) error {
 	qn := openQueueNode(t, t.TempDir(), func(c *Config) { c.Queue.UnsafeCountsInMemory = unsafe })
 	mustTopic(t, qn.b, "jobs", 1)
 	produceN(t, qn.b, "jobs", 0, 1, 0, nil)
-	mustQueue(t, qn.b, "jobs", "g", cluster.QueueSettings{MaxDeliveries: 3, BackoffInitialMs: 1, BackoffMaxMs: 1})
+	mustQueue(t, qn.b, "jobs", "g", queue.Settings{MaxDeliveries: 3, BackoffInitialMs: 1, BackoffMaxMs: 1})
 	for want := int32(1); want <= 3; want++ {
 		m := receive(t, qn.b, "jobs", "g", "m", 1, 2*time.Second)
 		if len(m) != 1 {

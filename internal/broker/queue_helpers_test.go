@@ -8,6 +8,7 @@ import (
 
 	"github.com/stratalog/strata/api/record"
 	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/queue"
 	"github.com/stratalog/strata/segment"
 )
 
@@ -134,7 +135,7 @@ func mustTopic(t testing.TB, b *Broker, name string, parts int32) {
 	}
 }
 
-func mustQueue(t testing.TB, b *Broker, topic, group string, s cluster.QueueSettings) cluster.QueueDef {
+func mustQueue(t testing.TB, b *Broker, topic, group string, s queue.Settings) queue.Def {
 	t.Helper()
 	d, err := b.CreateQueueGroup(ctxT(t), topic, group, s)
 	if err != nil {
