@@ -48,6 +48,13 @@ type queueManager struct {
 	// leads holds the leader's side of the queue states of partitions led
 	// here (queue_lead.go).
 	leads leads
+
+	// countsInMemory is a failpoint that only tests set (before Start): a
+	// receive counts deliveries in the leader's memory instead of through
+	// raft (a deliver command with queue.FlagNoCount), so that a restart
+	// forgets them. It exists to show that the delivery-count test fails
+	// without the protection; no configuration reaches it.
+	countsInMemory bool
 }
 
 func newQueueManager(b *Broker) *queueManager {

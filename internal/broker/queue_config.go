@@ -21,11 +21,6 @@ type QueueConfig struct {
 	// TickInterval is how often the queue loop looks for expired leases at
 	// max deliveries and for dead letters to write; default 100 ms.
 	TickInterval time.Duration
-	// UnsafeCountsInMemory counts deliveries in the leader's memory
-	// instead of through raft before a record is handed out. Tests only: it
-	// exists to show that the delivery-count test fails without the
-	// protection (a restart forgets the counts).
-	UnsafeCountsInMemory bool
 }
 
 // DefaultQueueConfig returns the defaults.

@@ -20,6 +20,9 @@ type queueNode struct {
 	cfg  Config
 	node *cluster.Node
 	b    *Broker
+	// countsInMemory switches the broker's delivery-count failpoint on at
+	// every open (see queueManager.countsInMemory).
+	countsInMemory bool
 }
 
 func openQueueNode(t testing.TB, dir string, mutate func(*Config)) *queueNode {
@@ -71,6 +74,7 @@ func (qn *queueNode) open() {
 	if b, err = New(qn.cfg, node); err != nil {
 		t.Fatal(err)
 	}
+	b.queue.countsInMemory = qn.countsInMemory
 	if err := b.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

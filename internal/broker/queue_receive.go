@@ -249,14 +249,14 @@ func (b *Broker) receivePartition(ctx context.Context, def queue.Def, partition 
 	if len(pick.Offsets) == 0 {
 		return nil, pick.NextDue, nil
 	}
-	unsafe := b.cfg.Queue.UnsafeCountsInMemory
+	inMemory := b.queue.countsInMemory // a failpoint: false but in a test
 	cmd := queue.Cmd{Op: queue.OpDeliver, TopicID: c.key.TopicID, Partition: c.key.Partition, Group: def.Name, Gen: pick.Gen, Offsets: pick.Offsets}
-	if unsafe {
+	if inMemory {
 		cmd.Flags = queue.FlagNoCount
 	}
 	_, err = c.dg.Group.Apply(ctx, cluster.QueueCmd(&cmd))
 	now = b.now()
-	counts := c.lead.Delivered(pick.Offsets, err == nil, unsafe, now, ackTimeout(def))
+	counts := c.lead.Delivered(pick.Offsets, err == nil, inMemory, now, ackTimeout(def))
 	if err != nil {
 		b.queue.changed()
 		if errors.Is(err, queue.ErrReset) {
