@@ -39,15 +39,7 @@ func (l *Leader) Pick(pp PickParams, fresh []RecInfo) PickResult {
 	if l.term != pp.Term || l.loading || !l.syncLocked() {
 		return res
 	}
-	for _, r := range fresh {
-		n := len(l.leases.s)
-		if r.Offset != l.base+int64(n) || n >= pp.MaxWindow {
-			break
-		}
-		l.leases.grow(n + 1)
-		ls := &l.leases.s[n]
-		ls.keyHash, ls.hasKey, ls.deliverAt = r.KeyHash, r.HasKey, r.DeliverAt
-	}
+	l.appendLocked(fresh, pp.MaxWindow)
 	nowMs := pp.Now.UnixMilli()
 	var seen map[uint64]bool
 	if pp.KeyOrdering {
@@ -111,4 +103,18 @@ func (l *Leader) Pick(pp PickParams, fresh []RecInfo) PickResult {
 		res.Offsets = append(res.Offsets, l.base+int64(i))
 	}
 	return res
+}
+
+// appendLocked extends the window with the records of fresh that continue
+// it, up to maxWindow records. Caller must hold l.q.mu.
+func (l *Leader) appendLocked(fresh []RecInfo, maxWindow int) {
+	for _, r := range fresh {
+		n := len(l.leases.s)
+		if r.Offset != l.base+int64(n) || n >= maxWindow {
+			return
+		}
+		l.leases.grow(n + 1)
+		ls := &l.leases.s[n]
+		ls.keyHash, ls.hasKey, ls.deliverAt = r.KeyHash, r.HasKey, r.DeliverAt
+	}
 }
