@@ -29,34 +29,51 @@ type leadKey struct {
 
 // leads holds the queueLeads of the partitions this node leads.
 type leads struct {
-	mu sync.Mutex
+	mu sync.RWMutex // every receive and settle looks up its lead
 	m  map[leadKey]*queueLead
 }
 
 // get returns the lead for state q of group on partition p of dg: the one
-// kept, or a new (not loaded) one when none is kept or the one kept is for
-// another state (a snapshot restore or a re-created partition replaced
-// it).
+// kept, or a new (not loaded) one when none is kept or the one kept is
+// stale (a snapshot restore or a re-created partition replaced its state).
 func (ls *leads) get(dg *cluster.DataGroup, p *cluster.Partition, group string, q *queue.State) *queueLead {
 	k := leadKey{part: p.Key, group: group}
+	ls.mu.RLock()
+	l := ls.m[k]
+	ls.mu.RUnlock()
+	if l != nil && l.State() == q && l.part == p {
+		return l
+	}
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	if l := ls.m[k]; l != nil && l.State() == q && l.part == p {
-		return l
+	l = ls.m[k]
+	switch {
+	case l != nil && l.State() == q && l.part == p:
+		return l // another receive made it meanwhile
+	case l != nil && !l.stale(k):
+		// The caller's state is the stale one: it gets a lead of its
+		// own, whose commands the current state refuses or ignores.
+		return &queueLead{Leader: queue.NewLeader(q), dg: dg, part: p}
 	}
 	if ls.m == nil {
 		ls.m = map[leadKey]*queueLead{}
 	}
-	l := &queueLead{Leader: queue.NewLeader(q), dg: dg, part: p}
+	l = &queueLead{Leader: queue.NewLeader(q), dg: dg, part: p}
 	ls.m[k] = l
 	return l
+}
+
+// stale reports whether the lead's partition or state is no longer this
+// node's, or this node no longer leads its data group.
+func (l *queueLead) stale(k leadKey) bool {
+	return !l.dg.Group.IsLeader() || l.dg.FSM.Partition(k.part) != l.part || l.part.Queue(k.group) != l.State()
 }
 
 // leaderOf returns the scratch kept for state q of group on partition
 // key, or nil.
 func (ls *leads) leaderOf(key cluster.PartKey, group string, q *queue.State) *queue.Leader {
-	ls.mu.Lock()
-	defer ls.mu.Unlock()
+	ls.mu.RLock()
+	defer ls.mu.RUnlock()
 	if l := ls.m[leadKey{part: key, group: group}]; l != nil && l.State() == q {
 		return l.Leader
 	}
@@ -70,7 +87,7 @@ func (ls *leads) sweep() {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	for k, l := range ls.m {
-		if !l.dg.Group.IsLeader() || l.dg.FSM.Partition(k.part) != l.part || l.part.Queue(k.group) != l.State() {
+		if l.stale(k) {
 			delete(ls.m, k)
 		}
 	}
