@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/stratalog/strata/internal/queue"
 	"github.com/stratalog/strata/segment"
 )
 
@@ -35,8 +36,8 @@ type Partition struct {
 	// producers is touched only by the FSM goroutine (Apply, Snapshot,
 	// Restore), which raft never runs concurrently.
 	producers map[int64]*producerState
-	// queues is the partition's queue-group state (queue_state.go).
-	queues queueSet
+	// queues is the partition's queue-group state (data_queue.go).
+	queues queue.Set
 }
 
 // Failed reports whether the partition's storage failed under a committed
@@ -128,7 +129,7 @@ const (
 	dataCmdProduce byte = 1
 	dataCmdCreate  byte = 2
 	dataCmdDelete  byte = 3
-	dataCmdQueue   byte = 4 // queue_cmd.go
+	dataCmdQueue   byte = 4 // data_queue.go
 )
 
 // produceHeaderLen is type (1) + topic id (8) + partition (4).
@@ -336,7 +337,7 @@ type manifestEntry struct {
 	StartOffset   int64                    `json:"start_offset"`
 	HighWatermark int64                    `json:"high_watermark"`
 	Producers     map[int64]*producerState `json:"producers"`
-	Queues        []queueSnap              `json:"queues,omitempty"`
+	Queues        []queue.Snapshot         `json:"queues,omitempty"`
 }
 
 // Snapshot implements raft.FSM. Raft calls it on the FSM goroutine, so the
@@ -350,7 +351,7 @@ func (f *DataFSM) Snapshot() (raft.FSMSnapshot, error) {
 			Key: p.Key, Topic: p.Topic, Config: p.Config,
 			StartOffset: p.Log.StartOffset(), HighWatermark: p.Log.HighWatermark(),
 			Producers: cloneProducers(p.producers),
-			Queues:    p.snapshotQueues(),
+			Queues:    p.queues.Snapshot(),
 		})
 		logs = append(logs, p.Log)
 		// Appends run on this goroutine only, so the segments and their
@@ -496,7 +497,9 @@ func (f *DataFSM) restorePartition(dir string, e manifestEntry, src *snapSource)
 		prods = map[int64]*producerState{}
 	}
 	p := &Partition{Key: e.Key, Topic: e.Topic, Config: e.Config, Log: lg, producers: prods}
-	p.restoreQueues(e.Queues)
+	if err := p.queues.Restore(e.Queues); err != nil {
+		return nil, errors.Join(fmt.Errorf("cluster: restore %s: %w", dir, err), lg.Close())
+	}
 	return p, nil
 }
 

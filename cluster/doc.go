@@ -125,6 +125,17 @@
 // the groups it leads (tag "lag"), so that every node can answer
 // Node.Lagging.
 //
+// # Queue groups
+//
+// Queue-group definitions (queue.Def) are metadata commands (queue_meta.go).
+// The state of a queue group on a partition is a queue.State of package
+// internal/queue, which holds the state machine, its commands and their
+// encoding: a data-group entry whose first byte is the queue command type
+// (data_queue.go, QueueCmd) carries a queue.Cmd, which the data FSM applies
+// to the partition's queue.Set on every replica and keeps in the data
+// group's snapshots. cluster holds no leader-side queue state: leases and
+// what the leader reads ahead belong to internal/broker.
+//
 // # Data snapshots
 //
 // A data group's snapshot is its manifest (partitions, high watermarks,

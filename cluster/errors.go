@@ -79,15 +79,6 @@ var (
 	// ErrUnknownProducer is returned when restarting a producer id that was
 	// never allocated, or that a queue group's dead letters use.
 	ErrUnknownProducer = errors.New("cluster: unknown producer id")
-	// ErrQueueNotReady is returned for a queue command on a partition where
-	// the queue group has no state yet (it is created by an init command).
-	ErrQueueNotReady = errors.New("cluster: queue group not initialised on partition")
-	// ErrQueueReset is returned for a queue command issued before the queue
-	// group was reset: it no longer applies.
-	ErrQueueReset = errors.New("cluster: queue group was reset")
-	// ErrQueueBusy is returned by a reset while dead letters are being
-	// written; retry in a moment.
-	ErrQueueBusy = errors.New("cluster: queue group busy")
 )
 
 // SequenceError reports the sequence a partition expects next from a

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/stratalog/strata/internal/auth"
+	"github.com/stratalog/strata/internal/queue"
 )
 
 // TopicConfig is a topic's configuration as the metadata group stores it.
@@ -105,7 +106,7 @@ type MetaState struct {
 	DataGroups     map[uint32]*DataGroupInfo `json:"data_groups"`
 	Groups         map[string]GroupOffsets   `json:"groups"`
 	// Queues holds the queue groups, by "topic/name" (queue_meta.go).
-	Queues map[string]*QueueDef `json:"queues,omitempty"`
+	Queues map[string]*queue.Def `json:"queues,omitempty"`
 	// ProducerEpochs is the current epoch of each producer id that was
 	// restarted at least once (absent: 0). The map is never changed in
 	// place: a restart replaces it (see MetaFSM.ProducerEpoch).
@@ -125,7 +126,7 @@ func newMetaState() *MetaState {
 		Nodes:          map[string]NodeInfo{},
 		DataGroups:     map[uint32]*DataGroupInfo{},
 		Groups:         map[string]GroupOffsets{},
-		Queues:         map[string]*QueueDef{},
+		Queues:         map[string]*queue.Def{},
 	}
 }
 
@@ -140,7 +141,7 @@ type metaCmd struct {
 	Group      string          `json:"group,omitempty"`
 	Offsets    []TopicOffset   `json:"offsets,omitempty"`
 	Reset      bool            `json:"reset,omitempty"`
-	Queue      *QueueDef       `json:"queue,omitempty"`
+	Queue      *queue.Def      `json:"queue,omitempty"`
 	// ProducerID, in an alloc_producer_id command, restarts that producer
 	// id with the next epoch instead of allocating one (see
 	// InitProducerCmd). An older node ignores the field and allocates.

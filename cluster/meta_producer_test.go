@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/stratalog/strata/internal/queue"
 )
 
 func applyMeta(t *testing.T, f *MetaFSM, cmd []byte) any {
@@ -79,7 +81,7 @@ func TestMetaInitProducer(t *testing.T) {
 
 	// Refused ids.
 	applyMeta(t, g, CreateTopicCmd(Topic{Name: "q", Partitions: make([]Assignment, 2)}))
-	d, ok := applyMeta(t, g, PutQueueCmd(QueueDef{Name: "w", Topic: "q"})).(QueueDef)
+	d, ok := applyMeta(t, g, PutQueueCmd(queue.Def{Name: "w", Topic: "q"})).(queue.Def)
 	if !ok {
 		t.Fatal("queue group not created")
 	}

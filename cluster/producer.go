@@ -68,7 +68,7 @@ func seqDist(from, to int32) int64 {
 }
 
 // InternalProducerBit is set in the ids of the producers the broker writes
-// with itself (a queue group's dead letters, QueueDef.DLQProducerID). The
+// with itself (a queue group's dead letters, DLQProducerID). The
 // ids InitProducer allocates never have it.
 const InternalProducerBit int64 = 1 << 62
 

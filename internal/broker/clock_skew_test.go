@@ -10,6 +10,7 @@ import (
 
 	"github.com/stratalog/strata/api/record"
 	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/queue"
 )
 
 // skewedClocks gives each node of a test cluster a wall clock that runs at
@@ -51,7 +52,7 @@ func testQueueSkewFailover(t *testing.T, skew time.Duration) {
 	if _, err := ml.b.CreateTopic(ctx, "jobs", cluster.TopicConfig{Partitions: 1, ReplicationFactor: 3}); err != nil {
 		t.Fatal(err)
 	}
-	mustQueue(t, ml.b, "jobs", "workers", cluster.QueueSettings{AckTimeoutMs: ackTimeout.Milliseconds(), MaxDeliveries: 10})
+	mustQueue(t, ml.b, "jobs", "workers", queue.Settings{AckTimeoutMs: ackTimeout.Milliseconds(), MaxDeliveries: 10})
 	old, _ := partitionLeader(t, nodes, "jobs")
 	var rest []*clusterBroker // either may lead next: both run skew ahead of old
 	for i, cb := range nodes {

@@ -11,13 +11,24 @@
 // # Queue groups
 //
 // A queue group (queue*.go) shares a topic's records among members one by
-// one. Its definition (settings) is in the metadata group. Its state on
-// each partition is in the partition's data group (cluster/queue_state.go):
-// the floor below which every record is done, and for each record between
-// the floor and the highest one delivered its delivery count, done or not,
-// backoff (not before, unix ms), last error and dead-letter mark. Leases
-// (member, until) live only in the memory of the partition's leader and are
-// timed on the monotonic clock.
+// one. Its definition (queue.Def) is in the metadata group. Its state on
+// each partition is a queue.State in the partition's data group, applied
+// by cluster's data FSM on every replica: the floor below which every
+// record is done, and for each record between the floor and the highest
+// one delivered its delivery count, done or not, backoff (not before, unix
+// ms), last error and dead-letter mark. Package queue documents that state
+// machine and its invariants. Leases (member, until) live only in the
+// memory of the partition's leader and are timed on the monotonic clock:
+// the broker keeps, per group and partition it leads, a queue.Leader (the
+// leader's scratch over the State) and the records it read ahead of the
+// log (queue_lead.go, queue_readahead.go), and drops them once it no
+// longer leads the partition.
+//
+// The broker drives the leader's side: receive (queue_receive.go: pick,
+// deliver command, hand out), ack, nack, reject and extend
+// (queue_settle.go), the loop that dead-marks expired records and writes
+// dead letters, and reset (queue_dlq.go), redrive (queue_redrive.go), and
+// describe and metrics (queue_describe.go).
 //
 // A receive reserves records in memory, then applies one deliver command
 // for all of them through raft, and only then returns them: a delivery is

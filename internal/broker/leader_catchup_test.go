@@ -12,6 +12,7 @@ import (
 
 	"github.com/stratalog/strata/api/record"
 	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/queue"
 )
 
 // applyGate holds a data group's FSM apply back on one node: while it is
@@ -65,7 +66,7 @@ type handover struct {
 // at most once per 10 s: the test moves leadership from the preferred
 // leader to another node twice, so that the second time that node has
 // just handed it back and keeps it for the test.
-func setupHandover(t *testing.T, name string, queue *cluster.QueueSettings) *handover {
+func setupHandover(t *testing.T, name string, qs *queue.Settings) *handover {
 	t.Helper()
 	nodes := startBrokerCluster(t, 3)
 	ctx := ctxT(t)
@@ -74,8 +75,8 @@ func setupHandover(t *testing.T, name string, queue *cluster.QueueSettings) *han
 		_, err := ml.b.CreateTopic(ctx, name, cluster.TopicConfig{Partitions: 1, ReplicationFactor: 3})
 		return err == nil || errors.Is(err, ErrTopicExists)
 	})
-	if queue != nil {
-		mustQueue(t, ml.b, name, "q", *queue)
+	if qs != nil {
+		mustQueue(t, ml.b, name, "q", *qs)
 	}
 	h := &handover{gate: &applyGate{}}
 	h.topic, _ = ml.node.MetaFSM.Topic(name)
@@ -243,7 +244,7 @@ func (b *Broker) partitionHW(t *testing.T, topic string) int64 {
 // applied the delivery yet when the next receive reaches it: the receive
 // waits until it has, and gets the next record instead.
 func TestNewLeaderDoesNotLeaseTwice(t *testing.T) {
-	s := cluster.QueueSettings{AckTimeoutMs: 60_000}
+	s := queue.Settings{AckTimeoutMs: 60_000}
 	h := setupHandover(t, "catchup-queue", &s)
 	ctx := ctxT(t)
 	// A receive with nothing to lease creates the group's state on the
@@ -283,12 +284,19 @@ func TestNewLeaderDoesNotLeaseTwice(t *testing.T) {
 	// they join the leader's window (ReadNext moves) before the delivery
 	// command, which then waits for the held apply.
 	q := h.part(h.to).Queue("q")
-	if next, _ := q.ReadNext(1 << 20); next != 0 {
+	readNext := func() int64 { // where the leader's window ends; next until it has one
+		if l := h.to.b.queue.leads.leaderOf(h.key, "q", q); l != nil {
+			next, _ := l.ReadNext(1 << 20)
+			return next
+		}
+		_, next := q.Range()
+		return next
+	}
+	if next := readNext(); next != 0 {
 		t.Fatalf("%s's window starts at %d despite the gate; want 0: the test shows nothing", h.to.id, next)
 	}
 	eventually(t, 10*time.Second, "the receive waiting, answered, or picking", func() bool {
-		next, _ := q.ReadNext(1 << 20)
-		return waits.Load() > 0 || answered.Load() || next > 0
+		return waits.Load() > 0 || answered.Load() || readNext() > 0
 	})
 	h.gate.open()
 

@@ -11,13 +11,15 @@ import (
 
 	"github.com/stratalog/strata/api/record"
 	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/queue"
 )
 
 // Queue groups: members share a topic's records one by one. Definitions
 // live in the metadata group; per-record state (delivery counts, acks,
 // backoffs, dead-letter marks, the floor) lives with each partition in its
-// data group (cluster/queue_state.go); leases live in the partition
-// leader's memory. See doc.go.
+// data group (a queue.State, applied by cluster's data FSM); leases live
+// in the partition leader's memory (a queue.Leader, kept here in
+// queue_lead.go). See doc.go.
 
 // HeaderDeliverAt is the record header that delays a record for queue
 // groups: its value is a time, as unix milliseconds in decimal or as
@@ -43,6 +45,16 @@ type queueManager struct {
 	// redrives holds a chan struct{} of capacity 1 per queue group and
 	// dead-letter partition: one redrive at a time (redriveTurn).
 	redrives sync.Map
+	// leads holds the leader's side of the queue states of partitions led
+	// here (queue_lead.go).
+	leads leads
+
+	// countsInMemory is a failpoint that only tests set (before Start): a
+	// receive counts deliveries in the leader's memory instead of through
+	// raft (a deliver command with queue.FlagNoCount), so that a restart
+	// forgets them. It exists to show that the delivery-count test fails
+	// without the protection; no configuration reaches it.
+	countsInMemory bool
 }
 
 func newQueueManager(b *Broker) *queueManager {
@@ -76,33 +88,33 @@ func (m *queueManager) wake() {
 // settings (zero fields take the defaults). It returns the stored group. A
 // new group starts, on each partition, at the first record retained when
 // it is first used there; ResetQueueGroup to SpecLatest skips history.
-func (b *Broker) CreateQueueGroup(ctx context.Context, topic, group string, s cluster.QueueSettings) (cluster.QueueDef, error) {
+func (b *Broker) CreateQueueGroup(ctx context.Context, topic, group string, s queue.Settings) (queue.Def, error) {
 	if err := ValidName("group", group); err != nil {
-		return cluster.QueueDef{}, err
+		return queue.Def{}, err
 	}
 	// The metadata leader decides, as for topics: a follower names it
 	// rather than answering from a view of the topics that may lag.
 	if !b.node.Meta.IsLeader() {
-		return cluster.QueueDef{}, b.notLeader(b.node.Meta, "metadata")
+		return queue.Def{}, b.notLeader(b.node.Meta, "metadata")
 	}
 	if _, err := b.knownTopic(topic); err != nil {
-		return cluster.QueueDef{}, err
+		return queue.Def{}, err
 	}
 	s, err := completeQueueSettings(topic, group, s)
 	if err != nil {
-		return cluster.QueueDef{}, err
+		return queue.Def{}, err
 	}
-	res, err := b.applyMeta(ctx, cluster.PutQueueCmd(cluster.QueueDef{Name: group, Topic: topic, Settings: s}))
+	res, err := b.applyMeta(ctx, cluster.PutQueueCmd(queue.Def{Name: group, Topic: topic, Settings: s}))
 	if err != nil {
-		return cluster.QueueDef{}, mapClusterErr(err)
+		return queue.Def{}, mapClusterErr(err)
 	}
 	b.queue.changed()
-	return res.(cluster.QueueDef), nil
+	return res.(queue.Def), nil
 }
 
 // QueueGroup returns a queue group's definition.
-func (b *Broker) QueueGroup(ctx context.Context, topic, group string) (cluster.QueueDef, error) {
-	d, ok := lookupMeta(ctx, b, func() (cluster.QueueDef, bool) { return b.node.MetaFSM.QueueDef(topic, group) })
+func (b *Broker) QueueGroup(ctx context.Context, topic, group string) (queue.Def, error) {
+	d, ok := lookupMeta(ctx, b, func() (queue.Def, bool) { return b.node.MetaFSM.QueueDef(topic, group) })
 	if !ok {
 		if _, err := b.knownTopic(topic); err != nil { // waited already
 			return d, err
@@ -113,37 +125,38 @@ func (b *Broker) QueueGroup(ctx context.Context, topic, group string) (cluster.Q
 }
 
 // QueueGroups returns every queue group.
-func (b *Broker) QueueGroups() []cluster.QueueDef { return b.node.MetaFSM.QueueDefs() }
+func (b *Broker) QueueGroups() []queue.Def { return b.node.MetaFSM.QueueDefs() }
 
 // queueCursor is one queue group on one partition led here, ready for the
 // leader's operations.
 type queueCursor struct {
-	def  cluster.QueueDef
+	def  queue.Def
 	dg   *cluster.DataGroup
 	part *cluster.Partition
 	key  cluster.PartKey
-	q    *cluster.QueueState
+	q    *queue.State // the replicated state
+	lead *queueLead   // this leader's scratch for q
 	term uint64
 }
 
-func ackTimeout(d cluster.QueueDef) time.Duration {
+func ackTimeout(d queue.Def) time.Duration {
 	return time.Duration(d.Settings.AckTimeoutMs) * time.Millisecond
 }
 
 // cursor returns the group's state on a partition this node leads: it
 // creates the state through raft on first use (at the log start offset)
-// and loads the leader's scratch once per raft term. ok is false while
-// another goroutine loads it. A new leader that has not yet applied what
+// and loads the leader's scratch once per raft term and generation. ok is
+// false while another goroutine loads it. A new leader that has not yet applied what
 // its predecessor committed answers ErrNotReady: its state may miss the
 // deliveries of the predecessor's last rounds, and a load from it would
 // lease those records again.
-func (b *Broker) cursor(ctx context.Context, def cluster.QueueDef, partition int32) (queueCursor, bool, error) {
+func (b *Broker) cursor(ctx context.Context, def queue.Def, partition int32) (queueCursor, bool, error) {
 	return b.cursorWait(ctx, def, partition, 0)
 }
 
 // cursorWait is cursor, first waiting up to wait for a new leader to
 // catch up.
-func (b *Broker) cursorWait(ctx context.Context, def cluster.QueueDef, partition int32, wait time.Duration) (c queueCursor, ok bool, err error) {
+func (b *Broker) cursorWait(ctx context.Context, def queue.Def, partition int32, wait time.Duration) (c queueCursor, ok bool, err error) {
 	_, dg, k, err := b.partition(ctx, def.Topic, partition)
 	if err != nil {
 		return c, false, err
@@ -169,22 +182,23 @@ func (b *Broker) cursorWait(ctx context.Context, def cluster.QueueDef, partition
 	}
 	c = queueCursor{def: def, dg: dg, part: p, key: k, term: term}
 	if c.q = p.Queue(def.Name); c.q == nil {
-		cmd := cluster.QueueCmd{Op: cluster.QueueInit, Key: k, Group: def.Name, Gen: 1, Arg: p.Log.StartOffset()}
-		if _, err := dg.Group.Apply(ctx, cmd.Encode()); err != nil {
+		cmd := queue.Cmd{Op: queue.OpInit, TopicID: k.TopicID, Partition: k.Partition, Group: def.Name, Gen: 1, Arg: p.Log.StartOffset()}
+		if _, err := dg.Group.Apply(ctx, cluster.QueueCmd(&cmd)); err != nil {
 			return c, false, b.queueErr(dg, what, err)
 		}
 		if c.q = p.Queue(def.Name); c.q == nil {
 			return c, false, fmt.Errorf("%w: %s", ErrNotReady, what)
 		}
 	}
-	if c.q.Loaded(c.term) {
+	c.lead = b.queue.leads.get(dg, p, def.Name, c.q)
+	if c.lead.Loaded(c.term) {
 		return c, true, nil
 	}
-	from, to, ok := c.q.BeginLoad(b.now(), ackTimeout(def))
+	from, to, ok := c.lead.BeginLoad(b.now(), ackTimeout(def))
 	if !ok {
 		return c, false, nil
 	}
-	c.q.FinishLoad(c.term, b.queue.recInfos(p, from, to))
+	c.lead.FinishLoad(c.term, b.queue.recInfos(p, from, to))
 	return c, true, nil
 }
 
@@ -193,17 +207,17 @@ func (b *Broker) queueErr(dg *cluster.DataGroup, what string, err error) error {
 	switch {
 	case errors.Is(err, cluster.ErrNotLeader):
 		return b.notLeader(dg.Group, what)
-	case errors.Is(err, cluster.ErrQueueReset), errors.Is(err, cluster.ErrQueueBusy):
+	case errors.Is(err, queue.ErrReset), errors.Is(err, queue.ErrBusy):
 		return fmt.Errorf("%w: %s: %w", ErrQueueConflict, what, err)
-	case errors.Is(err, cluster.ErrQueueNotReady):
+	case errors.Is(err, queue.ErrNotReady):
 		return fmt.Errorf("%w: %s: %w", ErrNotReady, what, err)
 	}
 	return mapClusterErr(err)
 }
 
 // recInfo describes a record for the leader's scratch.
-func (m *queueManager) recInfo(r *record.Record) cluster.RecInfo {
-	ri := cluster.RecInfo{Offset: r.Offset}
+func (m *queueManager) recInfo(r *record.Record) queue.RecInfo {
+	ri := queue.RecInfo{Offset: r.Offset}
 	if r.Key != nil {
 		ri.HasKey, ri.KeyHash = true, maphash.Bytes(m.seed, r.Key)
 	}
@@ -229,8 +243,8 @@ func parseDeliverAt(v string) int64 {
 
 // recInfos reads the records [from, to) of a partition for a load.
 // Records it cannot read (retention removed them) are left out.
-func (m *queueManager) recInfos(p *cluster.Partition, from, to int64) []cluster.RecInfo {
-	out := make([]cluster.RecInfo, 0, to-from)
+func (m *queueManager) recInfos(p *cluster.Partition, from, to int64) []queue.RecInfo {
+	out := make([]queue.RecInfo, 0, to-from)
 	for off := max(from, p.Log.StartOffset()); off < to; {
 		data, err := p.Log.Read(off, 1<<20)
 		if err != nil || len(data) == 0 {

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/stratalog/strata/api/record"
-	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/queue"
 )
 
 // BenchmarkQueueReceiveAck measures acked records per second through a
@@ -49,7 +49,7 @@ func benchQueue(b *testing.B, workers int) {
 			}
 		}
 	}
-	mustQueue(b, br, "bench", "g", cluster.QueueSettings{})
+	mustQueue(b, br, "bench", "g", queue.Settings{})
 	b.SetBytes(128)
 	b.ReportAllocs()
 	b.ResetTimer()

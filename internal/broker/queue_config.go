@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/queue"
 )
 
 // QueueConfig configures the broker's side of queue groups.
@@ -21,11 +21,6 @@ type QueueConfig struct {
 	// TickInterval is how often the queue loop looks for expired leases at
 	// max deliveries and for dead letters to write; default 100 ms.
 	TickInterval time.Duration
-	// UnsafeCountsInMemory counts deliveries in the leader's memory
-	// instead of through raft before a record is handed out. Tests only: it
-	// exists to show that the delivery-count test fails without the
-	// protection (a restart forgets the counts).
-	UnsafeCountsInMemory bool
 }
 
 // DefaultQueueConfig returns the defaults.
@@ -56,7 +51,7 @@ const (
 func DeadLetterTopicFor(topic, group string) string { return topic + "." + group + ".dlq" }
 
 // completeQueueSettings fills defaults (zero fields) and checks bounds.
-func completeQueueSettings(topic, group string, s cluster.QueueSettings) (cluster.QueueSettings, error) {
+func completeQueueSettings(topic, group string, s queue.Settings) (queue.Settings, error) {
 	if s.AckTimeoutMs == 0 {
 		s.AckTimeoutMs = DefaultAckTimeout.Milliseconds()
 	}
@@ -76,9 +71,9 @@ func completeQueueSettings(topic, group string, s cluster.QueueSettings) (cluste
 		s.DeadLetterTopic = DeadLetterTopicFor(topic, group)
 	}
 	if s.Ordering == "" {
-		s.Ordering = cluster.OrderingNone
+		s.Ordering = queue.OrderingNone
 	}
-	bad := func(f string, a ...any) (cluster.QueueSettings, error) {
+	bad := func(f string, a ...any) (queue.Settings, error) {
 		return s, fmt.Errorf("%w: queue group %q: %s", ErrInvalidRequest, group, fmt.Sprintf(f, a...))
 	}
 	switch {
@@ -90,8 +85,8 @@ func completeQueueSettings(topic, group string, s cluster.QueueSettings) (cluste
 		return bad("backoff must satisfy 1 ms <= initial (%d) <= max (%d)", s.BackoffInitialMs, s.BackoffMaxMs)
 	case s.MaxLeased < 1:
 		return bad("max leased %d < 1", s.MaxLeased)
-	case s.Ordering != cluster.OrderingNone && s.Ordering != cluster.OrderingKey:
-		return bad("ordering %q is neither %q nor %q", s.Ordering, cluster.OrderingNone, cluster.OrderingKey)
+	case s.Ordering != queue.OrderingNone && s.Ordering != queue.OrderingKey:
+		return bad("ordering %q is neither %q nor %q", s.Ordering, queue.OrderingNone, queue.OrderingKey)
 	case s.DeadLetterTopic == topic:
 		return bad("the dead-letter topic cannot be the topic itself")
 	}

@@ -6,7 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/queue"
 )
 
 // QueuePartition is a queue group's progress on one partition.
@@ -35,7 +35,7 @@ type QueuePartition struct {
 
 // QueueDescription describes a queue group.
 type QueueDescription struct {
-	Def        cluster.QueueDef
+	Def        queue.Def
 	Partitions []QueuePartition
 }
 
@@ -59,7 +59,7 @@ func (b *Broker) DescribeQueueGroup(ctx context.Context, topic, group string) (Q
 		}
 		qp := QueuePartition{Partition: int32(i), HighWatermark: lp.Log.HighWatermark(), Floor: lp.Log.StartOffset()}
 		if q := lp.Queue(group); q != nil {
-			st := q.Stats(now)
+			st := q.Stats(now, b.queue.leads.leaderOf(lp.Key, group, q))
 			qp.Floor = st.Floor
 			qp.Leased, qp.Acked, qp.DeadLetters = st.Leased, st.Acked, st.Dead
 			qp.Deliveries, qp.Redeliveries, qp.Members = st.Delivered, st.Redelivered, st.Members

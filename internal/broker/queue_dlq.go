@@ -12,6 +12,7 @@ import (
 
 	"github.com/stratalog/strata/api/record"
 	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/queue"
 )
 
 // Dead-letter headers. A dead letter carries the original key, value and
@@ -66,6 +67,7 @@ func (m *queueManager) loop(stop <-chan struct{}, wg *sync.WaitGroup) {
 
 func (m *queueManager) tick(ctx context.Context) {
 	b := m.b
+	m.leads.sweep()
 	for _, def := range b.QueueGroups() {
 		t, err := b.knownTopic(def.Topic)
 		if err != nil || t.ID != def.TopicID {
@@ -84,14 +86,14 @@ func (m *queueManager) tick(ctx context.Context) {
 			if err != nil || !ok {
 				continue
 			}
-			if exp := c.q.ReserveExpired(def.Settings.MaxDeliveries, b.now()); len(exp) > 0 {
-				err := c.apply(ctx, b, cluster.QueueCmd{Op: cluster.QueueDeadMark, Offsets: exp, Reason: cluster.ReasonMaxDeliveries})
-				c.q.Release(exp)
+			if exp := c.lead.ReserveExpired(def.Settings.MaxDeliveries, b.now()); len(exp) > 0 {
+				err := c.apply(ctx, b, queue.Cmd{Op: queue.OpDeadMark, Offsets: exp, Reason: queue.ReasonMaxDeliveries})
+				c.lead.Release(exp)
 				if err != nil {
 					b.log.Warn("queue: dead-mark expired records", "group", def.Name, "topic", def.Topic, "partition", i, "err", err)
 				}
 			}
-			if pend := c.q.PendingDeadLetters(); len(pend) > 0 {
+			if pend := c.lead.PendingDeadLetters(); len(pend) > 0 {
 				if err := b.writeDeadLetters(ctx, c, pend); err != nil {
 					b.log.Warn("queue: write dead letters (retrying)", "group", def.Name, "topic", def.Topic, "partition", i, "err", err)
 				}
@@ -102,7 +104,7 @@ func (m *queueManager) tick(ctx context.Context) {
 }
 
 // dlqTopic returns the group's dead-letter topic, creating it on first use.
-func (b *Broker) dlqTopic(ctx context.Context, def cluster.QueueDef) (cluster.Topic, error) {
+func (b *Broker) dlqTopic(ctx context.Context, def queue.Def) (cluster.Topic, error) {
 	name := def.Settings.DeadLetterTopic
 	// No waits here: this runs in the queue loop, and a topic created
 	// through another node meanwhile is ErrNotReady, retried next tick.
@@ -128,7 +130,7 @@ func (b *Broker) dlqTopic(ctx context.Context, def cluster.QueueDef) (cluster.To
 // then marks those records dead.
 //
 // Idempotence: each source partition writes its dead letters as its own
-// idempotent producer (QueueDef.DLQProducerID), with the sequence numbers
+// idempotent producer (cluster.DLQProducerID), with the sequence numbers
 // the dead-mark command gave the records in raft, always in sequence order
 // from the lowest not yet marked dead (pend is in sequence order). So the
 // dead-letter partition sees each producer's sequence numbers in order,
@@ -136,7 +138,7 @@ func (b *Broker) dlqTopic(ctx context.Context, def cluster.QueueDef) (cluster.To
 // next leader writes the same records with the same sequence numbers and
 // the partition recognises them as duplicates: each dead letter is written
 // once. produceDeadLetters says how a gap in the numbers is closed.
-func (b *Broker) writeDeadLetters(ctx context.Context, c queueCursor, pend []cluster.DeadLetter) error {
+func (b *Broker) writeDeadLetters(ctx context.Context, c queueCursor, pend []queue.DeadLetter) error {
 	if hook := testHookDeadLettersWrite.Load(); hook != nil {
 		if err := (*hook)(); err != nil {
 			return err
@@ -165,7 +167,7 @@ func (b *Broker) writeDeadLetters(ctx context.Context, c queueCursor, pend []clu
 		recs, run = recs[:len(recs)/2], run[:len(run)/2]
 	}
 	dp := c.key.Partition % int32(len(dt.Partitions))
-	k, err := b.produceDeadLetters(ctx, c.def.DLQProducerID(c.key.Partition), dt, dp, recs, run[0].Seq)
+	k, err := b.produceDeadLetters(ctx, cluster.DLQProducerID(c.def, c.key.Partition), dt, dp, recs, run[0].Seq)
 	if err != nil {
 		return err
 	}
@@ -179,7 +181,7 @@ func (b *Broker) writeDeadLetters(ctx context.Context, c queueCursor, pend []clu
 	for i, d := range run {
 		dead[i] = d.Offset
 	}
-	return c.apply(ctx, b, cluster.QueueCmd{Op: cluster.QueueDead, Offsets: dead})
+	return c.apply(ctx, b, queue.Cmd{Op: queue.OpDead, Offsets: dead})
 }
 
 func batchBytes(recs []record.Record) int {
@@ -191,10 +193,10 @@ func batchBytes(recs []record.Record) int {
 }
 
 // deadLetter builds the dead letter of a source record.
-func (b *Broker) deadLetter(c queueCursor, d cluster.DeadLetter, src map[int64]record.Record) record.Record {
+func (b *Broker) deadLetter(c queueCursor, d queue.DeadLetter, src map[int64]record.Record) record.Record {
 	r, ok := src[d.Offset]
 	errText := d.LastError
-	if errText == "" && d.Reason == cluster.ReasonMaxDeliveries {
+	if errText == "" && d.Reason == queue.ReasonMaxDeliveries {
 		errText = "ack timeout"
 	}
 	if !ok {
@@ -209,7 +211,7 @@ func (b *Broker) deadLetter(c queueCursor, d cluster.DeadLetter, src map[int64]r
 		record.Header{Key: HeaderDLQPartition, Value: []byte(part)},
 		record.Header{Key: HeaderDLQOffset, Value: []byte(off)},
 		record.Header{Key: HeaderDLQDeliveries, Value: []byte(strconv.Itoa(int(d.Deliveries)))},
-		record.Header{Key: HeaderDLQReason, Value: []byte(cluster.ReasonName(d.Reason))},
+		record.Header{Key: HeaderDLQReason, Value: []byte(queue.ReasonName(d.Reason))},
 		record.Header{Key: HeaderDLQError, Value: []byte(errText)},
 		record.Header{Key: HeaderDLQTimestamp, Value: []byte(strconv.FormatInt(r.Timestamp.UnixMilli(), 10))},
 		record.Header{Key: HeaderDLQID, Value: []byte(c.def.Topic + "/" + part + "/" + off + "/" + c.def.Name)},
@@ -262,7 +264,7 @@ func (b *Broker) ResetQueueGroup(ctx context.Context, topic, group string, spec 
 
 // resetPartition resets def on one partition this node leads and returns
 // the offset it moved to.
-func (b *Broker) resetPartition(ctx context.Context, def cluster.QueueDef, p int32, spec ResetSpec) (int64, error) {
+func (b *Broker) resetPartition(ctx context.Context, def queue.Def, p int32, spec ResetSpec) (int64, error) {
 	c, ok, err := b.cursor(ctx, def, p)
 	if err != nil {
 		return 0, err
@@ -287,8 +289,8 @@ func (b *Broker) resetPartition(ctx context.Context, def cluster.QueueDef, p int
 	default:
 		return 0, fmt.Errorf("%w: reset spec %d", ErrInvalidRequest, spec.Spec)
 	}
-	cmd := cluster.QueueCmd{Op: cluster.QueueReset, Key: c.key, Group: def.Name, Gen: c.q.Gen() + 1, Arg: off}
-	if _, err := c.dg.Group.Apply(ctx, cmd.Encode()); err != nil {
+	cmd := queue.Cmd{Op: queue.OpReset, TopicID: c.key.TopicID, Partition: c.key.Partition, Group: def.Name, Gen: c.q.Gen() + 1, Arg: off}
+	if _, err := c.dg.Group.Apply(ctx, cluster.QueueCmd(&cmd)); err != nil {
 		return 0, b.queueErr(c.dg, what, err)
 	}
 	return off, nil

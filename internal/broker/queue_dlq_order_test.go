@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/stratalog/strata/api/record"
-	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/queue"
 )
 
 // holdDeadLetters keeps the queue loop from writing dead letters until the
@@ -108,7 +108,7 @@ func TestQueueDeadLettersMarkedOutOfOrder(t *testing.T) {
 	b := qn.b
 	mustTopic(t, b, "jobs", 1)
 	produceN(t, b, "jobs", 0, 6, 0, nil)
-	mustQueue(t, b, "jobs", "g", cluster.QueueSettings{})
+	mustQueue(t, b, "jobs", "g", queue.Settings{})
 	release := holdDeadLetters(t)
 	rejectDescending(t, b, "jobs", "g", 4)
 	release()
@@ -127,7 +127,7 @@ func TestQueueDeadLettersOutOfOrderCrash(t *testing.T) {
 	b := qn.b
 	mustTopic(t, b, "jobs", 1)
 	produceN(t, b, "jobs", 0, 6, 0, nil)
-	mustQueue(t, b, "jobs", "g", cluster.QueueSettings{})
+	mustQueue(t, b, "jobs", "g", queue.Settings{})
 	release := holdDeadLetters(t)
 	left := crashAfterWrites(t, 2)
 	rejectDescending(t, b, "jobs", "g", 4)
@@ -152,7 +152,7 @@ func TestQueueDeadLetterTopicMovedBack(t *testing.T) {
 	b := qn.b
 	mustTopic(t, b, "jobs", 1)
 	produceN(t, b, "jobs", 0, 6, 0, nil)
-	s := cluster.QueueSettings{DeadLetterTopic: "dead-a"}
+	s := queue.Settings{DeadLetterTopic: "dead-a"}
 	mustQueue(t, b, "jobs", "g", s)
 	m := receive(t, b, "jobs", "g", "m", 4, time.Second)
 	if len(m) != 4 {
@@ -202,7 +202,7 @@ func TestQueueDeadLettersGroupRecreated(t *testing.T) {
 	qn := openQueueNode(t, t.TempDir(), nil)
 	b := qn.b
 	ctx := ctxT(t)
-	s := cluster.QueueSettings{DeadLetterTopic: "dead"}
+	s := queue.Settings{DeadLetterTopic: "dead"}
 	for round := range 2 {
 		if round > 0 {
 			if err := b.DeleteTopic(ctx, "jobs"); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stratalog/strata/api/record"
 	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/queue"
 	"github.com/stratalog/strata/segment"
 )
 
@@ -19,6 +20,9 @@ type queueNode struct {
 	cfg  Config
 	node *cluster.Node
 	b    *Broker
+	// countsInMemory switches the broker's delivery-count failpoint on at
+	// every open (see queueManager.countsInMemory).
+	countsInMemory bool
 }
 
 func openQueueNode(t testing.TB, dir string, mutate func(*Config)) *queueNode {
@@ -70,6 +74,7 @@ func (qn *queueNode) open() {
 	if b, err = New(qn.cfg, node); err != nil {
 		t.Fatal(err)
 	}
+	b.queue.countsInMemory = qn.countsInMemory
 	if err := b.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +139,7 @@ func mustTopic(t testing.TB, b *Broker, name string, parts int32) {
 	}
 }
 
-func mustQueue(t testing.TB, b *Broker, topic, group string, s cluster.QueueSettings) cluster.QueueDef {
+func mustQueue(t testing.TB, b *Broker, topic, group string, s queue.Settings) queue.Def {
 	t.Helper()
 	d, err := b.CreateQueueGroup(ctxT(t), topic, group, s)
 	if err != nil {

@@ -11,8 +11,8 @@ import (
 // time past its slots (at least one whole batch). A receive wants up to
 // 1,000 records or so, and a stored batch often holds more: reading and
 // decoding the batch again for every receive cost more than the rest of
-// the receive. What is read is kept with the group's state on that
-// partition (cluster.QueueState.ReadAhead) until the group moves past it.
+// the receive. What is read is kept with the leader's scratch of the
+// group on that partition (queueLead.ra) until the group moves past it.
 const readAheadBytes = 256 << 10
 
 // maxReadAheadBytes is where one receive stops reading ahead: no read
@@ -62,8 +62,8 @@ func (ra *readAhead) find(off int64) (record.Record, bool) {
 // least want of them when the log has them: those already read, and new
 // reads after them when they are too few. It keeps the result for the
 // next receive, and drops what it kept once the group has read all of it.
-func readAheadFrom(p *cluster.Partition, q *cluster.QueueState, next int64, want int) *readAhead {
-	old, _ := q.ReadAhead().(*readAhead)
+func readAheadFrom(p *cluster.Partition, l *queueLead, next int64, want int) *readAhead {
+	old := l.ra.Load()
 	have := old.at(next)
 	if len(have) > 0 && have[0].Offset != next {
 		have = nil // a gap (a reset, or records never read): read again
@@ -75,7 +75,7 @@ func readAheadFrom(p *cluster.Partition, q *cluster.QueueState, next int64, want
 	hwm := p.Log.HighWatermark()
 	if len(have) >= want || from >= hwm {
 		if len(have) == 0 && old != nil {
-			q.SetReadAhead(nil) // read to the end: keep nothing while idle
+			l.ra.Store(nil) // read to the end: keep nothing while idle
 		}
 		return &readAhead{recs: have}
 	}
@@ -110,6 +110,6 @@ func readAheadFrom(p *cluster.Partition, q *cluster.QueueState, next int64, want
 		return &readAhead{recs: have}
 	}
 	ra := &readAhead{recs: recs}
-	q.SetReadAhead(ra)
+	l.ra.Store(ra)
 	return ra
 }

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/stratalog/strata/api/record"
-	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/queue"
 )
 
 // TestQueueReadAheadRecords checks that receives served from the
@@ -20,7 +20,7 @@ func TestQueueReadAheadRecords(t *testing.T) {
 	qn := openQueueNode(t, t.TempDir(), nil)
 	b := qn.b
 	mustTopic(t, b, "ra", 1)
-	mustQueue(t, b, "ra", "g", cluster.QueueSettings{MaxDeliveries: 100})
+	mustQueue(t, b, "ra", "g", queue.Settings{MaxDeliveries: 100})
 	const n = 1500
 	pad := bytes.Repeat([]byte{'.'}, 700)
 	producePadded(t, b, "ra", n, 400, pad)
@@ -68,7 +68,7 @@ func TestQueueReceiveLargeRecordsFillsWant(t *testing.T) {
 	qn := openQueueNode(t, t.TempDir(), nil)
 	b := qn.b
 	mustTopic(t, b, "big", 1)
-	mustQueue(t, b, "big", "g", cluster.QueueSettings{MaxDeliveries: 5})
+	mustQueue(t, b, "big", "g", queue.Settings{MaxDeliveries: 5})
 	const n, perBatch, want = 1800, 100, 800
 	pad := bytes.Repeat([]byte{'.'}, 1024)
 	if want*len(pad) <= 2*readAheadBytes || want*(len(pad)+64) > maxReadAheadBytes {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stratalog/strata/api/record"
 	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/queue"
 )
 
 // QueueMessage is a record leased to a queue-group member.
@@ -119,7 +120,7 @@ func (b *Broker) catchingUp(topic string, partition int32) *cluster.Group {
 }
 
 // queueParts returns the partitions a receive serves.
-func (b *Broker) queueParts(ctx context.Context, def cluster.QueueDef, partition int32, alsoLed bool) ([]int32, error) {
+func (b *Broker) queueParts(ctx context.Context, def queue.Def, partition int32, alsoLed bool) ([]int32, error) {
 	t, err := b.knownTopic(def.Topic) // the queue group's: known
 	if err != nil {
 		return nil, err
@@ -165,7 +166,7 @@ func (b *Broker) queueParts(ctx context.Context, def cluster.QueueDef, partition
 // (notify), a write to one of the partitions, a catching-up leader of one
 // of them becoming ready (or losing leadership), the next due time, or the
 // deadline.
-func (b *Broker) waitQueue(ctx context.Context, def cluster.QueueDef, parts []int32, catching []*cluster.Group, notify <-chan struct{}, due, deadline time.Time) error {
+func (b *Broker) waitQueue(ctx context.Context, def queue.Def, parts []int32, catching []*cluster.Group, notify <-chan struct{}, due, deadline time.Time) error {
 	until := deadline
 	if !due.IsZero() && due.Before(until) {
 		until = due
@@ -217,29 +218,29 @@ func (b *Broker) waitQueue(ctx context.Context, def cluster.QueueDef, parts []in
 
 // receivePartition leases up to max records of one partition. It returns
 // when the next record may become due when it leased nothing.
-func (b *Broker) receivePartition(ctx context.Context, def cluster.QueueDef, partition int32, member string, maxN int) ([]QueueMessage, time.Time, error) {
+func (b *Broker) receivePartition(ctx context.Context, def queue.Def, partition int32, member string, maxN int) ([]QueueMessage, time.Time, error) {
 	c, ok, err := b.cursor(ctx, def, partition)
 	if err != nil || !ok {
 		return nil, b.now().Add(50 * time.Millisecond), err
 	}
-	next, room := c.q.ReadNext(b.cfg.Queue.MaxWindow)
+	next, room := c.lead.ReadNext(b.cfg.Queue.MaxWindow)
 	if start := c.part.Log.StartOffset(); next < start {
 		return nil, time.Time{}, b.skipRetained(ctx, c, next, start)
 	}
-	var fresh []cluster.RecInfo
+	var fresh []queue.RecInfo
 	var ra *readAhead
 	if want := min(room, maxN); want > 0 {
-		ra = readAheadFrom(c.part, c.q, next, want)
+		ra = readAheadFrom(c.part, c.lead, next, want)
 		recs := ra.recs[:min(want, len(ra.recs))]
-		fresh = make([]cluster.RecInfo, len(recs))
+		fresh = make([]queue.RecInfo, len(recs))
 		for i := range recs {
 			fresh[i] = b.queue.recInfo(&recs[i])
 		}
 	}
 	now := b.now()
-	pick := c.q.Pick(cluster.PickParams{
+	pick := c.lead.Pick(queue.PickParams{
 		Now: now, Member: member, Max: maxN, MaxLeased: int(def.Settings.MaxLeased), MaxWindow: b.cfg.Queue.MaxWindow,
-		KeyOrdering: def.Settings.Ordering == cluster.OrderingKey, AckTimeout: ackTimeout(def),
+		KeyOrdering: def.Settings.Ordering == queue.OrderingKey, AckTimeout: ackTimeout(def),
 		MaxDeliveries: def.Settings.MaxDeliveries, Term: c.term,
 	}, fresh)
 	if pick.Expired {
@@ -248,17 +249,17 @@ func (b *Broker) receivePartition(ctx context.Context, def cluster.QueueDef, par
 	if len(pick.Offsets) == 0 {
 		return nil, pick.NextDue, nil
 	}
-	unsafe := b.cfg.Queue.UnsafeCountsInMemory
-	cmd := cluster.QueueCmd{Op: cluster.QueueDeliver, Key: c.key, Group: def.Name, Gen: pick.Gen, Offsets: pick.Offsets}
-	if unsafe {
-		cmd.Flags = cluster.QueueFlagNoCount
+	inMemory := b.queue.countsInMemory // a failpoint: false but in a test
+	cmd := queue.Cmd{Op: queue.OpDeliver, TopicID: c.key.TopicID, Partition: c.key.Partition, Group: def.Name, Gen: pick.Gen, Offsets: pick.Offsets}
+	if inMemory {
+		cmd.Flags = queue.FlagNoCount
 	}
-	_, err = c.dg.Group.Apply(ctx, cmd.Encode())
+	_, err = c.dg.Group.Apply(ctx, cluster.QueueCmd(&cmd))
 	now = b.now()
-	counts := c.q.Delivered(pick.Offsets, err == nil, unsafe, now, ackTimeout(def))
+	counts := c.lead.Delivered(pick.Offsets, err == nil, inMemory, now, ackTimeout(def))
 	if err != nil {
 		b.queue.changed()
-		if errors.Is(err, cluster.ErrQueueReset) {
+		if errors.Is(err, queue.ErrReset) {
 			return nil, time.Time{}, nil // a reset won the race: receive again
 		}
 		return nil, time.Time{}, b.queueErr(c.dg, fmt.Sprintf("%s/%d", def.Topic, partition), err)
@@ -299,9 +300,9 @@ func (b *Broker) receivePartition(ctx context.Context, def cluster.QueueDef, par
 // wait forever for records that no longer exist. The skipped records are
 // counted in strata_queue_retention_skipped_records_total.
 func (b *Broker) skipRetained(ctx context.Context, c queueCursor, next, start int64) error {
-	cmd := cluster.QueueCmd{Op: cluster.QueueReset, Key: c.key, Group: c.def.Name, Gen: c.q.Gen() + 1, Arg: start}
-	if _, err := c.dg.Group.Apply(ctx, cmd.Encode()); err != nil {
-		if errors.Is(err, cluster.ErrQueueBusy) || errors.Is(err, cluster.ErrQueueReset) {
+	cmd := queue.Cmd{Op: queue.OpReset, TopicID: c.key.TopicID, Partition: c.key.Partition, Group: c.def.Name, Gen: c.q.Gen() + 1, Arg: start}
+	if _, err := c.dg.Group.Apply(ctx, cluster.QueueCmd(&cmd)); err != nil {
+		if errors.Is(err, queue.ErrBusy) || errors.Is(err, queue.ErrReset) {
 			return nil // dead letters being written, or a reset: next receive
 		}
 		return b.queueErr(c.dg, fmt.Sprintf("%s/%d", c.def.Topic, c.key.Partition), err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stratalog/strata/api/record"
 	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/queue"
 )
 
 // redriveCursor is the name under which a queue group's redrive position
@@ -31,8 +32,8 @@ func redriveCursor(topic, group, reason string) string {
 
 // redriveReasons are the reasons a dead letter can carry.
 var redriveReasons = []string{
-	cluster.ReasonName(cluster.ReasonMaxDeliveries),
-	cluster.ReasonName(cluster.ReasonRejected),
+	queue.ReasonName(queue.ReasonMaxDeliveries),
+	queue.ReasonName(queue.ReasonRejected),
 }
 
 // RedriveQueueGroup moves up to maxN dead letters of a queue group (all
@@ -131,7 +132,7 @@ func (m *queueManager) redriveTurn(ctx context.Context, k redriveKey) (func(), e
 // positions are read from the metadata leader after a barrier there, so a
 // position the previous redrive committed, through any node, is seen even
 // when this node's metadata lags.
-func (b *Broker) redrivePartition(ctx context.Context, def cluster.QueueDef, dlq string, p int32, reason string, maxN int) (int, error) {
+func (b *Broker) redrivePartition(ctx context.Context, def queue.Def, dlq string, p int32, reason string, maxN int) (int, error) {
 	_, dg, k, err := b.partition(ctx, dlq, p)
 	if err != nil {
 		return 0, err
@@ -199,7 +200,7 @@ func (b *Broker) readOffsetsOnLeader(ctx context.Context, group string, parts []
 // redrive of reason (all reasons when empty) and, for each reason R, the
 // first offset a dead letter with reason R may have to be redriven from
 // (the later of the all-reasons position and R's).
-func (b *Broker) redrivePositions(ctx context.Context, def cluster.QueueDef, dlq string, p int32, reason string) (int64, map[string]int64, error) {
+func (b *Broker) redrivePositions(ctx context.Context, def queue.Def, dlq string, p int32, reason string) (int64, map[string]int64, error) {
 	read := func(r string) (int64, error) {
 		tp := []TopicPartition{{Topic: dlq, Partition: p}}
 		g := redriveCursor(def.Topic, def.Name, r)
@@ -234,7 +235,7 @@ func (b *Broker) redrivePositions(ctx context.Context, def cluster.QueueDef, dlq
 // them, with the given reason when not empty, each at or past from[its
 // reason]) and returns them by source partition, with their count and the
 // offset the position moves to.
-func collectRedrive(lp *cluster.Partition, def cluster.QueueDef, dlq string, p int32, reason string, from map[string]int64, pos int64, maxN int) (map[int32][]record.Record, int, int64, error) {
+func collectRedrive(lp *cluster.Partition, def queue.Def, dlq string, p int32, reason string, from map[string]int64, pos int64, maxN int) (map[int32][]record.Record, int, int64, error) {
 	out := map[int32][]record.Record{}
 	n := 0
 	for hwm := lp.Log.HighWatermark(); pos < hwm && n < maxN; {
@@ -262,7 +263,7 @@ func collectRedrive(lp *cluster.Partition, def cluster.QueueDef, dlq string, p i
 // redriveTarget turns a dead letter of def into the record to write back
 // and returns it with its source partition and its dead-letter reason; ok
 // is false for records of other groups or topics.
-func redriveTarget(r record.Record, def cluster.QueueDef, dlq string, p int32) (record.Record, int32, string, bool) {
+func redriveTarget(r record.Record, def queue.Def, dlq string, p int32) (record.Record, int32, string, bool) {
 	var group, topic, reason string
 	part := int64(-1)
 	var kept []record.Header

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stratalog/strata/api/record"
 	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/queue"
 )
 
 // localPeers reaches the other brokers of an in-process cluster by calling
@@ -135,7 +136,7 @@ func startRedriveCluster(t *testing.T) *redriveCluster {
 			return err == nil || errors.Is(err, ErrTopicExists)
 		})
 	}
-	if _, err := rc.leader.b.CreateQueueGroup(ctx, "jobs", "g", cluster.QueueSettings{}); err != nil {
+	if _, err := rc.leader.b.CreateQueueGroup(ctx, "jobs", "g", queue.Settings{}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "every node knows the group and both topics", func() bool {

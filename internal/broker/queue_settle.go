@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/queue"
 )
 
 // SettleRequest names leased records of one queue group to ack, nack,
@@ -31,8 +32,8 @@ type SettleRequest struct {
 // work is done) for any delivered record that is neither done nor being
 // dead-lettered; it returns how many records it settled.
 func (b *Broker) QueueAck(ctx context.Context, req SettleRequest) (int, error) {
-	return b.settle(ctx, req, func(c queueCursor, s []cluster.Settling) error {
-		return c.apply(ctx, b, cluster.QueueCmd{Op: cluster.QueueAck, Offsets: offsetsOf(s)})
+	return b.settle(ctx, req, func(c queueCursor, s []queue.Settling) error {
+		return c.apply(ctx, b, queue.Cmd{Op: queue.OpAck, Offsets: offsetsOf(s)})
 	}, true)
 }
 
@@ -40,7 +41,7 @@ func (b *Broker) QueueAck(ctx context.Context, req SettleRequest) (int, error) {
 // after Delay, or after the group's backoff for its delivery count. A
 // record that has had max deliveries goes to the dead-letter topic instead.
 func (b *Broker) QueueNack(ctx context.Context, req SettleRequest) (int, error) {
-	return b.settle(ctx, req, func(c queueCursor, s []cluster.Settling) error {
+	return b.settle(ctx, req, func(c queueCursor, s []queue.Settling) error {
 		var retry, times, dead []int64
 		now := b.now()
 		for _, r := range s {
@@ -57,11 +58,11 @@ func (b *Broker) QueueNack(ctx context.Context, req SettleRequest) (int, error) 
 		}
 		var errs []error
 		if len(retry) > 0 {
-			errs = append(errs, c.apply(ctx, b, cluster.QueueCmd{Op: cluster.QueueNack, Offsets: retry, Times: times, Text: req.Error}))
+			errs = append(errs, c.apply(ctx, b, queue.Cmd{Op: queue.OpNack, Offsets: retry, Times: times, Text: req.Error}))
 		}
 		if len(dead) > 0 {
-			errs = append(errs, c.apply(ctx, b, cluster.QueueCmd{Op: cluster.QueueDeadMark, Offsets: dead,
-				Reason: cluster.ReasonMaxDeliveries, Text: req.Error}))
+			errs = append(errs, c.apply(ctx, b, queue.Cmd{Op: queue.OpDeadMark, Offsets: dead,
+				Reason: queue.ReasonMaxDeliveries, Text: req.Error}))
 			b.queue.wake()
 		}
 		return errors.Join(errs...)
@@ -71,10 +72,10 @@ func (b *Broker) QueueNack(ctx context.Context, req SettleRequest) (int, error) 
 // QueueReject sends records of the member straight to the dead-letter
 // topic with reason "rejected".
 func (b *Broker) QueueReject(ctx context.Context, req SettleRequest) (int, error) {
-	return b.settle(ctx, req, func(c queueCursor, s []cluster.Settling) error {
+	return b.settle(ctx, req, func(c queueCursor, s []queue.Settling) error {
 		defer b.queue.wake()
-		return c.apply(ctx, b, cluster.QueueCmd{Op: cluster.QueueDeadMark, Offsets: offsetsOf(s),
-			Reason: cluster.ReasonRejected, Text: req.Error})
+		return c.apply(ctx, b, queue.Cmd{Op: queue.OpDeadMark, Offsets: offsetsOf(s),
+			Reason: queue.ReasonRejected, Text: req.Error})
 	}, false)
 }
 
@@ -100,7 +101,7 @@ func (b *Broker) QueueExtend(ctx context.Context, req SettleRequest) (int, error
 			return n, fmt.Errorf("%w: %s/%d is loading", ErrNotReady, def.Topic, p)
 		}
 		now := b.now()
-		n += len(c.q.Extend(req.Member, req.Offsets[p], now, now.Add(d)))
+		n += len(c.lead.Extend(req.Member, req.Offsets[p], now, now.Add(d)))
 	}
 	return n, nil
 }
@@ -108,7 +109,7 @@ func (b *Broker) QueueExtend(ctx context.Context, req SettleRequest) (int, error
 // settle runs op on the records of each partition that Reserve lets
 // through, then releases them. Partitions settle concurrently, so that
 // their raft commands share log writes and replication rounds.
-func (b *Broker) settle(ctx context.Context, req SettleRequest, op func(queueCursor, []cluster.Settling) error, anyMember bool) (int, error) {
+func (b *Broker) settle(ctx context.Context, req SettleRequest, op func(queueCursor, []queue.Settling) error, anyMember bool) (int, error) {
 	def, err := b.QueueGroup(ctx, req.Topic, req.Group)
 	if err != nil {
 		return 0, err
@@ -139,7 +140,7 @@ func (b *Broker) settle(ctx context.Context, req SettleRequest, op func(queueCur
 }
 
 // settlePartition settles the records of req on partition p.
-func (b *Broker) settlePartition(ctx context.Context, def cluster.QueueDef, req SettleRequest, p int32, op func(queueCursor, []cluster.Settling) error, anyMember bool) (int, error) {
+func (b *Broker) settlePartition(ctx context.Context, def queue.Def, req SettleRequest, p int32, op func(queueCursor, []queue.Settling) error, anyMember bool) (int, error) {
 	c, ok, err := b.cursorWait(ctx, def, p, leaderCatchUp)
 	if err != nil {
 		return 0, err
@@ -149,26 +150,26 @@ func (b *Broker) settlePartition(ctx context.Context, def cluster.QueueDef, req 
 	}
 	offs := slices.Clone(req.Offsets[p])
 	slices.Sort(offs)
-	s := c.q.Reserve(req.Member, slices.Compact(offs), anyMember, b.now())
+	s := c.lead.Reserve(req.Member, slices.Compact(offs), anyMember, b.now())
 	if len(s) == 0 {
 		return 0, nil
 	}
 	if err = op(c, s); err != nil {
 		// The member keeps its leases: it may try again (or the command
 		// may have been applied after all).
-		c.q.Unreserve(offsetsOf(s))
+		c.lead.Unreserve(offsetsOf(s))
 		return 0, err
 	}
-	c.q.Release(offsetsOf(s))
+	c.lead.Release(offsetsOf(s))
 	b.queue.changed()
 	return len(s), nil
 }
 
 // apply applies a queue command to the cursor's partition, filling in the
 // key, group and generation.
-func (c queueCursor) apply(ctx context.Context, b *Broker, cmd cluster.QueueCmd) error {
-	cmd.Key, cmd.Group, cmd.Gen = c.key, c.def.Name, c.q.Gen()
-	if _, err := c.dg.Group.Apply(ctx, cmd.Encode()); err != nil {
+func (c queueCursor) apply(ctx context.Context, b *Broker, cmd queue.Cmd) error {
+	cmd.TopicID, cmd.Partition, cmd.Group, cmd.Gen = c.key.TopicID, c.key.Partition, c.def.Name, c.q.Gen()
+	if _, err := c.dg.Group.Apply(ctx, cluster.QueueCmd(&cmd)); err != nil {
 		return b.queueErr(c.dg, fmt.Sprintf("%s/%d", c.def.Topic, c.key.Partition), err)
 	}
 	return nil
@@ -178,7 +179,7 @@ func (c queueCursor) apply(ctx context.Context, b *Broker, cmd cluster.QueueCmd)
 // initial·2^(deliveries-1), capped at the max, plus up to a fifth more at
 // random so that retries of a burst spread out. It is never shorter than
 // the nominal value.
-func backoff(s cluster.QueueSettings, deliveries int32) time.Duration {
+func backoff(s queue.Settings, deliveries int32) time.Duration {
 	d := s.BackoffMaxMs
 	if n := deliveries - 1; n >= 0 && n < 40 && s.BackoffInitialMs<<n < s.BackoffMaxMs {
 		d = s.BackoffInitialMs << n
@@ -186,7 +187,7 @@ func backoff(s cluster.QueueSettings, deliveries int32) time.Duration {
 	return time.Duration(d)*time.Millisecond + time.Duration(rand.Int64N(d/5+1))*time.Millisecond
 }
 
-func offsetsOf(s []cluster.Settling) []int64 {
+func offsetsOf(s []queue.Settling) []int64 {
 	out := make([]int64, len(s))
 	for i, r := range s {
 		out[i] = r.Offset

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/queue"
 )
 
 // A settle whose raft command fails (here its context ends before the
@@ -18,7 +18,7 @@ func TestQueueFailedSettleKeepsLease(t *testing.T) {
 	b := qn.b
 	mustTopic(t, b, "jobs", 1)
 	produceN(t, b, "jobs", 0, 1, 0, nil)
-	mustQueue(t, b, "jobs", "g", cluster.QueueSettings{AckTimeoutMs: 30_000})
+	mustQueue(t, b, "jobs", "g", queue.Settings{AckTimeoutMs: 30_000})
 	msgs := receive(t, b, "jobs", "g", "m1", 1, time.Second)
 	if len(msgs) != 1 {
 		t.Fatalf("received %d records, want 1", len(msgs))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stratalog/strata/api/record"
 	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/queue"
 )
 
 func TestQueueReceiveAck(t *testing.T) {
@@ -18,7 +19,7 @@ func TestQueueReceiveAck(t *testing.T) {
 	for p := int32(0); p < 3; p++ {
 		produceN(t, b, "jobs", p, 100, 0, nil)
 	}
-	mustQueue(t, b, "jobs", "workers", cluster.QueueSettings{})
+	mustQueue(t, b, "jobs", "workers", queue.Settings{})
 	seen := map[[2]int64]bool{}
 	for len(seen) < 300 {
 		msgs := receive(t, b, "jobs", "workers", "m1", 64, time.Second)
@@ -58,7 +59,7 @@ func TestQueueReceiveAck(t *testing.T) {
 		t.Fatalf("received %d records after a restart", len(msgs))
 	}
 	// A second group on the same topic gets every record (pub/sub).
-	mustQueue(t, qn.b, "jobs", "audit", cluster.QueueSettings{})
+	mustQueue(t, qn.b, "jobs", "audit", queue.Settings{})
 	got := 0
 	for got < 300 {
 		msgs := receive(t, qn.b, "jobs", "audit", "a1", 1000, time.Second)
@@ -74,7 +75,7 @@ func TestQueueLeaseExpiry(t *testing.T) {
 	b := qn.b
 	mustTopic(t, b, "jobs", 1)
 	produceN(t, b, "jobs", 0, 1, 0, nil)
-	mustQueue(t, b, "jobs", "g", cluster.QueueSettings{AckTimeoutMs: 200})
+	mustQueue(t, b, "jobs", "g", queue.Settings{AckTimeoutMs: 200})
 	m := receive(t, b, "jobs", "g", "m1", 1, 0)
 	if len(m) != 1 {
 		t.Fatalf("got %d records", len(m))
@@ -104,7 +105,7 @@ func TestQueueBackoffAndDelay(t *testing.T) {
 	qn := openQueueNode(t, t.TempDir(), nil)
 	b := qn.b
 	mustTopic(t, b, "jobs", 1)
-	mustQueue(t, b, "jobs", "g", cluster.QueueSettings{BackoffInitialMs: 300, BackoffMaxMs: 10000, MaxDeliveries: 10})
+	mustQueue(t, b, "jobs", "g", queue.Settings{BackoffInitialMs: 300, BackoffMaxMs: 10000, MaxDeliveries: 10})
 	produceN(t, b, "jobs", 0, 1, 0, nil)
 	// Backoff: 300 ms after the first delivery, 600 ms after the second.
 	m := receive(t, b, "jobs", "g", "m", 1, time.Second)
@@ -180,7 +181,7 @@ func TestQueueSkipsRecordsRetentionDeleted(t *testing.T) {
 	if _, err := b.CreateTopic(ctxT(t), "short", cluster.TopicConfig{Partitions: 1, RetentionBytes: 64 << 10}); err != nil {
 		t.Fatal(err)
 	}
-	mustQueue(t, b, "short", "g", cluster.QueueSettings{})
+	mustQueue(t, b, "short", "g", queue.Settings{})
 	produceN(t, b, "short", 0, 100, 0, nil)
 	m := receive(t, b, "short", "g", "m", 10, time.Second)
 	if len(m) != 10 {

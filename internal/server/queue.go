@@ -11,23 +11,23 @@ import (
 	"google.golang.org/grpc/status"
 
 	stratav1 "github.com/stratalog/strata/api/v1"
-	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/auth"
 	"github.com/stratalog/strata/internal/broker"
+	"github.com/stratalog/strata/internal/queue"
 )
 
 // The queue-group RPCs.
 
-func fromQueueSettings(s *stratav1.QueueSettings) cluster.QueueSettings {
+func fromQueueSettings(s *stratav1.QueueSettings) queue.Settings {
 	if s == nil {
-		return cluster.QueueSettings{}
+		return queue.Settings{}
 	}
-	return cluster.QueueSettings{AckTimeoutMs: s.AckTimeoutMs, MaxDeliveries: s.MaxDeliveries,
+	return queue.Settings{AckTimeoutMs: s.AckTimeoutMs, MaxDeliveries: s.MaxDeliveries,
 		BackoffInitialMs: s.BackoffInitialMs, BackoffMaxMs: s.BackoffMaxMs, MaxLeased: s.MaxLeasedPerPartition,
 		DeadLetterTopic: s.DeadLetterTopic, Ordering: s.Ordering}
 }
 
-func toQueueSettings(s cluster.QueueSettings) *stratav1.QueueSettings {
+func toQueueSettings(s queue.Settings) *stratav1.QueueSettings {
 	return &stratav1.QueueSettings{AckTimeoutMs: s.AckTimeoutMs, MaxDeliveries: s.MaxDeliveries,
 		BackoffInitialMs: s.BackoffInitialMs, BackoffMaxMs: s.BackoffMaxMs, MaxLeasedPerPartition: s.MaxLeased,
 		DeadLetterTopic: s.DeadLetterTopic, Ordering: s.Ordering}
