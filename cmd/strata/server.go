@@ -85,7 +85,6 @@ func registerServerFlags(fs *flag.FlagSet, cfg *agent.Config) *serverFlags {
 	maxStreams := fs.Uint("max-concurrent-streams", uint(cfg.MaxConcurrentStreams), "calls under way per connection (env STRATA_MAX_CONCURRENT_STREAMS)")
 	fs.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", cfg.HandshakeTimeout, "a connection that has not finished its TLS handshake and first request headers by then is closed (env STRATA_HANDSHAKE_TIMEOUT)")
 	fs.IntVar(&cfg.MaxClusterPartitions, "max-cluster-partitions", cfg.MaxClusterPartitions, "partitions of all topics together; 0: no cap (env STRATA_MAX_CLUSTER_PARTITIONS)")
-	fs.BoolVar(&cfg.UnsafeAckBeforeCommit, "unsafe-ack-before-commit", false, "TESTS ONLY: acknowledge writes before they are durable")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "BENCHMARKS AND DEBUGGING: serve net/http/pprof under /debug/pprof/ on --http-addr (env STRATA_PPROF)")
 	cpuProfile := fs.String("cpuprofile", "", "BENCHMARKS ONLY: write a CPU profile to this file until shutdown")
 	return &serverFlags{configFile: configFile, join: join, superUsers: superUsers, cpuProfile: cpuProfile, maxStreams: maxStreams}
@@ -163,7 +162,6 @@ func overlayUnset(set map[string]bool, cfg *agent.Config, file agent.Config) {
 		"log-level":                func() { cfg.LogLevel = keep.LogLevel },
 		"raft-heartbeat-timeout":   func() { cfg.RaftHeartbeatTimeout = keep.RaftHeartbeatTimeout },
 		"raft-trailing-logs":       func() { cfg.RaftTrailingLogs = keep.RaftTrailingLogs },
-		"unsafe-ack-before-commit": func() { cfg.UnsafeAckBeforeCommit = keep.UnsafeAckBeforeCommit },
 		"pprof":                    func() { cfg.Pprof = keep.Pprof },
 		"tls-cert":                 func() { cfg.TLSCert = keep.TLSCert },
 		"tls-key":                  func() { cfg.TLSKey = keep.TLSKey },

@@ -137,7 +137,6 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
 	bc := broker.DefaultConfig()
 	bc.RetentionInterval = cfg.RetentionCheckInterval
 	bc.Disk.MinFreeBytes = cfg.DiskMinFreeBytes()
-	bc.UnsafeAckBeforeCommit = cfg.UnsafeAckBeforeCommit
 	bc.MaxClusterPartitions = cfg.MaxClusterPartitions
 	bc.Logger = logger
 	if b, err = broker.New(bc, a.node); err != nil {
