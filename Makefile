@@ -74,6 +74,7 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 	cd internal/console/browsertest && $(GO) vet ./...
+	cd internal/benchcmp && $(GO) vet ./...
 
 # lint runs staticcheck (checks chosen in staticcheck.conf) on every package.
 lint: tools
@@ -81,10 +82,13 @@ lint: tools
 
 # test runs vet, the unit, model, crash and end-to-end tests with the race
 # detector, and every fuzz corpus under */testdata/fuzz as ordinary tests;
-# then the compose test (.ci/compose-test: a 3-node cluster of containers
-# with TLS and auth on; it skips when no Docker daemon answers).
+# then the tests of internal/benchcmp (a module of its own: the root's ./...
+# does not reach it), the console's browser tests (test-browser) and the
+# compose test (.ci/compose-test: a 3-node cluster of containers with TLS
+# and auth on; it skips when no Docker daemon answers).
 test: tools fmt-check proto-check vet lint
 	PATH="$(GOBIN):$$PATH" $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	cd internal/benchcmp && $(GO) test -race -count=1 ./...
 	$(MAKE) -s test-browser
 	./.ci/compose-test
 
@@ -114,17 +118,18 @@ bench-segment:
 bench: bench-segment
 
 # bench-compare runs Strata and NATS JetStream side by side on this machine
-# (internal/benchcmp): servers on 127.0.0.1 with data in a temporary
-# directory, BENCH_ROUNDS rounds, one table per workload (medians), and the
-# chart. It takes about 18 minutes; BENCH_ARGS passes more flags (run
-# `go run ./cmd/benchcmp -h`). Results: bench-compare.md, .svg and .json.
+# (internal/benchcmp, a module of its own, so the server's go.mod has no
+# NATS client): servers on 127.0.0.1 with data in a temporary directory,
+# BENCH_ROUNDS rounds, one table per workload (medians), and the chart. It
+# takes about 18 minutes; BENCH_ARGS passes more flags (run
+# `bin/benchcmp -h`). Results: bench-compare.md, .svg and .json.
 # Only the 3-node clusters (e), about 5 minutes:
 #   make bench-compare BENCH_ROUNDS=3 BENCH_ARGS="-only e"
 BENCH_ROUNDS  ?= 5
 BENCH_ARGS    ?=
 bench-compare: build
 	@$(MAKE) -s $(GOBIN)/.nats-server@$(NATS_SERVER)
-	$(GO) build -o bin/benchcmp ./cmd/benchcmp
+	cd internal/benchcmp && $(GO) build -o $(CURDIR)/bin/benchcmp ./cmd/benchcmp
 	./bin/benchcmp -strata $(BIN) -nats-server $(GOBIN)/nats-server -rounds $(BENCH_ROUNDS) \
 	  -svg bench-compare.svg -json bench-compare.json $(BENCH_ARGS) | tee bench-compare.md
 

@@ -27,7 +27,7 @@ func openTLSNode(t *testing.T, pki *testPKI, id, certID string, join []string, t
 	if tune != nil {
 		tune(&cfg)
 	}
-	n, err := OpenNode(cfg, nil)
+	n, err := OpenNode(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatalf("open node %s: %v", id, err)
 	}

@@ -66,7 +66,7 @@ func (c *testClusterNode) start() {
 	if c.clusterAddr != "" {
 		cfg.ClusterAddr, cfg.Gossip.BindAddr = c.clusterAddr, c.gossipAddr
 	}
-	n, err := OpenNode(cfg, nil)
+	n, err := OpenNode(context.Background(), cfg, nil)
 	if err != nil {
 		c.t.Fatalf("open node %s: %v", c.id, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/stratalog/strata/internal/fileutil"
 	"github.com/stratalog/strata/segment"
 )
 
@@ -153,7 +154,7 @@ func (f *DataFSM) installPartition(dir string, e manifestEntry, src *snapSource,
 			return nil, err
 		}
 	}
-	if err := syncDir(dir); err != nil {
+	if err := fileutil.SyncDir(dir); err != nil {
 		return nil, err
 	}
 	lg, err := segment.Open(dir, f.restoreSegmentConfig(e))

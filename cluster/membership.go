@@ -359,8 +359,9 @@ type Membership struct {
 // NewMembership starts serf on cfg.BindAddr and, if cfg.Join is not empty,
 // joins those members, trying cfg.JoinAttempts times with backoff. If none
 // answers it shuts serf down and returns an error that wraps ErrJoinFailed
-// and names the addresses.
-func NewMembership(cfg MembershipConfig) (*Membership, error) {
+// and names the addresses. Canceling ctx ends the wait between attempts:
+// serf is shut down and the error wraps ctx's.
+func NewMembership(ctx context.Context, cfg MembershipConfig) (*Membership, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -390,15 +391,16 @@ func NewMembership(cfg MembershipConfig) (*Membership, error) {
 	go m.pump(s.ShutdownCh())
 
 	if len(cfg.Join) > 0 {
-		if err := m.joinWithRetry(cfg.Join); err != nil {
+		if err := m.joinWithRetry(ctx, cfg.Join); err != nil {
 			return nil, errors.Join(err, m.Close())
 		}
 	}
 	return m, nil
 }
 
-// joinWithRetry joins addrs, retrying with backoff while nobody answers.
-func (m *Membership) joinWithRetry(addrs []string) error {
+// joinWithRetry joins addrs, retrying with backoff while nobody answers,
+// until ctx ends.
+func (m *Membership) joinWithRetry(ctx context.Context, addrs []string) error {
 	backoff := m.cfg.JoinBackoff
 	var err error
 	for attempt := 1; ; attempt++ {
@@ -414,7 +416,14 @@ func (m *Membership) joinWithRetry(addrs []string) error {
 			break
 		}
 		m.log.Warn("join failed, retrying", "addrs", addrs, "attempt", attempt, "backoff", backoff, "err", err)
-		time.Sleep(backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w: no member answered at %s in %d attempts: %w",
+				ErrJoinFailed, strings.Join(addrs, ", "), attempt, ctx.Err())
+		case <-t.C:
+		}
 		backoff = min(2*backoff, maxJoinBackoff)
 	}
 	return fmt.Errorf("%w: no member answered at %s after %d attempts: %w",

@@ -50,7 +50,7 @@ func cannotJoin(t *testing.T, ms []*Membership, id string, keys [][]byte) {
 	cfg.Keys = keys
 	cfg.Join = []string{ms[0].LocalMember().Addr}
 	start := time.Now()
-	m, err := NewMembership(cfg)
+	m, err := NewMembership(context.Background(), cfg)
 	if err == nil {
 		m.Close()
 		t.Fatalf("member %s with keys %s joined", id, keyNames(keys))
@@ -201,7 +201,7 @@ func TestMembershipKeyringFileSurvivesRestart(t *testing.T) {
 	if err := os.WriteFile(bad.KeyringFile, []byte("not json"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if m, err := NewMembership(bad); err == nil {
+	if m, err := NewMembership(context.Background(), bad); err == nil {
 		m.Close()
 		t.Fatal("started with a corrupt keyring file")
 	}

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"log/slog"
 	"maps"
@@ -44,7 +45,7 @@ func membTestTags(id string) map[string]string {
 // startMember starts a member that the test closes.
 func startMember(t *testing.T, cfg MembershipConfig) *Membership {
 	t.Helper()
-	m, err := NewMembership(cfg)
+	m, err := NewMembership(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("start member %s: %v", cfg.NodeID, err)
 	}
@@ -279,7 +280,7 @@ func TestMembershipJoinUnreachable(t *testing.T) {
 	cfg.Join = []string{dead}
 	cfg.JoinAttempts = 3
 	start := time.Now()
-	m, err := NewMembership(cfg)
+	m, err := NewMembership(context.Background(), cfg)
 	if err == nil {
 		m.Close()
 		t.Fatal("NewMembership joined a dead address")
@@ -336,7 +337,7 @@ func TestMembershipCloseIdempotentNoLeak(t *testing.T) {
 	cfg := membTestConfig("c")
 	cfg.Join = []string{deadAddr(t)}
 	cfg.JoinAttempts = 1
-	if _, err := NewMembership(cfg); err == nil {
+	if _, err := NewMembership(context.Background(), cfg); err == nil {
 		t.Fatal("joined a dead address")
 	}
 	membWaitGoroutines(t, baseline)
@@ -431,7 +432,7 @@ func TestMembershipConfigValidate(t *testing.T) {
 				t.Fatalf("Validate = %v, want ErrInvalidConfig", err)
 			}
 			if !tt.ok {
-				if _, err := NewMembership(cfg); !errors.Is(err, ErrInvalidConfig) {
+				if _, err := NewMembership(context.Background(), cfg); !errors.Is(err, ErrInvalidConfig) {
 					t.Fatalf("NewMembership = %v, want ErrInvalidConfig", err)
 				}
 			}

@@ -144,8 +144,10 @@ type Node struct {
 // OpenNode opens (or creates) the node's metadata group and the data groups
 // it has on disk, and starts gossip. A node without Join and without state
 // bootstraps the metadata group as its single voter. onMetaChange is called
-// after each metadata change and each newly opened data group.
-func OpenNode(cfg NodeConfig, onMetaChange func()) (*Node, error) {
+// after each metadata change and each newly opened data group. Canceling
+// ctx aborts a slow open (many data groups to recover, a join that waits
+// for its members) with an error that wraps ctx's.
+func OpenNode(ctx context.Context, cfg NodeConfig, onMetaChange func()) (*Node, error) {
 	if cfg.ID == "" || cfg.Dir == "" || cfg.ClusterAddr == "" || cfg.Segment == nil {
 		return nil, errors.New("cluster: node needs an id, a directory, a cluster address and a segment config")
 	}
@@ -201,11 +203,11 @@ func OpenNode(cfg NodeConfig, onMetaChange func()) (*Node, error) {
 			return nil, errors.Join(err, n.Close())
 		}
 	}
-	if err := n.openExistingDataGroups(); err != nil {
+	if err := n.openExistingDataGroups(ctx); err != nil {
 		return nil, errors.Join(err, n.Close())
 	}
 	if cfg.Gossip.BindAddr != "" {
-		if n.members, err = NewMembership(n.gossipConfig(lg)); err != nil {
+		if n.members, err = NewMembership(ctx, n.gossipConfig(lg)); err != nil {
 			return nil, errors.Join(err, n.Close())
 		}
 	}
@@ -266,8 +268,9 @@ func (n *Node) openGroup(name string, fsm raft.FSM) (*Group, error) {
 func groupName(id uint32) string { return fmt.Sprintf("data-%d", id) }
 
 // openExistingDataGroups opens every data group that has a directory: the
-// node was a voter of it when it stopped.
-func (n *Node) openExistingDataGroups() error {
+// node was a voter of it when it stopped. Each can take a while (its
+// partitions are recovered), so ctx is checked before each.
+func (n *Node) openExistingDataGroups(ctx context.Context) error {
 	ents, err := os.ReadDir(n.cfg.Dir)
 	if err != nil {
 		return fmt.Errorf("cluster: node dir: %w", err)
@@ -280,6 +283,9 @@ func (n *Node) openExistingDataGroups() error {
 		id, err := strconv.ParseUint(rest, 10, 32)
 		if err != nil {
 			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("cluster: open data groups: %w", err)
 		}
 		if _, err := n.openDataGroup(uint32(id)); err != nil {
 			return err

@@ -80,7 +80,7 @@ func openPlainNode(t *testing.T, id string, join []string, tune func(*NodeConfig
 	if tune != nil {
 		tune(&cfg)
 	}
-	n, err := OpenNode(cfg, nil)
+	n, err := OpenNode(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatalf("open node %s: %v", id, err)
 	}

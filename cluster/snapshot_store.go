@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/stratalog/strata/internal/fileutil"
 )
 
 // A data group's snapshot is a manifest (the small state: partitions, high
@@ -440,19 +442,10 @@ func syncTree(dir string) error {
 	}
 	for _, e := range ents {
 		if e.IsDir() {
-			if err := syncDir(filepath.Join(dir, e.Name())); err != nil {
+			if err := fileutil.SyncDir(filepath.Join(dir, e.Name())); err != nil {
 				return err
 			}
 		}
 	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	return errors.Join(err, f.Close())
+	return fileutil.SyncDir(dir)
 }

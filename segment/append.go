@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/stratalog/strata/internal/fileutil"
 )
 
 // syncRound is one group commit: the appenders whose batches the next fsync
@@ -242,7 +244,7 @@ func (l *Log) syncRoundLocked() error {
 	l.mu.Unlock()
 
 	for i := 0; err == nil && i < len(snaps); i++ {
-		err = fdatasync(snaps[i].s.log)
+		err = fileutil.Fdatasync(snaps[i].s.log)
 	}
 	if len(snaps) > 0 {
 		l.fsyncs.Add(1)

@@ -129,12 +129,3 @@ func lockDir(dir string) (*os.File, error) {
 	}
 	return d, nil
 }
-
-// syncDir fsyncs the directory at path.
-func syncDir(path string) error {
-	d, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	return errors.Join(d.Sync(), d.Close())
-}

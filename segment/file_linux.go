@@ -8,19 +8,6 @@ import (
 	"syscall"
 )
 
-// fdatasync flushes the data of f and the metadata needed to read it back.
-func fdatasync(f *os.File) error {
-	for {
-		err := syscall.Fdatasync(int(f.Fd()))
-		if !errors.Is(err, syscall.EINTR) {
-			if err != nil {
-				return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
-			}
-			return nil
-		}
-	}
-}
-
 // preallocate makes f at least size bytes long with allocated blocks, falling
 // back to a sparse extension where fallocate is not supported.
 func preallocate(f *os.File, size int64) error {

@@ -4,9 +4,6 @@ package segment
 
 import "os"
 
-// fdatasync flushes f; where fdatasync(2) is missing it is a full fsync.
-func fdatasync(f *os.File) error { return f.Sync() }
-
 // preallocate makes f at least size bytes long (sparse where fallocate(2) is
 // missing).
 func preallocate(f *os.File, size int64) error {

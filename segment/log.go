@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/stratalog/strata/internal/fileutil"
 )
 
 // Log is the on-disk log of one partition: an ordered list of segments, the
@@ -128,7 +130,7 @@ func makeDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(filepath.Clean(dir)))
+	return fileutil.SyncDir(filepath.Dir(filepath.Clean(dir)))
 }
 
 // load opens every segment of the directory.

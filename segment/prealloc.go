@@ -2,6 +2,8 @@ package segment
 
 import (
 	"fmt"
+
+	"github.com/stratalog/strata/internal/fileutil"
 )
 
 // Under FsyncAlways the active .log is kept zero-filled ahead of the write
@@ -65,7 +67,7 @@ func (l *Log) fillOnce() {
 
 	err := zeroFill(s, from, to)
 	if err == nil {
-		err = fdatasync(s.log)
+		err = fileutil.Fdatasync(s.log)
 	}
 
 	l.mu.Lock()

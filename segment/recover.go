@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"os"
 	"time"
+
+	"github.com/stratalog/strata/internal/fileutil"
 )
 
 const (
@@ -214,7 +216,7 @@ func (o *opener) openActive(base int64) (s *segment, err error) {
 	if !clean {
 		// What a killed process wrote may be only in the page cache; it
 		// becomes readable now, so it must be durable first.
-		if err := fdatasync(s.log); err != nil {
+		if err := fileutil.Fdatasync(s.log); err != nil {
 			return s, err
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/stratalog/strata/internal/fileutil"
 )
 
 // segment is one .log file and its two indexes.
@@ -139,7 +141,7 @@ func (s *segment) seal() error {
 	if cut, err := s.cutToSize(); err != nil {
 		return err
 	} else if !cut {
-		if err := fdatasync(s.log); err != nil {
+		if err := fileutil.Fdatasync(s.log); err != nil {
 			return err
 		}
 	}

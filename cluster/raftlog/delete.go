@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/stratalog/strata/internal/fileutil"
 )
 
 // DeleteRange implements raft.LogStore: it deletes the entries min to max
@@ -132,7 +134,7 @@ func (s *Store) cutSegment(seg *segment, pos int64) error {
 		}
 		return err
 	}
-	return fdatasync(seg.f)
+	return fileutil.Fdatasync(seg.f)
 }
 
 // removeSegments closes and removes the files of segs, in order, and

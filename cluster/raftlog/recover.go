@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/stratalog/strata/internal/fileutil"
 )
 
 // File names in a store directory.
@@ -153,7 +155,7 @@ func (s *Store) writeHead(first uint64) error {
 	}
 	_, err = f.Write(b)
 	if err == nil && !s.cfg.NoSync {
-		err = fdatasync(f)
+		err = fileutil.Fdatasync(f)
 	}
 	err = errors.Join(err, f.Close())
 	if err == nil {
@@ -235,7 +237,7 @@ func (s *Store) openSegment(seg *segment, tail bool) error {
 	// What a killed process wrote may still be only in the page cache; the
 	// next StoreLogs marks its first entry as written after everything
 	// before it was durable, so make that true now.
-	return fdatasync(seg.f)
+	return fileutil.Fdatasync(seg.f)
 }
 
 // checkTornHeader fails with a *CorruptError when the last segment, whose

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+
+	"github.com/stratalog/strata/internal/fileutil"
 )
 
 // spareSyncBytes is how much zero fill (where fallocate is unsupported) is
@@ -111,7 +113,7 @@ func (p *spare) prepare() (*os.File, error) {
 	}
 	err = fallocate(f, p.size)
 	if err == nil {
-		if err = fdatasync(f); err != nil {
+		if err = fileutil.Fdatasync(f); err != nil {
 			_ = f.Close()
 			return nil, err
 		}
@@ -135,7 +137,7 @@ func (p *spare) prepare() (*os.File, error) {
 		}
 		pos += n
 		if pos%spareSyncBytes == 0 || pos == p.size {
-			if err = fdatasync(f); err != nil {
+			if err = fileutil.Fdatasync(f); err != nil {
 				break
 			}
 		}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/stratalog/strata/internal/fileutil"
 )
 
 // flushBytes is how much encoded data StoreLogs buffers before it writes.
@@ -157,7 +159,7 @@ func (s *Store) flush(p *pending, buf *[]byte, sync bool) error {
 		*buf = (*buf)[:0]
 	}
 	if sync && p.written && !s.cfg.NoSync {
-		if err := fdatasync(p.seg.f); err != nil {
+		if err := fileutil.Fdatasync(p.seg.f); err != nil {
 			return err
 		}
 		p.written = false

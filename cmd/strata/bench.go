@@ -74,27 +74,19 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 	return set
 }
 
+// benchCommands are the workloads of `strata bench`.
+var benchCommands = withHelp(map[string]command{
+	"produce": runBenchProduce,
+	"consume": runBenchConsume,
+	"e2e":     runBenchE2E,
+	"queue":   runBenchQueue,
+}, benchUsage)
+
 // runBench dispatches `strata bench WORKLOAD`.
 func runBench(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(os.Stderr, benchUsage)
-		return exitError{2}
-	}
-	switch args[0] {
-	case "produce":
-		return runBenchProduce(ctx, args[1:])
-	case "consume":
-		return runBenchConsume(ctx, args[1:])
-	case "e2e":
-		return runBenchE2E(ctx, args[1:])
-	case "queue":
-		return runBenchQueue(ctx, args[1:])
-	case "-h", "--help", "help":
-		fmt.Print(benchUsage)
-		return nil
-	}
-	fmt.Fprintf(os.Stderr, "strata bench: unknown workload %q\n\n%s", args[0], benchUsage)
-	return exitError{2}
+	return dispatch(ctx, args, benchCommands, benchUsage, func(w string) string {
+		return fmt.Sprintf("strata bench: unknown workload %q\n\n%s", w, benchUsage)
+	})
 }
 
 // parseBench parses a workload's flags and checks the common ones.

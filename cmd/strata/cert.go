@@ -37,27 +37,16 @@ kept unless --force is given.`
 // clientNameRE is what a client name may be: it names the files too.
 var clientNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]*$`)
 
-func runCert(_ context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, certUsage)
-		return exitError{2}
-	}
-	switch sub, rest := args[0], args[1:]; sub {
-	case "create-ca":
-		return certCreateCA(rest, os.Stdout)
-	case "create-node":
-		return certCreateNode(rest, os.Stdout)
-	case "create-client":
-		return certCreateClient(rest, os.Stdout)
-	case "bootstrap":
-		return certBootstrap(rest, os.Stdout)
-	case "-h", "--help", "help":
-		fmt.Println(certUsage)
-		return nil
-	default:
-		fmt.Fprintf(os.Stderr, "strata cert: unknown subcommand %q (create-ca, create-node, create-client)\n", sub)
-		return exitError{2}
-	}
+// certCommands are the subcommands of `strata cert`.
+var certCommands = withHelp(map[string]command{
+	"create-ca":     func(_ context.Context, args []string) error { return certCreateCA(args, os.Stdout) },
+	"create-node":   func(_ context.Context, args []string) error { return certCreateNode(args, os.Stdout) },
+	"create-client": func(_ context.Context, args []string) error { return certCreateClient(args, os.Stdout) },
+	"bootstrap":     func(_ context.Context, args []string) error { return certBootstrap(args, os.Stdout) },
+}, certUsage+"\n")
+
+func runCert(ctx context.Context, args []string) error {
+	return dispatch(ctx, args, certCommands, certUsage+"\n", unknownSub("cert", "create-ca, create-node, create-client"))
 }
 
 // certFlags are the flags the cert subcommands share.

@@ -13,26 +13,25 @@ import (
 	stratav1 "github.com/stratalog/strata/api/v1"
 )
 
+// clusterCommands are the subcommands of `strata cluster`.
+var clusterCommands = map[string]command{
+	"status":      clusterStatusCmd,
+	"remove-node": clusterRemoveNode,
+	"gossip-key":  clusterGossipKey,
+}
+
 func runCluster(ctx context.Context, args []string) error {
-	sub, args, fs, cf, err := subcommand("cluster", "usage: strata cluster status|remove-node ID|gossip-key generate|list|install|use|remove [KEY]", args)
-	if err != nil {
-		return err
-	}
+	return dispatch(ctx, args, clusterCommands,
+		"usage: strata cluster status|remove-node ID|gossip-key generate|list|install|use|remove [KEY]\n",
+		unknownSub("cluster", "status, remove-node, gossip-key"))
+}
+
+func clusterStatusCmd(ctx context.Context, args []string) error {
+	fs, cf := clientFlagSet("cluster status")
 	if err := parseFlags(fs, interleave(fs, args)); err != nil {
 		return err
 	}
-	if sub == "gossip-key" && fs.Arg(0) == "generate" {
-		return gossipKeyGenerate()
-	}
-	cl, closeFn, err := cf.dialAdmin(ctx)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	rctx, cancel := context.WithTimeout(ctx, cf.timeout)
-	defer cancel()
-	switch sub {
-	case "status":
+	return adminCall(ctx, cf, func(rctx context.Context, cl stratav1.StrataClient) error {
 		st, err := cl.ClusterStatus(rctx, &stratav1.ClusterStatusRequest{})
 		if err != nil {
 			return rpcErr(err)
@@ -40,40 +39,45 @@ func runCluster(ctx context.Context, args []string) error {
 		if cf.output == "json" {
 			return printJSON(statusJSONOf(st))
 		}
-		fmt.Printf("metadata leader %s (answered by %s)\n\n", st.MetadataLeader, st.AnsweredBy)
-		tw := newTable()
-		fmt.Fprintln(tw, "NODE\tSTATE\tMETADATA\tLED\tFOLLOWED\tGRPC\tCLUSTER")
-		for _, n := range st.Nodes {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", n.Id, n.State, n.MetaRole, n.PartitionsLed,
-				n.PartitionsFollowed, n.GrpcAddr, n.ClusterAddr)
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-		fmt.Println()
-		tw = newTable()
-		fmt.Fprintln(tw, "GROUP\tLEADER\tPREFERRED\tVOTERS\tPARTITIONS\tLAGGING")
-		for _, g := range st.Groups {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\n", g.Id, g.Leader, g.Preferred, strings.Join(g.Voters, ","),
-				g.Partitions, strings.Join(g.Lagging, ","))
-		}
-		return tw.Flush()
-	case "remove-node":
-		id := fs.Arg(0)
-		if id == "" {
-			fmt.Fprintln(os.Stderr, "usage: strata cluster remove-node ID")
-			return exitError{2}
-		}
+		return printStatus(st)
+	})
+}
+
+// printStatus prints the nodes and the raft groups of a cluster status.
+func printStatus(st *stratav1.ClusterStatusResponse) error {
+	fmt.Printf("metadata leader %s (answered by %s)\n\n", st.MetadataLeader, st.AnsweredBy)
+	tw := newTable()
+	fmt.Fprintln(tw, "NODE\tSTATE\tMETADATA\tLED\tFOLLOWED\tGRPC\tCLUSTER")
+	for _, n := range st.Nodes {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", n.Id, n.State, n.MetaRole, n.PartitionsLed,
+			n.PartitionsFollowed, n.GrpcAddr, n.ClusterAddr)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Println()
+	tw = newTable()
+	fmt.Fprintln(tw, "GROUP\tLEADER\tPREFERRED\tVOTERS\tPARTITIONS\tLAGGING")
+	for _, g := range st.Groups {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\n", g.Id, g.Leader, g.Preferred, strings.Join(g.Voters, ","),
+			g.Partitions, strings.Join(g.Lagging, ","))
+	}
+	return tw.Flush()
+}
+
+func clusterRemoveNode(ctx context.Context, args []string) error {
+	fs, cf := clientFlagSet("cluster remove-node")
+	id, err := parseName(fs, args, "usage: strata cluster remove-node ID")
+	if err != nil {
+		return err
+	}
+	return adminCall(ctx, cf, func(rctx context.Context, cl stratav1.StrataClient) error {
 		if _, err := cl.RemoveNode(rctx, &stratav1.RemoveNodeRequest{Id: id}); err != nil {
 			return rpcErr(err)
 		}
 		fmt.Printf("removed node %s; its replicas are being re-placed\n", id)
 		return nil
-	case "gossip-key":
-		return gossipKey(rctx, cl, cf, fs.Arg(0), fs.Arg(1))
-	}
-	fmt.Fprintf(os.Stderr, "strata cluster: unknown subcommand %q (status, remove-node, gossip-key)\n", sub)
-	return exitError{2}
+	})
 }
 
 func statusJSONOf(st *stratav1.ClusterStatusResponse) map[string]any {
@@ -112,10 +116,18 @@ func gossipKeyGenerate() error {
 	return nil
 }
 
-// gossipKey rotates the gossip encryption key on every member: install the
-// new key, use it (make it primary), then remove the old one.
-func gossipKey(ctx context.Context, cl stratav1.StrataClient, cf *clientFlags, action, key string) error {
+// clusterGossipKey rotates the gossip encryption key on every member:
+// install the new key, use it (make it primary), then remove the old one.
+// generate only prints a new key.
+func clusterGossipKey(ctx context.Context, args []string) error {
+	fs, cf := clientFlagSet("cluster gossip-key")
+	if err := parseFlags(fs, interleave(fs, args)); err != nil {
+		return err
+	}
+	action, key := fs.Arg(0), fs.Arg(1)
 	switch action {
+	case "generate":
+		return gossipKeyGenerate()
 	case "list":
 	case "install", "use", "remove":
 		if key == "" {
@@ -126,13 +138,20 @@ func gossipKey(ctx context.Context, cl stratav1.StrataClient, cf *clientFlags, a
 		fmt.Fprintln(os.Stderr, gossipKeyUsage)
 		return exitError{2}
 	}
-	resp, err := cl.GossipKey(ctx, &stratav1.GossipKeyRequest{Action: action, Key: key})
-	if err != nil {
-		return rpcErr(err)
-	}
-	if cf.output == "json" {
-		return printJSON(resp)
-	}
+	return adminCall(ctx, cf, func(rctx context.Context, cl stratav1.StrataClient) error {
+		resp, err := cl.GossipKey(rctx, &stratav1.GossipKeyRequest{Action: action, Key: key})
+		if err != nil {
+			return rpcErr(err)
+		}
+		if cf.output == "json" {
+			return printJSON(resp)
+		}
+		return printGossipKeys(action, resp)
+	})
+}
+
+// printGossipKeys prints what a gossip-key action did on the members.
+func printGossipKeys(action string, resp *stratav1.GossipKeyResponse) error {
 	fmt.Printf("%s: %d members, %d failed\n", action, resp.Members, resp.Failed)
 	for _, n := range slices.Sorted(maps.Keys(resp.Errors)) {
 		fmt.Printf("  %s: %s\n", n, resp.Errors[n])

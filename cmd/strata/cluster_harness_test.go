@@ -51,6 +51,12 @@ func startCluster(t testing.TB, n int, extra ...string) []*clusterNode {
 // nodes; "{id}" in extra becomes each node's id.
 func startClusterEnv(t testing.TB, n int, env []string, extra ...string) []*clusterNode {
 	t.Helper()
+	return startClusterSpec(t, n, serverSpec{}, env, extra...)
+}
+
+// startClusterSpec is startClusterEnv with the servers that spec says.
+func startClusterSpec(t testing.TB, n int, spec serverSpec, env []string, extra ...string) []*clusterNode {
+	t.Helper()
 	var nodes []*clusterNode
 	var seed string
 	for i := range n {
@@ -69,7 +75,7 @@ func startClusterEnv(t testing.TB, n int, env []string, extra ...string) []*clus
 			for _, a := range extra {
 				args = append(args, strings.ReplaceAll(a, "{id}", id))
 			}
-			nd := &node{t: t, dataDir: t.TempDir(), args: args, env: env}
+			nd := &node{t: t, dataDir: t.TempDir(), args: args, env: env, server: spec}
 			err := nd.tryStart()
 			if err != nil && attempt < 3 && strings.Contains(err.Error(), "address already in use") {
 				t.Logf("%s: port taken, picking others", id)

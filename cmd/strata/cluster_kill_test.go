@@ -321,12 +321,13 @@ func TestE2EClusterPausedLeader(t *testing.T) {
 // runFaults runs the workload on a 3-node cluster and applies fault to the
 // leader of partition 0 rounds times, then checks the guarantees.
 func runFaults(t *testing.T, topic string, rounds int, maxGapWant time.Duration, fault func(*clusterNode)) {
-	var extra []string
+	var spec serverSpec
 	if os.Getenv("STRATA_UNSAFE_ACK") != "" {
-		// Shows the checker failing without the protection.
-		extra = append(extra, "--unsafe-ack-before-commit")
+		// Shows the checker failing without the protection: servers
+		// built with the ack-before-commit failpoint.
+		spec = withFailpoint(t, "ack-before-commit")
 	}
-	nodes := startCluster(t, 3, extra...)
+	nodes := startClusterSpec(t, 3, spec, nil)
 	const partitions = 3
 	w := startWorkload(t, nodes, topic, partitions)
 	var maxGap time.Duration

@@ -180,18 +180,80 @@ func followLeader(dialOpts []grpc.DialOption) grpc.UnaryClientInterceptor {
 	}
 }
 
-// subcommand splits `strata CMD SUB args...` into SUB and its arguments,
-// and returns a flag set for it with the client flags registered. Without
-// a SUB it prints usage and returns exit code 2.
-func subcommand(cmd, usage string, args []string) (string, []string, *flag.FlagSet, *clientFlags, error) {
+// command runs a command or subcommand with the arguments that follow its
+// name.
+type command func(ctx context.Context, args []string) error
+
+// dispatch runs the command of cmds that args[0] names with the rest of
+// args. Without a name it prints usage to standard error, and for a name
+// cmds lacks the message unknown returns; both end with exit code 2.
+func dispatch(ctx context.Context, args []string, cmds map[string]command, usage string, unknown func(name string) string) error {
 	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, usage)
-		return "", nil, nil, nil, exitError{2}
+		fmt.Fprint(os.Stderr, usage)
+		return exitError{2}
 	}
+	run, ok := cmds[args[0]]
+	if !ok {
+		fmt.Fprint(os.Stderr, unknown(args[0]))
+		return exitError{2}
+	}
+	return run(ctx, args[1:])
+}
+
+// unknownSub is the message for an unknown subcommand of `strata cmd`,
+// listing the known ones.
+func unknownSub(cmd, known string) func(string) string {
+	return func(sub string) string {
+		return fmt.Sprintf("strata %s: unknown subcommand %q (%s)\n", cmd, sub, known)
+	}
+}
+
+// withHelp adds -h, --help and help to cmds: they print text to standard
+// output.
+func withHelp(cmds map[string]command, text string) map[string]command {
+	help := func(context.Context, []string) error {
+		fmt.Print(text)
+		return nil
+	}
+	for _, h := range []string{"-h", "--help", "help"} {
+		cmds[h] = help
+	}
+	return cmds
+}
+
+// clientFlagSet returns the flag set of `strata name` with the client
+// flags, --output included, registered.
+func clientFlagSet(name string) (*flag.FlagSet, *clientFlags) {
 	cf := &clientFlags{}
-	fs := flag.NewFlagSet("strata "+cmd+" "+args[0], flag.ContinueOnError)
+	fs := flag.NewFlagSet("strata "+name, flag.ContinueOnError)
 	cf.register(fs, true)
-	return args[0], args[1:], fs, cf, nil
+	return fs, cf
+}
+
+// parseName parses the flags and returns the first positional argument;
+// without one it prints usage and returns exit code 2.
+func parseName(fs *flag.FlagSet, args []string, usage string) (string, error) {
+	if err := parseFlags(fs, interleave(fs, args)); err != nil {
+		return "", err
+	}
+	if fs.Arg(0) == "" {
+		fmt.Fprintln(os.Stderr, usage)
+		return "", exitError{2}
+	}
+	return fs.Arg(0), nil
+}
+
+// adminCall dials an admin connection and runs fn with the request
+// timeout.
+func adminCall(ctx context.Context, cf *clientFlags, fn func(context.Context, stratav1.StrataClient) error) error {
+	cl, closeFn, err := cf.dialAdmin(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	rctx, cancel := context.WithTimeout(ctx, cf.timeout)
+	defer cancel()
+	return fn(rctx, cl)
 }
 
 // rpcErr makes a gRPC error readable: its code and message.

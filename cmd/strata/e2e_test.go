@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -160,15 +161,18 @@ func TestE2EGroupResumeAndReplay(t *testing.T) {
 }
 
 // Test 3: kill -9 right after `strata produce` returned: every
-// acknowledged record is there after the restart.
+// acknowledged record is there after the restart. The server runs with
+// STRATA_FAILPOINTS=ack-before-commit in its environment: a binary built
+// without the failpoints tag ignores it (and says nothing about it).
 func TestE2EKill9AfterAck(t *testing.T) {
-	kill9AfterAck(t)
+	kill9AfterAck(t, serverSpec{env: []string{"STRATA_FAILPOINTS=ack-before-commit"}}, false)
 }
 
 // TestE2EKill9AfterAckUnsafe runs test 3 against a server that
-// acknowledges before the raft commit and fsync
-// (--unsafe-ack-before-commit), to show that the test catches the loss:
-// it is expected to FAIL. It runs only with STRATA_SHOW_UNSAFE=1:
+// acknowledges before the raft commit and fsync (strata built with
+// -tags failpoints, STRATA_FAILPOINTS=ack-before-commit), to show that the
+// test catches the loss: it is expected to FAIL. It runs only with
+// STRATA_SHOW_UNSAFE=1:
 //
 //	STRATA_SHOW_UNSAFE=1 go test -run Kill9AfterAckUnsafe -v ./cmd/strata
 //
@@ -179,11 +183,37 @@ func TestE2EKill9AfterAckUnsafe(t *testing.T) {
 	if os.Getenv("STRATA_SHOW_UNSAFE") != "1" {
 		t.Skip("demonstration of a failing guarantee; set STRATA_SHOW_UNSAFE=1")
 	}
-	kill9AfterAck(t, "--unsafe-ack-before-commit")
+	kill9AfterAck(t, withFailpoint(t, "ack-before-commit"), true)
 }
 
-func kill9AfterAck(t *testing.T, serverArgs ...string) {
-	n := startNode(t, "", serverArgs...)
+// TestServerNoUnsafeAck: no flag of `strata server` acknowledges before
+// commit, and the strata binary holds no failpoint code at all (the
+// failpoints are compiled only into a build with -tags failpoints).
+func TestServerNoUnsafeAck(t *testing.T) {
+	out, err := exec.Command(strataBin, "server", "--data-dir", t.TempDir(), "--unsafe-ack-before-commit").CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "flag provided but not defined: -unsafe-ack-before-commit") {
+		t.Fatalf("strata server --unsafe-ack-before-commit: %v\n%s", err, out)
+	}
+	syms, err := exec.Command("go", "tool", "nm", strataBin).Output()
+	if err != nil {
+		t.Fatalf("go tool nm: %v", err)
+	}
+	for _, sym := range []string{"internal/broker.applyLate", "internal/broker.failpointsFromEnv"} {
+		if strings.Contains(string(syms), sym) {
+			t.Errorf("the strata binary links failpoint code: %s", sym)
+		}
+	}
+}
+
+// kill9AfterAck is test 3 on the server spec says; failpoint says whether
+// that server must announce the ack-before-commit failpoint (a failpoints
+// build) or must not (any other).
+func kill9AfterAck(t *testing.T, spec serverSpec, failpoint bool) {
+	n := startNodeSpec(t, spec, "")
+	if on := strings.Contains(n.log.String(), "failpoint ack-before-commit is on"); on != failpoint {
+		t.Fatalf("failpoint ack-before-commit on: %v, want %v; server log:\n%s", on, failpoint, n.log.String())
+	}
 	n.mustCLI(nil, "topic", "create", "durable", "--partitions", "2")
 	const total = 20000
 	n.mustCLI(strings.NewReader(keyedLines(total, 50, "d")), "produce", "durable", "--key-separator", ":")

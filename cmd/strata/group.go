@@ -9,34 +9,24 @@ import (
 	stratav1 "github.com/stratalog/strata/api/v1"
 )
 
+// groupCommands are the subcommands of `strata group`.
+var groupCommands = map[string]command{
+	"list":     groupList,
+	"describe": groupDescribe,
+	"reset":    groupReset,
+}
+
 func runGroup(ctx context.Context, args []string) error {
-	sub, args, fs, cf, err := subcommand("group", "usage: strata group list|describe|reset ...", args)
-	if err != nil {
-		return err
-	}
-	var topic, toTime string
-	var toEarliest, toLatest bool
-	var toOffset int64
-	if sub == "reset" {
-		fs.StringVar(&topic, "topic", "", "topic whose offsets to reset (required)")
-		fs.BoolVar(&toEarliest, "to-earliest", false, "reset to the first retained offset")
-		fs.BoolVar(&toLatest, "to-latest", false, "reset to the end of the log")
-		fs.Int64Var(&toOffset, "to-offset", -1, "reset to this offset")
-		fs.StringVar(&toTime, "to-time", "", "reset to the first record at or after this RFC3339 time")
-	}
+	return dispatch(ctx, args, groupCommands, "usage: strata group list|describe|reset ...\n",
+		unknownSub("group", "list, describe, reset"))
+}
+
+func groupList(ctx context.Context, args []string) error {
+	fs, cf := clientFlagSet("group list")
 	if err := parseFlags(fs, interleave(fs, args)); err != nil {
 		return err
 	}
-	cl, closeFn, err := cf.dialAdmin(ctx)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	rctx, cancel := context.WithTimeout(ctx, cf.timeout)
-	defer cancel()
-	name := fs.Arg(0)
-	switch sub {
-	case "list":
+	return adminCall(ctx, cf, func(rctx context.Context, cl stratav1.StrataClient) error {
 		resp, err := cl.ListGroups(rctx, &stratav1.ListGroupsRequest{})
 		if err != nil {
 			return rpcErr(err)
@@ -54,11 +44,16 @@ func runGroup(ctx context.Context, args []string) error {
 			fmt.Fprintf(tw, "%s\t%s\t%d\n", g.Group, g.State, g.Members)
 		}
 		return tw.Flush()
-	case "describe":
-		if name == "" {
-			fmt.Fprintln(os.Stderr, "usage: strata group describe GROUP")
-			return exitError{2}
-		}
+	})
+}
+
+func groupDescribe(ctx context.Context, args []string) error {
+	fs, cf := clientFlagSet("group describe")
+	name, err := parseName(fs, args, "usage: strata group describe GROUP")
+	if err != nil {
+		return err
+	}
+	return adminCall(ctx, cf, func(rctx context.Context, cl stratav1.StrataClient) error {
 		resp, err := cl.DescribeGroup(rctx, &stratav1.DescribeGroupRequest{Group: name})
 		if err != nil {
 			return rpcErr(err)
@@ -78,52 +73,71 @@ func runGroup(ctx context.Context, args []string) error {
 				(time.Duration(p.LagSeconds * float64(time.Second))).Round(time.Millisecond), p.MemberId)
 		}
 		return tw.Flush()
-	case "reset":
-		if name == "" || topic == "" {
-			fmt.Fprintln(os.Stderr, "usage: strata group reset GROUP --topic TOPIC (--to-earliest | --to-latest | --to-offset N | --to-time RFC3339)")
-			return exitError{2}
+	})
+}
+
+const groupResetUsage = "usage: strata group reset GROUP --topic TOPIC (--to-earliest | --to-latest | --to-offset N | --to-time RFC3339)"
+
+func groupReset(ctx context.Context, args []string) error {
+	fs, cf := clientFlagSet("group reset")
+	topic := fs.String("topic", "", "topic whose offsets to reset (required)")
+	toEarliest := fs.Bool("to-earliest", false, "reset to the first retained offset")
+	toLatest := fs.Bool("to-latest", false, "reset to the end of the log")
+	toOffset := fs.Int64("to-offset", -1, "reset to this offset")
+	toTime := fs.String("to-time", "", "reset to the first record at or after this RFC3339 time")
+	name, err := parseName(fs, args, groupResetUsage)
+	if err != nil {
+		return err
+	}
+	if *topic == "" {
+		fmt.Fprintln(os.Stderr, groupResetUsage)
+		return exitError{2}
+	}
+	req := &stratav1.ResetOffsetsRequest{Group: name, Topic: *topic}
+	n := 0
+	if *toEarliest {
+		req.Spec, n = stratav1.OffsetSpec_OFFSET_SPEC_EARLIEST, n+1
+	}
+	if *toLatest {
+		req.Spec, n = stratav1.OffsetSpec_OFFSET_SPEC_LATEST, n+1
+	}
+	if *toOffset >= 0 {
+		req.Spec, req.Offset, n = stratav1.OffsetSpec_OFFSET_SPEC_OFFSET, *toOffset, n+1
+	}
+	if *toTime != "" {
+		t, err := time.Parse(time.RFC3339Nano, *toTime)
+		if err != nil {
+			return fmt.Errorf("--to-time: %w", err)
 		}
-		req := &stratav1.ResetOffsetsRequest{Group: name, Topic: topic}
-		n := 0
-		if toEarliest {
-			req.Spec, n = stratav1.OffsetSpec_OFFSET_SPEC_EARLIEST, n+1
-		}
-		if toLatest {
-			req.Spec, n = stratav1.OffsetSpec_OFFSET_SPEC_LATEST, n+1
-		}
-		if toOffset >= 0 {
-			req.Spec, req.Offset, n = stratav1.OffsetSpec_OFFSET_SPEC_OFFSET, toOffset, n+1
-		}
-		if toTime != "" {
-			t, err := time.Parse(time.RFC3339Nano, toTime)
-			if err != nil {
-				return fmt.Errorf("--to-time: %w", err)
-			}
-			req.Spec, req.TimestampMs, n = stratav1.OffsetSpec_OFFSET_SPEC_TIMESTAMP, t.UnixMilli(), n+1
-		}
-		if n != 1 {
-			return fmt.Errorf("give exactly one of --to-earliest, --to-latest, --to-offset, --to-time")
-		}
+		req.Spec, req.TimestampMs, n = stratav1.OffsetSpec_OFFSET_SPEC_TIMESTAMP, t.UnixMilli(), n+1
+	}
+	if n != 1 {
+		return fmt.Errorf("give exactly one of --to-earliest, --to-latest, --to-offset, --to-time")
+	}
+	return adminCall(ctx, cf, func(rctx context.Context, cl stratav1.StrataClient) error {
 		resp, err := cl.ResetOffsets(rctx, req)
 		if err != nil {
 			return rpcErr(err)
 		}
-		if cf.output == "json" {
-			out := []map[string]any{}
-			for _, o := range resp.Offsets {
-				out = append(out, map[string]any{"topic": o.Topic, "partition": o.Partition, "offset": o.Offset})
-			}
-			return printJSON(out)
+		return printNewOffsets(cf.output, resp.Offsets)
+	})
+}
+
+// printNewOffsets prints the offsets a reset moved the group to.
+func printNewOffsets(output string, offsets []*stratav1.PartitionOffset) error {
+	if output == "json" {
+		out := []map[string]any{}
+		for _, o := range offsets {
+			out = append(out, map[string]any{"topic": o.Topic, "partition": o.Partition, "offset": o.Offset})
 		}
-		tw := newTable()
-		fmt.Fprintln(tw, "TOPIC\tPARTITION\tNEW-OFFSET")
-		for _, o := range resp.Offsets {
-			fmt.Fprintf(tw, "%s\t%d\t%d\n", o.Topic, o.Partition, o.Offset)
-		}
-		return tw.Flush()
+		return printJSON(out)
 	}
-	fmt.Fprintf(os.Stderr, "strata group: unknown subcommand %q (list, describe, reset)\n", sub)
-	return exitError{2}
+	tw := newTable()
+	fmt.Fprintln(tw, "TOPIC\tPARTITION\tNEW-OFFSET")
+	for _, o := range offsets {
+		fmt.Fprintf(tw, "%s\t%d\t%d\n", o.Topic, o.Partition, o.Offset)
+	}
+	return tw.Flush()
 }
 
 func groupJSON(g *stratav1.DescribeGroupResponse) map[string]any {

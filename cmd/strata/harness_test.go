@@ -22,6 +22,40 @@ import (
 
 var strataBin string
 
+// serverSpec says which binary a node's server runs and what it adds to
+// the server's environment; the zero value runs strataBin as it is.
+type serverSpec struct {
+	bin string   // default strataBin
+	env []string // added to the server process's environment
+}
+
+var failpointsBuild struct {
+	once sync.Once
+	bin  string
+	err  error
+}
+
+// withFailpoint is the server of a test that must be able to fail: strata
+// built with -tags failpoints (once per test binary, on first use), with
+// the failpoint name switched on by STRATA_FAILPOINTS (see
+// internal/broker/failpoint.go).
+func withFailpoint(t testing.TB, name string) serverSpec {
+	t.Helper()
+	failpointsBuild.once.Do(func() {
+		bin := filepath.Join(filepath.Dir(strataBin), "strata-failpoints")
+		build := exec.Command("go", "build", "-tags", "failpoints", "-o", bin, ".")
+		if out, err := build.CombinedOutput(); err != nil {
+			failpointsBuild.err = fmt.Errorf("build strata -tags failpoints: %w\n%s", err, out)
+			return
+		}
+		failpointsBuild.bin = bin
+	})
+	if failpointsBuild.err != nil {
+		t.Fatal(failpointsBuild.err)
+	}
+	return serverSpec{bin: failpointsBuild.bin, env: []string{"STRATA_FAILPOINTS=" + name}}
+}
+
 func TestMain(m *testing.M) {
 	if os.Getenv(queueWorkerEnv) != "" {
 		os.Exit(queueWorkerMain()) // a worker process of TestE2EQueueChaos
@@ -68,6 +102,7 @@ type node struct {
 	args    []string
 	prefix  []string // command the server runs under, if any
 	env     []string // extra environment of CLI runs (security flags)
+	server  serverSpec
 	cmd     *exec.Cmd
 	log     *syncBuffer
 	done    chan struct{}
@@ -81,10 +116,16 @@ var bannerRE = regexp.MustCompile(`(?m)^\s+(grpc|http)\s+(\S+)`)
 // temporary directory when empty) and waits until it serves.
 func startNode(t testing.TB, dataDir string, extra ...string) *node {
 	t.Helper()
+	return startNodeSpec(t, serverSpec{}, dataDir, extra...)
+}
+
+// startNodeSpec is startNode with the server that spec says.
+func startNodeSpec(t testing.TB, spec serverSpec, dataDir string, extra ...string) *node {
+	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
-	n := &node{t: t, dataDir: dataDir, args: extra}
+	n := &node{t: t, dataDir: dataDir, args: extra, server: spec}
 	n.start()
 	t.Cleanup(func() { n.stop() })
 	return n
@@ -104,10 +145,17 @@ func (n *node) tryStart() error {
 	args := append([]string{"server", "--data-dir", n.dataDir, "--node-id", "n1",
 		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--cluster-addr", "127.0.0.1:0",
 		"--gossip-addr", "127.0.0.1:0", "--kafka-addr", "127.0.0.1:0", "--log-level", "warn"}, n.args...)
+	bin := strataBin
+	if n.server.bin != "" {
+		bin = n.server.bin
+	}
 	if len(n.prefix) > 0 { // e.g. nsenter into a network namespace
-		n.cmd = exec.Command(n.prefix[0], append(append(n.prefix[1:len(n.prefix):len(n.prefix)], strataBin), args...)...)
+		n.cmd = exec.Command(n.prefix[0], append(append(n.prefix[1:len(n.prefix):len(n.prefix)], bin), args...)...)
 	} else {
-		n.cmd = exec.Command(strataBin, args...)
+		n.cmd = exec.Command(bin, args...)
+	}
+	if len(n.server.env) > 0 {
+		n.cmd.Env = append(os.Environ(), n.server.env...)
 	}
 	logBuf := &syncBuffer{}
 	n.log = logBuf

@@ -51,41 +51,24 @@ func main() {
 	}
 }
 
+// commands are strata's commands, by name.
+var commands = withHelp(map[string]command{
+	"server":  runServer,
+	"topic":   runTopic,
+	"produce": runProduce,
+	"consume": runConsume,
+	"group":   runGroup,
+	"queue":   runQueue,
+	"bench":   runBench,
+	"cluster": runCluster,
+	"user":    runUser,
+	"acl":     runACL,
+	"whoami":  runWhoAmI,
+	"cert":    runCert,
+}, usage)
+
 func run(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(os.Stderr, usage)
-		return exitError{2}
-	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "server":
-		return runServer(ctx, rest)
-	case "topic":
-		return runTopic(ctx, rest)
-	case "produce":
-		return runProduce(ctx, rest)
-	case "consume":
-		return runConsume(ctx, rest)
-	case "group":
-		return runGroup(ctx, rest)
-	case "queue":
-		return runQueue(ctx, rest)
-	case "bench":
-		return runBench(ctx, rest)
-	case "cluster":
-		return runCluster(ctx, rest)
-	case "user":
-		return runUser(ctx, rest)
-	case "acl":
-		return runACL(ctx, rest)
-	case "whoami":
-		return runWhoAmI(ctx, rest)
-	case "cert":
-		return runCert(ctx, rest)
-	case "-h", "--help", "help":
-		fmt.Print(usage)
-		return nil
-	}
-	fmt.Fprintf(os.Stderr, "strata: unknown command %q\n\n%s", cmd, usage)
-	return exitError{2}
+	return dispatch(ctx, args, commands, usage, func(cmd string) string {
+		return fmt.Sprintf("strata: unknown command %q\n\n%s", cmd, usage)
+	})
 }

@@ -39,112 +39,142 @@ type queueOpts struct {
 	maxDeliveries, maxLeased int
 }
 
-func (o *queueOpts) register(fs *flag.FlagSet, sub string) {
-	o.cf.register(fs, true)
-	if sub == "list" {
-		fs.StringVar(&o.topic, "topic", "", "only this topic's queue groups (default: every topic)")
-	} else {
-		fs.StringVar(&o.topic, "topic", "", "the queue group's topic (required)")
-	}
-	switch sub {
-	case "create":
-		fs.DurationVar(&o.ackTimeout, "ack-timeout", 0, "lease length before redelivery (default 30s)")
-		fs.IntVar(&o.maxDeliveries, "max-deliveries", 0, "deliveries before a record is dead-lettered (default 5)")
-		fs.DurationVar(&o.bInit, "backoff-initial", 0, "first retry backoff after a nack (default 1s)")
-		fs.DurationVar(&o.bMax, "backoff-max", 0, "largest retry backoff (default 5m)")
-		fs.IntVar(&o.maxLeased, "max-leased", 0, "records leased at once per partition (default 10000)")
-		fs.StringVar(&o.settings.DeadLetterTopic, "dead-letter-topic", "", "dead-letter topic (default TOPIC.GROUP.dlq)")
-		fs.StringVar(&o.settings.Ordering, "ordering", "", "none (default) or key")
-	case "receive":
-		fs.IntVar(&o.max, "max", 1, "records to receive")
-		fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "stop when no record came for this long")
-		fs.BoolVar(&o.ack, "ack", false, "ack what was printed (the default)")
-		fs.BoolVar(&o.nack, "nack", false, "nack what was printed: redelivered after the backoff")
-		fs.BoolVar(&o.noAck, "no-ack", false, "settle nothing: the leases expire after the ack timeout")
-	case "redrive":
-		fs.IntVar(&o.max, "max", 0, "records to move back (0: all)")
-		fs.StringVar(&o.reason, "reason", "", "only dead letters with this reason: max-deliveries or rejected (default: all)")
-	case "reset":
-		fs.BoolVar(&o.toEarliest, "to-earliest", false, "deliver again from the first retained record")
-		fs.BoolVar(&o.toLatest, "to-latest", false, "skip everything written so far")
-		fs.Int64Var(&o.toOffset, "to-offset", -1, "deliver again from this offset on every partition")
-		fs.StringVar(&o.toTime, "to-time", "", "deliver again from the first record at or after this RFC 3339 time")
-	}
+// queueCommands are the subcommands of `strata queue`.
+var queueCommands = map[string]command{
+	"create":   queueAdmin("create", (*queueOpts).createFlags, (*queueOpts).create),
+	"receive":  queueSub("receive", (*queueOpts).receiveFlags, (*queueOpts).receive),
+	"describe": queueAdmin("describe", nil, (*queueOpts).describe),
+	"list":     queueAdmin("list", nil, (*queueOpts).list),
+	"redrive":  queueAdmin("redrive", (*queueOpts).redriveFlags, (*queueOpts).redrive),
+	"reset":    queueAdmin("reset", (*queueOpts).resetFlags, (*queueOpts).reset),
 }
 
 func runQueue(ctx context.Context, args []string) error {
-	if len(args) == 0 || !slices.Contains([]string{"create", "receive", "describe", "list", "redrive", "reset"}, args[0]) {
-		fmt.Fprint(os.Stderr, queueUsage)
-		return exitError{2}
+	return dispatch(ctx, args, queueCommands, queueUsage, func(string) string { return queueUsage })
+}
+
+// queueSub makes the command of `strata queue sub`: it registers the
+// client flags, --topic and the subcommand's flags, checks the arguments
+// (a GROUP, and --topic, except for list) and calls run with a client.
+func queueSub(sub string, flags func(*queueOpts, *flag.FlagSet),
+	run func(o *queueOpts, ctx context.Context, cl *client.Client, group string) error) command {
+	return func(ctx context.Context, args []string) error {
+		var o queueOpts
+		fs := flag.NewFlagSet("strata queue "+sub, flag.ContinueOnError)
+		o.cf.register(fs, true)
+		if sub == "list" {
+			fs.StringVar(&o.topic, "topic", "", "only this topic's queue groups (default: every topic)")
+		} else {
+			fs.StringVar(&o.topic, "topic", "", "the queue group's topic (required)")
+		}
+		if flags != nil {
+			flags(&o, fs)
+		}
+		if err := parseFlags(fs, interleave(fs, args)); err != nil {
+			return err
+		}
+		badArgs := fs.NArg() != 1 || o.topic == ""
+		if sub == "list" {
+			badArgs = fs.NArg() != 0
+		}
+		if badArgs || (o.cf.output != "text" && o.cf.output != "json") {
+			fmt.Fprint(os.Stderr, queueUsage)
+			return exitError{2}
+		}
+		cl, err := o.cf.dial(ctx)
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		return run(&o, ctx, cl, fs.Arg(0)) // group is "" for list
 	}
-	sub, args := args[0], args[1:]
-	var o queueOpts
-	fs := flag.NewFlagSet("strata queue "+sub, flag.ContinueOnError)
-	o.register(fs, sub)
-	if err := parseFlags(fs, interleave(fs, args)); err != nil {
-		return err
-	}
-	badArgs := fs.NArg() != 1 || o.topic == ""
-	if sub == "list" {
-		badArgs = fs.NArg() != 0
-	}
-	if badArgs || (o.cf.output != "text" && o.cf.output != "json") {
-		fmt.Fprint(os.Stderr, queueUsage)
-		return exitError{2}
-	}
-	group := fs.Arg(0) // "" for list
-	cl, err := o.cf.dial(ctx)
+}
+
+// queueAdmin is queueSub for the subcommands that are admin calls: run
+// gets an Admin and the request timeout.
+func queueAdmin(sub string, flags func(*queueOpts, *flag.FlagSet),
+	run func(o *queueOpts, ctx context.Context, ad *client.Admin, group string) error) command {
+	return queueSub(sub, flags, func(o *queueOpts, ctx context.Context, cl *client.Client, group string) error {
+		ad := client.NewAdmin(cl)
+		defer ad.Close()
+		rctx, cancel := context.WithTimeout(ctx, o.cf.timeout)
+		defer cancel()
+		return run(o, rctx, ad, group)
+	})
+}
+
+func (o *queueOpts) createFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&o.ackTimeout, "ack-timeout", 0, "lease length before redelivery (default 30s)")
+	fs.IntVar(&o.maxDeliveries, "max-deliveries", 0, "deliveries before a record is dead-lettered (default 5)")
+	fs.DurationVar(&o.bInit, "backoff-initial", 0, "first retry backoff after a nack (default 1s)")
+	fs.DurationVar(&o.bMax, "backoff-max", 0, "largest retry backoff (default 5m)")
+	fs.IntVar(&o.maxLeased, "max-leased", 0, "records leased at once per partition (default 10000)")
+	fs.StringVar(&o.settings.DeadLetterTopic, "dead-letter-topic", "", "dead-letter topic (default TOPIC.GROUP.dlq)")
+	fs.StringVar(&o.settings.Ordering, "ordering", "", "none (default) or key")
+}
+
+func (o *queueOpts) receiveFlags(fs *flag.FlagSet) {
+	fs.IntVar(&o.max, "max", 1, "records to receive")
+	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "stop when no record came for this long")
+	fs.BoolVar(&o.ack, "ack", false, "ack what was printed (the default)")
+	fs.BoolVar(&o.nack, "nack", false, "nack what was printed: redelivered after the backoff")
+	fs.BoolVar(&o.noAck, "no-ack", false, "settle nothing: the leases expire after the ack timeout")
+}
+
+func (o *queueOpts) redriveFlags(fs *flag.FlagSet) {
+	fs.IntVar(&o.max, "max", 0, "records to move back (0: all)")
+	fs.StringVar(&o.reason, "reason", "", "only dead letters with this reason: max-deliveries or rejected (default: all)")
+}
+
+func (o *queueOpts) resetFlags(fs *flag.FlagSet) {
+	fs.BoolVar(&o.toEarliest, "to-earliest", false, "deliver again from the first retained record")
+	fs.BoolVar(&o.toLatest, "to-latest", false, "skip everything written so far")
+	fs.Int64Var(&o.toOffset, "to-offset", -1, "deliver again from this offset on every partition")
+	fs.StringVar(&o.toTime, "to-time", "", "deliver again from the first record at or after this RFC 3339 time")
+}
+
+// create creates the queue group and prints its settings.
+func (o *queueOpts) create(ctx context.Context, ad *client.Admin, group string) error {
+	s := o.settings
+	s.AckTimeout, s.MaxDeliveries, s.BackoffInitial, s.BackoffMax = o.ackTimeout, int32(o.maxDeliveries), o.bInit, o.bMax
+	s.MaxLeasedPerPartition = int32(o.maxLeased)
+	got, err := ad.CreateQueueGroup(ctx, o.topic, group, s)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	if sub == "receive" {
-		return o.receive(ctx, cl, group)
+	if o.cf.output == "json" {
+		return printJSON(settingsJSON(got))
 	}
-	ad := client.NewAdmin(cl)
-	defer ad.Close()
-	rctx, cancel := context.WithTimeout(ctx, o.cf.timeout)
-	defer cancel()
-	switch sub {
-	case "create":
-		s := o.settings
-		s.AckTimeout, s.MaxDeliveries, s.BackoffInitial, s.BackoffMax = o.ackTimeout, int32(o.maxDeliveries), o.bInit, o.bMax
-		s.MaxLeasedPerPartition = int32(o.maxLeased)
-		got, err := ad.CreateQueueGroup(rctx, o.topic, group, s)
-		if err != nil {
-			return err
-		}
-		if o.cf.output == "json" {
-			return printJSON(settingsJSON(got))
-		}
-		fmt.Printf("queue group %s on %s: ack timeout %v, max deliveries %d, backoff %v..%v, max leased %d, dead letters to %s, ordering %s\n",
-			group, o.topic, got.AckTimeout, got.MaxDeliveries, got.BackoffInitial, got.BackoffMax, got.MaxLeasedPerPartition,
-			got.DeadLetterTopic, got.Ordering)
-		return nil
-	case "list":
-		return o.list(rctx, ad)
-	case "describe":
-		d, err := ad.DescribeQueueGroup(rctx, o.topic, group)
-		if err != nil {
-			return err
-		}
-		return printQueueDescription(d, o.cf.output)
-	case "redrive":
-		n, err := ad.RedriveQueueGroup(rctx, o.topic, group, client.RedriveOptions{Max: o.max, Reason: o.reason})
-		if err != nil {
-			return err
-		}
-		if o.cf.output == "json" {
-			return printJSON(map[string]any{"redriven": n})
-		}
-		fmt.Printf("redrove %d records to %s\n", n, o.topic)
-		return nil
+	fmt.Printf("queue group %s on %s: ack timeout %v, max deliveries %d, backoff %v..%v, max leased %d, dead letters to %s, ordering %s\n",
+		group, o.topic, got.AckTimeout, got.MaxDeliveries, got.BackoffInitial, got.BackoffMax, got.MaxLeasedPerPartition,
+		got.DeadLetterTopic, got.Ordering)
+	return nil
+}
+
+// describe prints the queue group's state.
+func (o *queueOpts) describe(ctx context.Context, ad *client.Admin, group string) error {
+	d, err := ad.DescribeQueueGroup(ctx, o.topic, group)
+	if err != nil {
+		return err
 	}
-	return o.reset(rctx, ad, group)
+	return printQueueDescription(d, o.cf.output)
+}
+
+// redrive moves dead letters back to the topic.
+func (o *queueOpts) redrive(ctx context.Context, ad *client.Admin, group string) error {
+	n, err := ad.RedriveQueueGroup(ctx, o.topic, group, client.RedriveOptions{Max: o.max, Reason: o.reason})
+	if err != nil {
+		return err
+	}
+	if o.cf.output == "json" {
+		return printJSON(map[string]any{"redriven": n})
+	}
+	fmt.Printf("redrove %d records to %s\n", n, o.topic)
+	return nil
 }
 
 // list prints the queue groups of a topic (every topic without --topic).
-func (o *queueOpts) list(ctx context.Context, ad *client.Admin) error {
+func (o *queueOpts) list(ctx context.Context, ad *client.Admin, _ string) error {
 	gs, err := ad.ListQueueGroups(ctx, o.topic)
 	if err != nil {
 		return err

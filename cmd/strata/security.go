@@ -14,30 +14,67 @@ import (
 
 const userUsage = "usage: strata user create|passwd NAME --new-password-file FILE | delete NAME | list"
 
+// userCommands are the subcommands of `strata user`.
+var userCommands = map[string]command{
+	"create": func(ctx context.Context, args []string) error { return userPutCommand(ctx, "create", args, false) },
+	"passwd": func(ctx context.Context, args []string) error { return userPutCommand(ctx, "passwd", args, true) },
+	"delete": userDeleteCommand,
+	"list":   userListCommand,
+}
+
 // runUser manages users: their SCRAM credentials are computed here, so
 // the password never leaves this process.
 func runUser(ctx context.Context, args []string) error {
-	sub, args, fs, cf, err := subcommand("user", userUsage, args)
+	return dispatch(ctx, args, userCommands, userUsage+"\n", func(sub string) string {
+		return fmt.Sprintf("strata user: unknown subcommand %q\n%s\n", sub, userUsage)
+	})
+}
+
+// userFlags are the flags every user subcommand takes.
+type userFlags struct {
+	fs       *flag.FlagSet
+	cf       *clientFlags
+	passFile string
+	mechs    string
+	iters    int
+}
+
+func parseUserFlags(sub string, args []string) (*userFlags, error) {
+	u := &userFlags{}
+	u.fs, u.cf = clientFlagSet("user " + sub)
+	u.fs.StringVar(&u.passFile, "new-password-file", "", "file whose first line is the new user's password (else STRATA_NEW_PASSWORD)")
+	u.fs.StringVar(&u.mechs, "mechanisms", "SCRAM-SHA-256,SCRAM-SHA-512", "SCRAM mechanisms to store credentials for")
+	u.fs.IntVar(&u.iters, "iterations", auth.DefaultIterations, "PBKDF2 iterations of the credentials (at least 4096)")
+	if err := parseFlags(u.fs, interleave(u.fs, args)); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// userPutCommand is `strata user create` (update false) and `strata user
+// passwd` (update true).
+func userPutCommand(ctx context.Context, sub string, args []string, update bool) error {
+	u, err := parseUserFlags(sub, args)
 	if err != nil {
 		return err
 	}
-	passFile := fs.String("new-password-file", "", "file whose first line is the new user's password (else STRATA_NEW_PASSWORD)")
-	mechs := fs.String("mechanisms", "SCRAM-SHA-256,SCRAM-SHA-512", "SCRAM mechanisms to store credentials for")
-	iters := fs.Int("iterations", auth.DefaultIterations, "PBKDF2 iterations of the credentials (at least 4096)")
-	if err := parseFlags(fs, interleave(fs, args)); err != nil {
+	return userPut(ctx, u.cf, u.fs.Arg(0), u.passFile, u.mechs, u.iters, update)
+}
+
+func userDeleteCommand(ctx context.Context, args []string) error {
+	u, err := parseUserFlags("delete", args)
+	if err != nil {
 		return err
 	}
-	run := map[string]func() error{
-		"create": func() error { return userPut(ctx, cf, fs.Arg(0), *passFile, *mechs, *iters, false) },
-		"passwd": func() error { return userPut(ctx, cf, fs.Arg(0), *passFile, *mechs, *iters, true) },
-		"delete": func() error { return userDelete(ctx, cf, fs.Arg(0)) },
-		"list":   func() error { return userList(ctx, cf) },
-	}[sub]
-	if run == nil {
-		fmt.Fprintf(os.Stderr, "strata user: unknown subcommand %q\n%s\n", sub, userUsage)
-		return exitError{2}
+	return userDelete(ctx, u.cf, u.fs.Arg(0))
+}
+
+func userListCommand(ctx context.Context, args []string) error {
+	u, err := parseUserFlags("list", args)
+	if err != nil {
+		return err
 	}
-	return run()
+	return userList(ctx, u.cf)
 }
 
 func userPut(ctx context.Context, cf *clientFlags, name, passFile, mechs string, iters int, update bool) error {
@@ -119,19 +156,6 @@ func userList(ctx context.Context, cf *clientFlags) error {
 	})
 }
 
-// adminCall dials an admin connection and runs fn with the request
-// timeout.
-func adminCall(ctx context.Context, cf *clientFlags, fn func(context.Context, stratav1.StrataClient) error) error {
-	cl, closeFn, err := cf.dialAdmin(ctx)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	rctx, cancel := context.WithTimeout(ctx, cf.timeout)
-	defer cancel()
-	return fn(rctx, cl)
-}
-
 const aclUsage = `usage: strata acl add|remove --principal user:NAME --operation OP (--topic|--group|--queue NAME | --cluster) [--prefix] [--deny]
        strata acl list [--principal P]
 OP: produce, consume, create, delete, describe, admin or all; a queue is named TOPIC/GROUP; the name * matches all`
@@ -185,25 +209,46 @@ func aclFromProtoCLI(r *stratav1.ACL) auth.ACL {
 		Resource: auth.ResourceType(r.ResourceType), Name: r.Name, Pattern: auth.PatternType(r.Pattern)}
 }
 
+// aclCommands are the subcommands of `strata acl`.
+var aclCommands = map[string]command{
+	"add":    func(ctx context.Context, args []string) error { return aclChangeCommand(ctx, "add", args) },
+	"remove": func(ctx context.Context, args []string) error { return aclChangeCommand(ctx, "remove", args) },
+	"list":   aclListCommand,
+}
+
 // runACL manages access rules.
 func runACL(ctx context.Context, args []string) error {
-	sub, args, fs, cf, err := subcommand("acl", aclUsage, args)
-	if err != nil {
-		return err
-	}
+	return dispatch(ctx, args, aclCommands, aclUsage+"\n", func(sub string) string {
+		return fmt.Sprintf("strata acl: unknown subcommand %q\n%s\n", sub, aclUsage)
+	})
+}
+
+// parseACLFlags parses the flags of `strata acl sub`.
+func parseACLFlags(sub string, args []string) (*clientFlags, *aclFlags, error) {
+	fs, cf := clientFlagSet("acl " + sub)
 	var af aclFlags
 	af.register(fs)
 	if err := parseFlags(fs, interleave(fs, args)); err != nil {
+		return nil, nil, err
+	}
+	return cf, &af, nil
+}
+
+// aclChangeCommand is `strata acl add` and `strata acl remove`.
+func aclChangeCommand(ctx context.Context, sub string, args []string) error {
+	cf, af, err := parseACLFlags(sub, args)
+	if err != nil {
 		return err
 	}
-	switch sub {
-	case "add", "remove":
-		return aclChange(ctx, cf, &af, sub == "add")
-	case "list":
-		return aclList(ctx, cf, af.principal)
+	return aclChange(ctx, cf, af, sub == "add")
+}
+
+func aclListCommand(ctx context.Context, args []string) error {
+	cf, af, err := parseACLFlags("list", args)
+	if err != nil {
+		return err
 	}
-	fmt.Fprintf(os.Stderr, "strata acl: unknown subcommand %q\n%s\n", sub, aclUsage)
-	return exitError{2}
+	return aclList(ctx, cf, af.principal)
 }
 
 func aclChange(ctx context.Context, cf *clientFlags, af *aclFlags, add bool) error {

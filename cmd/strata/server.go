@@ -14,6 +14,44 @@ import (
 func runServer(ctx context.Context, args []string) error {
 	cfg := agent.DefaultConfig()
 	fs := flag.NewFlagSet("strata server", flag.ContinueOnError)
+	sf := registerServerFlags(fs, &cfg)
+	if err := fs.Parse(args); err != nil {
+		return exitError{2}
+	}
+	if err := sf.resolve(fs, &cfg); err != nil {
+		return err
+	}
+	stopProfile, err := startCPUProfile(*sf.cpuProfile)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
+	logger := newLogger(cfg.LogLevel)
+	a, err := agent.New(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "strata: node %s serving\n  grpc    %s\n  kafka   %s\n  gossip  %s\n  http    %s\n  cluster %s\n  data    %s\n",
+		cfg.NodeID, a.GRPCAddr(), a.KafkaAddr(), a.GossipAddr(), a.HTTPAddr(), a.ClusterAddr(), cfg.DataDir)
+	<-ctx.Done()
+	fmt.Fprintln(os.Stderr, "strata: shutting down")
+	if err := a.Close(); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	fmt.Fprintln(os.Stderr, "strata: stopped")
+	return nil
+}
+
+// serverFlags are the flags of `strata server` that are not fields of
+// agent.Config as they are.
+type serverFlags struct {
+	configFile, join, superUsers, cpuProfile *string
+	maxStreams                               *uint
+}
+
+// registerServerFlags registers the flags of `strata server`; those that
+// are fields of cfg set them.
+func registerServerFlags(fs *flag.FlagSet, cfg *agent.Config) *serverFlags {
 	configFile := fs.String("config", os.Getenv("STRATA_CONFIG"), "YAML config file (env STRATA_CONFIG)")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for all the node's data (env STRATA_DATA_DIR)")
 	fs.StringVar(&cfg.NodeID, "node-id", cfg.NodeID, "node id, unique in the cluster (env STRATA_NODE_ID)")
@@ -47,21 +85,22 @@ func runServer(ctx context.Context, args []string) error {
 	maxStreams := fs.Uint("max-concurrent-streams", uint(cfg.MaxConcurrentStreams), "calls under way per connection (env STRATA_MAX_CONCURRENT_STREAMS)")
 	fs.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", cfg.HandshakeTimeout, "a connection that has not finished its TLS handshake and first request headers by then is closed (env STRATA_HANDSHAKE_TIMEOUT)")
 	fs.IntVar(&cfg.MaxClusterPartitions, "max-cluster-partitions", cfg.MaxClusterPartitions, "partitions of all topics together; 0: no cap (env STRATA_MAX_CLUSTER_PARTITIONS)")
-	fs.BoolVar(&cfg.UnsafeAckBeforeCommit, "unsafe-ack-before-commit", false, "TESTS ONLY: acknowledge writes before they are durable")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "BENCHMARKS AND DEBUGGING: serve net/http/pprof under /debug/pprof/ on --http-addr (env STRATA_PPROF)")
 	cpuProfile := fs.String("cpuprofile", "", "BENCHMARKS ONLY: write a CPU profile to this file until shutdown")
-	// The file first, then the environment, then flags: later wins.
-	if err := fs.Parse(args); err != nil {
-		return exitError{2}
-	}
+	return &serverFlags{configFile: configFile, join: join, superUsers: superUsers, cpuProfile: cpuProfile, maxStreams: maxStreams}
+}
+
+// resolve completes cfg after the flags are parsed: the file first, then
+// the environment, then flags: later wins.
+func (sf *serverFlags) resolve(fs *flag.FlagSet, cfg *agent.Config) error {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if *configFile != "" {
+	if *sf.configFile != "" {
 		fileCfg := agent.DefaultConfig()
-		if err := fileCfg.LoadFile(*configFile); err != nil {
+		if err := fileCfg.LoadFile(*sf.configFile); err != nil {
 			return err
 		}
-		overlayUnset(set, &cfg, fileCfg)
+		overlayUnset(set, cfg, fileCfg)
 	}
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -75,43 +114,25 @@ func runServer(ctx context.Context, args []string) error {
 	if envErr != nil {
 		return envErr
 	}
-	if *join != "" {
+	if *sf.join != "" {
 		cfg.Join = nil
-		for _, a := range strings.Split(*join, ",") {
+		for _, a := range strings.Split(*sf.join, ",") {
 			if a = strings.TrimSpace(a); a != "" {
 				cfg.Join = append(cfg.Join, a)
 			}
 		}
 	}
-	if *superUsers != "" {
+	if *sf.superUsers != "" {
 		cfg.SuperUsers = nil
-		for _, p := range strings.Split(*superUsers, ",") {
+		for _, p := range strings.Split(*sf.superUsers, ",") {
 			if p = strings.TrimSpace(p); p != "" {
 				cfg.SuperUsers = append(cfg.SuperUsers, p)
 			}
 		}
 	}
 	if set["max-concurrent-streams"] || os.Getenv("STRATA_MAX_CONCURRENT_STREAMS") != "" {
-		cfg.MaxConcurrentStreams = uint32(min(*maxStreams, 1<<31))
+		cfg.MaxConcurrentStreams = uint32(min(*sf.maxStreams, 1<<31))
 	}
-	stopProfile, err := startCPUProfile(*cpuProfile)
-	if err != nil {
-		return err
-	}
-	defer stopProfile()
-	logger := newLogger(cfg.LogLevel)
-	a, err := agent.New(ctx, cfg, logger)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "strata: node %s serving\n  grpc    %s\n  kafka   %s\n  gossip  %s\n  http    %s\n  cluster %s\n  data    %s\n",
-		cfg.NodeID, a.GRPCAddr(), a.KafkaAddr(), a.GossipAddr(), a.HTTPAddr(), a.ClusterAddr(), cfg.DataDir)
-	<-ctx.Done()
-	fmt.Fprintln(os.Stderr, "strata: shutting down")
-	if err := a.Close(); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	fmt.Fprintln(os.Stderr, "strata: stopped")
 	return nil
 }
 
@@ -141,7 +162,6 @@ func overlayUnset(set map[string]bool, cfg *agent.Config, file agent.Config) {
 		"log-level":                func() { cfg.LogLevel = keep.LogLevel },
 		"raft-heartbeat-timeout":   func() { cfg.RaftHeartbeatTimeout = keep.RaftHeartbeatTimeout },
 		"raft-trailing-logs":       func() { cfg.RaftTrailingLogs = keep.RaftTrailingLogs },
-		"unsafe-ack-before-commit": func() { cfg.UnsafeAckBeforeCommit = keep.UnsafeAckBeforeCommit },
 		"pprof":                    func() { cfg.Pprof = keep.Pprof },
 		"tls-cert":                 func() { cfg.TLSCert = keep.TLSCert },
 		"tls-key":                  func() { cfg.TLSKey = keep.TLSKey },

@@ -3,55 +3,40 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
 	stratav1 "github.com/stratalog/strata/api/v1"
 )
 
+// topicCommands are the subcommands of `strata topic`.
+var topicCommands = map[string]command{
+	"create":   topicCreate,
+	"list":     topicList,
+	"describe": topicDescribe,
+	"delete":   topicDelete,
+}
+
 func runTopic(ctx context.Context, args []string) error {
-	sub, args, fs, cf, err := subcommand("topic", "usage: strata topic create|list|describe|delete ...", args)
+	return dispatch(ctx, args, topicCommands, "usage: strata topic create|list|describe|delete ...\n",
+		unknownSub("topic", "create, list, describe, delete"))
+}
+
+func topicCreate(ctx context.Context, args []string) error {
+	fs, cf := clientFlagSet("topic create")
+	partitions := fs.Int("partitions", 1, "number of partitions")
+	rf := fs.Int("replication-factor", 0, "replicas per partition (default min(3, nodes))")
+	retention := fs.Duration("retention", 0, "delete records older than this (0: keep forever), e.g. 168h")
+	retentionBytes := fs.Int64("retention-bytes", 0, "keep at most this many bytes per partition (0: no limit)")
+	maxBatch := fs.Int("max-batch-bytes", 0, "largest batch accepted (default 1 MiB)")
+	name, err := parseName(fs, args, "usage: strata topic create NAME")
 	if err != nil {
 		return err
 	}
-	var partitions, rf int
-	var retention time.Duration
-	var retentionBytes int64
-	var maxBatch int
-	if sub == "create" {
-		fs.IntVar(&partitions, "partitions", 1, "number of partitions")
-		fs.IntVar(&rf, "replication-factor", 0, "replicas per partition (default min(3, nodes))")
-		fs.DurationVar(&retention, "retention", 0, "delete records older than this (0: keep forever), e.g. 168h")
-		fs.Int64Var(&retentionBytes, "retention-bytes", 0, "keep at most this many bytes per partition (0: no limit)")
-		fs.IntVar(&maxBatch, "max-batch-bytes", 0, "largest batch accepted (default 1 MiB)")
-	}
-	if err := parseFlags(fs, interleave(fs, args)); err != nil {
-		return err
-	}
-	cl, closeFn, err := cf.dialAdmin(ctx)
-	if err != nil {
-		return err
-	}
-	defer closeFn()
-	rctx, cancel := context.WithTimeout(ctx, cf.timeout)
-	defer cancel()
-	name := fs.Arg(0)
-	needName := func() error {
-		if name == "" {
-			fmt.Fprintf(os.Stderr, "usage: strata topic %s NAME\n", sub)
-			return exitError{2}
-		}
-		return nil
-	}
-	switch sub {
-	case "create":
-		if err := needName(); err != nil {
-			return err
-		}
+	return adminCall(ctx, cf, func(rctx context.Context, cl stratav1.StrataClient) error {
 		resp, err := cl.CreateTopic(rctx, &stratav1.CreateTopicRequest{Name: name, Config: &stratav1.TopicConfig{
-			Partitions: int32(partitions), ReplicationFactor: int32(rf), RetentionMs: retention.Milliseconds(),
-			RetentionBytes: retentionBytes, MaxBatchBytes: int32(maxBatch)}})
+			Partitions: int32(*partitions), ReplicationFactor: int32(*rf), RetentionMs: retention.Milliseconds(),
+			RetentionBytes: *retentionBytes, MaxBatchBytes: int32(*maxBatch)}})
 		if err != nil {
 			return rpcErr(err)
 		}
@@ -61,7 +46,15 @@ func runTopic(ctx context.Context, args []string) error {
 		n := len(resp.Topic.Partitions)
 		fmt.Printf("created topic %s with %d partition%s\n", name, n, map[bool]string{true: "s"}[n != 1])
 		return nil
-	case "list":
+	})
+}
+
+func topicList(ctx context.Context, args []string) error {
+	fs, cf := clientFlagSet("topic list")
+	if err := parseFlags(fs, interleave(fs, args)); err != nil {
+		return err
+	}
+	return adminCall(ctx, cf, func(rctx context.Context, cl stratav1.StrataClient) error {
 		resp, err := cl.ListTopics(rctx, &stratav1.ListTopicsRequest{})
 		if err != nil {
 			return rpcErr(err)
@@ -85,10 +78,16 @@ func runTopic(ctx context.Context, args []string) error {
 				retentionText(t.Config), recs, bytesText(size))
 		}
 		return tw.Flush()
-	case "describe":
-		if err := needName(); err != nil {
-			return err
-		}
+	})
+}
+
+func topicDescribe(ctx context.Context, args []string) error {
+	fs, cf := clientFlagSet("topic describe")
+	name, err := parseName(fs, args, "usage: strata topic describe NAME")
+	if err != nil {
+		return err
+	}
+	return adminCall(ctx, cf, func(rctx context.Context, cl stratav1.StrataClient) error {
 		resp, err := cl.DescribeTopic(rctx, &stratav1.DescribeTopicRequest{Name: name})
 		if err != nil {
 			return rpcErr(err)
@@ -106,18 +105,22 @@ func runTopic(ctx context.Context, args []string) error {
 				strings.Join(p.InSync, ","), p.LogStartOffset, p.HighWatermark, bytesText(p.SizeBytes), p.RaftGroup)
 		}
 		return tw.Flush()
-	case "delete":
-		if err := needName(); err != nil {
-			return err
-		}
+	})
+}
+
+func topicDelete(ctx context.Context, args []string) error {
+	fs, cf := clientFlagSet("topic delete")
+	name, err := parseName(fs, args, "usage: strata topic delete NAME")
+	if err != nil {
+		return err
+	}
+	return adminCall(ctx, cf, func(rctx context.Context, cl stratav1.StrataClient) error {
 		if _, err := cl.DeleteTopic(rctx, &stratav1.DeleteTopicRequest{Name: name}); err != nil {
 			return rpcErr(err)
 		}
 		fmt.Printf("deleted topic %s\n", name)
 		return nil
-	}
-	fmt.Fprintf(os.Stderr, "strata topic: unknown subcommand %q (create, list, describe, delete)\n", sub)
-	return exitError{2}
+	})
 }
 
 func topicJSON(t *stratav1.TopicInfo) map[string]any {

@@ -78,10 +78,12 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
 	if err := a.listenKafka(); err != nil {
 		return nil, errors.Join(err, a.Close())
 	}
-	// live is the broker once built: raft's FSM goroutine calls the
-	// metadata callback from OpenNode on, before the broker exists.
+	// live is the broker once built. The broker needs the node, so it is
+	// built after OpenNode; but the metadata callback runs from OpenNode
+	// on (raft's FSM goroutine after each metadata change, the node's
+	// reconcile loop after it opens a data group), so it reads the broker
+	// through this atomic and only through it.
 	var live atomic.Pointer[broker.Broker]
-	var b *broker.Broker
 	segCfg := func(tc cluster.TopicConfig) segment.Config {
 		sc := segment.DefaultConfig()
 		sc.MaxSegmentBytes = cfg.MaxSegmentBytes
@@ -124,7 +126,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
 	if err := a.sec.clusterSecurity(cfg, &nc); err != nil {
 		return nil, errors.Join(err, a.Close())
 	}
-	a.node, err = cluster.OpenNode(nc, func() {
+	a.node, err = cluster.OpenNode(ctx, nc, func() {
 		if b := live.Load(); b != nil {
 			b.NotifyMetadataChanged()
 		}
@@ -138,10 +140,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
 	bc := broker.DefaultConfig()
 	bc.RetentionInterval = cfg.RetentionCheckInterval
 	bc.Disk.MinFreeBytes = cfg.DiskMinFreeBytes()
-	bc.UnsafeAckBeforeCommit = cfg.UnsafeAckBeforeCommit
 	bc.MaxClusterPartitions = cfg.MaxClusterPartitions
 	bc.Logger = logger
-	if b, err = broker.New(bc, a.node); err != nil {
+	b, err := broker.New(bc, a.node)
+	if err != nil {
 		return nil, errors.Join(err, a.Close())
 	}
 	live.Store(b)
@@ -302,6 +304,7 @@ func (a *Agent) Close() error {
 			case <-stopped:
 			case <-time.After(3 * time.Second):
 				a.grpc.Stop() // long-polls and streams do not end by themselves
+				<-stopped     // Stop makes GracefulStop return
 			}
 		} else if a.grpcLn != nil {
 			errs = append(errs, a.grpcLn.Close())

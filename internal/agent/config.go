@@ -80,9 +80,6 @@ type Config struct {
 	RaftTrailingLogs uint64 `yaml:"raft_trailing_logs"`
 	// LogLevel is debug, info, warn or error; default info.
 	LogLevel string `yaml:"log_level"`
-	// UnsafeAckBeforeCommit acknowledges writes before they are committed
-	// and fsynced. Tests only: it shows the durability test can fail.
-	UnsafeAckBeforeCommit bool `yaml:"unsafe_ack_before_commit"`
 	// Pprof serves Go's profiler (net/http/pprof) under /debug/pprof/ on
 	// HTTPAddr, so that a profile can be taken of one window of a running
 	// node (a benchmark phase) instead of its whole life. Anyone who

@@ -34,3 +34,17 @@ func TestConfigFile(t *testing.T) {
 		t.Fatal("0 data groups validated")
 	}
 }
+
+// Nothing in a config file turns durability off: the test-only switch
+// that acknowledged before commit is a failpoint of test binaries now
+// (internal/broker/failpoint.go), and its old key is refused.
+func TestConfigFileNoUnsafeAck(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "unsafe.yaml")
+	if err := os.WriteFile(path, []byte("unsafe_ack_before_commit: true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	if err := cfg.LoadFile(path); err == nil || !strings.Contains(err.Error(), "unsafe_ack_before_commit") {
+		t.Fatalf("unsafe_ack_before_commit: err %v, want the key refused", err)
+	}
+}

@@ -15,6 +15,14 @@
 // (-only) are started, and every process is stopped at the end, also
 // after an error or an interrupt.
 //
-// nats.go stays in this package and its command (cmd/benchcmp): the
-// strata binary does not link it.
+// This directory is a Go module of its own
+// (github.com/stratalog/strata/internal/benchcmp) with its command in
+// cmd/benchcmp, so that nats.go, the peer's client, is required here and
+// not by the server's go.mod: the strata binary does not link it, and
+// building or testing the server never needs it. The module uses
+// internal/bench of the main module through go.work in this directory
+// (`use .` and `use ../..`); go commands run here are in workspace mode,
+// those run at the repository root are not. `go mod tidy` here cannot
+// resolve the main module (it is not published): change this go.mod with
+// `go get` run in this directory.
 package benchcmp

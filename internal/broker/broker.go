@@ -31,10 +31,6 @@ type Config struct {
 	DefaultSessionTimeout time.Duration
 	// RetentionInterval is how often retention runs; default 1 min.
 	RetentionInterval time.Duration
-	// UnsafeAckBeforeCommit answers produce requests before raft has
-	// committed (and fsynced) the batch. Tests only: it exists to show that
-	// the durability test fails without the protection.
-	UnsafeAckBeforeCommit bool
 	// MaxClusterPartitions caps the partitions of all topics together, so
 	// that a flood of topic creations cannot exhaust the nodes; 0 means no
 	// cap. Default 50,000.
@@ -122,6 +118,9 @@ func New(cfg Config, node *cluster.Node) (*Broker, error) {
 	b.queue = newQueueManager(b)
 	b.m = newMetrics(b)
 	b.disk = newDiskGuard(cfg.Disk, node.Config().Dir, lg)
+	if ackBeforeCommit {
+		lg.Warn("failpoint ack-before-commit is on: produce requests are answered before raft commits them (a test binary)")
+	}
 	return b, nil
 }
 

@@ -29,7 +29,7 @@ func openTestNode(t *testing.T, dir string) *testNode {
 	var b *Broker
 	rc := cluster.DefaultGroupConfig()
 	rc.SnapshotThreshold = 1 << 20 // tests take snapshots explicitly
-	node, err := cluster.OpenNode(cluster.NodeConfig{
+	node, err := cluster.OpenNode(context.Background(), cluster.NodeConfig{
 		ID: "n1", Dir: dir, ClusterAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:1", DataGroups: 2,
 		Segment: func(tc cluster.TopicConfig) segment.Config {
 			c := segment.DefaultConfig()

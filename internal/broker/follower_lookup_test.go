@@ -122,7 +122,7 @@ func startBrokerClusterWith(t *testing.T, n int, mutate func(i int, nc *cluster.
 		if mutate != nil {
 			mutate(i, &cfg, &bc)
 		}
-		node, err := cluster.OpenNode(cfg, func() {
+		node, err := cluster.OpenNode(context.Background(), cfg, func() {
 			cb.gate.pass()
 			if b := cb.live.Load(); b != nil {
 				b.NotifyMetadataChanged()

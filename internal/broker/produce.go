@@ -94,8 +94,8 @@ func (b *Broker) ProduceAsync(ctx context.Context, topic string, partition int32
 		return fail(err)
 	}
 	ext := cluster.ProduceExt(k)
-	if b.cfg.UnsafeAckBeforeCommit {
-		go func() { _, _ = dg.Group.ApplyLogAsync(context.Background(), batch, ext)() }()
+	if ackBeforeCommit { // a failpoint: the constant false unless built with -tags failpoints
+		applyLate(func() func() (any, error) { return dg.Group.ApplyLogAsync(context.Background(), batch, ext) })
 		return func() (ProduceResult, error) { return ProduceResult{BaseOffset: -1}, nil }
 	}
 	wait := dg.Group.ApplyLogAsync(ctx, batch, ext)

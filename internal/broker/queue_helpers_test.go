@@ -45,7 +45,7 @@ func (qn *queueNode) open() {
 	rc := cluster.DefaultGroupConfig()
 	rc.SnapshotThreshold = 1 << 20
 	rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = 200*time.Millisecond, 200*time.Millisecond, 100*time.Millisecond
-	node, err := cluster.OpenNode(cluster.NodeConfig{
+	node, err := cluster.OpenNode(context.Background(), cluster.NodeConfig{
 		ID: "n1", Dir: qn.dir, ClusterAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:1", DataGroups: 2,
 		Segment: func(tc cluster.TopicConfig) segment.Config {
 			c := segment.DefaultConfig()

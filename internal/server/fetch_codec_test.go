@@ -27,7 +27,7 @@ import (
 func openTestBroker(t *testing.T) *broker.Broker {
 	t.Helper()
 	var b *broker.Broker
-	node, err := cluster.OpenNode(cluster.NodeConfig{
+	node, err := cluster.OpenNode(context.Background(), cluster.NodeConfig{
 		ID: "n1", Dir: t.TempDir(), ClusterAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:1", DataGroups: 1,
 		Segment: func(cluster.TopicConfig) segment.Config {
 			c := segment.DefaultConfig()

@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/stratalog/strata/internal/fileutil"
 )
 
 // backdate is how long before now a new certificate becomes valid, for
@@ -238,7 +240,7 @@ func WriteFiles(dir, base string, certPEM, keyPEM []byte, overwrite bool) (certP
 	if err := writeAtomic(certPath, certPEM, 0o644); err != nil {
 		return "", "", err
 	}
-	return certPath, keyPath, syncDir(dir)
+	return certPath, keyPath, fileutil.SyncDir(dir)
 }
 
 func writeAtomic(path string, data []byte, mode os.FileMode) (err error) {
@@ -265,13 +267,4 @@ func writeAtomic(path string, data []byte, mode os.FileMode) (err error) {
 		return err
 	}
 	return os.Rename(f.Name(), path)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	return errors.Join(err, d.Close())
 }
