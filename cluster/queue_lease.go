@@ -54,7 +54,7 @@ func (q *QueueState) BeginLoad(now time.Time, ackTimeout time.Duration) (from, t
 	q.slots = q.slots[:q.next-q.floor]
 	for i := range q.slots {
 		s := &q.slots[i]
-		s.leaseUntil, s.member, s.reserved, s.memCount = time.Time{}, "", false, 0
+		s.leaseUntil, s.member, s.reserved, s.memCount, s.leasedAt = time.Time{}, "", false, 0, 0
 		s.keyHash, s.hasKey, s.deliverAt = 0, false, 0
 		if s.out && s.state == slotOpen {
 			s.leaseUntil = now.Add(ackTimeout)
@@ -178,6 +178,7 @@ func (q *QueueState) Pick(pp PickParams, fresh []RecInfo) PickResult {
 		}
 		if !s.leaseUntil.IsZero() {
 			s.leaseUntil, s.member = time.Time{}, ""
+			q.expiries++
 		}
 		count := s.deliveries + s.memCount
 		switch {
@@ -229,7 +230,7 @@ func (q *QueueState) Delivered(offs []int64, ok, memCount bool, now time.Time, a
 		if memCount {
 			s.memCount++
 		}
-		s.leaseUntil = now.Add(ackTimeout)
+		s.leaseUntil, s.leasedAt = now.Add(ackTimeout), now.UnixNano()
 		counts[j] = s.deliveries + s.memCount
 	}
 	return counts
@@ -247,6 +248,9 @@ func (q *QueueState) scratchLocked(off int64) *qslot {
 type Settling struct {
 	Offset     int64
 	Deliveries int32
+	// LeasedAt is when this leader delivered it last (zero when another
+	// leader did).
+	LeasedAt time.Time
 }
 
 // Reserve marks delivered, open records for a settling operation and
@@ -266,7 +270,11 @@ func (q *QueueState) Reserve(member string, offs []int64, any bool, now time.Tim
 			continue
 		}
 		s.reserved = true
-		out = append(out, Settling{Offset: off, Deliveries: s.deliveries + s.memCount})
+		st := Settling{Offset: off, Deliveries: s.deliveries + s.memCount}
+		if s.leasedAt != 0 {
+			st.LeasedAt = time.Unix(0, s.leasedAt)
+		}
+		out = append(out, st)
 	}
 	return out
 }
@@ -281,6 +289,9 @@ func (q *QueueState) ReserveExpired(maxDeliveries int32, now time.Time) []int64 
 		s := &q.slots[i]
 		if s.state == slotOpen && !s.reserved && s.deliveries+s.memCount >= maxDeliveries && !s.leaseUntil.After(now) &&
 			q.floor+int64(i) < q.next {
+			if !s.leaseUntil.IsZero() {
+				q.expiries++ // Release clears it: Pick will not count it again
+			}
 			s.reserved = true
 			out = append(out, q.floor+int64(i))
 		}
@@ -362,10 +373,24 @@ func (q *QueueState) PendingDeadLetters() []DeadLetter {
 	return out
 }
 
+// TakeLeaseExpiries returns how many leases Pick and ReserveExpired
+// found expired since the last call, and starts counting again from 0.
+func (q *QueueState) TakeLeaseExpiries() uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := q.expiries
+	q.expiries = 0
+	return n
+}
+
 // QueueStats describe a queue state.
 type QueueStats struct {
-	Floor, Next                         int64
-	Leased, Waiting, DeadPending        int64
+	Floor, Next                  int64
+	Leased, Waiting, DeadPending int64
+	// Delayed counts the waiting records not yet due: a first delivery
+	// held by a deliver-at header (known on the leader only), or a retry
+	// in its backoff.
+	Delayed                             int64
 	AckedInWindow                       int64
 	Acked, Dead, Delivered, Redelivered uint64
 	// Members counts live leases per member ("" for leases of an earlier
@@ -380,6 +405,7 @@ func (q *QueueState) Stats(now time.Time) QueueStats {
 	defer q.mu.Unlock()
 	st := QueueStats{Floor: q.floor, Next: q.next, Acked: q.acked, Dead: q.dead,
 		Delivered: q.delivered, Redelivered: q.redelivered, Members: map[string]int{}}
+	nowMs := now.UnixMilli()
 	for i := int64(0); i < q.next-q.floor; i++ {
 		s := &q.slots[i]
 		switch {
@@ -392,6 +418,9 @@ func (q *QueueState) Stats(now time.Time) QueueStats {
 			st.Members[s.member]++
 		default:
 			st.Waiting++
+			if n := s.deliveries + s.memCount; n > 0 && s.notBefore > nowMs || n == 0 && s.deliverAt > nowMs {
+				st.Delayed++
+			}
 		}
 	}
 	return st

@@ -51,6 +51,7 @@ type qslot struct {
 	hasKey     bool
 	deliverAt  int64 // unix ms, from the deliver-at header
 	memCount   int32 // deliveries counted only in memory (unsafe test mode)
+	leasedAt   int64 // unix ns of the last delivery's commit (Delivered); 0: unknown
 }
 
 func (s *qslot) done() bool { return s.state == slotAcked || s.state == slotDead }
@@ -74,8 +75,9 @@ type QueueState struct {
 	acked, dead, delivered, redelivered uint64
 
 	// Leader scratch.
-	term    uint64 // raft term the scratch was loaded in; 0: not loaded
-	loading bool
+	expiries uint64 // leases found expired since TakeLeaseExpiries
+	term     uint64 // raft term the scratch was loaded in; 0: not loaded
+	loading  bool
 	// readAhead is the leader's caller's own value (see ReadAhead).
 	readAhead any
 }

@@ -84,7 +84,9 @@ func (m *queueManager) tick(ctx context.Context) {
 			if err != nil || !ok {
 				continue
 			}
-			if exp := c.q.ReserveExpired(def.Settings.MaxDeliveries, b.now()); len(exp) > 0 {
+			exp := c.q.ReserveExpired(def.Settings.MaxDeliveries, b.now())
+			countQueue(b.m.qc.expiries, def, int(c.q.TakeLeaseExpiries()))
+			if len(exp) > 0 {
 				err := c.apply(ctx, b, cluster.QueueCmd{Op: cluster.QueueDeadMark, Offsets: exp, Reason: cluster.ReasonMaxDeliveries})
 				c.q.Release(exp)
 				if err != nil {

@@ -98,7 +98,10 @@ func (b *Broker) QueueReceive(ctx context.Context, req ReceiveRequest) ([]QueueM
 		if len(out) > 0 || !b.now().Before(deadline) {
 			return out, nil
 		}
-		if err := b.waitQueue(ctx, def, parts, catching, notify, due, deadline); err != nil {
+		waitFrom := time.Now()
+		err := b.waitQueue(ctx, def, parts, catching, notify, due, deadline)
+		addWait(ctx, time.Since(waitFrom))
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -242,6 +245,7 @@ func (b *Broker) receivePartition(ctx context.Context, def cluster.QueueDef, par
 		KeyOrdering: def.Settings.Ordering == cluster.OrderingKey, AckTimeout: ackTimeout(def),
 		MaxDeliveries: def.Settings.MaxDeliveries, Term: c.term,
 	}, fresh)
+	countQueue(b.m.qc.expiries, def, int(c.q.TakeLeaseExpiries()))
 	if pick.Expired {
 		b.queue.wake()
 	}

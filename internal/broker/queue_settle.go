@@ -32,7 +32,11 @@ type SettleRequest struct {
 // dead-lettered; it returns how many records it settled.
 func (b *Broker) QueueAck(ctx context.Context, req SettleRequest) (int, error) {
 	return b.settle(ctx, req, func(c queueCursor, s []cluster.Settling) error {
-		return c.apply(ctx, b, cluster.QueueCmd{Op: cluster.QueueAck, Offsets: offsetsOf(s)})
+		err := c.apply(ctx, b, cluster.QueueCmd{Op: cluster.QueueAck, Offsets: offsetsOf(s)})
+		if err == nil {
+			b.m.observeAcks(c.def, s, b.now())
+		}
+		return err
 	}, true)
 }
 
@@ -64,7 +68,11 @@ func (b *Broker) QueueNack(ctx context.Context, req SettleRequest) (int, error) 
 				Reason: cluster.ReasonMaxDeliveries, Text: req.Error}))
 			b.queue.wake()
 		}
-		return errors.Join(errs...)
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		countQueue(b.m.qc.nacks, c.def, len(s))
+		return nil
 	}, false)
 }
 
@@ -73,8 +81,12 @@ func (b *Broker) QueueNack(ctx context.Context, req SettleRequest) (int, error) 
 func (b *Broker) QueueReject(ctx context.Context, req SettleRequest) (int, error) {
 	return b.settle(ctx, req, func(c queueCursor, s []cluster.Settling) error {
 		defer b.queue.wake()
-		return c.apply(ctx, b, cluster.QueueCmd{Op: cluster.QueueDeadMark, Offsets: offsetsOf(s),
+		err := c.apply(ctx, b, cluster.QueueCmd{Op: cluster.QueueDeadMark, Offsets: offsetsOf(s),
 			Reason: cluster.ReasonRejected, Text: req.Error})
+		if err == nil {
+			countQueue(b.m.qc.rejects, c.def, len(s))
+		}
+		return err
 	}, false)
 }
 
