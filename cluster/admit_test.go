@@ -104,7 +104,7 @@ func TestAdmitMemberByCertificate(t *testing.T) {
 		}
 	}
 	out := logs.String()
-	warn := `msg="member not admitted: it stays out of the metadata and of every raft group" node=a id=c`
+	warn := `msg="member not admitted: it stays out of the metadata and of every raft group" component=cluster id=c`
 	if n := strings.Count(out, warn); n != 1 || !strings.Contains(out, `presents a certificate for node \"d\"`) {
 		t.Fatalf("the leader's log has %d warnings about c (want 1, naming d):\n%s", n, out)
 	}

@@ -86,6 +86,8 @@ type Group struct {
 	logs      *logCache
 	snaps     *raft.FileSnapshotStore
 	replicas  *replicaTracker // followers' progress, on the leader
+	// leaderChanges counts the leaders this node has learned (status.go).
+	leaderChanges atomic.Uint64
 
 	// readyTerm is the last term in which this node, as leader, had
 	// applied everything committed before it (group_ready.go).
@@ -130,8 +132,8 @@ func OpenGroup(cfg GroupConfig, fsm raft.FSM, layer raft.StreamLayer) (_ *Group,
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	logger = logger.With("group", cfg.Name)
-	hlog := newHCLogger(cfg.Logger, "raft").With("group", cfg.Name)
+	logger = logger.With("component", "raft", "raft_group", raftGroupLabel(cfg.Name))
+	hlog := newHCLogger(cfg.Logger, "raft").With("raft_group", raftGroupLabel(cfg.Name))
 
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("cluster: open group %q: %w", cfg.Name, err)
@@ -210,6 +212,7 @@ func OpenGroup(cfg GroupConfig, fsm raft.FSM, layer raft.StreamLayer) (_ *Group,
 		return nil, fmt.Errorf("cluster: open group %q: start raft: %w", cfg.Name, err)
 	}
 	g.replicas.watch(g.raft)
+	g.watchLeaders()
 	g.startReadyLoop()
 	return g, nil
 }

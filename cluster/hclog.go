@@ -85,10 +85,15 @@ func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	}
 	all := make([]any, 0, 2+len(a.implied)+len(args))
 	if a.name != "" {
-		all = append(all, "logger", a.name)
+		all = append(all, "component", a.name)
 	}
 	all = append(all, a.implied...)
 	all = append(all, args...)
+	for i := 0; i+1 < len(all); i += 2 {
+		if k, ok := all[i].(string); ok && k == "node" {
+			all[i] = "raft_" + k // raft's own "node" is not the node's id attribute
+		}
+	}
 	a.logger.Log(context.Background(), sl, msg, all...)
 }
 
@@ -162,7 +167,7 @@ func (a *hclogAdapter) GetLevel() hclog.Level { return hclog.Level(a.level.Load(
 // StandardLogger implements hclog.Logger. Lines written to it are logged at
 // raft's Info level (slog Debug); level inference is not supported.
 func (a *hclogAdapter) StandardLogger(*hclog.StandardLoggerOptions) *log.Logger {
-	return slog.NewLogLogger(a.logger.With("logger", a.name).Handler(), slogLevelRaftInfo)
+	return slog.NewLogLogger(a.logger.With(append([]any{"component", a.name}, a.implied...)...).Handler(), slogLevelRaftInfo)
 }
 
 // StandardWriter implements hclog.Logger.

@@ -375,12 +375,13 @@ func NewMembership(ctx context.Context, cfg MembershipConfig) (*Membership, erro
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
-	m.log = m.log.With("node", cfg.NodeID)
+	base := m.log // serf's and memberlist's lines name their own component
+	m.log = m.log.With("component", "membership")
 	ring, err := cfg.keyring(m.log)
 	if err != nil {
 		return nil, err
 	}
-	s, err := serf.Create(cfg.serfConfig(m.serfCh, newSerfLogger(m.log), ring))
+	s, err := serf.Create(cfg.serfConfig(m.serfCh, newSerfLogger(base), ring))
 	if err != nil {
 		// serf v0.10.2 leaks its query (and snapshot) goroutines when
 		// memberlist fails to start, e.g. on a port in use.
@@ -645,6 +646,6 @@ func (w serfLogWriter) Write(p []byte) (int, error) {
 	if name, msg, ok := strings.Cut(line, ": "); ok && (name == "serf" || name == "memberlist") {
 		component, line = name, msg
 	}
-	w.log.Log(context.Background(), level, line, "logger", component)
+	w.log.Log(context.Background(), level, line, "component", component)
 	return len(p), nil
 }

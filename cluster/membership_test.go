@@ -450,11 +450,11 @@ func TestSerfLogWriter(t *testing.T) {
 	logger.Printf("no level")
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	want := []string{
-		`level=WARN msg="Was able to connect to x" logger=memberlist`,
-		`level=ERROR msg="Failed to broadcast" logger=serf`,
-		`level=DEBUG msg="Stream connection" logger=memberlist`,
-		`level=INFO msg="EventMemberJoin: a 127.0.0.1" logger=serf`,
-		`level=INFO msg="no level" logger=serf`,
+		`level=WARN msg="Was able to connect to x" component=memberlist`,
+		`level=ERROR msg="Failed to broadcast" component=serf`,
+		`level=DEBUG msg="Stream connection" component=memberlist`,
+		`level=INFO msg="EventMemberJoin: a 127.0.0.1" component=serf`,
+		`level=INFO msg="no level" component=serf`,
 	}
 	if len(lines) != len(want) {
 		t.Fatalf("got %d lines:\n%s", len(lines), buf.String())

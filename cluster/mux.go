@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -276,11 +277,11 @@ func (m *Mux) handshake(raw net.Conn) {
 		_ = conn.Close()
 		// A peer may dial a group this node has not opened yet; raft
 		// retries, so this is not a warning.
-		m.logger.Info("mux rejected connection", "remote", remote, "peer", peer, "group", group, "err", ErrUnknownGroup)
+		m.logger.Info("mux rejected connection", "remote", remote, "peer", peer, "raft_group", strings.TrimPrefix(group, "data-"), "err", ErrUnknownGroup)
 		return
 	}
 	if peer != "" {
-		m.logger.Debug("mux accepted TLS connection", "remote", remote, "peer", peer, "group", group)
+		m.logger.Debug("mux accepted TLS connection", "remote", remote, "peer", peer, "raft_group", strings.TrimPrefix(group, "data-"))
 	}
 	l.deliver(conn)
 }

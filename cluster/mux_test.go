@@ -326,7 +326,7 @@ func TestMuxCloseIdempotent(t *testing.T) {
 func TestHCLogAdapter(t *testing.T) {
 	var buf bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	hl := newHCLogger(logger, "raft").With("group", "meta").Named("net")
+	hl := newHCLogger(logger, "raft").With("raft_group", "meta").Named("net")
 
 	if !hl.IsInfo() || hl.IsDebug() || hl.IsTrace() {
 		t.Fatalf("IsInfo/IsDebug/IsTrace = %v/%v/%v, want true/false/false at slog Debug",
@@ -337,8 +337,8 @@ func TestHCLogAdapter(t *testing.T) {
 	hl.Warn("heartbeat timeout", "err", errors.New("boom"))
 	out := buf.String()
 	for _, want := range []string{
-		`level=DEBUG msg="entering leader state" logger=raft.net group=meta term=3`,
-		`level=WARN msg="heartbeat timeout" logger=raft.net group=meta err=boom`,
+		`level=DEBUG msg="entering leader state" component=raft.net raft_group=meta term=3`,
+		`level=WARN msg="heartbeat timeout" component=raft.net raft_group=meta err=boom`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log output lacks %q:\n%s", want, out)

@@ -113,8 +113,9 @@ type DataGroup struct {
 // Lock order: Node.mu is a leaf; it is never held across raft, network or
 // disk calls.
 type Node struct {
-	cfg NodeConfig
-	log *slog.Logger
+	cfg     NodeConfig
+	log     *slog.Logger // component=cluster
+	logBase *slog.Logger // as given; the parts add their component
 
 	mux  *Mux
 	Meta *Group
@@ -175,7 +176,7 @@ func OpenNode(ctx context.Context, cfg NodeConfig, onMetaChange func()) (*Node, 
 		return nil, err
 	}
 	n := &Node{
-		cfg: cfg, log: lg.With("node", cfg.ID), mux: mux,
+		cfg: cfg, log: lg.With("component", "cluster"), logBase: lg, mux: mux,
 		onGroupsChange: onMetaChange,
 		data:           map[uint32]*DataGroup{},
 		kickCh:         make(chan struct{}, 1),
@@ -256,7 +257,7 @@ func (n *Node) openGroup(name string, fsm raft.FSM) (*Group, error) {
 	gc.Name = name
 	gc.NodeID = n.cfg.ID
 	gc.Dir = filepath.Join(n.cfg.Dir, name)
-	gc.Logger = n.log // OpenGroup adds the group attribute
+	gc.Logger = n.logBase // OpenGroup adds the component and raft_group
 	g, err := OpenGroup(gc, fsm, n.mux.Layer(name))
 	if err != nil {
 		return nil, fmt.Errorf("cluster: open group %s: %w", name, err)
@@ -305,7 +306,7 @@ func (n *Node) openDataGroup(id uint32) (*DataGroup, error) {
 		Dir:     filepath.Join(n.cfg.Dir, name, "partitions"),
 		SnapDir: filepath.Join(n.cfg.Dir, name, "snapdata"),
 		Segment: n.cfg.Segment,
-		Logger:  n.log.With("group", name),
+		Logger:  n.log.With("raft_group", raftGroupID(id)),
 	})
 	if err != nil {
 		return nil, err
@@ -322,7 +323,7 @@ func (n *Node) openDataGroup(id uint32) (*DataGroup, error) {
 	}
 	n.data[id] = dg
 	n.mu.Unlock()
-	n.log.Info("opened data group", "group", id)
+	n.log.Info("opened data group", "raft_group", raftGroupID(id))
 	n.onGroupsChange()
 	return dg, nil
 }
@@ -338,7 +339,7 @@ func (n *Node) dropDataGroup(id uint32) error {
 		return nil
 	}
 	err := errors.Join(dg.Group.Close(), dg.FSM.Close())
-	n.log.Info("dropped data group", "group", id, "err", err)
+	n.log.Info("dropped data group", "raft_group", raftGroupID(id), "err", err)
 	return errors.Join(err, os.RemoveAll(filepath.Join(n.cfg.Dir, groupName(id))))
 }
 
@@ -579,3 +580,11 @@ func (n *Node) Close() error {
 	})
 	return n.closeErr
 }
+
+// raftGroupLabel is the raft_group of logs (and of the broker's metrics)
+// for the group named name on the mux and on disk: "meta", or a data
+// group's id.
+func raftGroupLabel(name string) string { return strings.TrimPrefix(name, "data-") }
+
+// raftGroupID is the raft_group of data group id.
+func raftGroupID(id uint32) string { return strconv.FormatUint(uint64(id), 10) }

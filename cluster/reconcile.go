@@ -144,11 +144,11 @@ func (n *Node) kickReplication(ctx context.Context, g *Group, name string, id ui
 		n.rec.lastTransfer[id] = time.Now()
 	}
 	n.log.Info("a voter came back; handing leadership on so that replication to it restarts without raft's backoff",
-		"group", name, "voter", back)
+		"raft_group", raftGroupLabel(name), "voter", back)
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	if err := g.await(ctx, g.raft.LeadershipTransfer()); err != nil {
-		n.log.Info("leadership transfer after a return failed", "group", name, "err", err)
+		n.log.Info("leadership transfer after a return failed", "raft_group", raftGroupLabel(name), "err", err)
 	}
 }
 
@@ -179,7 +179,7 @@ func (n *Node) syncLocalGroups() {
 			var err error
 			if dg, err = n.openDataGroup(g.ID); err != nil {
 				if !errors.Is(err, ErrClosed) {
-					n.log.Warn("open data group", "group", g.ID, "err", err)
+					n.log.Warn("open data group", "raft_group", raftGroupID(g.ID), "err", err)
 				}
 				continue
 			}
@@ -188,7 +188,7 @@ func (n *Node) syncLocalGroups() {
 			}
 		case !mine && dg != nil && (n.removedFrom(dg) || n.strandedIn(dg)):
 			if err := n.dropDataGroup(g.ID); err != nil {
-				n.log.Warn("drop data group", "group", g.ID, "err", err)
+				n.log.Warn("drop data group", "raft_group", raftGroupID(g.ID), "err", err)
 			}
 		}
 	}
@@ -202,13 +202,13 @@ func (n *Node) bootstrapDataGroup(dg *DataGroup, g DataGroupInfo) {
 	for _, id := range g.Initial {
 		info, ok := n.MetaFSM.NodeInfo(id)
 		if !ok || info.ClusterAddr == "" {
-			n.log.Warn("cannot bootstrap data group: a voter's address is unknown", "group", g.ID, "voter", id)
+			n.log.Warn("cannot bootstrap data group: a voter's address is unknown", "raft_group", raftGroupID(g.ID), "voter", id)
 			return
 		}
 		servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(id), Address: raft.ServerAddress(info.ClusterAddr)})
 	}
 	if err := dg.Group.BootstrapIfNew(servers); err != nil {
-		n.log.Warn("bootstrap data group", "group", g.ID, "err", err)
+		n.log.Warn("bootstrap data group", "raft_group", raftGroupID(g.ID), "err", err)
 	}
 }
 
@@ -428,7 +428,7 @@ func (n *Node) reconcileLedGroups(ctx context.Context) {
 			continue
 		}
 		if err := n.reconcileGroupServers(dg, info); err != nil && !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrClosed) {
-			n.log.Warn("reconcile data group voters", "group", dg.ID, "err", err)
+			n.log.Warn("reconcile data group voters", "raft_group", raftGroupID(dg.ID), "err", err)
 		}
 		n.kickReplication(ctx, dg.Group, groupName(dg.ID), dg.ID, info.Voters)
 		if !dg.Group.IsLeader() {
@@ -444,9 +444,9 @@ func (n *Node) reconcileLedGroups(ctx context.Context) {
 			continue
 		}
 		n.rec.lastTransfer[dg.ID] = time.Now()
-		n.log.Info("handing leadership back to the preferred leader", "group", dg.ID, "to", pref)
+		n.log.Info("handing leadership back to the preferred leader", "raft_group", raftGroupID(dg.ID), "to", pref)
 		if err := dg.Group.TransferLeadership(ctx, pref, pi.ClusterAddr); err != nil {
-			n.log.Info("leadership transfer failed; will retry", "group", dg.ID, "to", pref, "err", err)
+			n.log.Info("leadership transfer failed; will retry", "raft_group", raftGroupID(dg.ID), "to", pref, "err", err)
 		}
 	}
 }
@@ -468,12 +468,12 @@ func (n *Node) reconcileGroupServers(dg *DataGroup, info DataGroupInfo) error {
 		if i >= 0 && servers[i].Suffrage == raft.Voter && string(servers[i].Address) == ni.ClusterAddr {
 			continue
 		}
-		n.log.Info("data group: adding voter", "group", dg.ID, "id", v, "addr", ni.ClusterAddr)
+		n.log.Info("data group: adding voter", "raft_group", raftGroupID(dg.ID), "id", v, "addr", ni.ClusterAddr)
 		errs = append(errs, dg.Group.AddVoter(v, ni.ClusterAddr))
 	}
 	for _, s := range servers {
 		if !slices.Contains(info.Voters, string(s.ID)) {
-			n.log.Info("data group: removing server", "group", dg.ID, "id", s.ID)
+			n.log.Info("data group: removing server", "raft_group", raftGroupID(dg.ID), "id", s.ID)
 			errs = append(errs, dg.Group.RemoveServer(string(s.ID)))
 		}
 	}

@@ -170,3 +170,24 @@ func (g *Group) Indexes() (RaftIndexes, error) {
 	}
 	return RaftIndexes{FirstLog: first, LastLog: g.raft.LastIndex(), Snapshot: snap}, nil
 }
+
+// Term returns the group's current raft term on this node.
+func (g *Group) Term() uint64 { return g.raft.CurrentTerm() }
+
+// LeaderChanges returns how many times this node has learned of a new
+// leader of the group (itself or another) since it opened the group: each
+// election that ended with a leader it heard of counts once. A node that
+// loses its leader and hears of the same one again counts that too.
+func (g *Group) LeaderChanges() uint64 { return g.leaderChanges.Load() }
+
+// watchLeaders counts raft's leader observations. The filter does the
+// work and delivers nothing, so no goroutine drains a channel and none is
+// dropped; raft forgets its observers when it shuts down.
+func (g *Group) watchLeaders() {
+	g.raft.RegisterObserver(raft.NewObserver(nil, false, func(o *raft.Observation) bool {
+		if lo, ok := o.Data.(raft.LeaderObservation); ok && lo.LeaderID != "" {
+			g.leaderChanges.Add(1)
+		}
+		return false
+	}))
+}

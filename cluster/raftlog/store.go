@@ -81,7 +81,7 @@ func Open(dir string, cfg Config) (_ *Store, err error) {
 		_ = dirf.Close()
 		return nil, fmt.Errorf("raftlog: lock %s: %w", dir, err)
 	}
-	s := &Store{dir: dir, cfg: cfg, log: logger.With("raftlog", dir), dirf: dirf}
+	s := &Store{dir: dir, cfg: cfg, log: logger.With("dir", dir), dirf: dirf}
 	defer func() {
 		if err != nil {
 			_ = s.Close()

@@ -26,7 +26,10 @@ func runServer(ctx context.Context, args []string) error {
 		return err
 	}
 	defer stopProfile()
-	logger := newLogger(cfg.LogLevel)
+	logger, err := newLogger(&cfg)
+	if err != nil {
+		return err
+	}
 	a, err := agent.New(ctx, cfg, logger)
 	if err != nil {
 		return err
@@ -72,7 +75,9 @@ func registerServerFlags(fs *flag.FlagSet, cfg *agent.Config) *serverFlags {
 	fs.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", cfg.SnapshotThreshold, "raft entries between checkpoints (env STRATA_SNAPSHOT_THRESHOLD)")
 	fs.DurationVar(&cfg.RaftHeartbeatTimeout, "raft-heartbeat-timeout", cfg.RaftHeartbeatTimeout, "raft leader-loss detection; elections follow within 1-2x (env STRATA_RAFT_HEARTBEAT_TIMEOUT)")
 	fs.Uint64Var(&cfg.RaftTrailingLogs, "raft-trailing-logs", cfg.RaftTrailingLogs, "raft entries kept after a snapshot (env STRATA_RAFT_TRAILING_LOGS)")
-	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error (env STRATA_LOG_LEVEL)")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error; PUT /api/v1/log-level changes it at run time (env STRATA_LOG_LEVEL)")
+	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json (env STRATA_LOG_FORMAT)")
+	fs.DurationVar(&cfg.SlowRequest, "slow-request", cfg.SlowRequest, "log gRPC calls slower than this, long-poll waits aside; 0: none (env STRATA_SLOW_REQUEST)")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "node certificate (PEM, from strata cert create-node): TLS on gRPC and HTTP, mutual TLS on the cluster port (env STRATA_TLS_CERT)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "key (PEM) of --tls-cert (env STRATA_TLS_KEY)")
 	fs.StringVar(&cfg.TLSCA, "tls-ca", cfg.TLSCA, "CA certificate (PEM) that signs nodes and clients (env STRATA_TLS_CA)")
@@ -160,6 +165,8 @@ func overlayUnset(set map[string]bool, cfg *agent.Config, file agent.Config) {
 		"min-free-disk-bytes":      func() { cfg.MinFreeDiskBytes = keep.MinFreeDiskBytes },
 		"snapshot-threshold":       func() { cfg.SnapshotThreshold = keep.SnapshotThreshold },
 		"log-level":                func() { cfg.LogLevel = keep.LogLevel },
+		"log-format":               func() { cfg.LogFormat = keep.LogFormat },
+		"slow-request":             func() { cfg.SlowRequest = keep.SlowRequest },
 		"raft-heartbeat-timeout":   func() { cfg.RaftHeartbeatTimeout = keep.RaftHeartbeatTimeout },
 		"raft-trailing-logs":       func() { cfg.RaftTrailingLogs = keep.RaftTrailingLogs },
 		"pprof":                    func() { cfg.Pprof = keep.Pprof },
@@ -183,8 +190,17 @@ func overlayUnset(set map[string]bool, cfg *agent.Config, file agent.Config) {
 	}
 }
 
-func newLogger(level string) *slog.Logger {
-	var l slog.Level
-	_ = l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+// newLogger builds the node's logger in cfg's format, at cfg's level, with
+// a level that PUT /api/v1/log-level can change (cfg.LogLevelVar).
+func newLogger(cfg *agent.Config) (*slog.Logger, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	level, err := agent.ParseLogLevel(cfg.LogLevel)
+	if err != nil {
+		return nil, err
+	}
+	cfg.LogLevelVar = new(slog.LevelVar)
+	cfg.LogLevelVar.Set(level)
+	return agent.NewLogger(os.Stderr, cfg.LogFormat, cfg.LogLevelVar)
 }

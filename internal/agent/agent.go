@@ -15,9 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 
 	"github.com/stratalog/strata/cluster"
@@ -43,6 +40,7 @@ type Agent struct {
 	broker  *broker.Broker
 	svc     *server.Server
 	peers   *server.Peers
+	rpc     *server.Observer // gRPC metrics and slow-request log (observe.go)
 	grpc    *grpc.Server
 	http    *http.Server
 
@@ -53,7 +51,9 @@ type Agent struct {
 
 // New starts a node: listeners first (so an address in use fails fast),
 // then the raft groups, the broker, the gRPC service and the HTTP
-// endpoints. It returns once the node serves.
+// endpoints. It returns once the node serves. Its logs go to logger (nil
+// discards them) with the node's id and each part's component
+// (observe.go).
 func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -61,12 +61,13 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	a := &Agent{cfg: cfg, log: logger}
+	logger = logger.With("node", cfg.NodeID)
+	a := &Agent{cfg: cfg, log: logger.With("component", "agent")}
 	var err error
-	if a.sec, err = openSecurity(cfg); err != nil {
+	if a.sec, err = openSecurity(cfg, logger.With("component", "tls")); err != nil {
 		return nil, err
 	}
-	warnInsecure(cfg, logger)
+	warnInsecure(cfg, a.log)
 	if a.grpcLn, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		return nil, errors.Join(fmt.Errorf("agent: grpc listener: %w", err), a.Close())
 	}
@@ -92,7 +93,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
 		sc.RetentionAge = time.Duration(tc.RetentionMs) * time.Millisecond
 		sc.RetentionBytes = tc.RetentionBytes
 		sc.Fsync = segment.FsyncNever // raft's log is the write-ahead log
-		sc.Logger = logger
+		sc.Logger = logger.With("component", "segment")
 		return sc
 	}
 	rc := cluster.DefaultGroupConfig()
@@ -141,7 +142,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
 	bc.RetentionInterval = cfg.RetentionCheckInterval
 	bc.Disk.MinFreeBytes = cfg.DiskMinFreeBytes()
 	bc.MaxClusterPartitions = cfg.MaxClusterPartitions
-	bc.Logger = logger
+	bc.Logger = logger.With("component", "broker")
 	b, err := broker.New(bc, a.node)
 	if err != nil {
 		return nil, errors.Join(err, a.Close())
@@ -157,7 +158,12 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
 	sec := &server.Security{Required: cfg.Auth, Authorizer: auth.NewAuthorizer(cfg.SuperUsers), Users: b,
 		Audit: a.sec.audit}
 	a.svc.SetSecurity(sec)
-	a.grpc = grpc.NewServer(a.sec.grpcOptions(cfg, sec)...)
+	oc := server.DefaultObserveConfig()
+	oc.SlowRequest, oc.Logger = cfg.SlowRequest, logger.With("component", "grpc")
+	if a.rpc, err = server.NewObserver(oc); err != nil {
+		return nil, errors.Join(err, a.Close())
+	}
+	a.grpc = grpc.NewServer(a.sec.grpcOptions(cfg, sec, a.rpc)...)
 	a.svc.Register(a.grpc)
 	a.svc.SetServing(true)
 	a.wg.Add(1)
@@ -167,11 +173,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
 			a.log.Error("grpc server", "err", err)
 		}
 	}()
-	if err := a.startKafka(sec); err != nil {
+	if err := a.startKafka(sec, logger); err != nil {
 		return nil, errors.Join(err, a.Close())
 	}
 	if a.httpLn != nil {
-		a.startHTTP(sec)
+		a.startHTTP(sec, logger)
 	}
 	return a, nil
 }
@@ -207,11 +213,9 @@ func (a *Agent) advertise(nc *cluster.NodeConfig) error {
 	return nil
 }
 
-func (a *Agent) startHTTP(sec *server.Security) {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(a.broker.Metrics(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+func (a *Agent) startHTTP(sec *server.Security, logger *slog.Logger) {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", a.httpGuard(sec, promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	a.handleObservability(mux, sec)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
@@ -240,7 +244,7 @@ func (a *Agent) startHTTP(sec *server.Security) {
 	}
 	// ReadHeaderTimeout also bounds the TLS handshake (net/http).
 	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: a.cfg.HandshakeTimeout, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(a.log.With("component", "http").Handler(), slog.LevelDebug)}
+		ErrorLog: slog.NewLogLogger(logger.With("component", "http").Handler(), slog.LevelDebug)}
 	ln := a.httpLn
 	if a.sec.tls != nil {
 		tc := a.sec.tls.ServerConfig(tls.VerifyClientCertIfGiven)

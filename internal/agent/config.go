@@ -3,6 +3,7 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
@@ -78,8 +79,20 @@ type Config struct {
 	// snapshot, so that a follower a little behind catches up from the log
 	// rather than from a snapshot; default 1024.
 	RaftTrailingLogs uint64 `yaml:"raft_trailing_logs"`
-	// LogLevel is debug, info, warn or error; default info.
+	// LogLevel is debug, info, warn or error; default info. With
+	// LogLevelVar set it can change while the node runs (PUT
+	// /api/v1/log-level).
 	LogLevel string `yaml:"log_level"`
+	// LogFormat is text (logfmt, the default) or json (one object a line).
+	LogFormat string `yaml:"log_format"`
+	// LogLevelVar is the level of the logger given to New (NewLogger),
+	// which PUT /api/v1/log-level changes; nil: the level cannot change at
+	// run time. No flag or file sets it.
+	LogLevelVar *slog.LevelVar `yaml:"-"`
+	// SlowRequest is the time above which a gRPC call is logged at Warn
+	// with its method, duration, peer and principal, not counting a long
+	// poll's wait; 0 logs none. Default 1 s.
+	SlowRequest time.Duration `yaml:"slow_request"`
 	// Pprof serves Go's profiler (net/http/pprof) under /debug/pprof/ on
 	// HTTPAddr, so that a profile can be taken of one window of a running
 	// node (a benchmark phase) instead of its whole life. Anyone who
@@ -160,6 +173,8 @@ func DefaultConfig() Config {
 		RaftHeartbeatTimeout:   500 * time.Millisecond,
 		RaftTrailingLogs:       1024,
 		LogLevel:               "info",
+		LogFormat:              "text",
+		SlowRequest:            time.Second,
 		MaxConnections:         4096,
 		MaxConcurrentStreams:   1024,
 		HandshakeTimeout:       10 * time.Second,
@@ -206,6 +221,14 @@ func (c Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Errorf("log level %q is not debug, info, warn or error", c.LogLevel))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log format %q is not text or json", c.LogFormat))
+	}
+	if c.SlowRequest < 0 {
+		errs = append(errs, fmt.Errorf("slow request threshold %v must not be negative", c.SlowRequest))
 	}
 	errs = append(errs, c.validateSecurity()...)
 	if err := errors.Join(errs...); err != nil {

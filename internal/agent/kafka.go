@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 
 	"github.com/stratalog/strata/internal/auth"
@@ -59,13 +60,13 @@ func (a *Agent) kafkaAdvertised() string {
 
 // startKafka serves the Kafka protocol on the listener, with TLS when the
 // node has it and SASL/SCRAM plus ACLs when auth is on.
-func (a *Agent) startKafka(sec *server.Security) error {
+func (a *Agent) startKafka(sec *server.Security, logger *slog.Logger) error {
 	if a.kafkaLn == nil {
 		return nil
 	}
 	kc := kafka.DefaultConfig()
 	kc.AutoCreateTopics = a.cfg.KafkaAutoCreateTopics
-	kc.Logger = a.log
+	kc.Logger = logger // the listener names its component
 	kc.Security = kafkaSecurity{sec: sec, b: a.broker, audit: a.sec.audit}
 	kc.HandshakeTimeout = a.cfg.HandshakeTimeout
 	kc.CertPrincipal = tlsutil.Principal

@@ -45,10 +45,10 @@ type security struct {
 }
 
 // openSecurity loads the certificates and opens the audit log.
-func openSecurity(cfg Config) (*security, error) {
+func openSecurity(cfg Config, logger *slog.Logger) (*security, error) {
 	s := &security{audit: auth.NewAudit(nil), close: io.NopCloser(nil)}
 	if cfg.TLSCert != "" {
-		st, err := tlsutil.Open(tlsutil.Files{CA: cfg.TLSCA, Cert: cfg.TLSCert, Key: cfg.TLSKey}, nil)
+		st, err := tlsutil.Open(tlsutil.Files{CA: cfg.TLSCA, Cert: cfg.TLSCert, Key: cfg.TLSKey}, logger)
 		if err != nil {
 			return nil, fmt.Errorf("agent: tls: %w", err)
 		}
@@ -76,13 +76,15 @@ func openSecurity(cfg Config) (*security, error) {
 }
 
 // grpcOptions are the options of the client port: TLS, the limits and
-// authentication before a request body is read (sec.Tap).
-func (s *security) grpcOptions(cfg Config, sec *server.Security) []grpc.ServerOption {
+// authentication before a request body is read (sec.Tap), and the metrics
+// and slow-request log of every call (obs, before the checks so that
+// refused calls count).
+func (s *security) grpcOptions(cfg Config, sec *server.Security, obs *server.Observer) []grpc.ServerOption {
 	opts := server.GRPCOptions()
 	opts = append(opts,
 		grpc.InTapHandle(sec.Tap),
-		grpc.ChainUnaryInterceptor(sec.UnaryInterceptor),
-		grpc.ChainStreamInterceptor(sec.StreamInterceptor),
+		grpc.ChainUnaryInterceptor(obs.UnaryInterceptor, sec.UnaryInterceptor),
+		grpc.ChainStreamInterceptor(obs.StreamInterceptor, sec.StreamInterceptor),
 		grpc.ConnectionTimeout(cfg.HandshakeTimeout),
 		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinTime, PermitWithoutStream: true}),
@@ -179,6 +181,11 @@ func loopbackOnly(addr string) bool {
 // the profiler shows the command line. /healthz and /readyz stay open for
 // probes.
 func (a *Agent) httpGuard(sec *server.Security, h http.Handler) http.Handler {
+	return a.httpGuardOp(sec, auth.OpDescribe, h)
+}
+
+// httpGuardOp is httpGuard for principals that may do op on the cluster.
+func (a *Agent) httpGuardOp(sec *server.Security, op auth.Operation, h http.Handler) http.Handler {
 	if !a.cfg.Auth {
 		return h
 	}
@@ -187,9 +194,9 @@ func (a *Agent) httpGuard(sec *server.Security, h http.Handler) http.Handler {
 		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
 			p = tlsutil.Principal(r.TLS.VerifiedChains[0][0])
 		}
-		if !sec.Allowed(p, auth.OpDescribe, auth.ResourceCluster, clusterName) {
-			a.sec.audit.Denied(p, string(auth.OpDescribe), string(auth.ResourceCluster), clusterName, "http:"+r.URL.Path, r.RemoteAddr)
-			http.Error(w, "forbidden: present a client certificate allowed to describe the cluster", http.StatusForbidden)
+		if !sec.Allowed(p, op, auth.ResourceCluster, clusterName) {
+			a.sec.audit.Denied(p, string(op), string(auth.ResourceCluster), clusterName, "http:"+r.URL.Path, r.RemoteAddr)
+			http.Error(w, "forbidden: present a client certificate allowed to "+string(op)+" the cluster", http.StatusForbidden)
 			return
 		}
 		h.ServeHTTP(w, r)

@@ -85,7 +85,8 @@ type Broker struct {
 	coord *coordinator
 	queue *queueManager
 	m     *Metrics
-	disk  *diskGuard // nil: no free-space checks
+	disk  *diskGuard  // nil: no free-space checks
+	stamp *stampCache // lag timestamps for scrapes (lag_stamps.go)
 
 	peers Peers // nil: writes led elsewhere are not forwarded
 
@@ -117,6 +118,7 @@ func New(cfg Config, node *cluster.Node) (*Broker, error) {
 	b.coord = newCoordinator(b)
 	b.queue = newQueueManager(b)
 	b.m = newMetrics(b)
+	b.stamp = newStampCache()
 	b.disk = newDiskGuard(cfg.Disk, node.Config().Dir, lg)
 	if ackBeforeCommit {
 		lg.Warn("failpoint ack-before-commit is on: produce requests are answered before raft commits them (a test binary)")
@@ -246,11 +248,12 @@ func (b *Broker) Start(ctx context.Context) error {
 	if err := b.reconcile(ctx); err != nil {
 		return fmt.Errorf("broker: first reconcile: %w", err)
 	}
-	b.wg.Add(4)
+	b.wg.Add(5)
 	go b.reconcileLoop()
 	go b.retentionLoop()
 	go b.coord.sessionLoop(b.stop, &b.wg)
 	go b.queue.loop(b.stop, &b.wg)
+	go b.stamp.loop(b.stop, &b.wg)
 	return nil
 }
 

@@ -58,9 +58,17 @@ func (b *Broker) fetch(ctx context.Context, topic string, partition int32, offse
 	maxBytes = min(maxBytes, b.cfg.MaxFetchBytes)
 	maxWait = min(max(maxWait, 0), b.cfg.MaxFetchWait)
 	lg := p.Log
+	begin := time.Now()
+	var waited time.Duration // in long polls: not part of the fetch latency
+	defer func() {
+		addWait(ctx, waited)
+		b.m.fetchLatency.Observe(max(time.Since(begin)-waited, 0).Seconds())
+	}()
 	if dg.Group.CatchingUp() {
 		start := time.Now()
-		if err := b.awaitCaughtUp(ctx, dg.Group, maxWait); err != nil {
+		err := b.awaitCaughtUp(ctx, dg.Group, maxWait)
+		waited += time.Since(start)
+		if err != nil {
 			if !errors.Is(err, ErrNotReady) {
 				return FetchResult{}, nil, err
 			}
@@ -73,7 +81,9 @@ func (b *Broker) fetch(ctx context.Context, topic string, partition int32, offse
 	}
 	if offset == lg.HighWatermark() && maxWait > 0 {
 		wctx, cancel := context.WithTimeout(ctx, maxWait)
+		start := time.Now()
 		err := lg.Wait(wctx, offset)
+		waited += time.Since(start)
 		cancel()
 		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			if ctx.Err() != nil {
@@ -241,6 +251,7 @@ func recordTimeAt(lg *segment.Log, offset int64) (time.Time, bool) {
 	if offset < lg.StartOffset() || offset >= lg.HighWatermark() {
 		return time.Time{}, false
 	}
+	stampReads.Add(1)
 	data, err := lg.Read(offset, 1)
 	if err != nil {
 		return time.Time{}, false

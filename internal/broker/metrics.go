@@ -1,8 +1,8 @@
 package broker
 
 import (
-	"context"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,7 +11,11 @@ import (
 )
 
 // Metrics are the broker's Prometheus metrics. Rates come from counters;
-// partition sizes and group lag are read at scrape time.
+// partition sizes, group lag, queue counts and the cluster's health are
+// read at scrape time, without reading the logs (lag_stamps.go). A series
+// that counts something cluster-wide comes from one node only (see
+// collectGroupLag, queueMetrics and clusterMetrics), so that a sum over
+// the nodes counts it once.
 type Metrics struct {
 	b *Broker
 
@@ -20,7 +24,9 @@ type Metrics struct {
 	produceLatency prometheus.Histogram
 	fetchBytes     *prometheus.CounterVec
 	fetchRequests  *prometheus.CounterVec
+	fetchLatency   prometheus.Histogram
 	queueSkipped   *prometheus.CounterVec
+	qc             queueCounters // metrics_queue.go
 
 	partitionBytes *prometheus.Desc
 	partitionHWM   *prometheus.Desc
@@ -28,15 +34,12 @@ type Metrics struct {
 	groupLag       *prometheus.Desc
 	groupLagSec    *prometheus.Desc
 	groupMembers   *prometheus.Desc
-	raftFirst      *prometheus.Desc
-	raftLast       *prometheus.Desc
-	raftSnapshot   *prometheus.Desc
-	queue          queueMetrics // queue_describe.go
+	cluster        clusterMetrics // metrics_cluster.go
+	queue          queueMetrics   // queue_describe.go
 }
 
 func newMetrics(b *Broker) *Metrics {
 	pl := []string{"topic", "partition"}
-	rl := []string{"raft_group"} // "meta", or a data group's id
 	return &Metrics{
 		b: b,
 		produceRecords: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -50,19 +53,22 @@ func newMetrics(b *Broker) *Metrics {
 			Name: "strata_fetch_bytes_total", Help: "Batch bytes returned by fetches, by topic."}, []string{"topic"}),
 		fetchRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_fetch_requests_total", Help: "Fetch requests answered, by topic."}, []string{"topic"}),
+		fetchLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "strata_fetch_latency_seconds", Help: "Time to answer a fetch (gRPC or Kafka), without its long-poll wait.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
 		queueSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strata_queue_retention_skipped_records_total",
 			Help: "Records retention deleted before a queue group delivered them, by group and topic."}, []string{"group", "topic"}),
+		qc:             newQueueCounters(),
 		partitionBytes: prometheus.NewDesc("strata_partition_size_bytes", "Bytes on disk of a partition replica.", pl, nil),
 		partitionHWM:   prometheus.NewDesc("strata_partition_high_watermark", "Next offset to be written.", pl, nil),
 		partitionStart: prometheus.NewDesc("strata_partition_log_start_offset", "First readable offset.", pl, nil),
-		groupLag:       prometheus.NewDesc("strata_group_lag_records", "Records not yet consumed by a group.", []string{"group", "topic", "partition"}, nil),
-		groupLagSec:    prometheus.NewDesc("strata_group_lag_seconds", "Age of the oldest record a group has not consumed.", []string{"group", "topic", "partition"}, nil),
-		groupMembers:   prometheus.NewDesc("strata_group_members", "Live members of a group.", []string{"group"}, nil),
-		raftFirst: prometheus.NewDesc("strata_raft_first_log_index",
-			"First entry a raft group's log holds on this node; a replica that needs an earlier one is sent a snapshot.", rl, nil),
-		raftLast:     prometheus.NewDesc("strata_raft_last_log_index", "Last entry a raft group's log holds on this node.", rl, nil),
-		raftSnapshot: prometheus.NewDesc("strata_raft_last_snapshot_index", "Index of the last snapshot a raft group took or installed on this node.", rl, nil),
+		groupLag: prometheus.NewDesc("strata_group_lag_records",
+			"Records not yet consumed by a group (reported by the partition's leader).", []string{"group", "topic", "partition"}, nil),
+		groupLagSec: prometheus.NewDesc("strata_group_lag_seconds",
+			"Age of the oldest record a group has not consumed (reported by the partition's leader).", []string{"group", "topic", "partition"}, nil),
+		groupMembers: prometheus.NewDesc("strata_group_members", "Live members of a group (reported by the metadata leader).", []string{"group"}, nil),
+		cluster:      newClusterMetrics(),
 		queue:        newQueueMetrics(),
 	}
 }
@@ -85,10 +91,15 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.produceLatency.Describe(ch)
 	m.fetchBytes.Describe(ch)
 	m.fetchRequests.Describe(ch)
+	m.fetchLatency.Describe(ch)
 	m.queueSkipped.Describe(ch)
-	for _, d := range []*prometheus.Desc{m.partitionBytes, m.partitionHWM, m.partitionStart, m.groupLag, m.groupLagSec, m.groupMembers, m.raftFirst, m.raftLast, m.raftSnapshot} {
+	for _, c := range m.qc.collectors() {
+		c.Describe(ch)
+	}
+	for _, d := range []*prometheus.Desc{m.partitionBytes, m.partitionHWM, m.partitionStart, m.groupLag, m.groupLagSec, m.groupMembers} {
 		ch <- d
 	}
+	m.cluster.describe(ch)
 	m.queue.describe(ch)
 }
 
@@ -99,10 +110,13 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.produceLatency.Collect(ch)
 	m.fetchBytes.Collect(ch)
 	m.fetchRequests.Collect(ch)
+	m.fetchLatency.Collect(ch)
 	m.queueSkipped.Collect(ch)
-	m.collectRaft(ch, "meta", m.b.node.Meta)
+	for _, c := range m.qc.collectors() {
+		c.Collect(ch)
+	}
+	m.cluster.collect(m.b, ch)
 	for _, dg := range m.b.node.DataGroups() {
-		m.collectRaft(ch, strconv.FormatUint(uint64(dg.ID), 10), dg.Group)
 		for _, p := range dg.FSM.Partitions() {
 			part := strconv.Itoa(int(p.Key.Partition))
 			ch <- prometheus.MustNewConstMetric(m.partitionBytes, prometheus.GaugeValue, float64(p.Log.Size()), p.Topic, part)
@@ -110,28 +124,69 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(m.partitionStart, prometheus.GaugeValue, float64(p.Log.StartOffset()), p.Topic, part)
 		}
 	}
-	for _, g := range m.b.ListGroups() {
-		ch <- prometheus.MustNewConstMetric(m.groupMembers, prometheus.GaugeValue, float64(g.Members), g.Name)
-		d, err := m.b.DescribeGroup(context.Background(), g.Name) // known here: no wait
-		if err != nil {
-			continue
-		}
-		for _, p := range d.Partitions {
-			part := strconv.Itoa(int(p.Partition))
-			ch <- prometheus.MustNewConstMetric(m.groupLag, prometheus.GaugeValue, float64(p.LagRecords), g.Name, p.Topic, part)
-			ch <- prometheus.MustNewConstMetric(m.groupLagSec, prometheus.GaugeValue, p.LagSeconds, g.Name, p.Topic, part)
+	if m.b.node.Meta.IsLeader() { // the coordinator: members live there
+		for _, g := range m.b.ListGroups() {
+			ch <- prometheus.MustNewConstMetric(m.groupMembers, prometheus.GaugeValue, float64(g.Members), g.Name)
 		}
 	}
+	m.collectGroupLag(ch)
 	m.queue.collect(m.b, ch)
 }
 
-// collectRaft reports where a raft group's log stands on this node.
-func (m *Metrics) collectRaft(ch chan<- prometheus.Metric, name string, g *cluster.Group) {
-	ix, err := g.Indexes()
-	if err != nil {
-		return // closing
+// collectGroupLag reports the lag of each group's committed offsets on the
+// partitions whose data group this node leads: each series comes from one
+// node, the one that holds the partition's log as it is committed. Lag in
+// seconds comes from the stamp cache (lag_stamps.go), never from a read;
+// it is left out while the cache does not know it. Groups named "__…"
+// (the queue groups' redrive positions) are internal and left out.
+func (m *Metrics) collectGroupLag(ch chan<- prometheus.Metric) {
+	b := m.b
+	led := map[uint32]*cluster.DataGroup{}
+	for _, dg := range b.node.DataGroups() {
+		if dg.Group.IsLeader() {
+			led[dg.ID] = dg
+		}
 	}
-	ch <- prometheus.MustNewConstMetric(m.raftFirst, prometheus.GaugeValue, float64(ix.FirstLog), name)
-	ch <- prometheus.MustNewConstMetric(m.raftLast, prometheus.GaugeValue, float64(ix.LastLog), name)
-	ch <- prometheus.MustNewConstMetric(m.raftSnapshot, prometheus.GaugeValue, float64(ix.Snapshot), name)
+	if len(led) == 0 {
+		return
+	}
+	now := time.Now()
+	for _, name := range b.node.MetaFSM.GroupNames() {
+		if strings.HasPrefix(name, "__") {
+			continue
+		}
+		for tn, offs := range b.node.MetaFSM.GroupOffsets(name) {
+			t, err := b.knownTopic(tn)
+			if err != nil {
+				continue
+			}
+			for i, a := range t.Partitions {
+				dg := led[a.DataGroup]
+				if dg == nil {
+					continue
+				}
+				k := cluster.PartKey{TopicID: t.ID, Partition: int32(i)}
+				p := dg.FSM.Partition(k)
+				if p == nil {
+					continue
+				}
+				from := p.Log.StartOffset()
+				if off, ok := offs[int32(i)]; ok {
+					from = max(off, from)
+				}
+				lag := max(p.Log.HighWatermark()-from, 0)
+				part := strconv.Itoa(i)
+				ch <- prometheus.MustNewConstMetric(m.groupLag, prometheus.GaugeValue, float64(lag), name, tn, part)
+				secs := 0.0
+				if lag > 0 {
+					ts, ok := b.stamp.lookup(stampKey{owner: "g:" + name, part: k}, p.Log, from, now)
+					if !ok {
+						continue
+					}
+					secs = max(now.Sub(ts).Seconds(), 0)
+				}
+				ch <- prometheus.MustNewConstMetric(m.groupLagSec, prometheus.GaugeValue, secs, name, tn, part)
+			}
+		}
+	}
 }

@@ -2,10 +2,12 @@ package broker
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/queue"
 )
 
@@ -28,6 +30,10 @@ type QueuePartition struct {
 	Deliveries  uint64
 	// Redeliveries counts deliveries after the first of a record.
 	Redeliveries uint64
+	// Delayed counts the records not yet due, waiting for a deliver-at
+	// time or a retry backoff (on the leader; a follower does not know
+	// deliver-at times).
+	Delayed int64
 	// OldestUnacked is the age of the record at the floor (0 when none).
 	OldestUnacked time.Duration
 	Members       map[string]int
@@ -46,22 +52,38 @@ func (b *Broker) DescribeQueueGroup(ctx context.Context, topic, group string) (Q
 	if err != nil {
 		return QueueDescription{}, err
 	}
+	return b.describeQueue(ctx, def, false, func(lp *cluster.Partition, off int64) (time.Time, bool) {
+		return recordTimeAt(lp.Log, off)
+	})
+}
+
+// describeQueue describes def on the partitions this node holds, or only
+// on those whose data group it leads (leaderOnly: the leader alone knows
+// the leases, and a follower would count leased records as available).
+// stampAt gives the timestamp of the record at the floor.
+func (b *Broker) describeQueue(ctx context.Context, def queue.Def, leaderOnly bool,
+	stampAt func(*cluster.Partition, int64) (time.Time, bool)) (QueueDescription, error) {
 	d := QueueDescription{Def: def}
-	t, err := b.knownTopic(topic) // the queue group's: known
+	t, err := b.knownTopic(def.Topic) // the queue group's: known
 	if err != nil {
 		return d, err
 	}
 	now := b.now()
-	for i := range t.Partitions {
-		lp, err := b.localPartition(ctx, topic, int32(i))
+	for i, a := range t.Partitions {
+		if leaderOnly {
+			if dg := b.node.DataGroup(a.DataGroup); dg == nil || !dg.Group.IsLeader() {
+				continue
+			}
+		}
+		lp, err := b.localPartition(ctx, def.Topic, int32(i))
 		if err != nil {
 			continue
 		}
 		qp := QueuePartition{Partition: int32(i), HighWatermark: lp.Log.HighWatermark(), Floor: lp.Log.StartOffset()}
-		if q := lp.Queue(group); q != nil {
-			st := q.Stats(now, b.queue.leads.leaderOf(lp.Key, group, q))
+		if q := lp.Queue(def.Name); q != nil {
+			st := q.Stats(now, b.queue.leads.leaderOf(lp.Key, def.Name, q))
 			qp.Floor = st.Floor
-			qp.Leased, qp.Acked, qp.DeadLetters = st.Leased, st.Acked, st.Dead
+			qp.Leased, qp.Acked, qp.DeadLetters, qp.Delayed = st.Leased, st.Acked, st.Dead, st.Delayed
 			qp.Deliveries, qp.Redeliveries, qp.Members = st.Delivered, st.Redelivered, st.Members
 			qp.Backlog = max(qp.HighWatermark-st.Floor-st.AckedInWindow, 0)
 			qp.Available = max(qp.Backlog-st.Leased-st.DeadPending, 0)
@@ -70,7 +92,7 @@ func (b *Broker) DescribeQueueGroup(ctx context.Context, topic, group string) (Q
 			qp.Available = qp.Backlog
 		}
 		if qp.Backlog > 0 {
-			if ts, ok := recordTimeAt(lp.Log, qp.Floor); ok {
+			if ts, ok := stampAt(lp, qp.Floor); ok {
 				qp.OldestUnacked = max(now.Sub(ts), 0)
 			}
 		}
@@ -79,17 +101,22 @@ func (b *Broker) DescribeQueueGroup(ctx context.Context, topic, group string) (Q
 	return d, nil
 }
 
-// queueMetrics are the per-group queue metrics, read at scrape time from
-// the replicated counters and the leader's leases.
+// queueMetrics are the per-partition queue metrics, read at scrape time
+// from the replicated counters and the leader's leases, and reported by
+// the partition's leader only: it alone knows the leases (a follower
+// counts leased records as available), and one node per series keeps sums
+// over the nodes right. A series moves with the leadership, so counters
+// never go back on a node.
 type queueMetrics struct {
-	backlog, inFlight, oldest, deliveries, redeliveries, deadLetters *prometheus.Desc
+	backlog, inFlight, delayed, oldest, deliveries, redeliveries, deadLetters *prometheus.Desc
 }
 
 func newQueueMetrics() queueMetrics {
-	l := []string{"group", "topic"}
+	l := []string{"group", "topic", "partition"}
 	return queueMetrics{
 		backlog:      prometheus.NewDesc("strata_queue_backlog_records", "Records of a queue group not yet acked or dead-lettered.", l, nil),
 		inFlight:     prometheus.NewDesc("strata_queue_in_flight_records", "Records of a queue group leased now.", l, nil),
+		delayed:      prometheus.NewDesc("strata_queue_delayed_records", "Records of a queue group waiting for a deliver-at time or a retry backoff.", l, nil),
 		oldest:       prometheus.NewDesc("strata_queue_oldest_unacked_seconds", "Age of a queue group's oldest record not yet done.", l, nil),
 		deliveries:   prometheus.NewDesc("strata_queue_deliveries_total", "Deliveries of a queue group's records.", l, nil),
 		redeliveries: prometheus.NewDesc("strata_queue_redeliveries_total", "Deliveries after the first of a record.", l, nil),
@@ -98,34 +125,46 @@ func newQueueMetrics() queueMetrics {
 }
 
 func (qm queueMetrics) describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{qm.backlog, qm.inFlight, qm.oldest, qm.deliveries, qm.redeliveries, qm.deadLetters} {
+	for _, d := range []*prometheus.Desc{qm.backlog, qm.inFlight, qm.delayed, qm.oldest, qm.deliveries, qm.redeliveries, qm.deadLetters} {
 		ch <- d
 	}
 }
 
+// collect reports the partitions this node leads. The age of the oldest
+// record comes from the stamp cache (lag_stamps.go), never from a read; it
+// is left out while the cache does not know it.
 func (qm queueMetrics) collect(b *Broker, ch chan<- prometheus.Metric) {
+	now := time.Now()
 	for _, def := range b.QueueGroups() {
-		d, err := b.DescribeQueueGroup(context.Background(), def.Topic, def.Name) // known here: no wait
-		if err != nil || len(d.Partitions) == 0 {
+		key := "q:" + def.Name
+		oldestKnown := map[int32]bool{}
+		stampAt := func(lp *cluster.Partition, off int64) (time.Time, bool) {
+			ts, ok := b.stamp.lookup(stampKey{owner: key, part: lp.Key}, lp.Log, off, now)
+			oldestKnown[lp.Key.Partition] = ok
+			return ts, ok
+		}
+		d, err := b.describeQueue(context.Background(), def, true, stampAt) // known here: no wait
+		if err != nil {
 			continue
 		}
-		var backlog, leased int64
-		var oldest time.Duration
-		var deliv, redeliv, dead uint64
-		for _, p := range d.Partitions {
-			backlog += p.Backlog
-			leased += p.Leased
-			oldest = max(oldest, p.OldestUnacked)
-			deliv += p.Deliveries
-			redeliv += p.Redeliveries
-			dead += p.DeadLetters
-		}
 		g, t := def.Name, def.Topic
-		ch <- prometheus.MustNewConstMetric(qm.backlog, prometheus.GaugeValue, float64(backlog), g, t)
-		ch <- prometheus.MustNewConstMetric(qm.inFlight, prometheus.GaugeValue, float64(leased), g, t)
-		ch <- prometheus.MustNewConstMetric(qm.oldest, prometheus.GaugeValue, oldest.Seconds(), g, t)
-		ch <- prometheus.MustNewConstMetric(qm.deliveries, prometheus.CounterValue, float64(deliv), g, t)
-		ch <- prometheus.MustNewConstMetric(qm.redeliveries, prometheus.CounterValue, float64(redeliv), g, t)
-		ch <- prometheus.MustNewConstMetric(qm.deadLetters, prometheus.CounterValue, float64(dead), g, t)
+		for _, p := range d.Partitions {
+			part := strconv.Itoa(int(p.Partition))
+			gauge := func(d *prometheus.Desc, v float64) {
+				ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, g, t, part)
+			}
+			counter := func(d *prometheus.Desc, v uint64) {
+				ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), g, t, part)
+			}
+			gauge(qm.backlog, float64(p.Backlog))
+			gauge(qm.inFlight, float64(p.Leased))
+			gauge(qm.delayed, float64(p.Delayed))
+			if p.Backlog == 0 || oldestKnown[p.Partition] {
+				gauge(qm.oldest, p.OldestUnacked.Seconds())
+			}
+			counter(qm.deliveries, p.Deliveries)
+			counter(qm.redeliveries, p.Redeliveries)
+			counter(qm.deadLetters, p.DeadLetters)
+		}
 	}
 }

@@ -86,7 +86,9 @@ func (m *queueManager) tick(ctx context.Context) {
 			if err != nil || !ok {
 				continue
 			}
-			if exp := c.lead.ReserveExpired(def.Settings.MaxDeliveries, b.now()); len(exp) > 0 {
+			exp := c.lead.ReserveExpired(def.Settings.MaxDeliveries, b.now())
+			countQueue(b.m.qc.expiries, def, int(c.lead.TakeLeaseExpiries()))
+			if len(exp) > 0 {
 				err := c.apply(ctx, b, queue.Cmd{Op: queue.OpDeadMark, Offsets: exp, Reason: queue.ReasonMaxDeliveries})
 				c.lead.Release(exp)
 				if err != nil {

@@ -99,7 +99,10 @@ func (b *Broker) QueueReceive(ctx context.Context, req ReceiveRequest) ([]QueueM
 		if len(out) > 0 || !b.now().Before(deadline) {
 			return out, nil
 		}
-		if err := b.waitQueue(ctx, def, parts, catching, notify, due, deadline); err != nil {
+		waitFrom := time.Now()
+		err := b.waitQueue(ctx, def, parts, catching, notify, due, deadline)
+		addWait(ctx, time.Since(waitFrom))
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -243,6 +246,7 @@ func (b *Broker) receivePartition(ctx context.Context, def queue.Def, partition 
 		KeyOrdering: def.Settings.Ordering == queue.OrderingKey, AckTimeout: ackTimeout(def),
 		MaxDeliveries: def.Settings.MaxDeliveries, Term: c.term,
 	}, fresh)
+	countQueue(b.m.qc.expiries, def, int(c.lead.TakeLeaseExpiries()))
 	if pick.Expired {
 		b.queue.wake()
 	}

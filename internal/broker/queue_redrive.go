@@ -84,7 +84,11 @@ func (b *Broker) RedriveQueueGroup(ctx context.Context, topic, group, reason str
 		if moved >= maxN {
 			break
 		}
-		local := func() (int, error) { return b.redrivePartition(ctx, def, dt.Name, p, reason, maxN-moved) }
+		local := func() (int, error) {
+			n, err := b.redrivePartition(ctx, def, dt.Name, p, reason, maxN-moved)
+			countQueue(b.m.qc.redrives, def, n) // here, where the records moved
+			return n, err
+		}
 		var n int
 		if forward {
 			n, err = onLeader(b, local, func(addr string) (int, error) {

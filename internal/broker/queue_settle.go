@@ -33,7 +33,11 @@ type SettleRequest struct {
 // dead-lettered; it returns how many records it settled.
 func (b *Broker) QueueAck(ctx context.Context, req SettleRequest) (int, error) {
 	return b.settle(ctx, req, func(c queueCursor, s []queue.Settling) error {
-		return c.apply(ctx, b, queue.Cmd{Op: queue.OpAck, Offsets: offsetsOf(s)})
+		err := c.apply(ctx, b, queue.Cmd{Op: queue.OpAck, Offsets: offsetsOf(s)})
+		if err == nil {
+			b.m.observeAcks(c.def, s, b.now())
+		}
+		return err
 	}, true)
 }
 
@@ -65,7 +69,11 @@ func (b *Broker) QueueNack(ctx context.Context, req SettleRequest) (int, error) 
 				Reason: queue.ReasonMaxDeliveries, Text: req.Error}))
 			b.queue.wake()
 		}
-		return errors.Join(errs...)
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		countQueue(b.m.qc.nacks, c.def, len(s))
+		return nil
 	}, false)
 }
 
@@ -74,8 +82,12 @@ func (b *Broker) QueueNack(ctx context.Context, req SettleRequest) (int, error) 
 func (b *Broker) QueueReject(ctx context.Context, req SettleRequest) (int, error) {
 	return b.settle(ctx, req, func(c queueCursor, s []queue.Settling) error {
 		defer b.queue.wake()
-		return c.apply(ctx, b, queue.Cmd{Op: queue.OpDeadMark, Offsets: offsetsOf(s),
+		err := c.apply(ctx, b, queue.Cmd{Op: queue.OpDeadMark, Offsets: offsetsOf(s),
 			Reason: queue.ReasonRejected, Text: req.Error})
+		if err == nil {
+			countQueue(b.m.qc.rejects, c.def, len(s))
+		}
+		return err
 	}, false)
 }
 

@@ -202,7 +202,11 @@ func (c *conn) start(a api, r *request, flexible bool) (pending, error) {
 		return pending{}, err
 	}
 	p := pending{corr: r.corr, flexible: flexible, resp: make(chan kmsg.Response, 1)}
-	go func() { p.resp <- fin() }()
+	go func() {
+		resp := fin()
+		c.s.m.count(a.key, resp)
+		p.resp <- resp
+	}()
 	return p, nil
 }
 

@@ -90,6 +90,7 @@ type Server struct {
 	b   *broker.Broker
 	cfg Config
 	log *slog.Logger
+	m   *metrics
 
 	ctx    context.Context // canceled by Close: ends long polls and joins
 	cancel context.CancelFunc
@@ -112,7 +113,7 @@ func New(b *broker.Broker, cfg Config) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{b: b, cfg: cfg, log: log.With("component", "kafka"), ctx: ctx, cancel: cancel,
+	s := &Server{b: b, cfg: cfg, log: log.With("component", "kafka"), m: newMetrics(), ctx: ctx, cancel: cancel,
 		lns: map[net.Listener]struct{}{}, conns: map[*conn]struct{}{}}
 	s.coord = &coordinator{s: s, groups: map[string]*group{}}
 	return s, nil

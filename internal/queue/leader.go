@@ -24,6 +24,7 @@ type lease struct {
 	hasKey    bool
 	deliverAt int64 // unix ms, from the deliver-at header
 	memCount  int32 // deliveries counted only in memory (the FlagNoCount failpoint)
+	leasedAt  int64 // unix ns of the last delivery's commit (Delivered); 0: unknown
 }
 
 // Leader is the scratch of a partition's leader for one queue group's
@@ -43,6 +44,9 @@ type Leader struct {
 	loading bool
 	base    int64 // offset of leases.s[0]: the floor when last synced
 	leases  window[lease]
+	// expiries counts the leases Pick and ReserveExpired found expired
+	// since TakeLeaseExpiries.
+	expiries uint64
 }
 
 // NewLeader returns an empty (not loaded) scratch for q.
@@ -176,8 +180,18 @@ func (l *Leader) Delivered(offs []int64, ok, memCount bool, now time.Time, ackTi
 		if memCount {
 			ls.memCount++
 		}
-		ls.until = now.Add(ackTimeout)
+		ls.until, ls.leasedAt = now.Add(ackTimeout), now.UnixNano()
 		counts[j] = s.deliveries + ls.memCount
 	}
 	return counts
+}
+
+// TakeLeaseExpiries returns how many leases Pick and ReserveExpired found
+// expired since the last call, and starts counting again from 0.
+func (l *Leader) TakeLeaseExpiries() uint64 {
+	l.q.mu.Lock()
+	defer l.q.mu.Unlock()
+	n := l.expiries
+	l.expiries = 0
+	return n
 }

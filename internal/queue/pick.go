@@ -75,6 +75,7 @@ func (l *Leader) Pick(pp PickParams, fresh []RecInfo) PickResult {
 		}
 		if !ls.until.IsZero() {
 			ls.until, ls.member = time.Time{}, ""
+			l.expiries++
 		}
 		count := s.deliveries + ls.memCount
 		switch {

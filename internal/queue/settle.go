@@ -10,6 +10,9 @@ import (
 type Settling struct {
 	Offset     int64
 	Deliveries int32
+	// LeasedAt is when this leader delivered it last (zero when another
+	// leader did).
+	LeasedAt time.Time
 }
 
 // Reserve marks delivered, open records for a settling operation and
@@ -33,7 +36,11 @@ func (l *Leader) Reserve(member string, offs []int64, any bool, now time.Time) [
 			continue
 		}
 		ls.reserved = true
-		out = append(out, Settling{Offset: off, Deliveries: s.deliveries + ls.memCount})
+		st := Settling{Offset: off, Deliveries: s.deliveries + ls.memCount}
+		if ls.leasedAt != 0 {
+			st.LeasedAt = time.Unix(0, ls.leasedAt)
+		}
+		out = append(out, st)
 	}
 	return out
 }
@@ -51,6 +58,9 @@ func (l *Leader) ReserveExpired(maxDeliveries int32, now time.Time) []int64 {
 	for i := range q.slots.s {
 		s, ls := &q.slots.s[i], &l.leases.s[i]
 		if s.state == slotOpen && !ls.reserved && s.deliveries+ls.memCount >= maxDeliveries && !ls.until.After(now) {
+			if !ls.until.IsZero() {
+				l.expiries++ // Release clears it: Pick will not count it again
+			}
 			ls.reserved = true
 			out = append(out, q.floor+int64(i))
 		}
@@ -150,8 +160,12 @@ func (l *Leader) PendingDeadLetters() []DeadLetter {
 
 // Stats describe a queue group's state on a partition.
 type Stats struct {
-	Floor, Next                         int64
-	Leased, Waiting, DeadPending        int64
+	Floor, Next                  int64
+	Leased, Waiting, DeadPending int64
+	// Delayed counts the waiting records not yet due: a first delivery
+	// held by a deliver-at header (known on the leader only), or a retry
+	// in its backoff.
+	Delayed                             int64
 	AckedInWindow                       int64
 	Acked, Dead, Delivered, Redelivered uint64
 	// Members counts live leases per member ("" for leases of an earlier
@@ -170,6 +184,7 @@ func (q *State) Stats(now time.Time, l *Leader) Stats {
 	}
 	st := Stats{Floor: q.floor, Next: q.next, Acked: q.acked, Dead: q.dead,
 		Delivered: q.delivered, Redelivered: q.redelivered, Members: map[string]int{}}
+	nowMs := now.UnixMilli()
 	for i := range q.slots.s {
 		s := &q.slots.s[i]
 		switch {
@@ -182,6 +197,15 @@ func (q *State) Stats(now time.Time, l *Leader) Stats {
 			st.Members[l.leases.s[i].member]++
 		default:
 			st.Waiting++
+			n := s.deliveries
+			var deliverAt int64
+			if l != nil {
+				n += l.leases.s[i].memCount
+				deliverAt = l.leases.s[i].deliverAt
+			}
+			if n > 0 && s.notBefore > nowMs || n == 0 && deliverAt > nowMs {
+				st.Delayed++
+			}
 		}
 	}
 	return st
