@@ -59,7 +59,7 @@ func registerServerFlags(fs *flag.FlagSet, cfg *agent.Config) *serverFlags {
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for all the node's data (env STRATA_DATA_DIR)")
 	fs.StringVar(&cfg.NodeID, "node-id", cfg.NodeID, "node id, unique in the cluster (env STRATA_NODE_ID)")
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", cfg.GRPCAddr, "client API address (env STRATA_GRPC_ADDR)")
-	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "metrics and health address; empty disables (env STRATA_HTTP_ADDR)")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "web console, metrics and health address; empty disables (env STRATA_HTTP_ADDR)")
 	fs.StringVar(&cfg.ClusterAddr, "cluster-addr", cfg.ClusterAddr, "raft address (env STRATA_CLUSTER_ADDR)")
 	fs.StringVar(&cfg.KafkaAddr, "kafka-addr", cfg.KafkaAddr, "Kafka wire-protocol listener; empty disables (env STRATA_KAFKA_ADDR)")
 	fs.BoolVar(&cfg.KafkaAutoCreateTopics, "kafka-auto-create-topics", cfg.KafkaAutoCreateTopics, "create topics Kafka clients produce to or ask for (env STRATA_KAFKA_AUTO_CREATE_TOPICS)")

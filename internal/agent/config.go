@@ -22,7 +22,8 @@ type Config struct {
 	NodeID string `yaml:"node_id"`
 	// GRPCAddr is the client API address; default 127.0.0.1:7400.
 	GRPCAddr string `yaml:"grpc_addr"`
-	// HTTPAddr serves /metrics, /healthz and /readyz; default 127.0.0.1:7480.
+	// HTTPAddr serves the web console (/console/, its JSON API under
+	// /api/v1), /metrics, /healthz and /readyz; default 127.0.0.1:7480.
 	HTTPAddr string `yaml:"http_addr"`
 	// ClusterAddr is the raft port shared by every raft group; default
 	// 127.0.0.1:7401.
