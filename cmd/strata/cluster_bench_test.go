@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratalog/strata/internal/wait"
+
 	"github.com/stratalog/strata/api/client"
 )
 
@@ -138,7 +140,7 @@ func produceN(ctx context.Context, b *testing.B, cl *client.Client, topic string
 // no leadership transfer lands in the measured time.
 func waitPreferredLeaders(tb testing.TB, n *clusterNode, topics ...string) {
 	tb.Helper()
-	waitFor(tb, 60*time.Second, "preferred leaders", func() error {
+	wait.NoError(tb, 60*time.Second, "preferred leaders", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		r := n.cli(ctx, nil, "cluster", "status", "--output", "json")

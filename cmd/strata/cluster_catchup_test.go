@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratalog/strata/internal/wait"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -186,7 +188,7 @@ func TestE2EClusterCatchUpWipedNode(t *testing.T) {
 	gid := strconv.Itoa(int(d.Partitions[0].RaftGroup))
 	start = time.Now()
 	var first uint64
-	waitFor(t, time.Minute, "the leader's raft log compacted", func() error {
+	wait.NoError(t, time.Minute, "the leader's raft log compacted", func() error {
 		var err error
 		first, err = raftIndex(leader.HTTP, "strata_raft_first_log_index", gid)
 		if err == nil && first <= 1 {
@@ -199,7 +201,7 @@ func TestE2EClusterCatchUpWipedNode(t *testing.T) {
 	victim.args = append(victim.args, "--log-level", "info")
 	start = time.Now()
 	victim.start()
-	waitFor(t, 5*time.Minute, "the wiped node catches up", func() error {
+	wait.NoError(t, 5*time.Minute, "the wiped node catches up", func() error {
 		hw, err := replicaHW(victim.GRPC, "catchup")
 		if err != nil {
 			return err

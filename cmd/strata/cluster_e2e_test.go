@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/stratalog/strata/internal/wait"
 )
 
 // Issue 4, test 1: a 3-node cluster; a topic with 6 partitions and
@@ -11,7 +13,7 @@ import (
 func TestE2EClusterLeadersSpread(t *testing.T) {
 	nodes := startCluster(t, 3)
 	nodes[1].mustCLI(nil, "topic", "create", "spread", "--partitions", "6", "--replication-factor", "3")
-	waitFor(t, 30*time.Second, "leaders 2/2/2", func() error {
+	wait.NoError(t, 30*time.Second, "leaders 2/2/2", func() error {
 		d, err := describeTopic(nodes[2].node, "spread")
 		if err != nil {
 			return err

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stratalog/strata/internal/wait"
 )
 
 // freePort returns a port free for TCP and UDP on 127.0.0.1.
@@ -92,7 +94,7 @@ func startClusterSpec(t testing.TB, n int, spec serverSpec, env []string, extra 
 			break
 		}
 	}
-	waitFor(t, 30*time.Second, "all nodes registered", func() error {
+	wait.NoError(t, 30*time.Second, "all nodes registered", func() error {
 		st, err := clusterStatus(nodes[0].node)
 		if err != nil {
 			return err
@@ -103,22 +105,6 @@ func startClusterSpec(t testing.TB, n int, spec serverSpec, env []string, extra 
 		return nil
 	})
 	return nodes
-}
-
-// waitFor retries fn until it returns nil or the deadline passes.
-func waitFor(t testing.TB, d time.Duration, what string, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v: %v", what, d, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // statusJSON is `strata cluster status --output json`.

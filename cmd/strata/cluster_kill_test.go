@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratalog/strata/internal/wait"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -230,7 +232,7 @@ func (w *workload) check(nodes []*clusterNode, partitions int) (lost, twoRecords
 	where := map[string]int64{} // "p/value" → offset, from the first replica
 	for p := range int32(partitions) {
 		var first map[int64]string
-		waitFor(t, 30*time.Second, "replicas agree on high watermark", func() error {
+		wait.NoError(t, 30*time.Second, "replicas agree on high watermark", func() error {
 			var hws []int
 			for _, n := range nodes {
 				recs, err := readReplica(t, n.GRPC, w.topic, p)
@@ -334,7 +336,7 @@ func runFaults(t *testing.T, topic string, rounds int, maxGapWant time.Duration,
 	for k := range rounds {
 		time.Sleep(time.Second) // let writes flow before the fault
 		var leader *clusterNode
-		waitFor(t, 30*time.Second, "a leader of partition 0", func() error {
+		wait.NoError(t, 30*time.Second, "a leader of partition 0", func() error {
 			d, err := describeTopic(nodes[(k+1)%3].node, topic)
 			if err != nil {
 				return err
@@ -346,7 +348,7 @@ func runFaults(t *testing.T, topic string, rounds int, maxGapWant time.Duration,
 		})
 		faulted := time.Now()
 		fault(leader)
-		waitFor(t, 30*time.Second, "every replica in sync again", func() error {
+		wait.NoError(t, 30*time.Second, "every replica in sync again", func() error {
 			d, err := describeTopic(leader.node, topic)
 			if err != nil {
 				return err

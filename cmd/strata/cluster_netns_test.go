@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stratalog/strata/internal/wait"
 )
 
 // netLab is a bridge in the root namespace and one namespace per node.
@@ -128,7 +130,7 @@ func startLabCluster(t *testing.T, l *netLab, n int) []*clusterNode {
 		t.Cleanup(nd.stop)
 		nodes = append(nodes, &clusterNode{node: nd, ID: id, Gossip: ip + ":7402"})
 	}
-	waitFor(t, 30*time.Second, "all nodes registered", func() error {
+	wait.NoError(t, 30*time.Second, "all nodes registered", func() error {
 		st, err := clusterStatus(nodes[0].node)
 		if err != nil {
 			return err
@@ -158,7 +160,7 @@ func TestE2EClusterIsolatedLeader(t *testing.T) {
 		time.Sleep(time.Second)
 		var leader *clusterNode
 		idx := 0
-		waitFor(t, 30*time.Second, "a leader of partition 0", func() error {
+		wait.NoError(t, 30*time.Second, "a leader of partition 0", func() error {
 			d, err := describeTopic(nodes[(k+1)%3].node, "isolated")
 			if err != nil {
 				return err
@@ -178,7 +180,7 @@ func TestE2EClusterIsolatedLeader(t *testing.T) {
 		if err := l.heal(idx); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 60*time.Second, "every replica in sync again", func() error {
+		wait.NoError(t, 60*time.Second, "every replica in sync again", func() error {
 			d, err := describeTopic(leader.node, "isolated")
 			if err != nil {
 				return err

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratalog/strata/internal/wait"
+
 	"github.com/stratalog/strata/internal/kafka"
 )
 
@@ -109,7 +111,7 @@ func TestE2EKafkaKcatMetadata(t *testing.T) {
 	n, k := newKcat(t)
 	n.mustCLI(nil, "topic", "create", "kmeta", "--partitions", "3")
 	id := kafka.NodeID32("n1")
-	waitFor(t, 30*time.Second, "kcat -L to show kmeta with leaders", func() error {
+	wait.NoError(t, 30*time.Second, "kcat -L to show kmeta with leaders", func() error {
 		out, errOut, err := k.try("", "-L", "-J", "-t", "kmeta")
 		if err != nil {
 			return fmt.Errorf("kcat -L: %v: %s", err, errOut)

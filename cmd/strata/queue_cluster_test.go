@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stratalog/strata/internal/wait"
 )
 
 // Issue 5 on a cluster: a queue group on a topic whose 6 partitions are led
@@ -17,7 +19,7 @@ import (
 func TestE2EQueueCluster(t *testing.T) {
 	nodes := startCluster(t, 3)
 	nodes[1].mustCLI(nil, "topic", "create", "work", "--partitions", "6", "--replication-factor", "3")
-	waitFor(t, 30*time.Second, "leaders 2/2/2", func() error {
+	wait.NoError(t, 30*time.Second, "leaders 2/2/2", func() error {
 		d, err := describeTopic(nodes[0].node, "work")
 		if err != nil {
 			return err
@@ -46,7 +48,7 @@ func TestE2EQueueCluster(t *testing.T) {
 		t.Fatalf("received %d records, want %d", got, total)
 	}
 	var d queueDescribe
-	waitFor(t, 30*time.Second, "every record dead-lettered", func() error {
+	wait.NoError(t, 30*time.Second, "every record dead-lettered", func() error {
 		r := nodes[1].mustCLI(nil, "queue", "describe", "workers", "--topic", "work", "--output", "json")
 		if err := json.Unmarshal([]byte(r.Stdout), &d); err != nil {
 			return err
@@ -92,7 +94,7 @@ func TestE2EQueueCluster(t *testing.T) {
 	if got := receive(t, nodes[0], "audit", "--nack"); got != 2*total {
 		t.Fatalf("audit received %d records, want %d", got, 2*total)
 	}
-	waitFor(t, 30*time.Second, "audit's records dead-lettered", func() error {
+	wait.NoError(t, 30*time.Second, "audit's records dead-lettered", func() error {
 		var d queueDescribe
 		r := nodes[0].mustCLI(nil, "queue", "describe", "audit", "--topic", "work", "--output", "json")
 		if err := json.Unmarshal([]byte(r.Stdout), &d); err != nil {

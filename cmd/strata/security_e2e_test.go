@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stratalog/strata/internal/wait"
 )
 
 // certDir makes, with the strata binary, a CA, node certificates for ids
@@ -129,7 +131,7 @@ func TestE2ESecureCluster(t *testing.T) {
 		"--tls-cert", filepath.Join(other, "n5.crt"), "--tls-key", filepath.Join(other, "n5.key"), "--tls-ca", filepath.Join(other, "ca.crt"))
 	rawRaft(t, nodes[0])
 	// The metadata leader must have tried n5 and refused it.
-	waitFor(t, 15*time.Second, "the leader refusing n5", func() error {
+	wait.NoError(t, 15*time.Second, "the leader refusing n5", func() error {
 		for _, n := range nodes {
 			if l := n.log.String(); strings.Contains(l, "member not admitted") && strings.Contains(l, "id=n5") {
 				return nil
@@ -176,7 +178,7 @@ func rotateGossipKey(t *testing.T, n *clusterNode, old string) {
 	if !regexp.MustCompile(regexp.QuoteMeta(key)+` held by [34] members \(primary\)`).MatchString(list) || strings.Contains(list, old) {
 		t.Fatalf("gossip keys after the rotation:\n%s", list)
 	}
-	waitFor(t, 10*time.Second, "3 alive nodes after the rotation", func() error {
+	wait.NoError(t, 10*time.Second, "3 alive nodes after the rotation", func() error {
 		st, err := clusterStatus(n.node)
 		if err != nil {
 			return err
@@ -203,7 +205,7 @@ func manageUsers(t *testing.T, n *clusterNode, alice *node, pw string) {
 	n.mustCLI(nil, "acl", "remove", "--principal", "user:alice", "--operation", "consume", "--topic", "orders")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	waitFor(t, 10*time.Second, "alice refused once her consume ACL is removed", func() error {
+	wait.NoError(t, 10*time.Second, "alice refused once her consume ACL is removed", func() error {
 		if r := alice.cli(ctx, nil, "consume", "orders", "--from-beginning", "--timeout", "2s"); r.Code == 0 {
 			return fmt.Errorf("she consumed: %.200s", r.Stdout)
 		}
@@ -215,7 +217,7 @@ func manageUsers(t *testing.T, n *clusterNode, alice *node, pw string) {
 	}
 	n.mustCLI(nil, "user", "passwd", "alice", "--new-password-file", newPW)
 	// alice asks another node, which applies the change a moment later.
-	waitFor(t, 10*time.Second, "the old password refused after passwd", func() error {
+	wait.NoError(t, 10*time.Second, "the old password refused after passwd", func() error {
 		if r := alice.cli(ctx, nil, "whoami"); r.Code == 0 {
 			return fmt.Errorf("still accepted: %s", r.Stdout)
 		}

@@ -8,9 +8,9 @@ import (
 const (
 	// firstPoll is the first interval between two checks; it doubles up
 	// to maxPoll, so fast conditions are seen at once and slow ones do not
-	// spin.
+	// spin (some conditions start a CLI process per check).
 	firstPoll = time.Millisecond
-	maxPoll   = 50 * time.Millisecond
+	maxPoll   = 100 * time.Millisecond
 )
 
 // For polls cond until it returns true and fails the test with what if
