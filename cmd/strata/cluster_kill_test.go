@@ -117,6 +117,25 @@ func (w *workload) produce(p *client.Producer) {
 	}
 }
 
+// flow waits until n more writes to partition 0 have been acknowledged:
+// the workload runs between faults, and a gap is measured up to writes
+// flowing again.
+func (w *workload) flow(t *testing.T, n int) {
+	t.Helper()
+	w.mu.Lock()
+	from := len(w.ackTimes[0])
+	w.mu.Unlock()
+	wait.For(t, 60*time.Second, fmt.Sprintf("%d acknowledged writes to partition 0", n), func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return len(w.ackTimes[0]) >= from+n
+	})
+}
+
+// holdFault keeps a fault on for d: the length of the fault, not a wait
+// for a condition.
+func holdFault(d time.Duration) { time.Sleep(d) }
+
 func (w *workload) consume(co *client.Consumer) {
 	defer w.wg.Done()
 	defer co.Close()
@@ -300,7 +319,7 @@ func TestE2EClusterLeaderKills(t *testing.T) {
 	}
 	runFaults(t, "kills", kills, 5*time.Second, func(leader *clusterNode) {
 		leader.kill9()
-		time.Sleep(2 * time.Second)
+		holdFault(2 * time.Second)
 		leader.start()
 	})
 }
@@ -315,7 +334,7 @@ func TestE2EClusterPausedLeader(t *testing.T) {
 	}
 	runFaults(t, "pauses", 10, 5*time.Second, func(leader *clusterNode) {
 		_ = leader.cmd.Process.Signal(syscall.SIGSTOP)
-		time.Sleep(3 * time.Second)
+		holdFault(3 * time.Second)
 		_ = leader.cmd.Process.Signal(syscall.SIGCONT)
 	})
 }
@@ -334,7 +353,7 @@ func runFaults(t *testing.T, topic string, rounds int, maxGapWant time.Duration,
 	w := startWorkload(t, nodes, topic, partitions)
 	var maxGap time.Duration
 	for k := range rounds {
-		time.Sleep(time.Second) // let writes flow before the fault
+		w.flow(t, 500) // writes flow before the fault
 		var leader *clusterNode
 		wait.NoError(t, 30*time.Second, "a leader of partition 0", func() error {
 			d, err := describeTopic(nodes[(k+1)%3].node, topic)
@@ -360,7 +379,7 @@ func runFaults(t *testing.T, topic string, rounds int, maxGapWant time.Duration,
 			}
 			return nil
 		})
-		time.Sleep(time.Second)
+		w.flow(t, 500) // the gap is measured up to writes flowing again
 		gap, at := w.longestGap(0, faulted, time.Now())
 		t.Logf("round %d, %s: longest time without an acknowledged write to partition 0 %v (from %v after the fault)",
 			k+1, leader.ID, gap.Round(time.Millisecond), at.Round(time.Millisecond))
@@ -374,7 +393,7 @@ func runFaults(t *testing.T, topic string, rounds int, maxGapWant time.Duration,
 			}
 		}
 	}
-	time.Sleep(time.Second)
+	w.flow(t, 500)
 	w.close()
 	lost, twoRecords, twoOffsets := w.check(nodes, partitions)
 	t.Logf("acknowledged %d, failed %d, consumed %d; lost %d, offsets with two records %d, records at two offsets %d, committed offsets backwards %d, longest write gap %v",

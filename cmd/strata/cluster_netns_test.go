@@ -157,7 +157,7 @@ func TestE2EClusterIsolatedLeader(t *testing.T) {
 	const partitions = 3
 	w := startWorkload(t, nodes, "isolated", partitions)
 	for k := range 6 {
-		time.Sleep(time.Second)
+		w.flow(t, 500) // writes flow before the fault
 		var leader *clusterNode
 		idx := 0
 		wait.NoError(t, 30*time.Second, "a leader of partition 0", func() error {
@@ -176,7 +176,7 @@ func TestE2EClusterIsolatedLeader(t *testing.T) {
 		if err := l.isolate(idx); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(5 * time.Second)
+		holdFault(5 * time.Second)
 		if err := l.heal(idx); err != nil {
 			t.Fatal(err)
 		}
@@ -194,7 +194,7 @@ func TestE2EClusterIsolatedLeader(t *testing.T) {
 		})
 		t.Logf("round %d: isolated %s for 5 s", k+1, leader.ID)
 	}
-	time.Sleep(time.Second)
+	w.flow(t, 500)
 	w.close()
 	lost, twoRecords, twoOffsets := w.check(nodes, partitions)
 	t.Logf("acknowledged %d, failed %d, consumed %d; lost %d, offsets with two records %d, records at two offsets %d, committed offsets backwards %d",
