@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/stratalog/strata/internal/topic"
 	"github.com/stratalog/strata/segment"
 )
 
@@ -239,9 +240,9 @@ func (f *DataFSM) applyProduce(l *raft.Log, hdr, batch []byte) any {
 		case seqDuplicate:
 			return ProduceResult{BaseOffset: off, Duplicate: true}
 		case seqOutOfOrder:
-			return &SequenceError{ProducerID: h.ProducerID, Got: h.BaseSequence, Expected: exp}
+			return &topic.SequenceError{ProducerID: h.ProducerID, Got: h.BaseSequence, Expected: exp}
 		case seqFenced:
-			return FencedError(h.ProducerID, h.ProducerEpoch, int16(exp))
+			return &topic.FencedError{ProducerID: h.ProducerID, Epoch: h.ProducerEpoch, Current: int16(exp)}
 		}
 	}
 	// The segment log writes the base offset into the batch, and raft's log

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/stratalog/strata/internal/auth"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // TopicConfig is a topic's configuration as the metadata group stores it.
@@ -336,7 +337,7 @@ func (f *MetaFSM) applyLocked(c *metaCmd) any {
 	switch c.Op {
 	case opCreateTopic:
 		if _, ok := s.Topics[c.Topic.Name]; ok {
-			return fmt.Errorf("%w: %q", ErrTopicExists, c.Topic.Name)
+			return fmt.Errorf("%w: %q", topic.ErrTopicExists, c.Topic.Name)
 		}
 		t := cloneTopic(c.Topic)
 		t.ID = s.NextTopicID
@@ -345,7 +346,7 @@ func (f *MetaFSM) applyLocked(c *metaCmd) any {
 		return cloneTopic(&t)
 	case opDeleteTopic:
 		if _, ok := s.Topics[c.Name]; !ok {
-			return fmt.Errorf("%w: %q", ErrUnknownTopic, c.Name)
+			return fmt.Errorf("%w: %q", topic.ErrUnknownTopic, c.Name)
 		}
 		delete(s.Topics, c.Name)
 		for _, g := range s.Groups {
@@ -529,11 +530,11 @@ func (f *MetaFSM) initProducerLocked(id int64) any {
 // fencing those would stop the dead-lettering.
 func checkProducerIDLocked(s *MetaState, id, next int64) error {
 	if id <= 0 || id >= next {
-		return fmt.Errorf("%w: %d was never allocated", ErrUnknownProducer, id)
+		return fmt.Errorf("%w: %d was never allocated", topic.ErrUnknownProducer, id)
 	}
 	for _, q := range s.Queues {
 		if t, ok := s.Topics[q.Topic]; ok && id >= q.ProducerIDBase && id < q.ProducerIDBase+int64(len(t.Partitions)) {
-			return fmt.Errorf("%w: %d writes the dead letters of queue group %q of %q", ErrUnknownProducer, id, q.Name, q.Topic)
+			return fmt.Errorf("%w: %d writes the dead letters of queue group %q of %q", topic.ErrUnknownProducer, id, q.Name, q.Topic)
 		}
 	}
 	return nil

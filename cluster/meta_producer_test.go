@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/stratalog/strata/internal/topic"
 )
 
 func applyMeta(t *testing.T, f *MetaFSM, cmd []byte) any {
@@ -84,10 +86,10 @@ func TestMetaInitProducer(t *testing.T) {
 		t.Fatal("queue group not created")
 	}
 	for _, id := range []int64{d.ProducerIDBase, d.ProducerIDBase + 1, 1000} {
-		if err, _ := applyMeta(t, g, InitProducerCmd(id)).(error); !errors.Is(err, ErrUnknownProducer) {
+		if err, _ := applyMeta(t, g, InitProducerCmd(id)).(error); !errors.Is(err, topic.ErrUnknownProducer) {
 			t.Errorf("restart of id %d: %v, want ErrUnknownProducer", id, err)
 		}
-		if err := g.CheckProducerID(id); !errors.Is(err, ErrUnknownProducer) {
+		if err := g.CheckProducerID(id); !errors.Is(err, topic.ErrUnknownProducer) {
 			t.Errorf("check of id %d: %v, want ErrUnknownProducer", id, err)
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // Queue group definitions live in the metadata group; the per-record state
@@ -96,7 +98,7 @@ func (f *MetaFSM) applyQueueLocked(c *metaCmd) any {
 	d := *c.Queue
 	t, ok := s.Topics[d.Topic]
 	if !ok {
-		return fmt.Errorf("%w: %q", ErrUnknownTopic, d.Topic)
+		return fmt.Errorf("%w: %q", topic.ErrUnknownTopic, d.Topic)
 	}
 	k := queueKey(d.Topic, d.Name)
 	if old, ok := s.Queues[k]; ok && old.TopicID == t.ID {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stratalog/strata/api/record"
 	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/topic"
 	"github.com/stratalog/strata/segment"
 )
 
@@ -188,10 +189,10 @@ func TestBadInputLeavesLogUnchanged(t *testing.T) {
 		batch []byte
 		want  error
 	}{
-		{"unknown topic", "nope", 0, good, ErrUnknownTopic},
+		{"unknown topic", "nope", 0, good, topic.ErrUnknownTopic},
 		{"invalid topic name", "bad/name", 0, good, ErrInvalidName},
-		{"unknown partition", "t", 3, good, ErrUnknownPartition},
-		{"negative partition", "t", -1, good, ErrUnknownPartition},
+		{"unknown partition", "t", 3, good, topic.ErrUnknownPartition},
+		{"negative partition", "t", -1, good, topic.ErrUnknownPartition},
 		{"bad crc", "t", 0, badCRC, ErrInvalidBatch},
 		{"truncated", "t", 0, good[:len(good)-3], ErrInvalidBatch},
 		{"trailing bytes", "t", 0, append(append([]byte(nil), good...), 1, 2, 3), ErrInvalidBatch},
@@ -212,7 +213,7 @@ func TestBadInputLeavesLogUnchanged(t *testing.T) {
 	if _, err := tn.b.Fetch(ctx, "t", 0, 5, 1024, 0); !errors.Is(err, ErrOffsetOutOfRange) {
 		t.Fatalf("fetch past the end: %v, want ErrOffsetOutOfRange", err)
 	}
-	if _, err := tn.b.CreateTopic(ctx, "t", cluster.TopicConfig{}); !errors.Is(err, ErrTopicExists) {
+	if _, err := tn.b.CreateTopic(ctx, "t", cluster.TopicConfig{}); !errors.Is(err, topic.ErrTopicExists) {
 		t.Fatalf("create twice: %v", err)
 	}
 	if _, err := tn.b.CreateTopic(ctx, "x", cluster.TopicConfig{ReplicationFactor: 3}); !errors.Is(err, ErrInvalidConfig) {
@@ -241,7 +242,7 @@ func TestIdempotentProducer(t *testing.T) {
 		t.Fatalf("retry: %+v %v, want duplicate at 0", r2, err)
 	}
 	_, err = tn.b.Produce(ctx, "t", 0, batchOf(t, opt(5), "gap"))
-	var se *cluster.SequenceError
+	var se *topic.SequenceError
 	if !errors.As(err, &se) || se.Expected != 3 {
 		t.Fatalf("gap: %v, want a SequenceError expecting 3", err)
 	}
@@ -270,7 +271,7 @@ func TestIdempotentProducer(t *testing.T) {
 	if got := values(t, tn.b, "t", 0, 0); fmt.Sprint(got) != "[a b c d]" {
 		t.Fatalf("log %v", got)
 	}
-	if _, _, err := tn.b.InitProducer(ctx, pid+100); !errors.Is(err, ErrUnknownProducer) {
+	if _, _, err := tn.b.InitProducer(ctx, pid+100); !errors.Is(err, topic.ErrUnknownProducer) {
 		t.Fatalf("unknown producer: %v", err)
 	}
 }

@@ -97,8 +97,6 @@ func (b *Broker) RemoveNode(ctx context.Context, id string) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, cluster.ErrUnknownNode):
-		return fmt.Errorf("%w: %w", ErrUnknownNode, err)
 	case errors.Is(err, cluster.ErrInvalidConfig), errors.Is(err, cluster.ErrMemberAlive):
 		return fmt.Errorf("%w: %w", ErrInvalidRequest, err)
 	case errors.Is(err, cluster.ErrNotLeader):

@@ -5,14 +5,11 @@ import (
 	"fmt"
 )
 
-// Errors of the broker. internal/server maps each to a gRPC status code.
+// Errors of the broker. internal/server maps each to a gRPC status code
+// and an ErrorReason. The domain errors the broker shares with the layers
+// below and above (an unknown topic, a fenced producer, …) are package
+// topic's.
 var (
-	// ErrUnknownTopic is returned for a topic that does not exist.
-	ErrUnknownTopic = errors.New("broker: unknown topic")
-	// ErrUnknownPartition is returned for a partition outside the topic.
-	ErrUnknownPartition = errors.New("broker: unknown partition")
-	// ErrTopicExists is returned when a topic name is taken.
-	ErrTopicExists = errors.New("broker: topic already exists")
 	// ErrInvalidName is returned for a malformed topic or group name.
 	ErrInvalidName = errors.New("broker: invalid name")
 	// ErrInvalidConfig is returned for a topic configuration out of bounds.
@@ -26,10 +23,6 @@ var (
 	ErrBatchTooLarge = errors.New("broker: record batch too large")
 	// ErrOffsetOutOfRange is returned for an offset outside the log.
 	ErrOffsetOutOfRange = errors.New("broker: offset out of range")
-	// ErrUnknownNode is returned for a node the cluster does not hold.
-	ErrUnknownNode = errors.New("broker: unknown node")
-	// ErrUnknownProducer is returned for a producer id never allocated.
-	ErrUnknownProducer = errors.New("broker: unknown producer id")
 	// ErrUnknownGroup is returned for a group that has neither members nor
 	// committed offsets.
 	ErrUnknownGroup = errors.New("broker: unknown group")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stratalog/strata/api/record"
 	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/topic"
 	"github.com/stratalog/strata/segment"
 )
 
@@ -235,7 +236,7 @@ func TestFollowerWaitsForNewTopic(t *testing.T) {
 	f := otherThan(nodes, leader)
 	eventually(t, 20*time.Second, "a topic with 3 replicas", func() bool {
 		_, err := leader.b.CreateTopic(ctx, "warm", cluster.TopicConfig{Partitions: 4, ReplicationFactor: 3})
-		return err == nil || errors.Is(err, ErrTopicExists)
+		return err == nil || errors.Is(err, topic.ErrTopicExists)
 	})
 	var waits atomic.Int32
 	release := func() { waits.Add(1); f.gate.open() }
@@ -359,8 +360,8 @@ func TestFollowerUnknownTopicAfterWait(t *testing.T) {
 	start := time.Now()
 	_, err := f.b.Produce(ctx, "never-created", 0, batch)
 	took := time.Since(start)
-	if !errors.Is(err, ErrUnknownTopic) || !strings.Contains(err.Error(), `"never-created"`) {
-		t.Fatalf("produce to a topic that does not exist, through a follower: %v; want %v naming it", err, ErrUnknownTopic)
+	if !errors.Is(err, topic.ErrUnknownTopic) || !strings.Contains(err.Error(), `"never-created"`) {
+		t.Fatalf("produce to a topic that does not exist, through a follower: %v; want %v naming it", err, topic.ErrUnknownTopic)
 	}
 	if took < metaCatchUp || took > metaCatchUp+5*time.Second {
 		t.Errorf("the follower answered after %v; want about %v", took, metaCatchUp)
@@ -368,8 +369,8 @@ func TestFollowerUnknownTopicAfterWait(t *testing.T) {
 
 	start = time.Now()
 	_, err = leader.b.Fetch(ctx, "never-created", 0, 0, 1, 0)
-	if !errors.Is(err, ErrUnknownTopic) || !strings.Contains(err.Error(), `"never-created"`) {
-		t.Fatalf("fetch of a topic that does not exist, on the metadata leader: %v; want %v naming it", err, ErrUnknownTopic)
+	if !errors.Is(err, topic.ErrUnknownTopic) || !strings.Contains(err.Error(), `"never-created"`) {
+		t.Fatalf("fetch of a topic that does not exist, on the metadata leader: %v; want %v naming it", err, topic.ErrUnknownTopic)
 	}
 	if took := time.Since(start); took >= metaCatchUp {
 		t.Errorf("the metadata leader answered after %v; want at once", took)

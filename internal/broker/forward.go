@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // Peers reaches the brokers of other nodes, through the client API. A
@@ -21,8 +22,8 @@ import (
 // Requests keep their meaning when forwarded: a produce carries the same
 // batch bytes, so an idempotent producer's sequence numbers (the dead
 // letters') still make a retry a duplicate. Errors come back as this
-// package's errors (a *NotLeaderError, a *cluster.SequenceError,
-// ErrTopicExists, …).
+// package's errors (a *NotLeaderError, a *topic.SequenceError,
+// topic.ErrTopicExists, …).
 type Peers interface {
 	// Produce appends a batch on the node at addr.
 	Produce(ctx context.Context, addr, topic string, partition int32, batch []byte) (ProduceResult, error)
@@ -78,7 +79,7 @@ func (b *Broker) createTopicOnLeader(ctx context.Context, name string, cfg clust
 		func() (cluster.Topic, error) { return b.CreateTopic(ctx, name, cfg) },
 		func(addr string) (cluster.Topic, error) {
 			err := b.peers.CreateTopic(ctx, addr, name, cfg)
-			if err != nil && !errors.Is(err, ErrTopicExists) {
+			if err != nil && !errors.Is(err, topic.ErrTopicExists) {
 				return cluster.Topic{}, err
 			}
 			if t, terr := b.knownTopic(name); terr == nil {

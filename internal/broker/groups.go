@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // The coordinator keeps stream groups' live membership in memory on the
@@ -274,7 +275,7 @@ func (b *Broker) CommitOffsets(ctx context.Context, groupName, memberID string, 
 			return err
 		}
 		if o.Partition < 0 || int(o.Partition) >= len(t.Partitions) {
-			return fmt.Errorf("%w: %s/%d", ErrUnknownPartition, o.Topic, o.Partition)
+			return fmt.Errorf("%w: %s/%d", topic.ErrUnknownPartition, o.Topic, o.Partition)
 		}
 		if o.Offset < 0 {
 			return fmt.Errorf("%w: commit of offset %d for %s/%d", ErrInvalidRequest, o.Offset, o.Topic, o.Partition)

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // What the Kafka listener (internal/kafka) needs beyond the gRPC
@@ -36,7 +37,7 @@ func (b *Broker) ValidateTopic(name string, cfg cluster.TopicConfig) error {
 		return err
 	}
 	if _, ok := b.node.MetaFSM.Topic(name); ok {
-		return fmt.Errorf("%w: %q", ErrTopicExists, name)
+		return fmt.Errorf("%w: %q", topic.ErrTopicExists, name)
 	}
 	return b.checkPartitionCap(cfg.Partitions)
 }

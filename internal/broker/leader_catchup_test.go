@@ -12,6 +12,7 @@ import (
 
 	"github.com/stratalog/strata/api/record"
 	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // applyGate holds a data group's FSM apply back on one node: while it is
@@ -72,7 +73,7 @@ func setupHandover(t *testing.T, name string, queue *cluster.QueueSettings) *han
 	ml := metaLeaderOf(t, nodes)
 	eventually(t, 20*time.Second, "a topic with 3 replicas", func() bool {
 		_, err := ml.b.CreateTopic(ctx, name, cluster.TopicConfig{Partitions: 1, ReplicationFactor: 3})
-		return err == nil || errors.Is(err, ErrTopicExists)
+		return err == nil || errors.Is(err, topic.ErrTopicExists)
 	})
 	if queue != nil {
 		mustQueue(t, ml.b, name, "q", *queue)

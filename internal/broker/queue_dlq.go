@@ -12,6 +12,7 @@ import (
 
 	"github.com/stratalog/strata/api/record"
 	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // Dead-letter headers. A dead letter carries the original key, value and
@@ -117,7 +118,7 @@ func (b *Broker) dlqTopic(ctx context.Context, def cluster.QueueDef) (cluster.To
 		return cluster.Topic{}, err
 	}
 	t, err := b.createTopicOnLeader(ctx, name, cluster.TopicConfig{Partitions: 1, ReplicationFactor: src.Config.ReplicationFactor})
-	if errors.Is(err, ErrTopicExists) {
+	if errors.Is(err, topic.ErrTopicExists) {
 		return b.knownTopic(name)
 	}
 	return t, err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stratalog/strata/api/record"
 	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // QueueMessage is a record leased to a queue-group member.
@@ -126,7 +127,7 @@ func (b *Broker) queueParts(ctx context.Context, def cluster.QueueDef, partition
 	}
 	if partition >= 0 {
 		if int(partition) >= len(t.Partitions) {
-			return nil, fmt.Errorf("%w: %q has %d partitions, asked for %d", ErrUnknownPartition, def.Topic, len(t.Partitions), partition)
+			return nil, fmt.Errorf("%w: %q has %d partitions, asked for %d", topic.ErrUnknownPartition, def.Topic, len(t.Partitions), partition)
 		}
 		if !alsoLed {
 			return []int32{partition}, nil

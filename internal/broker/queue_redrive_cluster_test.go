@@ -11,6 +11,7 @@ import (
 
 	"github.com/stratalog/strata/api/record"
 	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // localPeers reaches the other brokers of an in-process cluster by calling
@@ -132,7 +133,7 @@ func startRedriveCluster(t *testing.T) *redriveCluster {
 	for _, name := range []string{"jobs", "jobs.g.dlq"} {
 		eventually(t, 20*time.Second, "topic "+name+" with 3 replicas", func() bool {
 			_, err := rc.leader.b.CreateTopic(ctx, name, cluster.TopicConfig{Partitions: 1, ReplicationFactor: 3})
-			return err == nil || errors.Is(err, ErrTopicExists)
+			return err == nil || errors.Is(err, topic.ErrTopicExists)
 		})
 	}
 	if _, err := rc.leader.b.CreateQueueGroup(ctx, "jobs", "g", cluster.QueueSettings{}); err != nil {

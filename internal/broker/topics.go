@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // Topic limits.
@@ -53,7 +54,7 @@ func (b *Broker) CreateTopic(ctx context.Context, name string, cfg cluster.Topic
 		return cluster.Topic{}, err
 	}
 	if _, ok := b.node.MetaFSM.Topic(name); ok {
-		return cluster.Topic{}, fmt.Errorf("%w: %q", ErrTopicExists, name)
+		return cluster.Topic{}, fmt.Errorf("%w: %q", topic.ErrTopicExists, name)
 	}
 	if err := b.checkPartitionCap(cfg.Partitions); err != nil {
 		return cluster.Topic{}, err
@@ -190,14 +191,14 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 // Topic returns a topic. A node that does not lead the metadata waits
 // (lookupMeta) for a topic it does not know yet, which may have been
 // created through another node a moment ago; after the wait an unknown
-// topic is ErrUnknownTopic with its name.
+// topic is topic.ErrUnknownTopic with its name.
 func (b *Broker) Topic(ctx context.Context, name string) (cluster.Topic, error) {
 	if ValidName("topic", name) != nil {
 		return b.knownTopic(name) // no topic has that name: nothing to wait for
 	}
 	t, ok := lookupMeta(ctx, b, func() (cluster.Topic, bool) { return b.node.MetaFSM.Topic(name) })
 	if !ok {
-		return cluster.Topic{}, fmt.Errorf("%w: %q", ErrUnknownTopic, name)
+		return cluster.Topic{}, fmt.Errorf("%w: %q", topic.ErrUnknownTopic, name)
 	}
 	return t, nil
 }
@@ -209,7 +210,7 @@ func (b *Broker) Topic(ctx context.Context, name string) (cluster.Topic, error) 
 func (b *Broker) knownTopic(name string) (cluster.Topic, error) {
 	t, ok := b.node.MetaFSM.Topic(name)
 	if !ok {
-		return cluster.Topic{}, fmt.Errorf("%w: %q", ErrUnknownTopic, name)
+		return cluster.Topic{}, fmt.Errorf("%w: %q", topic.ErrUnknownTopic, name)
 	}
 	return t, nil
 }
@@ -293,7 +294,7 @@ func (b *Broker) inSync(gid uint32, replicas []string, alive map[string]bool, la
 // fenced). An id whose epochs are spent comes back as a new id.
 func (b *Broker) InitProducer(ctx context.Context, id int64) (int64, int16, error) {
 	if id < 0 {
-		return 0, 0, fmt.Errorf("%w: producer id %d", ErrUnknownProducer, id)
+		return 0, 0, fmt.Errorf("%w: producer id %d", topic.ErrUnknownProducer, id)
 	}
 	if id > 0 {
 		// A quick answer for a bad id; the metadata FSM checks again.
@@ -313,18 +314,11 @@ func (b *Broker) InitProducer(ctx context.Context, id int64) (int64, int16, erro
 }
 
 // mapClusterErr turns the cluster package's errors into the broker's.
+// The domain errors (package topic) pass unchanged: they are the same
+// values in both.
 func mapClusterErr(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, cluster.ErrTopicExists):
-		return fmt.Errorf("%w: %w", ErrTopicExists, err)
-	case errors.Is(err, cluster.ErrUnknownTopic):
-		return fmt.Errorf("%w: %w", ErrUnknownTopic, err)
-	case errors.Is(err, cluster.ErrUnknownPartition):
+	if errors.Is(err, cluster.ErrUnknownPartition) {
 		return fmt.Errorf("%w: %w", ErrNotReady, err)
-	case errors.Is(err, cluster.ErrUnknownProducer):
-		return fmt.Errorf("%w: %w", ErrUnknownProducer, err)
 	}
 	return err
 }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/auth"
-	"github.com/stratalog/strata/internal/broker"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // Metadata 0-7: every node with its Kafka address (numeric ids, see
@@ -57,7 +57,7 @@ func (s *Server) namedTopicMetadata(r *request, name string, autoCreate bool) km
 		return mt
 	}
 	t, err := s.b.Topic(s.ctx, name)
-	if errors.Is(err, broker.ErrUnknownTopic) && autoCreate && s.allowed(r, auth.OpCreate, auth.ResourceTopic, name) {
+	if errors.Is(err, topic.ErrUnknownTopic) && autoCreate && s.allowed(r, auth.OpCreate, auth.ResourceTopic, name) {
 		t, err = s.autoCreate(name)
 	}
 	if err != nil {
@@ -72,7 +72,7 @@ func (s *Server) autoCreate(name string) (cluster.Topic, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, defaultAdminTimeout)
 	defer cancel()
 	t, err := s.b.CreateTopic(ctx, name, cluster.TopicConfig{})
-	if errors.Is(err, broker.ErrTopicExists) {
+	if errors.Is(err, topic.ErrTopicExists) {
 		return s.b.Topic(ctx, name)
 	}
 	return t, err

@@ -3,18 +3,15 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"slices"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
-	"google.golang.org/grpc/status"
 
 	stratav1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/cluster"
@@ -195,9 +192,7 @@ func (s *Server) ProduceStream(stream stratav1.Strata_ProduceStreamServer) error
 			resp := &stratav1.ProduceResponse{CorrelationId: p.req.CorrelationId, Partition: p.req.Partition,
 				BaseOffset: r.BaseOffset, Duplicate: r.Duplicate}
 			if err != nil {
-				resp.ErrorCode = int32(codeOf(err))
-				resp.ErrorMessage = err.Error()
-				resp.ExpectedSequence = expectedSequence(err)
+				setProduceError(resp, err)
 			}
 			sendErr = stream.Send(resp)
 		}
@@ -245,7 +240,7 @@ func (s *Server) ListOffsets(ctx context.Context, req *stratav1.ListOffsetsReque
 	case stratav1.OffsetSpec_OFFSET_SPEC_TIMESTAMP:
 		spec = broker.SpecTimestamp
 	default:
-		return nil, status.Errorf(codes.InvalidArgument, "list offsets: spec must be EARLIEST, LATEST or TIMESTAMP, got %v", req.Spec)
+		return nil, refuse(broker.ErrInvalidRequest, "list offsets: spec must be EARLIEST, LATEST or TIMESTAMP, got %v", req.Spec)
 	}
 	off, err := s.b.ListOffsets(ctx, req.Topic, req.Partition, spec, req.TimestampMs)
 	if err != nil {
@@ -370,7 +365,7 @@ func (s *Server) ResetOffsets(ctx context.Context, req *stratav1.ResetOffsetsReq
 	case stratav1.OffsetSpec_OFFSET_SPEC_OFFSET:
 		spec.Offset = req.Offset
 	default:
-		return nil, status.Error(codes.InvalidArgument, fmt.Sprintf("reset offsets: unknown spec %v", req.Spec))
+		return nil, refuse(broker.ErrInvalidRequest, "reset offsets: unknown spec %v", req.Spec)
 	}
 	offs, err := s.b.ResetOffsets(ctx, req.Group, req.Topic, req.Partitions, spec)
 	if err != nil {
