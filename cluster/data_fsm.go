@@ -29,7 +29,7 @@ type PartKey struct {
 type Partition struct {
 	Key    PartKey
 	Topic  string
-	Config TopicConfig
+	Config topic.Config
 	Log    *segment.Log
 
 	failed atomic.Bool
@@ -57,7 +57,7 @@ type DataFSMConfig struct {
 	// Segment returns the segment-log configuration of a partition from
 	// its topic's configuration. Its Fsync must be segment.FsyncNever: raft's
 	// log is the write-ahead log, and the logs are fsynced at snapshots.
-	Segment func(TopicConfig) segment.Config
+	Segment func(topic.Config) segment.Config
 	// SnapDir is where snapshots keep their segment files (hard links);
 	// it must be on the file system of Dir. Empty: snapshots hold the
 	// manifest only (a replica that needs one cannot get the data).
@@ -161,14 +161,14 @@ func putProduceHeader(b []byte, k PartKey) {
 }
 
 type partitionCmd struct {
-	Key    PartKey     `json:"key"`
-	Topic  string      `json:"topic"`
-	Config TopicConfig `json:"config"`
+	Key    PartKey      `json:"key"`
+	Topic  string       `json:"topic"`
+	Config topic.Config `json:"config"`
 }
 
 // CreatePartitionCmd encodes the creation of a partition in a data group.
 // Creating a partition that exists is a no-op.
-func CreatePartitionCmd(topic string, k PartKey, cfg TopicConfig) []byte {
+func CreatePartitionCmd(topic string, k PartKey, cfg topic.Config) []byte {
 	return append([]byte{dataCmdCreate}, mustJSON(partitionCmd{Key: k, Topic: topic, Config: cfg})...)
 }
 
@@ -333,7 +333,7 @@ type manifest struct {
 type manifestEntry struct {
 	Key           PartKey                  `json:"key"`
 	Topic         string                   `json:"topic"`
-	Config        TopicConfig              `json:"config"`
+	Config        topic.Config             `json:"config"`
 	StartOffset   int64                    `json:"start_offset"`
 	HighWatermark int64                    `json:"high_watermark"`
 	Producers     map[int64]*producerState `json:"producers"`

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/stratalog/strata/internal/topic"
 	"github.com/stratalog/strata/segment"
 )
 
@@ -23,7 +24,7 @@ type restoreTestGroup struct {
 
 // openRestoreTestGroup opens (or reopens) a single-voter data group in dir
 // with 1 KiB segments, and waits until it leads and has applied its log.
-func openRestoreTestGroup(t *testing.T, dir string, m *Mux, seg func(TopicConfig) segment.Config) *restoreTestGroup {
+func openRestoreTestGroup(t *testing.T, dir string, m *Mux, seg func(topic.Config) segment.Config) *restoreTestGroup {
 	t.Helper()
 	fsm, err := NewDataFSM(DataFSMConfig{
 		Dir:     filepath.Join(dir, "partitions"),
@@ -101,7 +102,7 @@ func checkRecords(t *testing.T, lg *segment.Log, batches [][]byte, from int) {
 func TestDataGroupRestartAfterRetentionPassedSnapshot(t *testing.T) {
 	dir := t.TempDir()
 	m := newTestMux(t, time.Second)
-	seg := func(TopicConfig) segment.Config {
+	seg := func(topic.Config) segment.Config {
 		c := segment.DefaultConfig()
 		c.MaxSegmentBytes = 1 << 10
 		c.MaxIndexBytes = 1 << 12
@@ -116,7 +117,7 @@ func TestDataGroupRestartAfterRetentionPassedSnapshot(t *testing.T) {
 	}
 
 	r := openRestoreTestGroup(t, dir, m, seg)
-	if _, err := r.g.Apply(testCtx(t), CreatePartitionCmd("t", k, TopicConfig{Partitions: 1, MaxBatchBytes: 1 << 20})); err != nil {
+	if _, err := r.g.Apply(testCtx(t), CreatePartitionCmd("t", k, topic.Config{Partitions: 1, MaxBatchBytes: 1 << 20})); err != nil {
 		t.Fatal(err)
 	}
 	r.produce(t, k, batches, 0, 10)
@@ -167,7 +168,7 @@ func TestRestoreCorruptBatchBelowSnapshot(t *testing.T) {
 		idx++
 		return f.Apply(&raft.Log{Index: idx, Type: raft.LogCommand, Data: cmd})
 	}
-	apply(CreatePartitionCmd("t", k, TopicConfig{Partitions: 1, MaxBatchBytes: 1 << 20}))
+	apply(CreatePartitionCmd("t", k, topic.Config{Partitions: 1, MaxBatchBytes: 1 << 20}))
 	var last int64
 	for i := 0; i < 20; i++ {
 		last = f.Partition(k).Log.Size()

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/stratalog/strata/internal/auth"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // The replicated state machines keep their commands in raft's log and
@@ -28,13 +29,13 @@ const goldenDir = "testdata/golden"
 
 // goldenTopic, goldenOffsets and goldenUser are the values the golden
 // commands carry.
-func goldenTopic() Topic {
-	return Topic{Name: "orders", Config: TopicConfig{Partitions: 2, ReplicationFactor: 3, RetentionMs: 86_400_000,
+func goldenTopic() topic.Topic {
+	return topic.Topic{Name: "orders", Config: topic.Config{Partitions: 2, ReplicationFactor: 3, RetentionMs: 86_400_000,
 		RetentionBytes: 1 << 30, MaxBatchBytes: 1 << 20}}
 }
 
-func goldenOffsets() []TopicOffset {
-	return []TopicOffset{{Topic: "orders", Partition: 0, Offset: 42}, {Topic: "orders", Partition: 1, Offset: 7}}
+func goldenOffsets() []topic.PartitionOffset {
+	return []topic.PartitionOffset{{Topic: "orders", Partition: 0, Offset: 42}, {Topic: "orders", Partition: 1, Offset: 7}}
 }
 
 func goldenUser() User {
@@ -50,7 +51,7 @@ func goldenCommands() []struct {
 	cmd  []byte
 } {
 	t := goldenTopic()
-	t.Partitions = []Assignment{{DataGroup: 1, Replicas: []string{"n1", "n2", "n3"}}, {DataGroup: 2, Replicas: []string{"n2", "n3", "n1"}}}
+	t.Partitions = []topic.Assignment{{DataGroup: 1, Replicas: []string{"n1", "n2", "n3"}}, {DataGroup: 2, Replicas: []string{"n2", "n3", "n1"}}}
 	return []struct {
 		name string
 		cmd  []byte

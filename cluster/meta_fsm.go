@@ -18,32 +18,6 @@ import (
 	"github.com/stratalog/strata/internal/topic"
 )
 
-// TopicConfig is a topic's configuration as the metadata group stores it.
-type TopicConfig struct {
-	Partitions        int32 `json:"partitions"`
-	ReplicationFactor int32 `json:"replication_factor"`
-	RetentionMs       int64 `json:"retention_ms"`    // 0: keep forever
-	RetentionBytes    int64 `json:"retention_bytes"` // per partition; 0: no limit
-	MaxBatchBytes     int32 `json:"max_batch_bytes"`
-}
-
-// Assignment places one partition: the data group that holds it and the
-// nodes that replicate it.
-type Assignment struct {
-	DataGroup uint32   `json:"data_group"`
-	Replicas  []string `json:"replicas"`
-}
-
-// Topic is a topic as the metadata group stores it. ID is unique for the
-// life of the cluster, so a topic deleted and created again under the same
-// name never shares partitions or offsets with its predecessor.
-type Topic struct {
-	Name       string       `json:"name"`
-	ID         uint64       `json:"id"`
-	Config     TopicConfig  `json:"config"`
-	Partitions []Assignment `json:"partitions"`
-}
-
 // NodeInfo is what the cluster knows of one node.
 type NodeInfo struct {
 	ID          string `json:"id"`
@@ -101,7 +75,7 @@ type GroupOffsets map[string]map[int32]int64
 type MetaState struct {
 	NextTopicID    uint64                    `json:"next_topic_id"`
 	NextProducerID int64                     `json:"next_producer_id"`
-	Topics         map[string]*Topic         `json:"topics"`
+	Topics         map[string]*topic.Topic   `json:"topics"`
 	Nodes          map[string]NodeInfo       `json:"nodes"`
 	DataGroups     map[uint32]*DataGroupInfo `json:"data_groups"`
 	Groups         map[string]GroupOffsets   `json:"groups"`
@@ -122,7 +96,7 @@ func newMetaState() *MetaState {
 	return &MetaState{
 		NextTopicID:    1,
 		NextProducerID: 1,
-		Topics:         map[string]*Topic{},
+		Topics:         map[string]*topic.Topic{},
 		Nodes:          map[string]NodeInfo{},
 		DataGroups:     map[uint32]*DataGroupInfo{},
 		Groups:         map[string]GroupOffsets{},
@@ -133,15 +107,15 @@ func newMetaState() *MetaState {
 // metaCmd is one metadata command. Metadata changes are rare, so JSON keeps
 // them readable in the raft log.
 type metaCmd struct {
-	Op         string          `json:"op"`
-	Topic      *Topic          `json:"topic,omitempty"`
-	Name       string          `json:"name,omitempty"`
-	Node       *NodeInfo       `json:"node,omitempty"`
-	DataGroups []DataGroupInfo `json:"data_groups,omitempty"`
-	Group      string          `json:"group,omitempty"`
-	Offsets    []TopicOffset   `json:"offsets,omitempty"`
-	Reset      bool            `json:"reset,omitempty"`
-	Queue      *QueueDef       `json:"queue,omitempty"`
+	Op         string                  `json:"op"`
+	Topic      *topic.Topic            `json:"topic,omitempty"`
+	Name       string                  `json:"name,omitempty"`
+	Node       *NodeInfo               `json:"node,omitempty"`
+	DataGroups []DataGroupInfo         `json:"data_groups,omitempty"`
+	Group      string                  `json:"group,omitempty"`
+	Offsets    []topic.PartitionOffset `json:"offsets,omitempty"`
+	Reset      bool                    `json:"reset,omitempty"`
+	Queue      *QueueDef               `json:"queue,omitempty"`
 	// ProducerID, in an alloc_producer_id command, restarts that producer
 	// id with the next epoch instead of allocating one (see
 	// InitProducerCmd). An older node ignores the field and allocates.
@@ -150,13 +124,6 @@ type metaCmd struct {
 	User *User     `json:"user,omitempty"`
 	Mode string    `json:"mode,omitempty"`
 	ACL  *auth.ACL `json:"acl,omitempty"`
-}
-
-// TopicOffset is one partition's offset in a commit or reset.
-type TopicOffset struct {
-	Topic     string `json:"topic"`
-	Partition int32  `json:"partition"`
-	Offset    int64  `json:"offset"`
 }
 
 const (
@@ -201,25 +168,25 @@ func (f *MetaFSM) Read(fn func(*MetaState)) {
 }
 
 // Topic returns a copy of the named topic.
-func (f *MetaFSM) Topic(name string) (Topic, bool) {
+func (f *MetaFSM) Topic(name string) (topic.Topic, bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	t, ok := f.state.Topics[name]
 	if !ok {
-		return Topic{}, false
+		return topic.Topic{}, false
 	}
 	return cloneTopic(t), true
 }
 
 // Topics returns copies of every topic, sorted by name.
-func (f *MetaFSM) Topics() []Topic {
+func (f *MetaFSM) Topics() []topic.Topic {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	out := make([]Topic, 0, len(f.state.Topics))
+	out := make([]topic.Topic, 0, len(f.state.Topics))
 	for _, t := range f.state.Topics {
 		out = append(out, cloneTopic(t))
 	}
-	slices.SortFunc(out, func(a, b Topic) int {
+	slices.SortFunc(out, func(a, b topic.Topic) int {
 		if a.Name < b.Name {
 			return -1
 		}
@@ -302,11 +269,11 @@ func (f *MetaFSM) GroupNames() []string {
 	return slices.Sorted(maps.Keys(f.state.Groups))
 }
 
-func cloneTopic(t *Topic) Topic {
+func cloneTopic(t *topic.Topic) topic.Topic {
 	c := *t
-	c.Partitions = make([]Assignment, len(t.Partitions))
+	c.Partitions = make([]topic.Assignment, len(t.Partitions))
 	for i, a := range t.Partitions {
-		c.Partitions[i] = Assignment{DataGroup: a.DataGroup, Replicas: slices.Clone(a.Replicas)}
+		c.Partitions[i] = topic.Assignment{DataGroup: a.DataGroup, Replicas: slices.Clone(a.Replicas)}
 	}
 	return c
 }
@@ -455,7 +422,7 @@ func (s *bytesSnapshot) Release() {}
 // Metadata commands, encoded for Group.Apply.
 
 // CreateTopicCmd encodes a topic creation; the FSM assigns the ID.
-func CreateTopicCmd(t Topic) []byte { return mustJSON(metaCmd{Op: opCreateTopic, Topic: &t}) }
+func CreateTopicCmd(t topic.Topic) []byte { return mustJSON(metaCmd{Op: opCreateTopic, Topic: &t}) }
 
 // DeleteTopicCmd encodes a topic deletion.
 func DeleteTopicCmd(name string) []byte { return mustJSON(metaCmd{Op: opDeleteTopic, Name: name}) }
@@ -560,7 +527,7 @@ func (f *MetaFSM) ProducerEpoch(id int64) int16 {
 }
 
 // CommitOffsetsCmd commits a group's offsets; with reset they may move back.
-func CommitOffsetsCmd(group string, offs []TopicOffset, reset bool) []byte {
+func CommitOffsetsCmd(group string, offs []topic.PartitionOffset, reset bool) []byte {
 	return mustJSON(metaCmd{Op: opCommitOffsets, Group: group, Offsets: offs, Reset: reset})
 }
 

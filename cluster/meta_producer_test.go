@@ -80,7 +80,7 @@ func TestMetaInitProducer(t *testing.T) {
 	}
 
 	// Refused ids.
-	applyMeta(t, g, CreateTopicCmd(Topic{Name: "q", Partitions: make([]Assignment, 2)}))
+	applyMeta(t, g, CreateTopicCmd(topic.Topic{Name: "q", Partitions: make([]topic.Assignment, 2)}))
 	d, ok := applyMeta(t, g, PutQueueCmd(QueueDef{Name: "w", Topic: "q"})).(QueueDef)
 	if !ok {
 		t.Fatal("queue group not created")

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/stratalog/strata/internal/topic"
 	"github.com/stratalog/strata/segment"
 )
 
@@ -74,7 +75,7 @@ type NodeConfig struct {
 	ReconcileInterval time.Duration
 	// Segment maps a topic's configuration to its partitions' segment
 	// config (Fsync must be segment.FsyncNever).
-	Segment func(TopicConfig) segment.Config
+	Segment func(topic.Config) segment.Config
 	// Raft holds the raft timings shared by every group (Name, NodeID and
 	// Dir are set per group).
 	Raft   GroupConfig

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/stratalog/strata/internal/topic"
 	"github.com/stratalog/strata/segment"
 )
 
@@ -46,7 +47,7 @@ func (s *memSink) Close() error  { return nil }
 
 func newTestDataFSM(t *testing.T, dir string) *DataFSM {
 	t.Helper()
-	f, err := NewDataFSM(DataFSMConfig{Dir: dir, Segment: func(TopicConfig) segment.Config {
+	f, err := NewDataFSM(DataFSMConfig{Dir: dir, Segment: func(topic.Config) segment.Config {
 		c := segment.DefaultConfig()
 		c.Fsync = segment.FsyncNever
 		c.MaxIndexBytes = 1 << 16
@@ -70,7 +71,7 @@ func TestQueueStateSnapshot(t *testing.T) {
 		idx++
 		return f.Apply(&raft.Log{Index: idx, Type: raft.LogCommand, Data: cmd})
 	}
-	apply(CreatePartitionCmd("t", k, TopicConfig{Partitions: 1, MaxBatchBytes: 1 << 20}))
+	apply(CreatePartitionCmd("t", k, topic.Config{Partitions: 1, MaxBatchBytes: 1 << 20}))
 	cmd := func(op QueueOp, offs ...int64) []byte {
 		c := QueueCmd{Op: op, Key: k, Group: "g", Gen: 1, Offsets: offs}
 		if op == QueueNack {

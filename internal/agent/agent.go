@@ -25,6 +25,7 @@ import (
 	"github.com/stratalog/strata/internal/broker"
 	"github.com/stratalog/strata/internal/kafka"
 	"github.com/stratalog/strata/internal/server"
+	"github.com/stratalog/strata/internal/topic"
 	"github.com/stratalog/strata/segment"
 )
 
@@ -81,7 +82,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
 	// metadata callback from OpenNode on, before the broker exists.
 	var live atomic.Pointer[broker.Broker]
 	var b *broker.Broker
-	segCfg := func(tc cluster.TopicConfig) segment.Config {
+	segCfg := func(tc topic.Config) segment.Config {
 		sc := segment.DefaultConfig()
 		sc.MaxSegmentBytes = cfg.MaxSegmentBytes
 		sc.MaxIndexBytes = sc.FittedIndexBytes() // preallocated per partition

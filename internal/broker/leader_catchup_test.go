@@ -54,7 +54,7 @@ func (g *applyGate) pass(*raft.Log) {
 // on every node, led by from; to is the group's preferred leader, so that
 // once leadership moves to it no node hands it back.
 type handover struct {
-	topic    cluster.Topic
+	topic    topic.Topic
 	gid      uint32
 	key      cluster.PartKey
 	from, to *clusterBroker
@@ -72,7 +72,7 @@ func setupHandover(t *testing.T, name string, queue *cluster.QueueSettings) *han
 	ctx := ctxT(t)
 	ml := metaLeaderOf(t, nodes)
 	eventually(t, 20*time.Second, "a topic with 3 replicas", func() bool {
-		_, err := ml.b.CreateTopic(ctx, name, cluster.TopicConfig{Partitions: 1, ReplicationFactor: 3})
+		_, err := ml.b.CreateTopic(ctx, name, topic.Config{Partitions: 1, ReplicationFactor: 3})
 		return err == nil || errors.Is(err, topic.ErrTopicExists)
 	})
 	if queue != nil {

@@ -21,7 +21,7 @@ type ProduceResult struct {
 
 // partition resolves a topic and partition to its data group on this node,
 // waiting as Topic does for a topic this node does not know yet.
-func (b *Broker) partition(ctx context.Context, name string, partition int32) (cluster.Topic, *cluster.DataGroup, cluster.PartKey, error) {
+func (b *Broker) partition(ctx context.Context, name string, partition int32) (topic.Topic, *cluster.DataGroup, cluster.PartKey, error) {
 	t, err := b.Topic(ctx, name)
 	if err != nil {
 		if verr := ValidName("topic", name); verr != nil {

@@ -9,7 +9,6 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/stratalog/strata/api/record"
-	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/topic"
 )
 
@@ -21,7 +20,7 @@ import (
 func TestProducerEpochFencing(t *testing.T) {
 	tn := openTestNode(t, t.TempDir())
 	ctx := context.Background()
-	if _, err := tn.b.CreateTopic(ctx, "t", cluster.TopicConfig{}); err != nil {
+	if _, err := tn.b.CreateTopic(ctx, "t", topic.Config{}); err != nil {
 		t.Fatal(err)
 	}
 	pid, e0, err := tn.b.InitProducer(ctx, 0)

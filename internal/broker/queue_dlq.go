@@ -103,7 +103,7 @@ func (m *queueManager) tick(ctx context.Context) {
 }
 
 // dlqTopic returns the group's dead-letter topic, creating it on first use.
-func (b *Broker) dlqTopic(ctx context.Context, def cluster.QueueDef) (cluster.Topic, error) {
+func (b *Broker) dlqTopic(ctx context.Context, def cluster.QueueDef) (topic.Topic, error) {
 	name := def.Settings.DeadLetterTopic
 	// No waits here: this runs in the queue loop, and a topic created
 	// through another node meanwhile is ErrNotReady, retried next tick.
@@ -112,12 +112,12 @@ func (b *Broker) dlqTopic(ctx context.Context, def cluster.QueueDef) (cluster.To
 	}
 	src, err := b.knownTopic(def.Topic)
 	if err != nil {
-		return cluster.Topic{}, err
+		return topic.Topic{}, err
 	}
 	if err := b.checkPartitionCap(1); err != nil {
-		return cluster.Topic{}, err
+		return topic.Topic{}, err
 	}
-	t, err := b.createTopicOnLeader(ctx, name, cluster.TopicConfig{Partitions: 1, ReplicationFactor: src.Config.ReplicationFactor})
+	t, err := b.createTopicOnLeader(ctx, name, topic.Config{Partitions: 1, ReplicationFactor: src.Config.ReplicationFactor})
 	if errors.Is(err, topic.ErrTopicExists) {
 		return b.knownTopic(name)
 	}
@@ -226,12 +226,12 @@ func (b *Broker) deadLetter(c queueCursor, d cluster.DeadLetter, src map[int64]r
 //
 // With no parts each partition is reset through its leader, here or on
 // another node; with parts only those are, and this node must lead them.
-func (b *Broker) ResetQueueGroup(ctx context.Context, topic, group string, spec ResetSpec, parts []int32) ([]cluster.TopicOffset, error) {
-	def, err := b.QueueGroup(ctx, topic, group)
+func (b *Broker) ResetQueueGroup(ctx context.Context, topicName, group string, spec ResetSpec, parts []int32) ([]topic.PartitionOffset, error) {
+	def, err := b.QueueGroup(ctx, topicName, group)
 	if err != nil {
 		return nil, err
 	}
-	t, err := b.knownTopic(topic) // the queue group's: known
+	t, err := b.knownTopic(topicName) // the queue group's: known
 	if err != nil {
 		return nil, err
 	}
@@ -241,13 +241,13 @@ func (b *Broker) ResetQueueGroup(ctx context.Context, topic, group string, spec 
 			parts = append(parts, int32(p))
 		}
 	}
-	var out []cluster.TopicOffset
+	var out []topic.PartitionOffset
 	for _, p := range parts {
 		local := func() (int64, error) { return b.resetPartition(ctx, def, p, spec) }
 		var off int64
 		if forward {
 			off, err = onLeader(b, local, func(addr string) (int64, error) {
-				return b.peers.ResetQueuePartition(ctx, addr, topic, group, p, spec)
+				return b.peers.ResetQueuePartition(ctx, addr, topicName, group, p, spec)
 			})
 		} else {
 			off, err = local()
@@ -255,7 +255,7 @@ func (b *Broker) ResetQueueGroup(ctx context.Context, topic, group string, spec 
 		if err != nil {
 			return out, err
 		}
-		out = append(out, cluster.TopicOffset{Topic: topic, Partition: p, Offset: off})
+		out = append(out, topic.PartitionOffset{Topic: topicName, Partition: p, Offset: off})
 	}
 	b.queue.changed()
 	return out, nil

@@ -7,7 +7,6 @@ import (
 	"math"
 
 	"github.com/stratalog/strata/api/record"
-	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/topic"
 )
 
@@ -64,7 +63,7 @@ func (m *queueManager) dlqEpoch(k dlqProducer) dlqEpochState {
 // partition dp of the dead-letter topic dt as producer pid, and returns
 // how many of them, from the first, the partition now holds (written now
 // or before).
-func (b *Broker) produceDeadLetters(ctx context.Context, pid int64, dt cluster.Topic, dp int32, recs []record.Record, seq int32) (int, error) {
+func (b *Broker) produceDeadLetters(ctx context.Context, pid int64, dt topic.Topic, dp int32, recs []record.Record, seq int32) (int, error) {
 	key := dlqProducer{topicID: dt.ID, partition: dp, id: pid}
 	st := b.queue.dlqEpoch(key)
 	defer func() { b.queue.dlqEpochs.Store(key, st) }()

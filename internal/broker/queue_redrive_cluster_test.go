@@ -50,7 +50,7 @@ func (p *localPeers) Produce(ctx context.Context, addr, topic string, partition 
 	return b.Produce(ctx, topic, partition, batch)
 }
 
-func (p *localPeers) CreateTopic(ctx context.Context, addr, name string, cfg cluster.TopicConfig) error {
+func (p *localPeers) CreateTopic(ctx context.Context, addr, name string, cfg topic.Config) error {
 	b, err := p.get(addr)
 	if err != nil {
 		return err
@@ -75,7 +75,7 @@ func (p *localPeers) InitProducer(ctx context.Context, addr string, id int64) (i
 	return b.InitProducer(ctx, id)
 }
 
-func (p *localPeers) CommitOffsets(ctx context.Context, addr, group string, offs []cluster.TopicOffset) error {
+func (p *localPeers) CommitOffsets(ctx context.Context, addr, group string, offs []topic.PartitionOffset) error {
 	b, err := p.get(addr)
 	if err != nil {
 		return err
@@ -103,7 +103,7 @@ func (p *localPeers) RedrivePartition(ctx context.Context, addr, topic, group, r
 	return b.RedriveQueueGroup(ctx, topic, group, reason, maxN, []int32{dlqPartition})
 }
 
-func (p *localPeers) ReadOffsets(ctx context.Context, addr, group string, parts []TopicPartition) ([]cluster.TopicOffset, error) {
+func (p *localPeers) ReadOffsets(ctx context.Context, addr, group string, parts []TopicPartition) ([]topic.PartitionOffset, error) {
 	b, err := p.get(addr)
 	if err != nil {
 		return nil, err
@@ -132,7 +132,7 @@ func startRedriveCluster(t *testing.T) *redriveCluster {
 	ctx := ctxT(t)
 	for _, name := range []string{"jobs", "jobs.g.dlq"} {
 		eventually(t, 20*time.Second, "topic "+name+" with 3 replicas", func() bool {
-			_, err := rc.leader.b.CreateTopic(ctx, name, cluster.TopicConfig{Partitions: 1, ReplicationFactor: 3})
+			_, err := rc.leader.b.CreateTopic(ctx, name, topic.Config{Partitions: 1, ReplicationFactor: 3})
 			return err == nil || errors.Is(err, topic.ErrTopicExists)
 		})
 	}

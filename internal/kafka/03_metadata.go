@@ -7,7 +7,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/auth"
 	"github.com/stratalog/strata/internal/topic"
 )
@@ -68,10 +67,10 @@ func (s *Server) namedTopicMetadata(r *request, name string, autoCreate bool) km
 }
 
 // autoCreate creates a topic with the broker's defaults.
-func (s *Server) autoCreate(name string) (cluster.Topic, error) {
+func (s *Server) autoCreate(name string) (topic.Topic, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, defaultAdminTimeout)
 	defer cancel()
-	t, err := s.b.CreateTopic(ctx, name, cluster.TopicConfig{})
+	t, err := s.b.CreateTopic(ctx, name, topic.Config{})
 	if errors.Is(err, topic.ErrTopicExists) {
 		return s.b.Topic(ctx, name)
 	}
@@ -79,7 +78,7 @@ func (s *Server) autoCreate(name string) (cluster.Topic, error) {
 }
 
 // topicMetadata describes a topic's partitions.
-func (s *Server) topicMetadata(t cluster.Topic) kmsg.MetadataResponseTopic {
+func (s *Server) topicMetadata(t topic.Topic) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
 	name := t.Name
 	mt.Topic = &name

@@ -14,6 +14,7 @@ import (
 	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/auth"
 	"github.com/stratalog/strata/internal/broker"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // CreateTopics 0-4. NumPartitions and ReplicationFactor -1 take the
@@ -42,13 +43,13 @@ func handleCreateTopics(s *Server, r *request) (finish, error) {
 	}
 	type job struct {
 		i   int
-		cfg cluster.TopicConfig
+		cfg topic.Config
 	}
 	var jobs []job
 	for i, rt := range req.Topics {
 		st := kmsg.NewCreateTopicsResponseTopic()
 		st.Topic = rt.Topic
-		var cfg cluster.TopicConfig
+		var cfg topic.Config
 		var err error
 		switch {
 		case seen[rt.Topic] > 1:
@@ -115,8 +116,8 @@ const (
 
 // topicConfig maps a CreateTopics topic to Strata's config, or an error
 // code with its reason.
-func (s *Server) topicConfig(rt kmsg.CreateTopicsRequestTopic) (cluster.TopicConfig, int16, error) {
-	var cfg cluster.TopicConfig
+func (s *Server) topicConfig(rt kmsg.CreateTopicsRequestTopic) (topic.Config, int16, error) {
+	var cfg topic.Config
 	switch {
 	case len(rt.ReplicaAssignment) > 0:
 		return cfg, kerr.InvalidReplicaAssignment.Code, errors.New("manual replica assignment is not supported: Strata places partitions")
@@ -141,7 +142,7 @@ func (s *Server) topicConfig(rt kmsg.CreateTopicsRequestTopic) (cluster.TopicCon
 }
 
 // setTopicConfig applies one Kafka topic config to cfg.
-func setTopicConfig(cfg *cluster.TopicConfig, name, value string) error {
+func setTopicConfig(cfg *topic.Config, name, value string) error {
 	switch name {
 	case cfgCleanupPolicy:
 		for _, p := range strings.Split(value, ",") {

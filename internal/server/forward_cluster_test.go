@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/stratalog/strata/api/record"
-	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/agent"
 	"github.com/stratalog/strata/internal/broker"
 	"github.com/stratalog/strata/internal/server"
@@ -75,7 +74,7 @@ func TestForwardedErrorsKeepTheirReason(t *testing.T) {
 		leader, follower = follower, leader
 	}
 	waitFor(t, 30*time.Second, `topic "jobs"`, func() bool {
-		_, err := leader.Broker().CreateTopic(ctx, "jobs", cluster.TopicConfig{Partitions: 1, ReplicationFactor: 1})
+		_, err := leader.Broker().CreateTopic(ctx, "jobs", topic.Config{Partitions: 1, ReplicationFactor: 1})
 		return err == nil || errors.Is(err, topic.ErrTopicExists)
 	})
 
@@ -108,10 +107,10 @@ func TestForwardedErrorsKeepTheirReason(t *testing.T) {
 			return err
 		}, topic.ErrUnknownProducer},
 		{"topic exists", func() error {
-			return peers.CreateTopic(ctx, addr, "jobs", cluster.TopicConfig{Partitions: 1, ReplicationFactor: 1})
+			return peers.CreateTopic(ctx, addr, "jobs", topic.Config{Partitions: 1, ReplicationFactor: 1})
 		}, topic.ErrTopicExists},
 		{"invalid config", func() error {
-			return peers.CreateTopic(ctx, addr, "wide", cluster.TopicConfig{Partitions: 1, ReplicationFactor: 9})
+			return peers.CreateTopic(ctx, addr, "wide", topic.Config{Partitions: 1, ReplicationFactor: 9})
 		}, broker.ErrInvalidConfig},
 		{"invalid batch", func() error {
 			_, err := peers.Produce(ctx, addr, "jobs", 0, batch[:len(batch)-1])
@@ -120,7 +119,7 @@ func TestForwardedErrorsKeepTheirReason(t *testing.T) {
 		// Through the follower's own broker, which forwards to the
 		// metadata leader by itself.
 		{"invalid config through the follower", func() error {
-			_, err := follower.Broker().CreateTopicAnywhere(ctx, "wide", cluster.TopicConfig{Partitions: 1, ReplicationFactor: 9})
+			_, err := follower.Broker().CreateTopicAnywhere(ctx, "wide", topic.Config{Partitions: 1, ReplicationFactor: 9})
 			return err
 		}, broker.ErrInvalidConfig},
 	}

@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	stratav1 "github.com/stratalog/strata/api/v1"
-	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/broker"
 	"github.com/stratalog/strata/internal/topic"
 )
@@ -94,7 +93,7 @@ func (p *Peers) Produce(ctx context.Context, addr, topic string, partition int32
 }
 
 // CreateTopic implements broker.Peers.
-func (p *Peers) CreateTopic(ctx context.Context, addr, name string, cfg cluster.TopicConfig) error {
+func (p *Peers) CreateTopic(ctx context.Context, addr, name string, cfg topic.Config) error {
 	return p.call(ctx, addr, func(s stratav1.StrataClient) error {
 		_, err := s.CreateTopic(ctx, &stratav1.CreateTopicRequest{Name: name, Config: &stratav1.TopicConfig{
 			Partitions: cfg.Partitions, ReplicationFactor: cfg.ReplicationFactor, RetentionMs: cfg.RetentionMs,
@@ -125,7 +124,7 @@ func (p *Peers) InitProducer(ctx context.Context, addr string, id int64) (int64,
 }
 
 // CommitOffsets implements broker.Peers.
-func (p *Peers) CommitOffsets(ctx context.Context, addr, group string, offs []cluster.TopicOffset) error {
+func (p *Peers) CommitOffsets(ctx context.Context, addr, group string, offs []topic.PartitionOffset) error {
 	return p.call(ctx, addr, func(s stratav1.StrataClient) error {
 		_, err := s.CommitOffsets(ctx, &stratav1.CommitOffsetsRequest{Group: group, Offsets: toPartitionOffsets(offs)})
 		return err
@@ -168,7 +167,7 @@ var _ broker.OffsetReader = (*Peers)(nil)
 
 // ReadOffsets implements broker.OffsetReader: FetchOffsets on the node at
 // addr answers from the metadata leader's view after a barrier.
-func (p *Peers) ReadOffsets(ctx context.Context, addr, group string, parts []broker.TopicPartition) ([]cluster.TopicOffset, error) {
+func (p *Peers) ReadOffsets(ctx context.Context, addr, group string, parts []broker.TopicPartition) ([]topic.PartitionOffset, error) {
 	req := &stratav1.FetchOffsetsRequest{Group: group}
 	for _, tp := range parts {
 		req.Partitions = append(req.Partitions, &stratav1.TopicPartition{Topic: tp.Topic, Partition: tp.Partition})
@@ -181,9 +180,9 @@ func (p *Peers) ReadOffsets(ctx context.Context, addr, group string, parts []bro
 	if err != nil {
 		return nil, err
 	}
-	out := make([]cluster.TopicOffset, len(resp.Offsets))
+	out := make([]topic.PartitionOffset, len(resp.Offsets))
 	for i, o := range resp.Offsets {
-		out[i] = cluster.TopicOffset{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset}
+		out[i] = topic.PartitionOffset{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset}
 	}
 	return out, nil
 }

@@ -14,9 +14,9 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	stratav1 "github.com/stratalog/strata/api/v1"
-	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/auth"
 	"github.com/stratalog/strata/internal/broker"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // MaxRecvMsgBytes bounds a request: the largest batch a topic may accept
@@ -78,7 +78,7 @@ func (s *Server) Metadata(ctx context.Context, req *stratav1.MetadataRequest) (*
 	return resp, nil
 }
 
-func (s *Server) topicInfo(t cluster.Topic) *stratav1.TopicInfo {
+func (s *Server) topicInfo(t topic.Topic) *stratav1.TopicInfo {
 	ti := &stratav1.TopicInfo{Name: t.Name, Config: &stratav1.TopicConfig{
 		Partitions: t.Config.Partitions, ReplicationFactor: t.Config.ReplicationFactor,
 		RetentionMs: t.Config.RetentionMs, RetentionBytes: t.Config.RetentionBytes,
@@ -100,9 +100,9 @@ func (s *Server) topicInfo(t cluster.Topic) *stratav1.TopicInfo {
 
 // CreateTopic implements strata.v1.
 func (s *Server) CreateTopic(ctx context.Context, req *stratav1.CreateTopicRequest) (*stratav1.CreateTopicResponse, error) {
-	var cfg cluster.TopicConfig
+	var cfg topic.Config
 	if c := req.Config; c != nil {
-		cfg = cluster.TopicConfig{Partitions: c.Partitions, ReplicationFactor: c.ReplicationFactor,
+		cfg = topic.Config{Partitions: c.Partitions, ReplicationFactor: c.ReplicationFactor,
 			RetentionMs: c.RetentionMs, RetentionBytes: c.RetentionBytes, MaxBatchBytes: c.MaxBatchBytes}
 	}
 	t, err := s.b.CreateTopic(ctx, req.Name, cfg)
@@ -287,9 +287,9 @@ func (s *Server) LeaveGroup(ctx context.Context, req *stratav1.LeaveGroupRequest
 
 // CommitOffsets implements strata.v1.
 func (s *Server) CommitOffsets(ctx context.Context, req *stratav1.CommitOffsetsRequest) (*stratav1.CommitOffsetsResponse, error) {
-	offs := make([]cluster.TopicOffset, len(req.Offsets))
+	offs := make([]topic.PartitionOffset, len(req.Offsets))
 	for i, o := range req.Offsets {
-		offs[i] = cluster.TopicOffset{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset}
+		offs[i] = topic.PartitionOffset{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset}
 	}
 	if err := s.b.CommitOffsets(ctx, req.Group, req.MemberId, req.Generation, offs); err != nil {
 		return nil, toStatus(err)
@@ -297,7 +297,7 @@ func (s *Server) CommitOffsets(ctx context.Context, req *stratav1.CommitOffsetsR
 	return &stratav1.CommitOffsetsResponse{}, nil
 }
 
-func toPartitionOffsets(in []cluster.TopicOffset) []*stratav1.PartitionOffset {
+func toPartitionOffsets(in []topic.PartitionOffset) []*stratav1.PartitionOffset {
 	out := make([]*stratav1.PartitionOffset, len(in))
 	for i, o := range in {
 		out[i] = &stratav1.PartitionOffset{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset}
@@ -315,7 +315,7 @@ func (s *Server) FetchOffsets(ctx context.Context, req *stratav1.FetchOffsetsReq
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	offs = slices.DeleteFunc(offs, func(o cluster.TopicOffset) bool { return !s.canDescribe(ctx, auth.ResourceTopic, o.Topic) })
+	offs = slices.DeleteFunc(offs, func(o topic.PartitionOffset) bool { return !s.canDescribe(ctx, auth.ResourceTopic, o.Topic) })
 	return &stratav1.FetchOffsetsResponse{Offsets: toPartitionOffsets(offs)}, nil
 }
 
