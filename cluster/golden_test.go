@@ -38,8 +38,8 @@ func goldenOffsets() []topic.PartitionOffset {
 	return []topic.PartitionOffset{{Topic: "orders", Partition: 0, Offset: 42}, {Topic: "orders", Partition: 1, Offset: 7}}
 }
 
-func goldenUser() User {
-	return User{Name: "alice", Credentials: []auth.Credential{{Mechanism: auth.ScramSHA256, Salt: []byte("salt-0123456789"),
+func goldenUser() auth.User {
+	return auth.User{Name: "alice", Credentials: []auth.Credential{{Mechanism: auth.ScramSHA256, Salt: []byte("salt-0123456789"),
 		Iterations: 4096, StoredKey: bytes.Repeat([]byte{1}, 32), ServerKey: bytes.Repeat([]byte{2}, 32)}}}
 }
 

@@ -87,9 +87,9 @@ type MetaState struct {
 	ProducerEpochs map[int64]int16 `json:"producer_epochs,omitempty"`
 	// Users and ACLs are the security store (security_meta.go);
 	// SecurityVersion counts their changes.
-	Users           map[string]*User `json:"users,omitempty"`
-	ACLs            []auth.ACL       `json:"acls,omitempty"`
-	SecurityVersion uint64           `json:"security_version,omitempty"`
+	Users           map[string]*auth.User `json:"users,omitempty"`
+	ACLs            []auth.ACL            `json:"acls,omitempty"`
+	SecurityVersion uint64                `json:"security_version,omitempty"`
 }
 
 func newMetaState() *MetaState {
@@ -121,9 +121,9 @@ type metaCmd struct {
 	// InitProducerCmd). An older node ignores the field and allocates.
 	ProducerID int64 `json:"producer_id,omitempty"`
 	// User, Mode and ACL carry the security commands (security_meta.go).
-	User *User     `json:"user,omitempty"`
-	Mode string    `json:"mode,omitempty"`
-	ACL  *auth.ACL `json:"acl,omitempty"`
+	User *auth.User `json:"user,omitempty"`
+	Mode string     `json:"mode,omitempty"`
+	ACL  *auth.ACL  `json:"acl,omitempty"`
 }
 
 const (
