@@ -30,7 +30,9 @@ type Partition struct {
 	Key    PartKey
 	Topic  string
 	Config topic.Config
-	Log    *segment.Log
+	// Log is the partition's segment log, read-only: only the FSM writes
+	// it.
+	Log LogView
 
 	failed atomic.Bool
 	// producers is touched only by the FSM goroutine (Apply, Snapshot,
@@ -252,7 +254,7 @@ func (f *DataFSM) applyProduce(l *raft.Log, hdr, batch []byte) any {
 	// likely as the kernel then reads the batch from cold memory.)
 	buf := f.getBuf(len(batch))
 	copy(buf, batch)
-	base, err := p.Log.Append(buf)
+	base, err := p.log().Append(buf)
 	f.bufPool.Put(&buf)
 	if err != nil {
 		// Raft has committed this entry, so every later offset depends on
@@ -294,7 +296,7 @@ func (f *DataFSM) createPartition(c partitionCmd) any {
 	if err != nil {
 		panic(fmt.Sprintf("cluster: create partition %s: %v", dir, err))
 	}
-	p := &Partition{Key: c.Key, Topic: c.Topic, Config: c.Config, Log: lg, producers: map[int64]*producerState{}}
+	p := &Partition{Key: c.Key, Topic: c.Topic, Config: c.Config, Log: LogView{lg}, producers: map[int64]*producerState{}}
 	f.mu.Lock()
 	f.parts[c.Key] = p
 	f.mu.Unlock()
@@ -309,7 +311,7 @@ func (f *DataFSM) deletePartition(k PartKey) any {
 	if p == nil {
 		return nil
 	}
-	if err := p.Log.Close(); err != nil {
+	if err := p.log().Close(); err != nil {
 		f.log.Warn("close deleted partition", "topic", p.Topic, "partition", k.Partition, "err", err)
 	}
 	if err := os.RemoveAll(p.Log.Dir()); err != nil {
@@ -353,7 +355,7 @@ func (f *DataFSM) Snapshot() (raft.FSMSnapshot, error) {
 			Producers: cloneProducers(p.producers),
 			Queues:    p.snapshotQueues(),
 		})
-		logs = append(logs, p.Log)
+		logs = append(logs, p.log())
 		// Appends run on this goroutine only, so the segments and their
 		// sizes are exactly those of the high watermark above.
 		segs = append(segs, p.Log.Segments())
@@ -417,7 +419,7 @@ func (f *DataFSM) Restore(rc io.ReadCloser) error {
 	f.mu.Unlock()
 	var errs []error
 	for _, p := range old {
-		errs = append(errs, p.Log.Close())
+		errs = append(errs, p.log().Close())
 	}
 	keep := map[string]bool{}
 	for _, e := range m.Partitions {
@@ -496,7 +498,7 @@ func (f *DataFSM) restorePartition(dir string, e manifestEntry, src *snapSource)
 	if prods == nil {
 		prods = map[int64]*producerState{}
 	}
-	p := &Partition{Key: e.Key, Topic: e.Topic, Config: e.Config, Log: lg, producers: prods}
+	p := &Partition{Key: e.Key, Topic: e.Topic, Config: e.Config, Log: LogView{lg}, producers: prods}
 	p.restoreQueues(e.Queues)
 	return p, nil
 }
@@ -519,7 +521,7 @@ func (f *DataFSM) Close() error {
 	f.mu.Unlock()
 	var errs []error
 	for _, p := range parts {
-		errs = append(errs, p.Log.Close())
+		errs = append(errs, p.log().Close())
 	}
 	return errors.Join(errs...)
 }

@@ -75,7 +75,7 @@ func (r *restoreTestGroup) produce(t *testing.T, k PartKey, batches [][]byte, fr
 
 // checkRecords checks that the partition holds batches[from:] at their
 // offsets, and nothing after them.
-func checkRecords(t *testing.T, lg *segment.Log, batches [][]byte, from int) {
+func checkRecords(t *testing.T, lg LogView, batches [][]byte, from int) {
 	t.Helper()
 	if hw := lg.HighWatermark(); hw != int64(len(batches)) {
 		t.Fatalf("high watermark %d, want %d", hw, len(batches))
@@ -126,7 +126,7 @@ func TestDataGroupRestartAfterRetentionPassedSnapshot(t *testing.T) {
 	}
 	r.produce(t, k, batches, 10, 30)
 	lg := r.fsm.Partition(k).Log
-	if _, err := lg.EnforceRetention(); err != nil {
+	if _, err := r.fsm.Partition(k).EnforceRetention(); err != nil {
 		t.Fatal(err)
 	}
 	start := lg.StartOffset()

@@ -348,7 +348,7 @@ func (b *Broker) EnforceRetention() int {
 	n := 0
 	for _, dg := range b.node.DataGroups() {
 		for _, p := range dg.FSM.Partitions() {
-			d, err := p.Log.EnforceRetention()
+			d, err := p.EnforceRetention()
 			if err != nil {
 				b.log.Warn("retention", "topic", p.Topic, "partition", p.Key.Partition, "err", err)
 			}
