@@ -35,7 +35,9 @@ func openRestoreTestGroup(t *testing.T, dir string, m *Mux, seg func(topic.Confi
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = fsm.Close() })
-	g := openTestGroup(t, testGroupConfig("data-0", "n1", dir), fsm, m)
+	gc := testGroupConfig("data-0", "n1", dir)
+	gc.SnapDataDir = filepath.Join(dir, "snapdata")
+	g := openTestGroup(t, gc, fsm, m)
 	if err := g.BootstrapIfNew(nil); err != nil {
 		t.Fatal(err)
 	}

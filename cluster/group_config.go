@@ -73,6 +73,12 @@ type GroupConfig struct {
 	// 1-2x CommitTimeout), one that is slow, paused or cut off is not.
 	// Default 10 s.
 	ReplicaLagTimeout time.Duration
+	// SnapDataDir, for a data group, is where its snapshots keep the
+	// segment files they reference (hard links; the DataFSMConfig.SnapDir
+	// of its FSM): raft then stores and sends snapshots through the data
+	// snapshot store (snapshot_store.go). Empty (the metadata group):
+	// snapshots are raft's files alone. Default empty.
+	SnapDataDir string
 	// NoSync turns off the fsyncs of bolt and raftlog. Tests only: acknowledged writes can be
 	// lost on a crash. Default false.
 	NoSync bool

@@ -192,7 +192,7 @@ func OpenNode(cfg NodeConfig, onMetaChange func()) (*Node, error) {
 		n.mux.setFaults(cfg.Faults, cfg.ID)
 	}
 	n.MetaFSM = NewMetaFSM(func() { n.Kick(); onMetaChange() })
-	n.Meta, err = n.openGroup("meta", n.MetaFSM)
+	n.Meta, err = n.openGroup("meta", n.MetaFSM, "")
 	if err != nil {
 		return nil, errors.Join(err, n.Close())
 	}
@@ -250,9 +250,10 @@ func listenMux(cfg NodeConfig, lg *slog.Logger) (*Mux, error) {
 	return newTLSMux(ln, lg, defaultMuxHeaderTimeout, cfg.ClusterTLS), nil
 }
 
-func (n *Node) openGroup(name string, fsm raft.FSM) (*Group, error) {
+func (n *Node) openGroup(name string, fsm raft.FSM, snapDataDir string) (*Group, error) {
 	gc := n.cfg.Raft
 	gc.Name = name
+	gc.SnapDataDir = snapDataDir
 	gc.NodeID = n.cfg.ID
 	gc.Dir = filepath.Join(n.cfg.Dir, name)
 	gc.Logger = n.log // OpenGroup adds the group attribute
@@ -296,16 +297,17 @@ func (n *Node) openDataGroup(id uint32) (*DataGroup, error) {
 		return dg, nil
 	}
 	name := groupName(id)
+	snapDir := filepath.Join(n.cfg.Dir, name, "snapdata")
 	fsm, err := NewDataFSM(DataFSMConfig{
 		Dir:     filepath.Join(n.cfg.Dir, name, "partitions"),
-		SnapDir: filepath.Join(n.cfg.Dir, name, "snapdata"),
+		SnapDir: snapDir,
 		Segment: n.cfg.Segment,
 		Logger:  n.log.With("group", name),
 	})
 	if err != nil {
 		return nil, err
 	}
-	g, err := n.openGroup(name, fsm)
+	g, err := n.openGroup(name, fsm, snapDir)
 	if err != nil {
 		return nil, errors.Join(err, fsm.Close())
 	}
