@@ -25,8 +25,6 @@ import (
 	"github.com/stratalog/strata/internal/broker"
 	"github.com/stratalog/strata/internal/kafka"
 	"github.com/stratalog/strata/internal/server"
-	"github.com/stratalog/strata/internal/topic"
-	"github.com/stratalog/strata/segment"
 )
 
 // Agent is one running node.
@@ -82,17 +80,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
 	// metadata callback from OpenNode on, before the broker exists.
 	var live atomic.Pointer[broker.Broker]
 	var b *broker.Broker
-	segCfg := func(tc topic.Config) segment.Config {
-		sc := segment.DefaultConfig()
-		sc.MaxSegmentBytes = cfg.MaxSegmentBytes
-		sc.MaxIndexBytes = sc.FittedIndexBytes() // preallocated per partition
-		sc.MaxBatchBytes = max(sc.MaxBatchBytes, int(tc.MaxBatchBytes))
-		sc.RetentionAge = time.Duration(tc.RetentionMs) * time.Millisecond
-		sc.RetentionBytes = tc.RetentionBytes
-		sc.Fsync = segment.FsyncNever // raft's log is the write-ahead log
-		sc.Logger = logger
-		return sc
-	}
+	segCfg := broker.SegmentConfigs(cfg.MaxSegmentBytes, logger)
 	rc := cluster.DefaultGroupConfig()
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
 	rc.HeartbeatTimeout = cfg.RaftHeartbeatTimeout
