@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/stratalog/strata/cluster/mux"
 	"github.com/stratalog/strata/internal/topic"
 	"github.com/stratalog/strata/segment"
 )
@@ -24,7 +25,7 @@ type restoreTestGroup struct {
 
 // openRestoreTestGroup opens (or reopens) a single-voter data group in dir
 // with 1 KiB segments, and waits until it leads and has applied its log.
-func openRestoreTestGroup(t *testing.T, dir string, m *Mux, seg func(topic.Config) segment.Config) *restoreTestGroup {
+func openRestoreTestGroup(t *testing.T, dir string, m *mux.Mux, seg func(topic.Config) segment.Config) *restoreTestGroup {
 	t.Helper()
 	fsm, err := NewDataFSM(DataFSMConfig{
 		Dir:     filepath.Join(dir, "partitions"),
@@ -103,7 +104,7 @@ func checkRecords(t *testing.T, lg LogView, batches [][]byte, from int) {
 // failed (below the log start offset), so raft.NewRaft failed.
 func TestDataGroupRestartAfterRetentionPassedSnapshot(t *testing.T) {
 	dir := t.TempDir()
-	m := newTestMux(t, time.Second)
+	m := newTestMux(t)
 	seg := func(topic.Config) segment.Config {
 		c := segment.DefaultConfig()
 		c.MaxSegmentBytes = 1 << 10

@@ -8,7 +8,7 @@ import "errors"
 // errors they share with the layers above (an unknown topic, a topic that
 // exists, the idempotent producer's sequence errors) are package topic's.
 var (
-	// ErrClosed is returned by operations on a closed Group, Mux or layer.
+	// ErrClosed is returned by operations on a closed Group or Node.
 	ErrClosed = errors.New("cluster: closed")
 
 	// ErrNotLeader is returned when a write reaches a node that is not (or no
@@ -24,14 +24,6 @@ var (
 	// ErrInvalidConfig is returned by Validate for a configuration that
 	// cannot work.
 	ErrInvalidConfig = errors.New("cluster: invalid config")
-
-	// ErrBadMuxHeader is logged when a connection to the mux opens with
-	// anything but a well-formed header in time.
-	ErrBadMuxHeader = errors.New("cluster: bad mux header")
-
-	// ErrUnknownGroup is logged when a connection to the mux names a group
-	// that has no layer on this node.
-	ErrUnknownGroup = errors.New("cluster: unknown raft group")
 
 	// Membership.
 	// ErrJoinFailed is returned when no address given to join answered.

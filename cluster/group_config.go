@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/stratalog/strata/cluster/mux"
 )
 
 // GroupConfig configures one raft group on this node.
@@ -109,8 +111,8 @@ func DefaultGroupConfig() GroupConfig {
 // Validate reports whether c can open a group; the error wraps
 // ErrInvalidConfig.
 func (c GroupConfig) Validate() error {
-	if err := ValidGroupName(c.Name); err != nil {
-		return err
+	if err := mux.ValidGroupName(c.Name); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	var errs []error
 	if c.NodeID == "" {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/stratalog/strata/cluster/mux"
 	"github.com/stratalog/strata/internal/topic"
 	"github.com/stratalog/strata/segment"
 )
@@ -88,8 +89,8 @@ type NodeConfig struct {
 	// real node) dials plain TCP.
 	Faults *FaultNet
 	// ClusterTLS, when set, runs every connection of the cluster port over
-	// mutual TLS (see mux_tls.go); nil keeps it plaintext.
-	ClusterTLS *ClusterTLS
+	// mutual TLS (see package mux); nil keeps it plaintext.
+	ClusterTLS *mux.ClusterTLS
 	// AdmitMember, when set, is asked by the metadata leader before it
 	// registers a gossip member as a node (and so before the member can
 	// become a raft voter or hold replicas); an error keeps the member out.
@@ -117,7 +118,7 @@ type Node struct {
 	cfg NodeConfig
 	log *slog.Logger
 
-	mux  *Mux
+	mux  *mux.Mux
 	Meta *Group
 	// MetaFSM is the metadata state machine.
 	MetaFSM *MetaFSM
@@ -189,7 +190,7 @@ func OpenNode(cfg NodeConfig, onMetaChange func()) (*Node, error) {
 		}
 	}
 	if cfg.Faults != nil {
-		n.mux.setFaults(cfg.Faults, cfg.ID)
+		cfg.Faults.attach(n.mux, cfg.ID)
 	}
 	n.MetaFSM = NewMetaFSM(func() { n.Kick(); onMetaChange() })
 	n.Meta, err = n.openGroup("meta", n.MetaFSM, "")
@@ -234,10 +235,10 @@ func (n *Node) gossipConfig(lg *slog.Logger) MembershipConfig {
 }
 
 // listenMux opens the cluster port, with mutual TLS when configured.
-func listenMux(cfg NodeConfig, lg *slog.Logger) (*Mux, error) {
+func listenMux(cfg NodeConfig, lg *slog.Logger) (*mux.Mux, error) {
 	if cfg.ClusterTLS != nil {
 		if err := cfg.ClusterTLS.Validate(); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 		}
 	}
 	ln, err := net.Listen("tcp", cfg.ClusterAddr)
@@ -245,9 +246,13 @@ func listenMux(cfg NodeConfig, lg *slog.Logger) (*Mux, error) {
 		return nil, fmt.Errorf("cluster: listen on cluster address: %w", err)
 	}
 	if cfg.ClusterTLS == nil {
-		return NewMux(ln, lg), nil
+		return mux.NewMux(ln, lg), nil
 	}
-	return newTLSMux(ln, lg, defaultMuxHeaderTimeout, cfg.ClusterTLS), nil
+	m, err := mux.NewTLSMux(ln, cfg.ClusterTLS, lg)
+	if err != nil {
+		return nil, errors.Join(err, ln.Close())
+	}
+	return m, nil
 }
 
 func (n *Node) openGroup(name string, fsm raft.FSM, snapDataDir string) (*Group, error) {
