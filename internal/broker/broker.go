@@ -403,16 +403,8 @@ func (b *Broker) aliveNodes() int {
 	return n
 }
 
-// Nodes returns the nodes the metadata knows.
-func (b *Broker) Nodes() []cluster.NodeInfo {
-	var out []cluster.NodeInfo
-	b.node.MetaFSM.Read(func(s *cluster.MetaState) {
-		for _, n := range s.Nodes {
-			out = append(out, n)
-		}
-	})
-	return out
-}
+// Nodes returns the nodes the metadata knows, by id.
+func (b *Broker) Nodes() []cluster.NodeInfo { return b.node.MetaFSM.NodeInfos() }
 
 // applyMeta applies a metadata command on the metadata leader.
 func (b *Broker) applyMeta(ctx context.Context, cmd []byte) (any, error) {

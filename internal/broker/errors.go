@@ -3,6 +3,8 @@ package broker
 import (
 	"errors"
 	"fmt"
+
+	"github.com/stratalog/strata/cluster"
 )
 
 // Errors of the broker. internal/server maps each to a gRPC status code
@@ -55,10 +57,16 @@ var (
 	ErrLimit = errors.New("broker: limit reached")
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("broker: closed")
+	// ErrNotLeader is cluster.ErrNotLeader, the one sentinel every
+	// not-leader error matches: a *NotLeaderError, or a raft group's own
+	// *cluster.NotLeaderError when leadership moved during a request. It is
+	// named here so that the layers above compare with it without importing
+	// cluster.
+	ErrNotLeader = cluster.ErrNotLeader
 )
 
 // NotLeaderError says which node leads the partition or group asked for.
-// It matches cluster.ErrNotLeader.
+// It matches ErrNotLeader.
 type NotLeaderError struct {
 	LeaderID   string
 	LeaderAddr string // gRPC address; empty when unknown
@@ -71,3 +79,6 @@ func (e *NotLeaderError) Error() string {
 	}
 	return fmt.Sprintf("broker: not the leader for %s; leader is %s at %s", e.What, e.LeaderID, e.LeaderAddr)
 }
+
+// Is makes errors.Is(err, ErrNotLeader) true.
+func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }

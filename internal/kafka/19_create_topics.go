@@ -11,7 +11,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/auth"
 	"github.com/stratalog/strata/internal/broker"
 	"github.com/stratalog/strata/internal/topic"
@@ -100,7 +99,7 @@ func handleCreateTopics(s *Server, r *request) (finish, error) {
 // NOT_CONTROLLER, so that the client retries.
 func adminCode(err error) int16 {
 	var nl *broker.NotLeaderError
-	if errors.As(err, &nl) || errors.Is(err, cluster.ErrNotLeader) {
+	if errors.As(err, &nl) || errors.Is(err, broker.ErrNotLeader) {
 		return kerr.NotController.Code
 	}
 	return errorCode(err)

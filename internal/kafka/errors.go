@@ -6,7 +6,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
-	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/broker"
 	"github.com/stratalog/strata/internal/topic"
 )
@@ -19,7 +18,7 @@ func errorCode(err error) int16 {
 	switch {
 	case err == nil:
 		return 0
-	case errors.As(err, &nl), errors.Is(err, cluster.ErrNotLeader):
+	case errors.As(err, &nl), errors.Is(err, broker.ErrNotLeader):
 		return kerr.NotLeaderForPartition.Code
 	case errors.Is(err, topic.ErrUnknownTopic):
 		return kerr.UnknownTopicOrPartition.Code

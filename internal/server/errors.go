@@ -10,7 +10,6 @@ import (
 	"google.golang.org/protobuf/protoadapt"
 
 	stratav1 "github.com/stratalog/strata/api/v1"
-	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/broker"
 	"github.com/stratalog/strata/internal/topic"
 )
@@ -44,7 +43,7 @@ type errorKind struct {
 // the earlier one's code; the order is that of the codes' precedence.
 // Each reason appears once.
 var errorTable = []errorKind{
-	{cluster.ErrNotLeader, codes.Unavailable, stratav1.ErrorReason_ERROR_REASON_NOT_LEADER},
+	{broker.ErrNotLeader, codes.Unavailable, stratav1.ErrorReason_ERROR_REASON_NOT_LEADER},
 	{broker.ErrNotReady, codes.Unavailable, stratav1.ErrorReason_ERROR_REASON_NOT_READY},
 	// Retryable and served again once space is freed, with no restart;
 	// ResourceExhausted would read as the client's fault (too large).
@@ -86,10 +85,6 @@ var errorTable = []errorKind{
 // kindOf returns the row of errorTable err matches: a context error and
 // an error no row matches get the code of their own and no reason.
 func kindOf(err error) errorKind {
-	var nl *broker.NotLeaderError
-	if errors.As(err, &nl) {
-		return errorTable[0]
-	}
 	for _, k := range errorTable {
 		if errors.Is(err, k.err) {
 			return k

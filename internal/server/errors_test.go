@@ -14,7 +14,6 @@ import (
 
 	"github.com/stratalog/strata/api/client"
 	stratav1 "github.com/stratalog/strata/api/v1"
-	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/broker"
 	"github.com/stratalog/strata/internal/topic"
 )
@@ -203,7 +202,7 @@ func TestProduceStreamErrorMatchesStatus(t *testing.T) {
 // TestRawNotLeaderIsUnavailable: a not-leader error straight from a raft
 // group (no gRPC address known) is still NOT_LEADER.
 func TestRawNotLeaderIsUnavailable(t *testing.T) {
-	err := &cluster.NotLeaderError{Group: "meta", Err: errors.New("raft: leadership lost")}
+	err := fmt.Errorf("%w: raft: leadership lost", broker.ErrNotLeader)
 	if k := kindOf(err); k.code != codes.Unavailable || k.reason != stratav1.ErrorReason_ERROR_REASON_NOT_LEADER {
 		t.Fatalf("%v: %v %v", err, k.code, k.reason)
 	}
