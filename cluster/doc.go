@@ -1,6 +1,22 @@
 // Package cluster is Strata's replication and membership: the raft groups
-// of a node (one metadata group and a few data groups, see DESIGN.md), their
-// state machines, and the multiplexed transport they share.
+// of a node (one metadata group and a few data groups, see DESIGN.md), the
+// plumbing of their state machines (the metadata FSM, the data FSM that
+// appends to the partitions' segment logs, snapshots), serf membership,
+// replica placement and the reconcile loop.
+//
+// # What is not here
+//
+// The domain vocabulary the state machines store and return is package
+// topic's (internal/topic: topic.Topic, topic.Config, topic.Assignment,
+// topic.PartitionOffset, and the errors every layer shares, such as
+// topic.ErrUnknownTopic and the idempotent producer's SequenceError);
+// users are auth.User (internal/auth). Their JSON names are the format of
+// the metadata commands and snapshots, which golden_test.go pins. The
+// transport of the cluster port is package mux (cluster/mux). How a
+// topic's partitions are stored (its segment-log config) is decided by the
+// broker (NodeConfig.Segment, broker.SegmentConfigs). Readers see a
+// partition's log through a read-only LogView: only the data FSM writes
+// it.
 //
 // # Raft groups
 //
@@ -8,10 +24,11 @@
 // raft-boltdb/v2 file, Dir/raft.db; its raft log is a raftlog.Store in
 // Dir/raftlog (or raft.db, see GroupConfig.LogStore), with a logCache of
 // the last 4096 entries or 8 MiB in front of it; snapshots are files under
-// Dir/snapshots (two kept); it talks to its peers through raft's
-// NetworkTransport over a mux layer (package mux). A group is bootstrapped only when
-// raft.HasExistingState finds nothing (Group.BootstrapIfNew); a node that
-// joins later is added by the leader with Group.AddVoter instead.
+// Dir/snapshots (two kept; a data group's carry its segment files, see
+// GroupConfig.SnapDataDir); it talks to its peers through raft's
+// NetworkTransport over a mux layer (package mux). A group is bootstrapped
+// only when raft.HasExistingState finds nothing (Group.BootstrapIfNew); a
+// node that joins later is added by the leader with Group.AddVoter instead.
 //
 // # The cluster port
 //
@@ -126,6 +143,6 @@
 //
 // # Locks
 //
-// Group.mu and Node.mu are leaves (package mux has its own order). No lock is
-// held across a raft call, a network call or a conn.Close.
+// Group.mu and Node.mu are leaves (package mux has its own order). No lock
+// is held across a raft call, a network call or a conn.Close.
 package cluster
