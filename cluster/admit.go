@@ -2,7 +2,12 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
 	"time"
+
+	"github.com/stratalog/strata/cluster/mux"
 )
 
 // Admission. Gossip tells the metadata leader that a member exists and at
@@ -119,5 +124,42 @@ func (n *Node) forgetAdmissions(members []Member) {
 		if !known[id] {
 			delete(n.rec.admit.failed, id)
 		}
+	}
+}
+
+// VerifyMemberTLS returns an admission check (NodeConfig.AdmitMember) that
+// dials a member's cluster address with ct.Client, completes the TLS
+// handshake within timeout and accepts the member only if its certificate
+// names the node id it claims in gossip. It sends no mux header: it closes
+// right after the handshake, which the member's mux logs at debug only.
+func VerifyMemberTLS(ct *mux.ClusterTLS, timeout time.Duration) func(ctx context.Context, id, clusterAddr string) error {
+	return func(ctx context.Context, id, clusterAddr string) error {
+		if ct == nil || ct.Client == nil || ct.PeerID == nil {
+			return fmt.Errorf("%w: admit %s: cluster TLS is not configured", ErrNotAdmitted, id)
+		}
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", clusterAddr)
+		if err != nil {
+			return fmt.Errorf("cluster: admit %s: dial %s: %w", id, clusterAddr, err)
+		}
+		if dl, ok := ctx.Deadline(); ok {
+			_ = conn.SetDeadline(dl) // bounds close_notify too
+		}
+		tc := tls.Client(conn, ct.ClientConfig(clusterAddr))
+		defer tc.Close()
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return fmt.Errorf("cluster: admit %s: tls handshake with %s: %w", id, clusterAddr, err)
+		}
+		got, err := ct.PeerID(tc.ConnectionState())
+		if err != nil {
+			return fmt.Errorf("cluster: admit %s: certificate at %s names no node: %w", id, clusterAddr, err)
+		}
+		if got != id {
+			return fmt.Errorf("%w: member %q at %s presents a certificate for node %q",
+				ErrNotAdmitted, id, clusterAddr, got)
+		}
+		return nil
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stratalog/strata/api/record"
+	"github.com/stratalog/strata/internal/topic"
 	"github.com/stratalog/strata/segment"
 )
 
@@ -46,7 +47,7 @@ func testNodeConfig(id, dir string, join []string) NodeConfig {
 	return NodeConfig{
 		ID: id, Dir: dir, ClusterAddr: "127.0.0.1:0", GRPCAddr: "grpc-of-" + id,
 		Gossip: g, Join: join, DataGroups: 2, ReconcileInterval: 100 * time.Millisecond,
-		Segment: func(TopicConfig) segment.Config {
+		Segment: func(topic.Config) segment.Config {
 			c := segment.DefaultConfig()
 			c.MaxSegmentBytes = 64 << 10
 			c.MaxIndexBytes = 1 << 14
@@ -245,7 +246,7 @@ func TestClusterCatchUpThroughSnapshot(t *testing.T) {
 	})
 	_, dg := groupLeader(t, nodes, gid)
 	k := PartKey{TopicID: 1, Partition: 0}
-	if _, err := dg.Group.Apply(ctx, CreatePartitionCmd("t", k, TopicConfig{Partitions: 1, ReplicationFactor: 3})); err != nil {
+	if _, err := dg.Group.Apply(ctx, CreatePartitionCmd("t", k, topic.Config{Partitions: 1, ReplicationFactor: 3})); err != nil {
 		t.Fatal(err)
 	}
 	// produce writes through whichever node leads: on 2 loaded cores a
@@ -449,7 +450,7 @@ func TestClusterDeadNodeReplaced(t *testing.T) {
 	k := PartKey{TopicID: 1, Partition: 0}
 	eventuallyErr(t, 10*time.Second, "create partition", func() error {
 		_, dg = groupLeader(t, nodes, g.ID)
-		_, err := dg.Group.Apply(ctx, CreatePartitionCmd("t", k, TopicConfig{Partitions: 1, ReplicationFactor: 3}))
+		_, err := dg.Group.Apply(ctx, CreatePartitionCmd("t", k, topic.Config{Partitions: 1, ReplicationFactor: 3}))
 		return err
 	})
 	for i := range 50 {

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/stratalog/strata/internal/queue"
+	"github.com/stratalog/strata/internal/topic"
 	"github.com/stratalog/strata/segment"
 )
 
@@ -29,8 +30,10 @@ type PartKey struct {
 type Partition struct {
 	Key    PartKey
 	Topic  string
-	Config TopicConfig
-	Log    *segment.Log
+	Config topic.Config
+	// Log is the partition's segment log, read-only: only the FSM writes
+	// it.
+	Log LogView
 
 	failed atomic.Bool
 	// producers is touched only by the FSM goroutine (Apply, Snapshot,
@@ -57,7 +60,7 @@ type DataFSMConfig struct {
 	// Segment returns the segment-log configuration of a partition from
 	// its topic's configuration. Its Fsync must be segment.FsyncNever: raft's
 	// log is the write-ahead log, and the logs are fsynced at snapshots.
-	Segment func(TopicConfig) segment.Config
+	Segment func(topic.Config) segment.Config
 	// SnapDir is where snapshots keep their segment files (hard links);
 	// it must be on the file system of Dir. Empty: snapshots hold the
 	// manifest only (a replica that needs one cannot get the data).
@@ -161,14 +164,14 @@ func putProduceHeader(b []byte, k PartKey) {
 }
 
 type partitionCmd struct {
-	Key    PartKey     `json:"key"`
-	Topic  string      `json:"topic"`
-	Config TopicConfig `json:"config"`
+	Key    PartKey      `json:"key"`
+	Topic  string       `json:"topic"`
+	Config topic.Config `json:"config"`
 }
 
 // CreatePartitionCmd encodes the creation of a partition in a data group.
 // Creating a partition that exists is a no-op.
-func CreatePartitionCmd(topic string, k PartKey, cfg TopicConfig) []byte {
+func CreatePartitionCmd(topic string, k PartKey, cfg topic.Config) []byte {
 	return append([]byte{dataCmdCreate}, mustJSON(partitionCmd{Key: k, Topic: topic, Config: cfg})...)
 }
 
@@ -240,9 +243,9 @@ func (f *DataFSM) applyProduce(l *raft.Log, hdr, batch []byte) any {
 		case seqDuplicate:
 			return ProduceResult{BaseOffset: off, Duplicate: true}
 		case seqOutOfOrder:
-			return &SequenceError{ProducerID: h.ProducerID, Got: h.BaseSequence, Expected: exp}
+			return &topic.SequenceError{ProducerID: h.ProducerID, Got: h.BaseSequence, Expected: exp}
 		case seqFenced:
-			return FencedError(h.ProducerID, h.ProducerEpoch, int16(exp))
+			return &topic.FencedError{ProducerID: h.ProducerID, Epoch: h.ProducerEpoch, Current: int16(exp)}
 		}
 	}
 	// The segment log writes the base offset into the batch, and raft's log
@@ -252,7 +255,7 @@ func (f *DataFSM) applyProduce(l *raft.Log, hdr, batch []byte) any {
 	// likely as the kernel then reads the batch from cold memory.)
 	buf := f.getBuf(len(batch))
 	copy(buf, batch)
-	base, err := p.Log.Append(buf)
+	base, err := p.log().Append(buf)
 	f.bufPool.Put(&buf)
 	if err != nil {
 		// Raft has committed this entry, so every later offset depends on
@@ -294,7 +297,7 @@ func (f *DataFSM) createPartition(c partitionCmd) any {
 	if err != nil {
 		panic(fmt.Sprintf("cluster: create partition %s: %v", dir, err))
 	}
-	p := &Partition{Key: c.Key, Topic: c.Topic, Config: c.Config, Log: lg, producers: map[int64]*producerState{}}
+	p := &Partition{Key: c.Key, Topic: c.Topic, Config: c.Config, Log: LogView{lg}, producers: map[int64]*producerState{}}
 	f.mu.Lock()
 	f.parts[c.Key] = p
 	f.mu.Unlock()
@@ -309,7 +312,7 @@ func (f *DataFSM) deletePartition(k PartKey) any {
 	if p == nil {
 		return nil
 	}
-	if err := p.Log.Close(); err != nil {
+	if err := p.log().Close(); err != nil {
 		f.log.Warn("close deleted partition", "topic", p.Topic, "partition", k.Partition, "err", err)
 	}
 	if err := os.RemoveAll(p.Log.Dir()); err != nil {
@@ -333,7 +336,7 @@ type manifest struct {
 type manifestEntry struct {
 	Key           PartKey                  `json:"key"`
 	Topic         string                   `json:"topic"`
-	Config        TopicConfig              `json:"config"`
+	Config        topic.Config             `json:"config"`
 	StartOffset   int64                    `json:"start_offset"`
 	HighWatermark int64                    `json:"high_watermark"`
 	Producers     map[int64]*producerState `json:"producers"`
@@ -353,7 +356,7 @@ func (f *DataFSM) Snapshot() (raft.FSMSnapshot, error) {
 			Producers: cloneProducers(p.producers),
 			Queues:    p.queues.Snapshot(),
 		})
-		logs = append(logs, p.Log)
+		logs = append(logs, p.log())
 		// Appends run on this goroutine only, so the segments and their
 		// sizes are exactly those of the high watermark above.
 		segs = append(segs, p.Log.Segments())
@@ -417,7 +420,7 @@ func (f *DataFSM) Restore(rc io.ReadCloser) error {
 	f.mu.Unlock()
 	var errs []error
 	for _, p := range old {
-		errs = append(errs, p.Log.Close())
+		errs = append(errs, p.log().Close())
 	}
 	keep := map[string]bool{}
 	for _, e := range m.Partitions {
@@ -496,7 +499,7 @@ func (f *DataFSM) restorePartition(dir string, e manifestEntry, src *snapSource)
 	if prods == nil {
 		prods = map[int64]*producerState{}
 	}
-	p := &Partition{Key: e.Key, Topic: e.Topic, Config: e.Config, Log: lg, producers: prods}
+	p := &Partition{Key: e.Key, Topic: e.Topic, Config: e.Config, Log: LogView{lg}, producers: prods}
 	if err := p.queues.Restore(e.Queues); err != nil {
 		return nil, errors.Join(fmt.Errorf("cluster: restore %s: %w", dir, err), lg.Close())
 	}
@@ -521,7 +524,7 @@ func (f *DataFSM) Close() error {
 	f.mu.Unlock()
 	var errs []error
 	for _, p := range parts {
-		errs = append(errs, p.Log.Close())
+		errs = append(errs, p.log().Close())
 	}
 	return errors.Join(errs...)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/stratalog/strata/internal/queue"
+	"github.com/stratalog/strata/internal/topic"
 	"github.com/stratalog/strata/segment"
 )
 
@@ -22,7 +23,7 @@ func (s *memSink) Close() error  { return nil }
 
 func newTestDataFSM(t *testing.T, dir string) *DataFSM {
 	t.Helper()
-	f, err := NewDataFSM(DataFSMConfig{Dir: dir, Segment: func(TopicConfig) segment.Config {
+	f, err := NewDataFSM(DataFSMConfig{Dir: dir, Segment: func(topic.Config) segment.Config {
 		c := segment.DefaultConfig()
 		c.Fsync = segment.FsyncNever
 		c.MaxIndexBytes = 1 << 16
@@ -60,7 +61,7 @@ func TestQueueStateSnapshot(t *testing.T) {
 		idx++
 		return f.Apply(&raft.Log{Index: idx, Type: raft.LogCommand, Data: cmd})
 	}
-	apply(CreatePartitionCmd("t", k, TopicConfig{Partitions: 1, MaxBatchBytes: 1 << 20}))
+	apply(CreatePartitionCmd("t", k, topic.Config{Partitions: 1, MaxBatchBytes: 1 << 20}))
 	cmd := func(op queue.Op, offs ...int64) []byte {
 		c := queue.Cmd{Op: op, TopicID: k.TopicID, Partition: k.Partition, Group: "g", Gen: 1, Offsets: offs}
 		if op == queue.OpNack {

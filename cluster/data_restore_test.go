@@ -11,6 +11,8 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/stratalog/strata/cluster/mux"
+	"github.com/stratalog/strata/internal/topic"
 	"github.com/stratalog/strata/segment"
 )
 
@@ -23,7 +25,7 @@ type restoreTestGroup struct {
 
 // openRestoreTestGroup opens (or reopens) a single-voter data group in dir
 // with 1 KiB segments, and waits until it leads and has applied its log.
-func openRestoreTestGroup(t *testing.T, dir string, m *Mux, seg func(TopicConfig) segment.Config) *restoreTestGroup {
+func openRestoreTestGroup(t *testing.T, dir string, m *mux.Mux, seg func(topic.Config) segment.Config) *restoreTestGroup {
 	t.Helper()
 	fsm, err := NewDataFSM(DataFSMConfig{
 		Dir:     filepath.Join(dir, "partitions"),
@@ -34,7 +36,9 @@ func openRestoreTestGroup(t *testing.T, dir string, m *Mux, seg func(TopicConfig
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = fsm.Close() })
-	g := openTestGroup(t, testGroupConfig("data-0", "n1", dir), fsm, m)
+	gc := testGroupConfig("data-0", "n1", dir)
+	gc.SnapDataDir = filepath.Join(dir, "snapdata")
+	g := openTestGroup(t, gc, fsm, m)
 	if err := g.BootstrapIfNew(nil); err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +78,7 @@ func (r *restoreTestGroup) produce(t *testing.T, k PartKey, batches [][]byte, fr
 
 // checkRecords checks that the partition holds batches[from:] at their
 // offsets, and nothing after them.
-func checkRecords(t *testing.T, lg *segment.Log, batches [][]byte, from int) {
+func checkRecords(t *testing.T, lg LogView, batches [][]byte, from int) {
 	t.Helper()
 	if hw := lg.HighWatermark(); hw != int64(len(batches)) {
 		t.Fatalf("high watermark %d, want %d", hw, len(batches))
@@ -100,8 +104,8 @@ func checkRecords(t *testing.T, lg *segment.Log, batches [][]byte, from int) {
 // failed (below the log start offset), so raft.NewRaft failed.
 func TestDataGroupRestartAfterRetentionPassedSnapshot(t *testing.T) {
 	dir := t.TempDir()
-	m := newTestMux(t, time.Second)
-	seg := func(TopicConfig) segment.Config {
+	m := newTestMux(t)
+	seg := func(topic.Config) segment.Config {
 		c := segment.DefaultConfig()
 		c.MaxSegmentBytes = 1 << 10
 		c.MaxIndexBytes = 1 << 12
@@ -116,7 +120,7 @@ func TestDataGroupRestartAfterRetentionPassedSnapshot(t *testing.T) {
 	}
 
 	r := openRestoreTestGroup(t, dir, m, seg)
-	if _, err := r.g.Apply(testCtx(t), CreatePartitionCmd("t", k, TopicConfig{Partitions: 1, MaxBatchBytes: 1 << 20})); err != nil {
+	if _, err := r.g.Apply(testCtx(t), CreatePartitionCmd("t", k, topic.Config{Partitions: 1, MaxBatchBytes: 1 << 20})); err != nil {
 		t.Fatal(err)
 	}
 	r.produce(t, k, batches, 0, 10)
@@ -125,7 +129,7 @@ func TestDataGroupRestartAfterRetentionPassedSnapshot(t *testing.T) {
 	}
 	r.produce(t, k, batches, 10, 30)
 	lg := r.fsm.Partition(k).Log
-	if _, err := lg.EnforceRetention(); err != nil {
+	if _, err := r.fsm.Partition(k).EnforceRetention(); err != nil {
 		t.Fatal(err)
 	}
 	start := lg.StartOffset()
@@ -167,7 +171,7 @@ func TestRestoreCorruptBatchBelowSnapshot(t *testing.T) {
 		idx++
 		return f.Apply(&raft.Log{Index: idx, Type: raft.LogCommand, Data: cmd})
 	}
-	apply(CreatePartitionCmd("t", k, TopicConfig{Partitions: 1, MaxBatchBytes: 1 << 20}))
+	apply(CreatePartitionCmd("t", k, topic.Config{Partitions: 1, MaxBatchBytes: 1 << 20}))
 	var last int64
 	for i := 0; i < 20; i++ {
 		last = f.Partition(k).Log.Size()

@@ -1,6 +1,22 @@
 // Package cluster is Strata's replication and membership: the raft groups
-// of a node (one metadata group and a few data groups, see DESIGN.md), their
-// state machines, and the multiplexed transport they share.
+// of a node (one metadata group and a few data groups, see DESIGN.md), the
+// plumbing of their state machines (the metadata FSM, the data FSM that
+// appends to the partitions' segment logs, snapshots), serf membership,
+// replica placement and the reconcile loop.
+//
+// # What is not here
+//
+// The domain vocabulary the state machines store and return is package
+// topic's (internal/topic: topic.Topic, topic.Config, topic.Assignment,
+// topic.PartitionOffset, and the errors every layer shares, such as
+// topic.ErrUnknownTopic and the idempotent producer's SequenceError);
+// users are auth.User (internal/auth). Their JSON names are the format of
+// the metadata commands and snapshots, which golden_test.go pins. The
+// transport of the cluster port is package mux (cluster/mux). How a
+// topic's partitions are stored (its segment-log config) is decided by the
+// broker (NodeConfig.Segment, broker.SegmentConfigs). Readers see a
+// partition's log through a read-only LogView: only the data FSM writes
+// it.
 //
 // # Raft groups
 //
@@ -8,38 +24,25 @@
 // raft-boltdb/v2 file, Dir/raft.db; its raft log is a raftlog.Store in
 // Dir/raftlog (or raft.db, see GroupConfig.LogStore), with a logCache of
 // the last 4096 entries or 8 MiB in front of it; snapshots are files under
-// Dir/snapshots (two kept); it talks to its peers through raft's
-// NetworkTransport over a Mux layer. A group is bootstrapped only when
-// raft.HasExistingState finds nothing (Group.BootstrapIfNew); a node that
-// joins later is added by the leader with Group.AddVoter instead.
+// Dir/snapshots (two kept; a data group's carry its segment files, see
+// GroupConfig.SnapDataDir); it talks to its peers through raft's
+// NetworkTransport over a mux layer (package mux). A group is bootstrapped
+// only when raft.HasExistingState finds nothing (Group.BootstrapIfNew); a
+// node that joins later is added by the leader with Group.AddVoter instead.
 //
-// # Mux wire format
+// # The cluster port
 //
-// All groups of a node share one TCP port. A connection opens with
-//
-//	byte 0       magic 'S' (0x53)
-//	byte 1       n, the length of the group name (1 to 255)
-//	bytes 2..n+1 the group name, [A-Za-z0-9._-]
-//
-// after which it carries raft's NetworkTransport stream unchanged. The mux
-// sends nothing back. A connection whose header is malformed, names a group
-// with no layer on this node, or does not arrive within 5 s is closed and
-// logged; the dialling raft sees the connection fail and retries.
-//
-// With NodeConfig.ClusterTLS the connection is mutual TLS from its first
-// byte and the header travels inside it; the TLS handshake and the header
-// share the 5 s deadline, and a peer whose certificate names no node is
-// closed (mux_tls.go). Gossip can be encrypted (membership_keyring.go), and
-// the metadata leader registers a member only once NodeConfig.AdmitMember
-// accepts it (admit.go).
+// All groups of a node share one TCP port: package mux (cluster/mux) hands
+// each connection to the layer of the group its header names, over mutual
+// TLS with NodeConfig.ClusterTLS. Gossip can be encrypted
+// (membership_keyring.go), and the metadata leader registers a member only
+// once NodeConfig.AdmitMember accepts it (admit.go; VerifyMemberTLS proves
+// by a TLS handshake that the member holds a certificate for its node id).
 //
 // # Ownership and shutdown
 //
-// OpenGroup takes ownership of the layer it is given. A layer owns every
-// connection it accepted or dialled and closes them when it closes, which
-// Group.Close does (through the transport). Close the groups before the mux:
-// Mux.Close also closes the layers, but a group whose layer is gone keeps
-// retrying until it is closed.
+// OpenGroup takes ownership of the layer it is given; Group.Close closes
+// it (through the transport). Close the groups before the mux.
 //
 // # What matters in hashicorp/raft (v1.7.3) and raft-boltdb/v2
 //
@@ -151,6 +154,6 @@
 //
 // # Locks
 //
-// Mux.mu before muxLayer.mu; Group.mu and Node.mu are leaves. No lock is
-// held across a raft call, a network call or a conn.Close.
+// Group.mu and Node.mu are leaves (package mux has its own order). No lock
+// is held across a raft call, a network call or a conn.Close.
 package cluster

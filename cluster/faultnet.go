@@ -7,6 +7,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/stratalog/strata/cluster/mux"
 )
 
 // FaultNet breaks the raft traffic between the nodes of a test cluster that
@@ -54,6 +56,13 @@ type LinkFault struct {
 
 // ErrLinkCut is what a dial or a write over a cut link returns.
 var ErrLinkCut = errors.New("cluster: link cut by the test network")
+
+// attach routes the connections m dials through f, as node id (Node does
+// it for NodeConfig.Faults).
+func (f *FaultNet) attach(m *mux.Mux, id string) {
+	f.register(id, m.Addr().String())
+	m.WrapDial(func(addr string, dial func() (net.Conn, error)) (net.Conn, error) { return f.dial(id, addr, dial) })
+}
 
 // NewFaultNet returns a FaultNet with every link healthy; seed makes its
 // random drops repeatable.

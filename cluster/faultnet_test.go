@@ -6,27 +6,37 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/stratalog/strata/cluster/mux"
 )
 
-// faultPair is two muxes, a and b, on one FaultNet, with a layer "g" each.
-func faultPair(t *testing.T) (*FaultNet, *muxLayer, *muxLayer) {
-	t.Helper()
-	f := NewFaultNet(1)
-	a, b := newTestMux(t, time.Second), newTestMux(t, time.Second)
-	a.setFaults(f, "a")
-	b.setFaults(f, "b")
-	la, lb := a.Layer("g").(*muxLayer), b.Layer("g").(*muxLayer)
-	return f, la, lb
+// faultEnd is one side of a faultPair: a mux and its layer "g".
+type faultEnd struct {
+	m *mux.Mux
+	l raft.StreamLayer
 }
 
-// echoOnce dials b from a, sends ping and reads it back through b's side.
-func roundTrip(t *testing.T, la, lb *muxLayer) (net.Conn, net.Conn) {
+// faultPair is two muxes, a and b, on one FaultNet, with a layer "g" each.
+func faultPair(t *testing.T) (*FaultNet, faultEnd, faultEnd) {
 	t.Helper()
-	c, err := la.Dial(serverAddr(lb.mux), time.Second)
+	f := NewFaultNet(1)
+	a, b := faultEnd{m: newTestMux(t)}, faultEnd{m: newTestMux(t)}
+	f.attach(a.m, "a")
+	f.attach(b.m, "b")
+	a.l, b.l = a.m.Layer("g"), b.m.Layer("g")
+	return f, a, b
+}
+
+// roundTrip dials b from a, sends ping and reads it back through b's side.
+func roundTrip(t *testing.T, a, b faultEnd) (net.Conn, net.Conn) {
+	t.Helper()
+	c, err := a.l.Dial(serverAddr(b.m), time.Second)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
-	s := acceptOne(t, lb)
+	s := acceptOne(t, b.l)
 	if _, err := c.Write([]byte("ping")); err != nil {
 		t.Fatalf("write: %v", err)
 	}
@@ -45,7 +55,7 @@ func TestFaultNetCutAndHeal(t *testing.T) {
 	if _, err := c.Write([]byte("x")); err == nil {
 		t.Fatal("write over a cut link succeeded")
 	}
-	if _, err := la.Dial(serverAddr(lb.mux), time.Second); !errors.Is(err, ErrLinkCut) {
+	if _, err := la.l.Dial(serverAddr(lb.m), time.Second); !errors.Is(err, ErrLinkCut) {
 		t.Fatalf("dial over a cut link: %v, want ErrLinkCut", err)
 	}
 	if f.Broken() != 1 {

@@ -199,8 +199,8 @@ func OpenGroup(cfg GroupConfig, fsm raft.FSM, layer raft.StreamLayer) (_ *Group,
 
 	// A data group's snapshots carry segment files (snapshot_store.go).
 	var store raft.SnapshotStore = g.snaps
-	if d, ok := fsm.(*DataFSM); ok && d.cfg.SnapDir != "" {
-		if store, err = newDataSnapshotStore(g.snaps, d.cfg.SnapDir); err != nil {
+	if cfg.SnapDataDir != "" {
+		if store, err = newDataSnapshotStore(g.snaps, cfg.SnapDataDir); err != nil {
 			return nil, fmt.Errorf("cluster: open group %q: %w", cfg.Name, err)
 		}
 	}

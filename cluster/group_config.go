@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/stratalog/strata/cluster/mux"
 )
 
 // GroupConfig configures one raft group on this node.
@@ -73,6 +75,12 @@ type GroupConfig struct {
 	// 1-2x CommitTimeout), one that is slow, paused or cut off is not.
 	// Default 10 s.
 	ReplicaLagTimeout time.Duration
+	// SnapDataDir, for a data group, is where its snapshots keep the
+	// segment files they reference (hard links; the DataFSMConfig.SnapDir
+	// of its FSM): raft then stores and sends snapshots through the data
+	// snapshot store (snapshot_store.go). Empty (the metadata group):
+	// snapshots are raft's files alone. Default empty.
+	SnapDataDir string
 	// NoSync turns off the fsyncs of bolt and raftlog. Tests only: acknowledged writes can be
 	// lost on a crash. Default false.
 	NoSync bool
@@ -103,8 +111,8 @@ func DefaultGroupConfig() GroupConfig {
 // Validate reports whether c can open a group; the error wraps
 // ErrInvalidConfig.
 func (c GroupConfig) Validate() error {
-	if err := ValidGroupName(c.Name); err != nil {
-		return err
+	if err := mux.ValidGroupName(c.Name); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	var errs []error
 	if c.NodeID == "" {

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/stratalog/strata/cluster/mux"
 )
 
 // testFSM appends each command to a slice; a command "err:<msg>" is a
@@ -125,7 +127,7 @@ func testGroupConfig(name, node, dir string) GroupConfig {
 	return c
 }
 
-func openTestGroup(t *testing.T, cfg GroupConfig, fsm raft.FSM, m *Mux) *Group {
+func openTestGroup(t *testing.T, cfg GroupConfig, fsm raft.FSM, m *mux.Mux) *Group {
 	t.Helper()
 	g, err := OpenGroup(cfg, fsm, m.Layer(cfg.Name))
 	if err != nil {
@@ -147,7 +149,7 @@ func testCtx(t *testing.T) context.Context {
 
 // startSingle opens a group on a new mux, bootstraps it alone and waits
 // until it leads.
-func startSingle(t *testing.T, dir string, fsm raft.FSM, m *Mux) *Group {
+func startSingle(t *testing.T, dir string, fsm raft.FSM, m *mux.Mux) *Group {
 	t.Helper()
 	g := openTestGroup(t, testGroupConfig("meta", "n1", dir), fsm, m)
 	if err := g.BootstrapIfNew(nil); err != nil {
@@ -161,7 +163,7 @@ func startSingle(t *testing.T, dir string, fsm raft.FSM, m *Mux) *Group {
 
 func TestGroupSingleVoter(t *testing.T) {
 	dir := t.TempDir()
-	m := newTestMux(t, time.Second)
+	m := newTestMux(t)
 	fsm := newTestFSM()
 	g := startSingle(t, dir, fsm, m)
 	ctx := testCtx(t)
@@ -237,7 +239,7 @@ func TestGroupSingleVoter(t *testing.T) {
 }
 
 func TestGroupApplyDeadline(t *testing.T) {
-	m := newTestMux(t, time.Second)
+	m := newTestMux(t)
 	fsm := newTestFSM()
 	fsm.gate = make(chan struct{})
 	g := startSingle(t, t.TempDir(), fsm, m)
@@ -266,7 +268,7 @@ func TestGroupApplyDeadline(t *testing.T) {
 
 func TestGroupSnapshotRestore(t *testing.T) {
 	dir := t.TempDir()
-	m := newTestMux(t, time.Second)
+	m := newTestMux(t)
 	cfg := testGroupConfig("meta", "n1", dir)
 	cfg.TrailingLogs = 2 // so that the snapshot compacts the log
 	fsm := newTestFSM()
@@ -331,7 +333,7 @@ func TestGroupSnapshotRestore(t *testing.T) {
 // testNode is one node of an in-process cluster: one mux, several groups.
 type testNode struct {
 	id     string
-	mux    *Mux
+	mux    *mux.Mux
 	groups map[string]*Group
 	fsms   map[string]*testFSM
 }
@@ -390,7 +392,7 @@ func TestGroupThreeNodesTwoGroups(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		n := &testNode{id: fmt.Sprintf("n%d", i+1), mux: NewMux(ln, nil),
+		n := &testNode{id: fmt.Sprintf("n%d", i+1), mux: mux.NewMux(ln, nil),
 			groups: map[string]*Group{}, fsms: map[string]*testFSM{}}
 		t.Cleanup(func() { n.close(t) })
 		nodes[i] = n
@@ -560,7 +562,7 @@ func TestGroupConfigValidate(t *testing.T) {
 }
 
 func TestOpenGroupFailureClosesLayer(t *testing.T) {
-	m := newTestMux(t, time.Second)
+	m := newTestMux(t)
 	cfg := testGroupConfig("meta", "", t.TempDir()) // no NodeID
 	if _, err := OpenGroup(cfg, newTestFSM(), m.Layer("meta")); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("OpenGroup: %v, want ErrInvalidConfig", err)
@@ -599,7 +601,7 @@ func BenchmarkApply(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			m := NewMux(ln, nil)
+			m := mux.NewMux(ln, nil)
 			defer m.Close()
 			cfg := DefaultGroupConfig()
 			cfg.Name, cfg.NodeID, cfg.Dir, cfg.NoSync = "data-0", "n1", b.TempDir(), noSync
@@ -646,13 +648,13 @@ func BenchmarkApply(b *testing.B) {
 }
 
 func TestGroupCloseLeavesNoGoroutines(t *testing.T) {
-	peer := newTestMux(t, time.Second).Layer("meta")
+	peer := newTestMux(t).Layer("meta")
 	baseline := runtime.NumGoroutine()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := NewMux(ln, nil)
+	m := mux.NewMux(ln, nil)
 	g, err := OpenGroup(testGroupConfig("meta", "n1", t.TempDir()), newTestFSM(), m.Layer("meta"))
 	if err != nil {
 		t.Fatal(err)
@@ -676,12 +678,7 @@ func TestGroupCloseLeavesNoGoroutines(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer idle.Close()
-	layer := func() *muxLayer {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		return m.layers["meta"]
-	}()
-	eventually(t, 5*time.Second, "the idle connection accepted", func() bool { return layer.connCount() == 1 })
+	eventually(t, 5*time.Second, "the idle connection accepted", func() bool { return m.Conns("meta") == 1 })
 	if err := errors.Join(g.Close(), m.Close()); err != nil {
 		t.Fatal(err)
 	}

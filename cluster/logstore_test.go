@@ -20,7 +20,7 @@ func TestGroupLogStore(t *testing.T) {
 	} {
 		t.Run("store="+tt.store, func(t *testing.T) {
 			dir := t.TempDir()
-			m := newTestMux(t, time.Second)
+			m := newTestMux(t)
 			ctx := testCtx(t)
 			cfg := testGroupConfig("meta", "n1", dir)
 			cfg.LogStore = tt.store

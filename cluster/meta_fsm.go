@@ -16,33 +16,8 @@ import (
 
 	"github.com/stratalog/strata/internal/auth"
 	"github.com/stratalog/strata/internal/queue"
+	"github.com/stratalog/strata/internal/topic"
 )
-
-// TopicConfig is a topic's configuration as the metadata group stores it.
-type TopicConfig struct {
-	Partitions        int32 `json:"partitions"`
-	ReplicationFactor int32 `json:"replication_factor"`
-	RetentionMs       int64 `json:"retention_ms"`    // 0: keep forever
-	RetentionBytes    int64 `json:"retention_bytes"` // per partition; 0: no limit
-	MaxBatchBytes     int32 `json:"max_batch_bytes"`
-}
-
-// Assignment places one partition: the data group that holds it and the
-// nodes that replicate it.
-type Assignment struct {
-	DataGroup uint32   `json:"data_group"`
-	Replicas  []string `json:"replicas"`
-}
-
-// Topic is a topic as the metadata group stores it. ID is unique for the
-// life of the cluster, so a topic deleted and created again under the same
-// name never shares partitions or offsets with its predecessor.
-type Topic struct {
-	Name       string       `json:"name"`
-	ID         uint64       `json:"id"`
-	Config     TopicConfig  `json:"config"`
-	Partitions []Assignment `json:"partitions"`
-}
 
 // NodeInfo is what the cluster knows of one node.
 type NodeInfo struct {
@@ -101,7 +76,7 @@ type GroupOffsets map[string]map[int32]int64
 type MetaState struct {
 	NextTopicID    uint64                    `json:"next_topic_id"`
 	NextProducerID int64                     `json:"next_producer_id"`
-	Topics         map[string]*Topic         `json:"topics"`
+	Topics         map[string]*topic.Topic   `json:"topics"`
 	Nodes          map[string]NodeInfo       `json:"nodes"`
 	DataGroups     map[uint32]*DataGroupInfo `json:"data_groups"`
 	Groups         map[string]GroupOffsets   `json:"groups"`
@@ -113,16 +88,16 @@ type MetaState struct {
 	ProducerEpochs map[int64]int16 `json:"producer_epochs,omitempty"`
 	// Users and ACLs are the security store (security_meta.go);
 	// SecurityVersion counts their changes.
-	Users           map[string]*User `json:"users,omitempty"`
-	ACLs            []auth.ACL       `json:"acls,omitempty"`
-	SecurityVersion uint64           `json:"security_version,omitempty"`
+	Users           map[string]*auth.User `json:"users,omitempty"`
+	ACLs            []auth.ACL            `json:"acls,omitempty"`
+	SecurityVersion uint64                `json:"security_version,omitempty"`
 }
 
 func newMetaState() *MetaState {
 	return &MetaState{
 		NextTopicID:    1,
 		NextProducerID: 1,
-		Topics:         map[string]*Topic{},
+		Topics:         map[string]*topic.Topic{},
 		Nodes:          map[string]NodeInfo{},
 		DataGroups:     map[uint32]*DataGroupInfo{},
 		Groups:         map[string]GroupOffsets{},
@@ -133,30 +108,23 @@ func newMetaState() *MetaState {
 // metaCmd is one metadata command. Metadata changes are rare, so JSON keeps
 // them readable in the raft log.
 type metaCmd struct {
-	Op         string          `json:"op"`
-	Topic      *Topic          `json:"topic,omitempty"`
-	Name       string          `json:"name,omitempty"`
-	Node       *NodeInfo       `json:"node,omitempty"`
-	DataGroups []DataGroupInfo `json:"data_groups,omitempty"`
-	Group      string          `json:"group,omitempty"`
-	Offsets    []TopicOffset   `json:"offsets,omitempty"`
-	Reset      bool            `json:"reset,omitempty"`
-	Queue      *queue.Def      `json:"queue,omitempty"`
+	Op         string                  `json:"op"`
+	Topic      *topic.Topic            `json:"topic,omitempty"`
+	Name       string                  `json:"name,omitempty"`
+	Node       *NodeInfo               `json:"node,omitempty"`
+	DataGroups []DataGroupInfo         `json:"data_groups,omitempty"`
+	Group      string                  `json:"group,omitempty"`
+	Offsets    []topic.PartitionOffset `json:"offsets,omitempty"`
+	Reset      bool                    `json:"reset,omitempty"`
+	Queue      *queue.Def              `json:"queue,omitempty"`
 	// ProducerID, in an alloc_producer_id command, restarts that producer
 	// id with the next epoch instead of allocating one (see
 	// InitProducerCmd). An older node ignores the field and allocates.
 	ProducerID int64 `json:"producer_id,omitempty"`
 	// User, Mode and ACL carry the security commands (security_meta.go).
-	User *User     `json:"user,omitempty"`
-	Mode string    `json:"mode,omitempty"`
-	ACL  *auth.ACL `json:"acl,omitempty"`
-}
-
-// TopicOffset is one partition's offset in a commit or reset.
-type TopicOffset struct {
-	Topic     string `json:"topic"`
-	Partition int32  `json:"partition"`
-	Offset    int64  `json:"offset"`
+	User *auth.User `json:"user,omitempty"`
+	Mode string     `json:"mode,omitempty"`
+	ACL  *auth.ACL  `json:"acl,omitempty"`
 }
 
 const (
@@ -201,25 +169,25 @@ func (f *MetaFSM) Read(fn func(*MetaState)) {
 }
 
 // Topic returns a copy of the named topic.
-func (f *MetaFSM) Topic(name string) (Topic, bool) {
+func (f *MetaFSM) Topic(name string) (topic.Topic, bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	t, ok := f.state.Topics[name]
 	if !ok {
-		return Topic{}, false
+		return topic.Topic{}, false
 	}
 	return cloneTopic(t), true
 }
 
 // Topics returns copies of every topic, sorted by name.
-func (f *MetaFSM) Topics() []Topic {
+func (f *MetaFSM) Topics() []topic.Topic {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	out := make([]Topic, 0, len(f.state.Topics))
+	out := make([]topic.Topic, 0, len(f.state.Topics))
 	for _, t := range f.state.Topics {
 		out = append(out, cloneTopic(t))
 	}
-	slices.SortFunc(out, func(a, b Topic) int {
+	slices.SortFunc(out, func(a, b topic.Topic) int {
 		if a.Name < b.Name {
 			return -1
 		}
@@ -302,11 +270,11 @@ func (f *MetaFSM) GroupNames() []string {
 	return slices.Sorted(maps.Keys(f.state.Groups))
 }
 
-func cloneTopic(t *Topic) Topic {
+func cloneTopic(t *topic.Topic) topic.Topic {
 	c := *t
-	c.Partitions = make([]Assignment, len(t.Partitions))
+	c.Partitions = make([]topic.Assignment, len(t.Partitions))
 	for i, a := range t.Partitions {
-		c.Partitions[i] = Assignment{DataGroup: a.DataGroup, Replicas: slices.Clone(a.Replicas)}
+		c.Partitions[i] = topic.Assignment{DataGroup: a.DataGroup, Replicas: slices.Clone(a.Replicas)}
 	}
 	return c
 }
@@ -337,7 +305,7 @@ func (f *MetaFSM) applyLocked(c *metaCmd) any {
 	switch c.Op {
 	case opCreateTopic:
 		if _, ok := s.Topics[c.Topic.Name]; ok {
-			return fmt.Errorf("%w: %q", ErrTopicExists, c.Topic.Name)
+			return fmt.Errorf("%w: %q", topic.ErrTopicExists, c.Topic.Name)
 		}
 		t := cloneTopic(c.Topic)
 		t.ID = s.NextTopicID
@@ -346,7 +314,7 @@ func (f *MetaFSM) applyLocked(c *metaCmd) any {
 		return cloneTopic(&t)
 	case opDeleteTopic:
 		if _, ok := s.Topics[c.Name]; !ok {
-			return fmt.Errorf("%w: %q", ErrUnknownTopic, c.Name)
+			return fmt.Errorf("%w: %q", topic.ErrUnknownTopic, c.Name)
 		}
 		delete(s.Topics, c.Name)
 		for _, g := range s.Groups {
@@ -455,7 +423,7 @@ func (s *bytesSnapshot) Release() {}
 // Metadata commands, encoded for Group.Apply.
 
 // CreateTopicCmd encodes a topic creation; the FSM assigns the ID.
-func CreateTopicCmd(t Topic) []byte { return mustJSON(metaCmd{Op: opCreateTopic, Topic: &t}) }
+func CreateTopicCmd(t topic.Topic) []byte { return mustJSON(metaCmd{Op: opCreateTopic, Topic: &t}) }
 
 // DeleteTopicCmd encodes a topic deletion.
 func DeleteTopicCmd(name string) []byte { return mustJSON(metaCmd{Op: opDeleteTopic, Name: name}) }
@@ -530,11 +498,11 @@ func (f *MetaFSM) initProducerLocked(id int64) any {
 // fencing those would stop the dead-lettering.
 func checkProducerIDLocked(s *MetaState, id, next int64) error {
 	if id <= 0 || id >= next {
-		return fmt.Errorf("%w: %d was never allocated", ErrUnknownProducer, id)
+		return fmt.Errorf("%w: %d was never allocated", topic.ErrUnknownProducer, id)
 	}
 	for _, q := range s.Queues {
 		if t, ok := s.Topics[q.Topic]; ok && id >= q.ProducerIDBase && id < q.ProducerIDBase+int64(len(t.Partitions)) {
-			return fmt.Errorf("%w: %d writes the dead letters of queue group %q of %q", ErrUnknownProducer, id, q.Name, q.Topic)
+			return fmt.Errorf("%w: %d writes the dead letters of queue group %q of %q", topic.ErrUnknownProducer, id, q.Name, q.Topic)
 		}
 	}
 	return nil
@@ -560,7 +528,7 @@ func (f *MetaFSM) ProducerEpoch(id int64) int16 {
 }
 
 // CommitOffsetsCmd commits a group's offsets; with reset they may move back.
-func CommitOffsetsCmd(group string, offs []TopicOffset, reset bool) []byte {
+func CommitOffsetsCmd(group string, offs []topic.PartitionOffset, reset bool) []byte {
 	return mustJSON(metaCmd{Op: opCommitOffsets, Group: group, Offsets: offs, Reset: reset})
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/stratalog/strata/internal/queue"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 func applyMeta(t *testing.T, f *MetaFSM, cmd []byte) any {
@@ -80,16 +81,16 @@ func TestMetaInitProducer(t *testing.T) {
 	}
 
 	// Refused ids.
-	applyMeta(t, g, CreateTopicCmd(Topic{Name: "q", Partitions: make([]Assignment, 2)}))
+	applyMeta(t, g, CreateTopicCmd(topic.Topic{Name: "q", Partitions: make([]topic.Assignment, 2)}))
 	d, ok := applyMeta(t, g, PutQueueCmd(queue.Def{Name: "w", Topic: "q"})).(queue.Def)
 	if !ok {
 		t.Fatal("queue group not created")
 	}
 	for _, id := range []int64{d.ProducerIDBase, d.ProducerIDBase + 1, 1000} {
-		if err, _ := applyMeta(t, g, InitProducerCmd(id)).(error); !errors.Is(err, ErrUnknownProducer) {
+		if err, _ := applyMeta(t, g, InitProducerCmd(id)).(error); !errors.Is(err, topic.ErrUnknownProducer) {
 			t.Errorf("restart of id %d: %v, want ErrUnknownProducer", id, err)
 		}
-		if err := g.CheckProducerID(id); !errors.Is(err, ErrUnknownProducer) {
+		if err := g.CheckProducerID(id); !errors.Is(err, topic.ErrUnknownProducer) {
 			t.Errorf("check of id %d: %v, want ErrUnknownProducer", id, err)
 		}
 	}

@@ -18,6 +18,8 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/stratalog/strata/cluster/mux"
+	"github.com/stratalog/strata/internal/topic"
 	"github.com/stratalog/strata/segment"
 )
 
@@ -74,7 +76,7 @@ type NodeConfig struct {
 	ReconcileInterval time.Duration
 	// Segment maps a topic's configuration to its partitions' segment
 	// config (Fsync must be segment.FsyncNever).
-	Segment func(TopicConfig) segment.Config
+	Segment func(topic.Config) segment.Config
 	// Raft holds the raft timings shared by every group (Name, NodeID and
 	// Dir are set per group).
 	Raft   GroupConfig
@@ -87,8 +89,8 @@ type NodeConfig struct {
 	// real node) dials plain TCP.
 	Faults *FaultNet
 	// ClusterTLS, when set, runs every connection of the cluster port over
-	// mutual TLS (see mux_tls.go); nil keeps it plaintext.
-	ClusterTLS *ClusterTLS
+	// mutual TLS (see package mux); nil keeps it plaintext.
+	ClusterTLS *mux.ClusterTLS
 	// AdmitMember, when set, is asked by the metadata leader before it
 	// registers a gossip member as a node (and so before the member can
 	// become a raft voter or hold replicas); an error keeps the member out.
@@ -117,7 +119,7 @@ type Node struct {
 	log     *slog.Logger // component=cluster
 	logBase *slog.Logger // as given; the parts add their component
 
-	mux  *Mux
+	mux  *mux.Mux
 	Meta *Group
 	// MetaFSM is the metadata state machine.
 	MetaFSM *MetaFSM
@@ -191,10 +193,10 @@ func OpenNode(ctx context.Context, cfg NodeConfig, onMetaChange func()) (*Node, 
 		}
 	}
 	if cfg.Faults != nil {
-		n.mux.setFaults(cfg.Faults, cfg.ID)
+		cfg.Faults.attach(n.mux, cfg.ID)
 	}
 	n.MetaFSM = NewMetaFSM(func() { n.Kick(); onMetaChange() })
-	n.Meta, err = n.openGroup("meta", n.MetaFSM)
+	n.Meta, err = n.openGroup("meta", n.MetaFSM, "")
 	if err != nil {
 		return nil, errors.Join(err, n.Close())
 	}
@@ -236,10 +238,10 @@ func (n *Node) gossipConfig(lg *slog.Logger) MembershipConfig {
 }
 
 // listenMux opens the cluster port, with mutual TLS when configured.
-func listenMux(cfg NodeConfig, lg *slog.Logger) (*Mux, error) {
+func listenMux(cfg NodeConfig, lg *slog.Logger) (*mux.Mux, error) {
 	if cfg.ClusterTLS != nil {
 		if err := cfg.ClusterTLS.Validate(); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 		}
 	}
 	ln, err := net.Listen("tcp", cfg.ClusterAddr)
@@ -247,14 +249,19 @@ func listenMux(cfg NodeConfig, lg *slog.Logger) (*Mux, error) {
 		return nil, fmt.Errorf("cluster: listen on cluster address: %w", err)
 	}
 	if cfg.ClusterTLS == nil {
-		return NewMux(ln, lg), nil
+		return mux.NewMux(ln, lg), nil
 	}
-	return newTLSMux(ln, lg, defaultMuxHeaderTimeout, cfg.ClusterTLS), nil
+	m, err := mux.NewTLSMux(ln, cfg.ClusterTLS, lg)
+	if err != nil {
+		return nil, errors.Join(err, ln.Close())
+	}
+	return m, nil
 }
 
-func (n *Node) openGroup(name string, fsm raft.FSM) (*Group, error) {
+func (n *Node) openGroup(name string, fsm raft.FSM, snapDataDir string) (*Group, error) {
 	gc := n.cfg.Raft
 	gc.Name = name
+	gc.SnapDataDir = snapDataDir
 	gc.NodeID = n.cfg.ID
 	gc.Dir = filepath.Join(n.cfg.Dir, name)
 	gc.Logger = n.logBase // OpenGroup adds the component and raft_group
@@ -302,16 +309,17 @@ func (n *Node) openDataGroup(id uint32) (*DataGroup, error) {
 		return dg, nil
 	}
 	name := groupName(id)
+	snapDir := filepath.Join(n.cfg.Dir, name, "snapdata")
 	fsm, err := NewDataFSM(DataFSMConfig{
 		Dir:     filepath.Join(n.cfg.Dir, name, "partitions"),
-		SnapDir: filepath.Join(n.cfg.Dir, name, "snapdata"),
+		SnapDir: snapDir,
 		Segment: n.cfg.Segment,
 		Logger:  n.log.With("raft_group", raftGroupID(id)),
 	})
 	if err != nil {
 		return nil, err
 	}
-	g, err := n.openGroup(name, fsm)
+	g, err := n.openGroup(name, fsm, snapDir)
 	if err != nil {
 		return nil, errors.Join(err, fsm.Close())
 	}

@@ -3,6 +3,8 @@ package cluster
 import (
 	"cmp"
 	"slices"
+
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // Placement is decided by the metadata leader alone, from the metadata it
@@ -74,7 +76,7 @@ func PlanDataGroups(groups []DataGroupInfo, nodes []string, rf, perNode int, nex
 // PlacePartitions assigns count new partitions to groups of rf voters.
 // load is the number of partitions each group holds already. It returns
 // nil when no group has rf voters.
-func PlacePartitions(groups []DataGroupInfo, load map[uint32]int, rf, count int) []Assignment {
+func PlacePartitions(groups []DataGroupInfo, load map[uint32]int, rf, count int) []topic.Assignment {
 	var cands []DataGroupInfo
 	leads := map[string]int{}
 	parts := map[uint32]int{}
@@ -89,7 +91,7 @@ func PlacePartitions(groups []DataGroupInfo, load map[uint32]int, rf, count int)
 		return nil
 	}
 	slices.SortFunc(cands, func(a, b DataGroupInfo) int { return cmp.Compare(a.ID, b.ID) })
-	out := make([]Assignment, count)
+	out := make([]topic.Assignment, count)
 	for i := range out {
 		best := cands[0]
 		for _, g := range cands[1:] {
@@ -100,7 +102,7 @@ func PlacePartitions(groups []DataGroupInfo, load map[uint32]int, rf, count int)
 		}
 		leads[best.PreferredLeader()]++
 		parts[best.ID]++
-		out[i] = Assignment{DataGroup: best.ID, Replicas: slices.Clone(best.Voters)}
+		out[i] = topic.Assignment{DataGroup: best.ID, Replicas: slices.Clone(best.Voters)}
 	}
 	return out
 }

@@ -1,7 +1,5 @@
 package cluster
 
-import "fmt"
-
 // Idempotent producers. Each partition remembers, per producer id, the last
 // sequence it wrote and its most recent batches, so a retried batch is
 // acknowledged with its original offset instead of being written twice.
@@ -143,14 +141,6 @@ func recordSeq(producers map[int64]*producerState, pid int64, epoch int16, baseS
 	if len(st.Recent) > recentBatches {
 		st.Recent = append(st.Recent[:0], st.Recent[len(st.Recent)-recentBatches:]...)
 	}
-}
-
-// FencedError is the error for a batch of producer pid at epoch, refused
-// because a newer instance of the producer started with epoch current. It
-// matches ErrProducerFenced.
-func FencedError(pid int64, epoch, current int16) error {
-	return fmt.Errorf("%w: producer %d epoch %d is fenced by epoch %d: another producer with this id started",
-		ErrProducerFenced, pid, epoch, current)
 }
 
 // evictOldestProducer forgets the producer that wrote least recently. It is

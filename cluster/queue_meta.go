@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/stratalog/strata/internal/queue"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // Queue group definitions (queue.Def) live in the metadata group; the
@@ -56,7 +57,7 @@ func (f *MetaFSM) applyQueueLocked(c *metaCmd) any {
 	d := *c.Queue
 	t, ok := s.Topics[d.Topic]
 	if !ok {
-		return fmt.Errorf("%w: %q", ErrUnknownTopic, d.Topic)
+		return fmt.Errorf("%w: %q", topic.ErrUnknownTopic, d.Topic)
 	}
 	k := queueKey(d.Topic, d.Name)
 	if old, ok := s.Queues[k]; ok && old.TopicID == t.ID {

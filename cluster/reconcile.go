@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // The reconcile loop is level-triggered, as Consul's leader loop: it
@@ -369,7 +371,7 @@ func (n *Node) RemoveNode(ctx context.Context, id string) error {
 		return fmt.Errorf("%w: node %s leads the metadata group; stop it (or remove it from another node) first", ErrInvalidConfig, id)
 	}
 	if _, ok := n.MetaFSM.NodeInfo(id); !ok {
-		return fmt.Errorf("%w: node %q", ErrUnknownNode, id)
+		return fmt.Errorf("%w: node %q", topic.ErrUnknownNode, id)
 	}
 	var live []string
 	alive := map[string]bool{}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // stallableDisks stops the raft log writes of chosen (node, group) pairs:
@@ -103,7 +105,7 @@ func TestClusterLaggingFollower(t *testing.T) {
 	})
 	_, dg := groupLeader(t, nodes, g.ID)
 	k := PartKey{TopicID: 1, Partition: 0}
-	if _, err := dg.Group.Apply(ctx, CreatePartitionCmd("t", k, TopicConfig{Partitions: 1, ReplicationFactor: 3})); err != nil {
+	if _, err := dg.Group.Apply(ctx, CreatePartitionCmd("t", k, topic.Config{Partitions: 1, ReplicationFactor: 3})); err != nil {
 		t.Fatal(err)
 	}
 	// A steady trickle of writes, committed by the leader and one follower

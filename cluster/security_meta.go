@@ -10,23 +10,6 @@ import (
 	"github.com/stratalog/strata/internal/auth"
 )
 
-// User is a user as the metadata group stores it: its SCRAM credentials
-// (salt, iterations, stored and server keys), never its password.
-type User struct {
-	Name        string            `json:"name"`
-	Credentials []auth.Credential `json:"credentials"`
-}
-
-// Credential returns the user's credential for mechanism m.
-func (u User) Credential(m auth.Mechanism) (auth.Credential, bool) {
-	for _, c := range u.Credentials {
-		if c.Mechanism == m {
-			return c, true
-		}
-	}
-	return auth.Credential{}, false
-}
-
 // User command modes.
 const (
 	UserCreate = "create" // refused when the user exists
@@ -44,7 +27,7 @@ const FeatureSecurity = "security-v1"
 var features = []string{FeatureSecurity}
 
 // PutUserCmd creates (mode UserCreate) or changes (UserUpdate) a user.
-func PutUserCmd(u User, mode string) []byte {
+func PutUserCmd(u auth.User, mode string) []byte {
 	return mustJSON(metaCmd{Op: opPutUser, User: &u, Mode: mode})
 }
 
@@ -74,9 +57,9 @@ func (f *MetaFSM) applySecurityLocked(c *metaCmd) any {
 			return fmt.Errorf("%w: %q", ErrUnknownUser, c.User.Name)
 		}
 		if s.Users == nil {
-			s.Users = map[string]*User{}
+			s.Users = map[string]*auth.User{}
 		}
-		u := User{Name: c.User.Name, Credentials: slices.Clone(c.User.Credentials)}
+		u := auth.User{Name: c.User.Name, Credentials: slices.Clone(c.User.Credentials)}
 		s.Users[u.Name] = &u
 	case opDeleteUser:
 		if _, ok := s.Users[c.Name]; !ok {
@@ -107,14 +90,14 @@ func (f *MetaFSM) applySecurityLocked(c *metaCmd) any {
 }
 
 // User returns a copy of the named user.
-func (f *MetaFSM) User(name string) (User, bool) {
+func (f *MetaFSM) User(name string) (auth.User, bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	u, ok := f.state.Users[name]
 	if !ok {
-		return User{}, false
+		return auth.User{}, false
 	}
-	return User{Name: u.Name, Credentials: slices.Clone(u.Credentials)}, true
+	return auth.User{Name: u.Name, Credentials: slices.Clone(u.Credentials)}, true
 }
 
 // UserNames returns the names of every user, sorted.

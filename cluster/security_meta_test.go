@@ -102,14 +102,14 @@ func TestMetaFSMSecurityCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := User{Name: "alice", Credentials: []auth.Credential{cred}}
+	u := auth.User{Name: "alice", Credentials: []auth.Credential{cred}}
 	if res := apply(PutUserCmd(u, UserCreate)); res != nil {
 		t.Fatalf("create: %v", res)
 	}
 	if res, _ := apply(PutUserCmd(u, UserCreate)).(error); !errors.Is(res, ErrUserExists) {
 		t.Fatalf("create twice: %v", res)
 	}
-	if res, _ := apply(PutUserCmd(User{Name: "bob", Credentials: u.Credentials}, UserUpdate)).(error); !errors.Is(res, ErrUnknownUser) {
+	if res, _ := apply(PutUserCmd(auth.User{Name: "bob", Credentials: u.Credentials}, UserUpdate)).(error); !errors.Is(res, ErrUnknownUser) {
 		t.Fatalf("update of a missing user: %v", res)
 	}
 	rule := auth.ACL{Principal: "user:alice", Permission: auth.PermissionAllow, Operation: auth.OpProduce,

@@ -78,10 +78,10 @@ func TestMapError(t *testing.T) {
 	if st, ok := status.FromError(e); !ok || st.Code() != codes.Unavailable {
 		t.Errorf("status.FromError on a client error: %v %v", st, ok)
 	}
-	if responseError(0, "") != nil {
+	if responseError(0, "", nil) != nil {
 		t.Error("code 0 is not an error")
 	}
-	if err := responseError(int32(codes.FailedPrecondition), "cluster: out of order sequence from producer 1: got 3, expected 1"); !errors.Is(err, ErrOutOfOrderSequence) {
+	if err := responseError(int32(codes.FailedPrecondition), "cluster: out of order sequence from producer 1: got 3, expected 1", nil); !errors.Is(err, ErrOutOfOrderSequence) {
 		t.Errorf("response error %v", err)
 	}
 }

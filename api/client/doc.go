@@ -106,9 +106,13 @@
 //
 // # Errors
 //
-// The broker's gRPC status codes become the sentinels of errors.go
-// (ErrUnknownTopic, ErrNotLeader, ErrOffsetOutOfRange, …); match them with
-// errors.Is. The *Error type carries the code and message.
+// The broker's answers become the sentinels of errors.go (ErrUnknownTopic,
+// ErrNotLeader, ErrOffsetOutOfRange, …); match them with errors.Is. Every
+// answer matches the sentinel of its gRPC code, and the one of its
+// ErrorReason (api/v1) where the client has one; the *Error type carries
+// the code, the reason and the message. The message is for people: it
+// decides nothing, except with a server older than the reasons, whose
+// answers are refined by their words as they were then.
 //
 // # Lifetimes
 //

@@ -17,8 +17,8 @@ import (
 
 // Errors of the client. Errors from the broker are *Error values that
 // match, with errors.Is, the sentinel of their code and, where the
-// broker's message names it, a more precise one (ErrUnknownTopic is also
-// ErrNotFound).
+// broker's ErrorReason names one, a more precise one (ErrUnknownTopic is
+// also ErrNotFound).
 var (
 	// ErrClosed is returned by a Client, Producer, Consumer or Admin after
 	// Close, and given to the callbacks of records still buffered when a
@@ -129,25 +129,14 @@ func (e *ProducerFencedError) Unwrap() error { return e.Err }
 // Is makes errors.Is(err, ErrProducerFenced) true.
 func (e *ProducerFencedError) Is(target error) bool { return target == ErrProducerFenced }
 
-// fencedBy returns the epoch a broker's fenced message names ("... fenced
-// by epoch N ..."), or -1: the message is not a contract.
-func fencedBy(msg string) int16 {
-	const marker = "fenced by epoch "
-	i := strings.Index(msg, marker)
-	if i < 0 {
-		return -1
-	}
-	var n int16
-	if _, err := fmt.Sscanf(msg[i+len(marker):], "%d", &n); err != nil || n < 0 {
-		return -1
-	}
-	return n
-}
-
 // Error is a request the broker answered with a status other than OK.
 type Error struct {
 	// Code is the gRPC status code.
 	Code codes.Code
+	// Reason is the broker's ErrorReason: why, more precisely than the
+	// code. It is ERROR_REASON_UNSPECIFIED when the broker gave none (an
+	// internal error, or a server older than the reasons).
+	Reason stratav1.ErrorReason
 	// Message is the broker's message.
 	Message string
 	// LeaderID and LeaderAddr come from a NotLeader detail; LeaderAddr is
@@ -157,7 +146,8 @@ type Error struct {
 	// NotLeader is true when the status carried a NotLeader detail.
 	NotLeader bool
 
-	kinds []error // the sentinels the error matches
+	kinds    []error // the sentinels the error matches
+	fencedBy int16   // PRODUCER_FENCED: the newer epoch; -1 when not known
 }
 
 // Error returns the code and the broker's message.
@@ -165,7 +155,7 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("client: %s: %s", e.Code, e.Message)
 }
 
-// Is matches the sentinels of the error's code and message.
+// Is matches the sentinels of the error's code and reason.
 func (e *Error) Is(target error) bool {
 	for _, k := range e.kinds {
 		if k == target {
@@ -178,11 +168,77 @@ func (e *Error) Is(target error) bool {
 // GRPCStatus returns the error as a gRPC status (for status.FromError).
 func (e *Error) GRPCStatus() *status.Status { return status.New(e.Code, e.Message) }
 
-// hints refine a code by words the broker puts in its messages. The
-// broker's messages are not a contract (the proto has no structured reason
-// for these codes), so a message without a hint still matches its code's
-// sentinel and the sentinel its caller expects.
-var hints = map[codes.Code][]struct {
+// codeKinds are the sentinels of the codes, which every *Error of the
+// code matches.
+var codeKinds = map[codes.Code]error{
+	codes.NotFound:           ErrNotFound,
+	codes.AlreadyExists:      ErrTopicExists,
+	codes.InvalidArgument:    ErrInvalidArgument,
+	codes.ResourceExhausted:  ErrTooLarge,
+	codes.OutOfRange:         ErrOffsetOutOfRange,
+	codes.FailedPrecondition: ErrFailedPrecondition,
+	codes.Unavailable:        ErrUnavailable,
+	codes.Unauthenticated:    ErrUnauthenticated,
+	codes.PermissionDenied:   ErrPermissionDenied,
+}
+
+// reasonKinds are the sentinels the broker's reasons stand for, beyond
+// their code's. A reason missing here (INVALID_NAME, NOT_READY, ...)
+// matches its code's sentinel only; Error.Reason tells it.
+var reasonKinds = map[stratav1.ErrorReason]error{
+	stratav1.ErrorReason_ERROR_REASON_NOT_LEADER:            ErrNotLeader,
+	stratav1.ErrorReason_ERROR_REASON_DISK_FULL:             ErrDiskFull,
+	stratav1.ErrorReason_ERROR_REASON_UNKNOWN_TOPIC:         ErrUnknownTopic,
+	stratav1.ErrorReason_ERROR_REASON_UNKNOWN_PARTITION:     ErrUnknownPartition,
+	stratav1.ErrorReason_ERROR_REASON_UNKNOWN_GROUP:         ErrUnknownGroup,
+	stratav1.ErrorReason_ERROR_REASON_UNKNOWN_MEMBER:        ErrUnknownMember,
+	stratav1.ErrorReason_ERROR_REASON_UNKNOWN_PRODUCER:      ErrUnknownProducer,
+	stratav1.ErrorReason_ERROR_REASON_UNKNOWN_QUEUE_GROUP:   ErrUnknownQueueGroup,
+	stratav1.ErrorReason_ERROR_REASON_TOPIC_EXISTS:          ErrTopicExists,
+	stratav1.ErrorReason_ERROR_REASON_BATCH_TOO_LARGE:       ErrTooLarge,
+	stratav1.ErrorReason_ERROR_REASON_OFFSET_OUT_OF_RANGE:   ErrOffsetOutOfRange,
+	stratav1.ErrorReason_ERROR_REASON_STALE_GENERATION:      ErrStaleGeneration,
+	stratav1.ErrorReason_ERROR_REASON_GROUP_NOT_EMPTY:       ErrGroupNotEmpty,
+	stratav1.ErrorReason_ERROR_REASON_OUT_OF_ORDER_SEQUENCE: ErrOutOfOrderSequence,
+	stratav1.ErrorReason_ERROR_REASON_PRODUCER_FENCED:       ErrProducerFenced,
+	stratav1.ErrorReason_ERROR_REASON_UNAUTHENTICATED:       ErrUnauthenticated,
+	stratav1.ErrorReason_ERROR_REASON_PERMISSION_DENIED:     ErrPermissionDenied,
+}
+
+// newError builds an *Error the client makes itself: it matches the
+// sentinel of its code and kinds.
+func newError(code codes.Code, msg string, kinds ...error) *Error {
+	e := &Error{Code: code, Message: msg, fencedBy: -1}
+	if k, ok := codeKinds[code]; ok {
+		e.kinds = append(e.kinds, k)
+	}
+	e.kinds = append(e.kinds, kinds...)
+	return e
+}
+
+// brokerError builds the *Error of a broker's answer: its code, message
+// and ErrorInfo. Without an ErrorInfo (a server older than the reasons)
+// it falls back to legacyError; subject is then the sentinel a NotFound
+// means for this request (ErrUnknownTopic for DescribeTopic), nil for
+// none.
+func brokerError(code codes.Code, msg string, info *stratav1.ErrorInfo, subject error) *Error {
+	if info == nil {
+		return legacyError(code, msg, subject)
+	}
+	e := newError(code, msg)
+	e.Reason = info.GetReason()
+	if k, ok := reasonKinds[e.Reason]; ok {
+		e.kinds = append(e.kinds, k)
+	}
+	if e.Reason == stratav1.ErrorReason_ERROR_REASON_PRODUCER_FENCED && info.GetProducerEpoch() > 0 {
+		e.fencedBy = int16(min(info.GetProducerEpoch(), 1<<15-1))
+	}
+	return e
+}
+
+// legacyHints refine a code by words an old broker, one that sends no
+// ErrorReason, puts in its messages. Only legacyError reads them.
+var legacyHints = map[codes.Code][]struct {
 	words string
 	kind  error
 }{
@@ -206,29 +262,14 @@ var hints = map[codes.Code][]struct {
 	},
 }
 
-var codeKinds = map[codes.Code]error{
-	codes.NotFound:           ErrNotFound,
-	codes.AlreadyExists:      ErrTopicExists,
-	codes.InvalidArgument:    ErrInvalidArgument,
-	codes.ResourceExhausted:  ErrTooLarge,
-	codes.OutOfRange:         ErrOffsetOutOfRange,
-	codes.FailedPrecondition: ErrFailedPrecondition,
-	codes.Unavailable:        ErrUnavailable,
-	codes.Unauthenticated:    ErrUnauthenticated,
-	codes.PermissionDenied:   ErrPermissionDenied,
-}
-
-// newError builds the *Error of a code and message. subject is the
-// sentinel a NotFound means for this request when the message says
-// nothing more precise (ErrUnknownTopic for DescribeTopic); nil for none.
-func newError(code codes.Code, msg string, subject error) *Error {
-	e := &Error{Code: code, Message: msg}
-	if k, ok := codeKinds[code]; ok {
-		e.kinds = append(e.kinds, k)
-	}
+// legacyError builds the *Error of an answer without an ErrorReason, from
+// a server that predates them: the code's sentinel, and a more precise one
+// when the message has the words for it, else subject for a NotFound.
+func legacyError(code codes.Code, msg string, subject error) *Error {
+	e := newError(code, msg)
 	lower := strings.ToLower(msg)
 	matched := false
-	for _, h := range hints[code] {
+	for _, h := range legacyHints[code] {
 		if strings.Contains(lower, h.words) {
 			e.kinds = append(e.kinds, h.kind)
 			matched = true
@@ -238,11 +279,30 @@ func newError(code codes.Code, msg string, subject error) *Error {
 	if !matched && code == codes.NotFound && subject != nil {
 		e.kinds = append(e.kinds, subject)
 	}
+	if errors.Is(e, ErrProducerFenced) {
+		e.fencedBy = legacyFencedBy(msg)
+	}
 	return e
 }
 
+// legacyFencedBy returns the epoch an old broker's fenced message names
+// ("... fenced by epoch N ..."), or -1.
+func legacyFencedBy(msg string) int16 {
+	const marker = "fenced by epoch "
+	i := strings.Index(msg, marker)
+	if i < 0 {
+		return -1
+	}
+	var n int16
+	if _, err := fmt.Sscanf(msg[i+len(marker):], "%d", &n); err != nil || n < 0 {
+		return -1
+	}
+	return n
+}
+
 // mapError turns an RPC error into the client's: a status becomes an
-// *Error (with its NotLeader detail), a context error stays as it is.
+// *Error (with its reason and NotLeader detail), a context error stays as
+// it is.
 func mapError(err error, subject error) error {
 	if err == nil {
 		return nil
@@ -264,10 +324,20 @@ func mapError(err error, subject error) error {
 	case codes.DeadlineExceeded:
 		return fmt.Errorf("%w: %s", context.DeadlineExceeded, st.Message())
 	}
-	e := newError(st.Code(), st.Message(), subject)
+	var info *stratav1.ErrorInfo
+	var nl *stratav1.NotLeader
 	for _, d := range st.Details() {
-		if nl, ok := d.(*stratav1.NotLeader); ok {
-			e.NotLeader, e.LeaderID, e.LeaderAddr = true, nl.GetLeaderId(), nl.GetLeaderAddr()
+		switch d := d.(type) {
+		case *stratav1.ErrorInfo:
+			info = d
+		case *stratav1.NotLeader:
+			nl = d
+		}
+	}
+	e := brokerError(st.Code(), st.Message(), info, subject)
+	if nl != nil {
+		e.NotLeader, e.LeaderID, e.LeaderAddr = true, nl.GetLeaderId(), nl.GetLeaderAddr()
+		if !errors.Is(e, ErrNotLeader) {
 			e.kinds = append(e.kinds, ErrNotLeader)
 		}
 	}
@@ -275,12 +345,12 @@ func mapError(err error, subject error) error {
 }
 
 // responseError is the error of one ProduceStream response, which carries
-// a code and a message but no details.
-func responseError(code int32, msg string) error {
+// a code, a message and an ErrorInfo but no details.
+func responseError(code int32, msg string, info *stratav1.ErrorInfo) error {
 	if code == 0 {
 		return nil
 	}
-	return newError(codes.Code(code), msg, ErrUnknownTopic)
+	return brokerError(codes.Code(code), msg, info, ErrUnknownTopic)
 }
 
 // retriable reports whether a request that failed with err may succeed if

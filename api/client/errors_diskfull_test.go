@@ -16,10 +16,10 @@ func TestDiskFullRetried(t *testing.T) {
 		t.Fatalf("%v: retriable %v, ErrUnavailable %v, ErrDiskFull %v; want all true", err,
 			retriable(err), errors.Is(err, ErrUnavailable), errors.Is(err, ErrDiskFull))
 	}
-	if errors.Is(responseError(int32(codes.Unavailable), "leader moved"), ErrDiskFull) {
+	if errors.Is(responseError(int32(codes.Unavailable), "leader moved", nil), ErrDiskFull) {
 		t.Fatal("an Unavailable without the words is ErrDiskFull")
 	}
-	if !errors.Is(responseError(int32(codes.Unavailable), "broker: disk full: 0 MiB free"), ErrDiskFull) {
+	if !errors.Is(responseError(int32(codes.Unavailable), "broker: disk full: 0 MiB free", nil), ErrDiskFull) {
 		t.Fatal("a stream response saying disk full is not ErrDiskFull")
 	}
 }

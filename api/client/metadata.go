@@ -135,7 +135,7 @@ func (c *Client) leader(ctx context.Context, topic string, partition int32) (str
 	if addr == "" {
 		c.invalidate(topic)
 		c.passCoordinator()
-		return "", newError(codes.Unavailable, fmt.Sprintf("no leader for %s/%d", topic, partition), nil)
+		return "", newError(codes.Unavailable, fmt.Sprintf("no leader for %s/%d", topic, partition))
 	}
 	return addr, nil
 }

@@ -471,7 +471,7 @@ func (p *Producer) fenceLocked(err error) {
 	var be *Error
 	newer := int16(-1)
 	if errors.As(err, &be) {
-		newer = fencedBy(be.Message)
+		newer = be.fencedBy
 	}
 	p.fatal = &ProducerFencedError{ProducerID: p.pid, Epoch: p.epoch, NewerEpoch: newer, Err: err}
 	p.log.Error("producer fenced: another producer with its id started; it writes no more", "id", p.pid,

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"google.golang.org/grpc/codes"
+
+	stratav1 "github.com/stratalog/strata/api/v1"
 )
 
 // TestFencedEndsProducer: a fenced answer ends the producer: the records
@@ -26,7 +28,8 @@ func TestFencedEndsProducer(t *testing.T) {
 	if len(sentA) != 2 || len(sentB) != 1 {
 		t.Fatalf("sent %d and %d batches", len(sentA), len(sentB))
 	}
-	fenced := newError(codes.FailedPrecondition, "cluster: producer epoch is stale: producer 9 epoch 2 is fenced by epoch 3: another producer with this id started", nil)
+	fenced := brokerError(codes.FailedPrecondition, "topic: producer epoch is stale: producer 9 epoch 2 is fenced by epoch 3: another producer with this id started",
+		&stratav1.ErrorInfo{Reason: stratav1.ErrorReason_ERROR_REASON_PRODUCER_FENCED, ProducerEpoch: 3}, nil)
 
 	p.mu.Lock()
 	if !p.failLandedLocked(a, sentA[0], fenced) {

@@ -83,7 +83,7 @@ func (p *Producer) resolveTopics() {
 			return
 		}
 		if err == nil && n == 0 {
-			err = newError(codes.Unavailable, "topic "+name+" has no partitions yet", nil)
+			err = newError(codes.Unavailable, "topic "+name+" has no partitions yet")
 		}
 		p.mu.Lock()
 		t := p.topics[name]
@@ -272,5 +272,5 @@ func errStreamBroken(addr string, err error) error {
 	if errors.As(mapped, &e) {
 		msg = "produce stream to " + addr + " broke: " + e.Code.String() + ": " + e.Message
 	}
-	return newError(codes.Unavailable, msg, nil)
+	return newError(codes.Unavailable, msg)
 }

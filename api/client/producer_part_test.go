@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/stratalog/strata/api/record"
+	stratav1 "github.com/stratalog/strata/api/v1"
 )
 
 // The producer's per-partition rules, driven without a network: the tests
@@ -107,10 +108,11 @@ func newPart(idempotent bool) *partState {
 	return &partState{tp: TopicPartition{"t", 3}, idempotent: idempotent}
 }
 
-func unavailable() error { return newError(codes.Unavailable, "leader moved", nil) }
+func unavailable() error { return newError(codes.Unavailable, "leader moved") }
 
 func outOfOrder() error {
-	return newError(codes.FailedPrecondition, "cluster: out of order sequence from producer 7: got 0, expected 9", nil)
+	return brokerError(codes.FailedPrecondition, "topic: out of order sequence from producer 7: got 0, expected 9",
+		&stratav1.ErrorInfo{Reason: stratav1.ErrorReason_ERROR_REASON_OUT_OF_ORDER_SEQUENCE}, nil)
 }
 
 func TestBatchingAndSequences(t *testing.T) {
@@ -318,7 +320,7 @@ func TestNonRetriableFailsAtOnce(t *testing.T) {
 	addSealed(ps, lim, o, 0, 8)
 	buildAll(t, ps)
 	sent := sendAll(ps, lim, t0)
-	run(ps.onFail(sent[0], newError(codes.ResourceExhausted, "batch too large", nil), 0, t0, lim))
+	run(ps.onFail(sent[0], newError(codes.ResourceExhausted, "batch too large"), 0, t0, lim))
 	if len(o) != 8 || !errors.Is(o[0].err, ErrTooLarge) {
 		t.Fatalf("outcomes %v", o)
 	}

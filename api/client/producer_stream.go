@@ -167,7 +167,7 @@ func (p *Producer) onResponse(s *prodStream, resp *stratav1.ProduceResponse) {
 	}
 	delete(s.pending, resp.GetCorrelationId())
 	var out []completion
-	switch err := responseError(resp.GetErrorCode(), resp.GetErrorMessage()); {
+	switch err := responseError(resp.GetErrorCode(), resp.GetErrorMessage(), resp.GetErrorInfo()); {
 	case err == nil:
 		out = ref.ps.onAck(ref.b, resp.GetBaseOffset(), resp.GetDuplicate())
 	case p.failLandedLocked(ref.ps, ref.b, err):

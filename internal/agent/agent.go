@@ -23,7 +23,6 @@ import (
 	"github.com/stratalog/strata/internal/console"
 	"github.com/stratalog/strata/internal/kafka"
 	"github.com/stratalog/strata/internal/server"
-	"github.com/stratalog/strata/segment"
 )
 
 // Agent is one running node.
@@ -85,17 +84,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Agent, error) {
 	// reconcile loop after it opens a data group), so it reads the broker
 	// through this atomic and only through it.
 	var live atomic.Pointer[broker.Broker]
-	segCfg := func(tc cluster.TopicConfig) segment.Config {
-		sc := segment.DefaultConfig()
-		sc.MaxSegmentBytes = cfg.MaxSegmentBytes
-		sc.MaxIndexBytes = sc.FittedIndexBytes() // preallocated per partition
-		sc.MaxBatchBytes = max(sc.MaxBatchBytes, int(tc.MaxBatchBytes))
-		sc.RetentionAge = time.Duration(tc.RetentionMs) * time.Millisecond
-		sc.RetentionBytes = tc.RetentionBytes
-		sc.Fsync = segment.FsyncNever // raft's log is the write-ahead log
-		sc.Logger = logger.With("component", "segment")
-		return sc
-	}
+	segCfg := broker.SegmentConfigs(cfg.MaxSegmentBytes, logger.With("component", "segment"))
 	rc := cluster.DefaultGroupConfig()
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
 	rc.HeartbeatTimeout = cfg.RaftHeartbeatTimeout

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/cluster/mux"
 	"github.com/stratalog/strata/internal/auth"
 	"github.com/stratalog/strata/internal/server"
 	"github.com/stratalog/strata/internal/tlsutil"
@@ -119,7 +120,7 @@ func limitListener(ln net.Listener, n int) net.Listener {
 // of joining nodes and the gossip keys on nc.
 func (s *security) clusterSecurity(cfg Config, nc *cluster.NodeConfig) error {
 	if s.tls != nil {
-		nc.ClusterTLS = &cluster.ClusterTLS{Server: s.tls.NodeServerConfig(), Client: s.tls.NodeClientConfig(), PeerID: s.tls.VerifyNode}
+		nc.ClusterTLS = &mux.ClusterTLS{Server: s.tls.NodeServerConfig(), Client: s.tls.NodeClientConfig(), PeerID: s.tls.VerifyNode}
 		nc.AdmitMember = cluster.VerifyMemberTLS(nc.ClusterTLS, admitTimeout)
 	}
 	if cfg.GossipKeyFile != "" {

@@ -16,6 +16,9 @@
 //
 // A Credential is what is stored (in the raft log and snapshots) for a user
 // and a mechanism: the salt, the iteration count, StoredKey and ServerKey.
+// A User is a name and its credentials, as the metadata group stores it
+// (package cluster replicates it; this package defines it, so that the
+// layers that enforce security need not import cluster).
 // The password is never stored, and no exported function of this package
 // writes it anywhere. A stolen Credential lets an attacker impersonate the
 // server to a client but not log in as the user (RFC 5802 section 9), and

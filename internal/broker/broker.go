@@ -350,7 +350,7 @@ func (b *Broker) EnforceRetention() int {
 	n := 0
 	for _, dg := range b.node.DataGroups() {
 		for _, p := range dg.FSM.Partitions() {
-			d, err := p.Log.EnforceRetention()
+			d, err := p.EnforceRetention()
 			if err != nil {
 				b.log.Warn("retention", "topic", p.Topic, "partition", p.Key.Partition, "err", err)
 			}
@@ -405,16 +405,8 @@ func (b *Broker) aliveNodes() int {
 	return n
 }
 
-// Nodes returns the nodes the metadata knows.
-func (b *Broker) Nodes() []cluster.NodeInfo {
-	var out []cluster.NodeInfo
-	b.node.MetaFSM.Read(func(s *cluster.MetaState) {
-		for _, n := range s.Nodes {
-			out = append(out, n)
-		}
-	})
-	return out
-}
+// Nodes returns the nodes the metadata knows, by id.
+func (b *Broker) Nodes() []cluster.NodeInfo { return b.node.MetaFSM.NodeInfos() }
 
 // applyMeta applies a metadata command on the metadata leader.
 func (b *Broker) applyMeta(ctx context.Context, cmd []byte) (any, error) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stratalog/strata/api/record"
 	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/topic"
 	"github.com/stratalog/strata/segment"
 )
 
@@ -31,7 +32,7 @@ func openTestNode(t *testing.T, dir string) *testNode {
 	rc.SnapshotThreshold = 1 << 20 // tests take snapshots explicitly
 	node, err := cluster.OpenNode(context.Background(), cluster.NodeConfig{
 		ID: "n1", Dir: dir, ClusterAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:1", DataGroups: 2,
-		Segment: func(tc cluster.TopicConfig) segment.Config {
+		Segment: func(tc topic.Config) segment.Config {
 			c := segment.DefaultConfig()
 			c.MaxSegmentBytes = 1 << 20
 			c.MaxIndexBytes = 1 << 16
@@ -127,7 +128,7 @@ func values(t *testing.T, b *Broker, topic string, p int32, from int64) []string
 func TestProduceFetchRestart(t *testing.T) {
 	tn := openTestNode(t, t.TempDir())
 	ctx := context.Background()
-	if _, err := tn.b.CreateTopic(ctx, "orders", cluster.TopicConfig{Partitions: 3}); err != nil {
+	if _, err := tn.b.CreateTopic(ctx, "orders", topic.Config{Partitions: 3}); err != nil {
 		t.Fatal(err)
 	}
 	var want []string
@@ -151,7 +152,7 @@ func TestProduceFetchRestart(t *testing.T) {
 			}
 		}
 	}
-	if err := tn.b.CommitOffsets(ctx, "g", "", 0, []cluster.TopicOffset{{Topic: "orders", Partition: 1, Offset: 7}}); err != nil {
+	if err := tn.b.CommitOffsets(ctx, "g", "", 0, []topic.PartitionOffset{{Topic: "orders", Partition: 1, Offset: 7}}); err != nil {
 		t.Fatal(err)
 	}
 	tn = tn.reopen()
@@ -171,7 +172,7 @@ func TestProduceFetchRestart(t *testing.T) {
 func TestBadInputLeavesLogUnchanged(t *testing.T) {
 	tn := openTestNode(t, t.TempDir())
 	ctx := context.Background()
-	if _, err := tn.b.CreateTopic(ctx, "t", cluster.TopicConfig{Partitions: 1, MaxBatchBytes: 4096}); err != nil {
+	if _, err := tn.b.CreateTopic(ctx, "t", topic.Config{Partitions: 1, MaxBatchBytes: 4096}); err != nil {
 		t.Fatal(err)
 	}
 	good := batchOf(t, plain, "ok")
@@ -188,10 +189,10 @@ func TestBadInputLeavesLogUnchanged(t *testing.T) {
 		batch []byte
 		want  error
 	}{
-		{"unknown topic", "nope", 0, good, ErrUnknownTopic},
+		{"unknown topic", "nope", 0, good, topic.ErrUnknownTopic},
 		{"invalid topic name", "bad/name", 0, good, ErrInvalidName},
-		{"unknown partition", "t", 3, good, ErrUnknownPartition},
-		{"negative partition", "t", -1, good, ErrUnknownPartition},
+		{"unknown partition", "t", 3, good, topic.ErrUnknownPartition},
+		{"negative partition", "t", -1, good, topic.ErrUnknownPartition},
 		{"bad crc", "t", 0, badCRC, ErrInvalidBatch},
 		{"truncated", "t", 0, good[:len(good)-3], ErrInvalidBatch},
 		{"trailing bytes", "t", 0, append(append([]byte(nil), good...), 1, 2, 3), ErrInvalidBatch},
@@ -212,10 +213,10 @@ func TestBadInputLeavesLogUnchanged(t *testing.T) {
 	if _, err := tn.b.Fetch(ctx, "t", 0, 5, 1024, 0); !errors.Is(err, ErrOffsetOutOfRange) {
 		t.Fatalf("fetch past the end: %v, want ErrOffsetOutOfRange", err)
 	}
-	if _, err := tn.b.CreateTopic(ctx, "t", cluster.TopicConfig{}); !errors.Is(err, ErrTopicExists) {
+	if _, err := tn.b.CreateTopic(ctx, "t", topic.Config{}); !errors.Is(err, topic.ErrTopicExists) {
 		t.Fatalf("create twice: %v", err)
 	}
-	if _, err := tn.b.CreateTopic(ctx, "x", cluster.TopicConfig{ReplicationFactor: 3}); !errors.Is(err, ErrInvalidConfig) {
+	if _, err := tn.b.CreateTopic(ctx, "x", topic.Config{ReplicationFactor: 3}); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("rf 3 on one node: %v", err)
 	}
 }
@@ -223,7 +224,7 @@ func TestBadInputLeavesLogUnchanged(t *testing.T) {
 func TestIdempotentProducer(t *testing.T) {
 	tn := openTestNode(t, t.TempDir())
 	ctx := context.Background()
-	if _, err := tn.b.CreateTopic(ctx, "t", cluster.TopicConfig{}); err != nil {
+	if _, err := tn.b.CreateTopic(ctx, "t", topic.Config{}); err != nil {
 		t.Fatal(err)
 	}
 	pid, _, err := tn.b.InitProducer(ctx, 0)
@@ -241,7 +242,7 @@ func TestIdempotentProducer(t *testing.T) {
 		t.Fatalf("retry: %+v %v, want duplicate at 0", r2, err)
 	}
 	_, err = tn.b.Produce(ctx, "t", 0, batchOf(t, opt(5), "gap"))
-	var se *cluster.SequenceError
+	var se *topic.SequenceError
 	if !errors.As(err, &se) || se.Expected != 3 {
 		t.Fatalf("gap: %v, want a SequenceError expecting 3", err)
 	}
@@ -270,7 +271,7 @@ func TestIdempotentProducer(t *testing.T) {
 	if got := values(t, tn.b, "t", 0, 0); fmt.Sprint(got) != "[a b c d]" {
 		t.Fatalf("log %v", got)
 	}
-	if _, _, err := tn.b.InitProducer(ctx, pid+100); !errors.Is(err, ErrUnknownProducer) {
+	if _, _, err := tn.b.InitProducer(ctx, pid+100); !errors.Is(err, topic.ErrUnknownProducer) {
 		t.Fatalf("unknown producer: %v", err)
 	}
 }
@@ -278,7 +279,7 @@ func TestIdempotentProducer(t *testing.T) {
 func TestGroupsCommitAndReset(t *testing.T) {
 	tn := openTestNode(t, t.TempDir())
 	ctx := context.Background()
-	if _, err := tn.b.CreateTopic(ctx, "t", cluster.TopicConfig{Partitions: 3}); err != nil {
+	if _, err := tn.b.CreateTopic(ctx, "t", topic.Config{Partitions: 3}); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 10 {
@@ -305,7 +306,7 @@ func TestGroupsCommitAndReset(t *testing.T) {
 		t.Fatalf("after a second join: gen %d/%d, %d+%d partitions", h1.Generation, m2.Generation, len(h1.Assignments), len(m2.Assignments))
 	}
 	commit := func(member string, gen int32, off int64) error {
-		return tn.b.CommitOffsets(ctx, "g", member, gen, []cluster.TopicOffset{{Topic: "t", Partition: 0, Offset: off}})
+		return tn.b.CommitOffsets(ctx, "g", member, gen, []topic.PartitionOffset{{Topic: "t", Partition: 0, Offset: off}})
 	}
 	if err := commit(m1.MemberID, m1.Generation, 5); !errors.Is(err, ErrStaleGeneration) {
 		t.Fatalf("commit from an old generation: %v", err)

@@ -11,6 +11,7 @@ import (
 	"github.com/stratalog/strata/api/record"
 	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/queue"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // skewedClocks gives each node of a test cluster a wall clock that runs at
@@ -49,7 +50,7 @@ func testQueueSkewFailover(t *testing.T, skew time.Duration) {
 	nodes := startBrokerClusterWith(t, 3, clocks.set)
 	ml := metaLeaderOf(t, nodes)
 	ctx := ctxT(t)
-	if _, err := ml.b.CreateTopic(ctx, "jobs", cluster.TopicConfig{Partitions: 1, ReplicationFactor: 3}); err != nil {
+	if _, err := ml.b.CreateTopic(ctx, "jobs", topic.Config{Partitions: 1, ReplicationFactor: 3}); err != nil {
 		t.Fatal(err)
 	}
 	mustQueue(t, ml.b, "jobs", "workers", queue.Settings{AckTimeoutMs: ackTimeout.Milliseconds(), MaxDeliveries: 10})
@@ -156,7 +157,7 @@ func partitionLeader(t *testing.T, nodes []*clusterBroker, topic string) (*clust
 	return leader, dg
 }
 
-func topicOf(t *testing.T, b *Broker, name string) cluster.Topic {
+func topicOf(t *testing.T, b *Broker, name string) topic.Topic {
 	t.Helper()
 	tp, err := b.Topic(context.Background(), name)
 	if err != nil {

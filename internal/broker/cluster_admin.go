@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // NodeStatus is one node as this node sees it.
@@ -97,8 +98,6 @@ func (b *Broker) RemoveNode(ctx context.Context, id string) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, cluster.ErrUnknownNode):
-		return fmt.Errorf("%w: %w", ErrUnknownNode, err)
 	case errors.Is(err, cluster.ErrInvalidConfig), errors.Is(err, cluster.ErrMemberAlive):
 		return fmt.Errorf("%w: %w", ErrInvalidRequest, err)
 	case errors.Is(err, cluster.ErrNotLeader):
@@ -112,7 +111,7 @@ func (b *Broker) RemoveNode(ctx context.Context, id string) error {
 // in the answer. A follower's metadata may lag (a node that just restarted
 // replays its log), so that offsets read there could seem to go back; a
 // follower answers NotLeader with the leader's address instead.
-func (b *Broker) ReadOffsets(ctx context.Context, group string, parts []TopicPartition) ([]cluster.TopicOffset, error) {
+func (b *Broker) ReadOffsets(ctx context.Context, group string, parts []TopicPartition) ([]topic.PartitionOffset, error) {
 	if !b.node.Meta.IsLeader() {
 		return nil, b.notLeader(b.node.Meta, "metadata")
 	}

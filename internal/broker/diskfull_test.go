@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // mountTmpfs mounts a tmpfs of size bytes on a new directory and unmounts
@@ -70,7 +71,7 @@ func TestProduceDiskFull(t *testing.T) {
 	})
 	b := qn.b
 	ctx := ctxT(t)
-	if _, err := b.CreateTopic(ctx, "t", cluster.TopicConfig{Partitions: 1}); err != nil {
+	if _, err := b.CreateTopic(ctx, "t", topic.Config{Partitions: 1}); err != nil {
 		t.Fatal(err)
 	}
 	var want []string
@@ -119,7 +120,7 @@ func TestProduceDiskFull(t *testing.T) {
 
 	// A new partition's index files do not fit: its creation, applied by
 	// the data FSM, would fail there and panic the node.
-	if _, err := b.CreateTopic(ctx, "t2", cluster.TopicConfig{Partitions: 1}); !errors.Is(err, ErrDiskFull) {
+	if _, err := b.CreateTopic(ctx, "t2", topic.Config{Partitions: 1}); !errors.Is(err, ErrDiskFull) {
 		t.Fatalf("create topic on a full disk: %v, want ErrDiskFull", err)
 	}
 

@@ -3,16 +3,15 @@ package broker
 import (
 	"errors"
 	"fmt"
+
+	"github.com/stratalog/strata/cluster"
 )
 
-// Errors of the broker. internal/server maps each to a gRPC status code.
+// Errors of the broker. internal/server maps each to a gRPC status code
+// and an ErrorReason. The domain errors the broker shares with the layers
+// below and above (an unknown topic, a fenced producer, …) are package
+// topic's.
 var (
-	// ErrUnknownTopic is returned for a topic that does not exist.
-	ErrUnknownTopic = errors.New("broker: unknown topic")
-	// ErrUnknownPartition is returned for a partition outside the topic.
-	ErrUnknownPartition = errors.New("broker: unknown partition")
-	// ErrTopicExists is returned when a topic name is taken.
-	ErrTopicExists = errors.New("broker: topic already exists")
 	// ErrInvalidName is returned for a malformed topic or group name.
 	ErrInvalidName = errors.New("broker: invalid name")
 	// ErrInvalidConfig is returned for a topic configuration out of bounds.
@@ -26,10 +25,6 @@ var (
 	ErrBatchTooLarge = errors.New("broker: record batch too large")
 	// ErrOffsetOutOfRange is returned for an offset outside the log.
 	ErrOffsetOutOfRange = errors.New("broker: offset out of range")
-	// ErrUnknownNode is returned for a node the cluster does not hold.
-	ErrUnknownNode = errors.New("broker: unknown node")
-	// ErrUnknownProducer is returned for a producer id never allocated.
-	ErrUnknownProducer = errors.New("broker: unknown producer id")
 	// ErrUnknownGroup is returned for a group that has neither members nor
 	// committed offsets.
 	ErrUnknownGroup = errors.New("broker: unknown group")
@@ -62,10 +57,16 @@ var (
 	ErrLimit = errors.New("broker: limit reached")
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("broker: closed")
+	// ErrNotLeader is cluster.ErrNotLeader, the one sentinel every
+	// not-leader error matches: a *NotLeaderError, or a raft group's own
+	// *cluster.NotLeaderError when leadership moved during a request. It is
+	// named here so that the layers above compare with it without importing
+	// cluster.
+	ErrNotLeader = cluster.ErrNotLeader
 )
 
 // NotLeaderError says which node leads the partition or group asked for.
-// It matches cluster.ErrNotLeader.
+// It matches ErrNotLeader.
 type NotLeaderError struct {
 	LeaderID   string
 	LeaderAddr string // gRPC address; empty when unknown
@@ -78,3 +79,6 @@ func (e *NotLeaderError) Error() string {
 	}
 	return fmt.Sprintf("broker: not the leader for %s; leader is %s at %s", e.What, e.LeaderID, e.LeaderAddr)
 }
+
+// Is makes errors.Is(err, ErrNotLeader) true.
+func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }

@@ -212,7 +212,7 @@ func (b *Broker) ListOffsets(ctx context.Context, topic string, partition int32,
 // log's time index gives the first batch whose newest record is that
 // recent, and the records of that batch (and the next, if needed) give the
 // exact offset.
-func offsetForTime(lg *segment.Log, tsMs int64) (int64, error) {
+func offsetForTime(lg cluster.LogView, tsMs int64) (int64, error) {
 	off, err := lg.OffsetForTime(tsMs)
 	if err != nil {
 		return 0, err
@@ -247,7 +247,7 @@ func offsetForTime(lg *segment.Log, tsMs int64) (int64, error) {
 }
 
 // recordTimeAt returns the timestamp of the record at offset, if any.
-func recordTimeAt(lg *segment.Log, offset int64) (time.Time, bool) {
+func recordTimeAt(lg cluster.LogView, offset int64) (time.Time, bool) {
 	if offset < lg.StartOffset() || offset >= lg.HighWatermark() {
 		return time.Time{}, false
 	}

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 func TestFetchBufClasses(t *testing.T) {
@@ -53,7 +53,7 @@ func TestBufPoolBounds(t *testing.T) {
 func TestFetchLeased(t *testing.T) {
 	tn := openTestNode(t, t.TempDir())
 	ctx := context.Background()
-	if _, err := tn.b.CreateTopic(ctx, "t", cluster.TopicConfig{Partitions: 1}); err != nil {
+	if _, err := tn.b.CreateTopic(ctx, "t", topic.Config{Partitions: 1}); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 3 {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stratalog/strata/api/record"
 	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/topic"
 	"github.com/stratalog/strata/segment"
 )
 
@@ -109,7 +110,7 @@ func startBrokerClusterWith(t *testing.T, n int, mutate func(i int, nc *cluster.
 		cfg := cluster.NodeConfig{
 			ID: cb.id, Dir: t.TempDir(), ClusterAddr: "127.0.0.1:0", GRPCAddr: "grpc-of-" + cb.id,
 			Gossip: g, DataGroups: 2, ReconcileInterval: 100 * time.Millisecond, Raft: rc,
-			Segment: func(cluster.TopicConfig) segment.Config {
+			Segment: func(topic.Config) segment.Config {
 				c := segment.DefaultConfig()
 				c.MaxSegmentBytes, c.MaxIndexBytes, c.Fsync = 1<<20, 1<<14, segment.FsyncNever
 				return c
@@ -196,7 +197,7 @@ func otherThan(nodes []*clusterBroker, n *clusterBroker) *clusterBroker {
 
 // hasReplicas reports whether every partition of t that has a replica on
 // cb exists there.
-func (cb *clusterBroker) hasReplicas(t cluster.Topic) bool {
+func (cb *clusterBroker) hasReplicas(t topic.Topic) bool {
 	for i, a := range t.Partitions {
 		dg := cb.node.DataGroup(a.DataGroup)
 		if dg == nil || dg.FSM.Partition(cluster.PartKey{TopicID: t.ID, Partition: int32(i)}) == nil {
@@ -208,7 +209,7 @@ func (cb *clusterBroker) hasReplicas(t cluster.Topic) bool {
 
 // otherPartition returns a partition of t whose data group another node
 // leads and that has its replica on cb, or -1.
-func (cb *clusterBroker) otherPartition(t cluster.Topic) int32 {
+func (cb *clusterBroker) otherPartition(t topic.Topic) int32 {
 	for i, a := range t.Partitions {
 		dg := cb.node.DataGroup(a.DataGroup)
 		if dg != nil && !dg.Group.IsLeader() && dg.FSM.Partition(cluster.PartKey{TopicID: t.ID, Partition: int32(i)}) != nil {
@@ -234,8 +235,8 @@ func TestFollowerWaitsForNewTopic(t *testing.T) {
 	leader := metaLeaderOf(t, nodes)
 	f := otherThan(nodes, leader)
 	eventually(t, 20*time.Second, "a topic with 3 replicas", func() bool {
-		_, err := leader.b.CreateTopic(ctx, "warm", cluster.TopicConfig{Partitions: 4, ReplicationFactor: 3})
-		return err == nil || errors.Is(err, ErrTopicExists)
+		_, err := leader.b.CreateTopic(ctx, "warm", topic.Config{Partitions: 4, ReplicationFactor: 3})
+		return err == nil || errors.Is(err, topic.ErrTopicExists)
 	})
 	var waits atomic.Int32
 	release := func() { waits.Add(1); f.gate.open() }
@@ -246,11 +247,11 @@ func TestFollowerWaitsForNewTopic(t *testing.T) {
 	cases := []struct {
 		name string
 		// setup runs on the metadata leader while f's apply is held.
-		setup func(topic string) error
+		setup func(topicName string) error
 		// op runs on f with a partition that f holds and does not lead.
-		op func(tp cluster.Topic, p int32) error
+		op func(tp topic.Topic, p int32) error
 	}{
-		{name: "produce", op: func(tp cluster.Topic, p int32) error {
+		{name: "produce", op: func(tp topic.Topic, p int32) error {
 			_, err := f.b.Produce(ctx, tp.Name, p, batch)
 			var nl *NotLeaderError
 			if errors.As(err, &nl) && nl.LeaderID != "" && nl.LeaderID != f.id {
@@ -258,31 +259,31 @@ func TestFollowerWaitsForNewTopic(t *testing.T) {
 			}
 			return fmt.Errorf("%v; want the partition's leader named", err)
 		}},
-		{name: "fetch", op: func(tp cluster.Topic, p int32) error {
+		{name: "fetch", op: func(tp topic.Topic, p int32) error {
 			_, err := f.b.Fetch(ctx, tp.Name, p, 0, 1<<20, 0)
 			return err
 		}},
-		{name: "list offsets", op: func(tp cluster.Topic, p int32) error {
+		{name: "list offsets", op: func(tp topic.Topic, p int32) error {
 			_, err := f.b.ListOffsets(ctx, tp.Name, p, SpecLatest, 0)
 			return err
 		}},
-		{name: "describe topic", op: func(tp cluster.Topic, _ int32) error {
+		{name: "describe topic", op: func(tp topic.Topic, _ int32) error {
 			got, err := f.b.Topic(ctx, tp.Name)
 			if err == nil && got.ID != tp.ID {
 				return fmt.Errorf("topic id %d, want %d", got.ID, tp.ID)
 			}
 			return err
 		}},
-		{name: "describe group", setup: func(topic string) error {
-			return leader.b.CommitOffsets(ctx, "g-"+topic, "", 0, []cluster.TopicOffset{{Topic: topic, Partition: 0, Offset: 0}})
-		}, op: func(tp cluster.Topic, _ int32) error {
+		{name: "describe group", setup: func(topicName string) error {
+			return leader.b.CommitOffsets(ctx, "g-"+topicName, "", 0, []topic.PartitionOffset{{Topic: topicName, Partition: 0, Offset: 0}})
+		}, op: func(tp topic.Topic, _ int32) error {
 			d, err := f.b.DescribeGroup(ctx, "g-"+tp.Name)
 			if err == nil && len(d.Partitions) != len(tp.Partitions) {
 				return fmt.Errorf("lag of %d partitions, want %d", len(d.Partitions), len(tp.Partitions))
 			}
 			return err
 		}},
-		{name: "reset offsets", op: func(tp cluster.Topic, p int32) error {
+		{name: "reset offsets", op: func(tp topic.Topic, p int32) error {
 			_, err := f.b.ResetOffsets(ctx, "g", tp.Name, []int32{p}, ResetSpec{Spec: SpecEarliest})
 			var nl *NotLeaderError
 			if errors.As(err, &nl) && nl.LeaderID == leader.id {
@@ -305,7 +306,7 @@ func TestFollowerWaitsForNewTopic(t *testing.T) {
 			// once its metadata has the topic: run it aside.
 			created := make(chan error, 1)
 			go func() {
-				_, err := leader.b.CreateTopic(ctx, name, cluster.TopicConfig{Partitions: 4, ReplicationFactor: 3})
+				_, err := leader.b.CreateTopic(ctx, name, topic.Config{Partitions: 4, ReplicationFactor: 3})
 				created <- err
 			}()
 			defer func() {
@@ -314,7 +315,7 @@ func TestFollowerWaitsForNewTopic(t *testing.T) {
 					t.Errorf("create %s: %v", name, err)
 				}
 			}()
-			var tp cluster.Topic
+			var tp topic.Topic
 			eventually(t, 10*time.Second, "the topic on the metadata leader", func() bool {
 				var ok bool
 				tp, ok = leader.node.MetaFSM.Topic(name)
@@ -359,8 +360,8 @@ func TestFollowerUnknownTopicAfterWait(t *testing.T) {
 	start := time.Now()
 	_, err := f.b.Produce(ctx, "never-created", 0, batch)
 	took := time.Since(start)
-	if !errors.Is(err, ErrUnknownTopic) || !strings.Contains(err.Error(), `"never-created"`) {
-		t.Fatalf("produce to a topic that does not exist, through a follower: %v; want %v naming it", err, ErrUnknownTopic)
+	if !errors.Is(err, topic.ErrUnknownTopic) || !strings.Contains(err.Error(), `"never-created"`) {
+		t.Fatalf("produce to a topic that does not exist, through a follower: %v; want %v naming it", err, topic.ErrUnknownTopic)
 	}
 	if took < metaCatchUp || took > metaCatchUp+5*time.Second {
 		t.Errorf("the follower answered after %v; want about %v", took, metaCatchUp)
@@ -368,8 +369,8 @@ func TestFollowerUnknownTopicAfterWait(t *testing.T) {
 
 	start = time.Now()
 	_, err = leader.b.Fetch(ctx, "never-created", 0, 0, 1, 0)
-	if !errors.Is(err, ErrUnknownTopic) || !strings.Contains(err.Error(), `"never-created"`) {
-		t.Fatalf("fetch of a topic that does not exist, on the metadata leader: %v; want %v naming it", err, ErrUnknownTopic)
+	if !errors.Is(err, topic.ErrUnknownTopic) || !strings.Contains(err.Error(), `"never-created"`) {
+		t.Fatalf("fetch of a topic that does not exist, on the metadata leader: %v; want %v naming it", err, topic.ErrUnknownTopic)
 	}
 	if took := time.Since(start); took >= metaCatchUp {
 		t.Errorf("the metadata leader answered after %v; want at once", took)

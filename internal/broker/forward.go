@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // Peers reaches the brokers of other nodes, through the client API. A
@@ -21,16 +22,16 @@ import (
 // Requests keep their meaning when forwarded: a produce carries the same
 // batch bytes, so an idempotent producer's sequence numbers (the dead
 // letters') still make a retry a duplicate. Errors come back as this
-// package's errors (a *NotLeaderError, a *cluster.SequenceError,
-// ErrTopicExists, …).
+// package's errors (a *NotLeaderError, a *topic.SequenceError,
+// topic.ErrTopicExists, …).
 type Peers interface {
 	// Produce appends a batch on the node at addr.
 	Produce(ctx context.Context, addr, topic string, partition int32, batch []byte) (ProduceResult, error)
 	// CreateTopic creates a topic through the node at addr.
-	CreateTopic(ctx context.Context, addr, name string, cfg cluster.TopicConfig) error
+	CreateTopic(ctx context.Context, addr, name string, cfg topic.Config) error
 	// CommitOffsets commits a standalone consumer's offsets through the
 	// node at addr.
-	CommitOffsets(ctx context.Context, addr, group string, offs []cluster.TopicOffset) error
+	CommitOffsets(ctx context.Context, addr, group string, offs []topic.PartitionOffset) error
 	// ResetQueuePartition resets one partition of a queue group on the node
 	// at addr, which must lead it, and returns the new position.
 	ResetQueuePartition(ctx context.Context, addr, topic, group string, partition int32, spec ResetSpec) (int64, error)
@@ -73,25 +74,25 @@ func (b *Broker) produceOnLeader(ctx context.Context, topic string, partition in
 // createTopicOnLeader creates a topic through the metadata leader. When
 // another node created it, the topic may not be in this node's metadata
 // yet: the caller sees ErrNotReady and tries again later.
-func (b *Broker) createTopicOnLeader(ctx context.Context, name string, cfg cluster.TopicConfig) (cluster.Topic, error) {
+func (b *Broker) createTopicOnLeader(ctx context.Context, name string, cfg topic.Config) (topic.Topic, error) {
 	return onLeader(b,
-		func() (cluster.Topic, error) { return b.CreateTopic(ctx, name, cfg) },
-		func(addr string) (cluster.Topic, error) {
+		func() (topic.Topic, error) { return b.CreateTopic(ctx, name, cfg) },
+		func(addr string) (topic.Topic, error) {
 			err := b.peers.CreateTopic(ctx, addr, name, cfg)
-			if err != nil && !errors.Is(err, ErrTopicExists) {
-				return cluster.Topic{}, err
+			if err != nil && !errors.Is(err, topic.ErrTopicExists) {
+				return topic.Topic{}, err
 			}
 			if t, terr := b.knownTopic(name); terr == nil {
 				return t, err
 			}
-			return cluster.Topic{}, fmt.Errorf("%w: topic %q was created through %s; this node's metadata does not have it yet", ErrNotReady, name, addr)
+			return topic.Topic{}, fmt.Errorf("%w: topic %q was created through %s; this node's metadata does not have it yet", ErrNotReady, name, addr)
 		})
 }
 
 // commitOnLeader stores offsets of an internal standalone cursor (a
 // redrive position) through the metadata leader. The cursor only moves
 // forward, so a plain commit (not a reset) is right.
-func (b *Broker) commitOnLeader(ctx context.Context, group string, offs []cluster.TopicOffset) error {
+func (b *Broker) commitOnLeader(ctx context.Context, group string, offs []topic.PartitionOffset) error {
 	_, err := onLeader(b,
 		func() (struct{}, error) {
 			_, err := b.applyMeta(ctx, cluster.CommitOffsetsCmd(group, offs, false))
@@ -104,7 +105,7 @@ func (b *Broker) commitOnLeader(ctx context.Context, group string, offs []cluste
 // CreateTopicAnywhere creates a topic here when this node leads the
 // metadata group, and through the leader otherwise (the Kafka listener:
 // any node takes a CreateTopics).
-func (b *Broker) CreateTopicAnywhere(ctx context.Context, name string, cfg cluster.TopicConfig) (cluster.Topic, error) {
+func (b *Broker) CreateTopicAnywhere(ctx context.Context, name string, cfg topic.Config) (topic.Topic, error) {
 	return b.createTopicOnLeader(ctx, name, cfg)
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // MemberInfo describes a live member.
@@ -116,11 +117,11 @@ type ResetSpec struct {
 // log) or the first record at or after a time. The group must have no live
 // members, so nobody commits over the reset. This is the one way a
 // committed offset moves backwards: replay.
-func (b *Broker) ResetOffsets(ctx context.Context, group, topic string, partitions []int32, spec ResetSpec) ([]cluster.TopicOffset, error) {
+func (b *Broker) ResetOffsets(ctx context.Context, group, topicName string, partitions []int32, spec ResetSpec) ([]topic.PartitionOffset, error) {
 	if err := ValidName("group", group); err != nil {
 		return nil, err
 	}
-	t, err := b.Topic(ctx, topic)
+	t, err := b.Topic(ctx, topicName)
 	if err != nil {
 		return nil, err
 	}
@@ -132,9 +133,9 @@ func (b *Broker) ResetOffsets(ctx context.Context, group, topic string, partitio
 			partitions = append(partitions, int32(i))
 		}
 	}
-	var offs []cluster.TopicOffset
+	var offs []topic.PartitionOffset
 	for _, p := range partitions {
-		lp, err := b.localPartition(ctx, topic, p)
+		lp, err := b.localPartition(ctx, topicName, p)
 		if err != nil {
 			return nil, err
 		}
@@ -153,7 +154,7 @@ func (b *Broker) ResetOffsets(ctx context.Context, group, topic string, partitio
 		default:
 			return nil, fmt.Errorf("%w: reset spec %d", ErrInvalidRequest, spec.Spec)
 		}
-		offs = append(offs, cluster.TopicOffset{Topic: topic, Partition: p, Offset: off})
+		offs = append(offs, topic.PartitionOffset{Topic: topicName, Partition: p, Offset: off})
 	}
 	if _, err := b.applyMeta(ctx, cluster.CommitOffsetsCmd(group, offs, true)); err != nil {
 		return nil, mapClusterErr(err)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // The coordinator keeps stream groups' live membership in memory on the
@@ -259,7 +260,7 @@ func (c *coordinator) liveMembers(name string) int {
 // member commits with its id and current generation; a standalone
 // consumer passes neither and may commit only while the group is empty.
 // Offsets never move backwards through a commit.
-func (b *Broker) CommitOffsets(ctx context.Context, groupName, memberID string, generation int32, offs []cluster.TopicOffset) error {
+func (b *Broker) CommitOffsets(ctx context.Context, groupName, memberID string, generation int32, offs []topic.PartitionOffset) error {
 	if err := ValidName("group", groupName); err != nil {
 		return err
 	}
@@ -274,7 +275,7 @@ func (b *Broker) CommitOffsets(ctx context.Context, groupName, memberID string, 
 			return err
 		}
 		if o.Partition < 0 || int(o.Partition) >= len(t.Partitions) {
-			return fmt.Errorf("%w: %s/%d", ErrUnknownPartition, o.Topic, o.Partition)
+			return fmt.Errorf("%w: %s/%d", topic.ErrUnknownPartition, o.Topic, o.Partition)
 		}
 		if o.Offset < 0 {
 			return fmt.Errorf("%w: commit of offset %d for %s/%d", ErrInvalidRequest, o.Offset, o.Topic, o.Partition)
@@ -300,26 +301,26 @@ func (b *Broker) CommitOffsets(ctx context.Context, groupName, memberID string, 
 }
 
 // FetchOffsets returns a group's committed offsets (-1 where none).
-func (b *Broker) FetchOffsets(groupName string, parts []TopicPartition) []cluster.TopicOffset {
+func (b *Broker) FetchOffsets(groupName string, parts []TopicPartition) []topic.PartitionOffset {
 	if len(parts) == 0 {
-		var out []cluster.TopicOffset
+		var out []topic.PartitionOffset
 		for t, ps := range b.node.MetaFSM.GroupOffsets(groupName) {
 			for p, off := range ps {
-				out = append(out, cluster.TopicOffset{Topic: t, Partition: p, Offset: off})
+				out = append(out, topic.PartitionOffset{Topic: t, Partition: p, Offset: off})
 			}
 		}
 		sortOffsets(out)
 		return out
 	}
-	out := make([]cluster.TopicOffset, len(parts))
+	out := make([]topic.PartitionOffset, len(parts))
 	for i, tp := range parts {
-		out[i] = cluster.TopicOffset{Topic: tp.Topic, Partition: tp.Partition,
+		out[i] = topic.PartitionOffset{Topic: tp.Topic, Partition: tp.Partition,
 			Offset: b.node.MetaFSM.CommittedOffset(groupName, tp.Topic, tp.Partition)}
 	}
 	return out
 }
 
-func sortOffsets(o []cluster.TopicOffset) {
+func sortOffsets(o []topic.PartitionOffset) {
 	sort.Slice(o, func(i, j int) bool {
 		if o[i].Topic != o[j].Topic {
 			return o[i].Topic < o[j].Topic

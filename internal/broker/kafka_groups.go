@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // Kafka clients' consumer groups are coordinated by the Kafka listener
@@ -72,7 +73,7 @@ func (b *Broker) NativeGroupMembers(group string) int {
 // applied with the reset flag. Membership and generation are checked by
 // the Kafka coordinator; topics and partitions by the caller. A group with
 // live native members refuses it (ErrGroupNotEmpty).
-func (b *Broker) CommitKafkaOffsets(ctx context.Context, group string, offs []cluster.TopicOffset) error {
+func (b *Broker) CommitKafkaOffsets(ctx context.Context, group string, offs []topic.PartitionOffset) error {
 	if err := ValidName("group", group); err != nil {
 		return err
 	}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // What the Kafka listener (internal/kafka) needs beyond the gRPC
@@ -19,15 +19,15 @@ func (b *Broker) NodeID() string { return b.node.ID() }
 // TopicDefaults returns what a topic created without settings gets: the
 // default partition count and max batch bytes (replication factor and
 // retention are filled at creation).
-func (b *Broker) TopicDefaults() cluster.TopicConfig {
-	return cluster.TopicConfig{Partitions: b.cfg.DefaultPartitions, MaxBatchBytes: b.cfg.DefaultMaxBatchBytes}
+func (b *Broker) TopicDefaults() topic.Config {
+	return topic.Config{Partitions: b.cfg.DefaultPartitions, MaxBatchBytes: b.cfg.DefaultMaxBatchBytes}
 }
 
 // ValidateTopic checks what CreateTopic would check of a new topic (its
 // name, its settings once defaults are filled, that the name is free,
 // the cluster's partition cap) without creating it, as this node's
 // metadata sees the cluster.
-func (b *Broker) ValidateTopic(name string, cfg cluster.TopicConfig) error {
+func (b *Broker) ValidateTopic(name string, cfg topic.Config) error {
 	if err := ValidName("topic", name); err != nil {
 		return err
 	}
@@ -36,7 +36,7 @@ func (b *Broker) ValidateTopic(name string, cfg cluster.TopicConfig) error {
 		return err
 	}
 	if _, ok := b.node.MetaFSM.Topic(name); ok {
-		return fmt.Errorf("%w: %q", ErrTopicExists, name)
+		return fmt.Errorf("%w: %q", topic.ErrTopicExists, name)
 	}
 	return b.checkPartitionCap(cfg.Partitions)
 }

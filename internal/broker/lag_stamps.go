@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/stratalog/strata/cluster"
-	"github.com/stratalog/strata/segment"
 )
 
 // Lag in seconds is the age of the first record a group has not consumed:
@@ -47,7 +46,7 @@ type stamp struct {
 }
 
 type stampWant struct {
-	log    *segment.Log
+	log    cluster.LogView
 	offset int64
 }
 
@@ -70,7 +69,7 @@ func newStampCache() *stampCache {
 // position of k when the consumer moved on since the last round, and
 // nothing when it knows no position at or before offset. It never reads
 // the log; a position it does not hold is read by the next round.
-func (c *stampCache) lookup(k stampKey, lg *segment.Log, offset int64, now time.Time) (time.Time, bool) {
+func (c *stampCache) lookup(k stampKey, lg cluster.LogView, offset int64, now time.Time) (time.Time, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.have[k]

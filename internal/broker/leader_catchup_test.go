@@ -13,6 +13,7 @@ import (
 	"github.com/stratalog/strata/api/record"
 	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/queue"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // applyGate holds a data group's FSM apply back on one node: while it is
@@ -54,7 +55,7 @@ func (g *applyGate) pass(*raft.Log) {
 // on every node, led by from; to is the group's preferred leader, so that
 // once leadership moves to it no node hands it back.
 type handover struct {
-	topic    cluster.Topic
+	topic    topic.Topic
 	gid      uint32
 	key      cluster.PartKey
 	from, to *clusterBroker
@@ -72,8 +73,8 @@ func setupHandover(t *testing.T, name string, qs *queue.Settings) *handover {
 	ctx := ctxT(t)
 	ml := metaLeaderOf(t, nodes)
 	eventually(t, 20*time.Second, "a topic with 3 replicas", func() bool {
-		_, err := ml.b.CreateTopic(ctx, name, cluster.TopicConfig{Partitions: 1, ReplicationFactor: 3})
-		return err == nil || errors.Is(err, ErrTopicExists)
+		_, err := ml.b.CreateTopic(ctx, name, topic.Config{Partitions: 1, ReplicationFactor: 3})
+		return err == nil || errors.Is(err, topic.ErrTopicExists)
 	})
 	if qs != nil {
 		mustQueue(t, ml.b, name, "q", *qs)

@@ -15,6 +15,7 @@ import (
 	"github.com/stratalog/strata/api/record"
 	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/queue"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // scrape gathers b's metrics through a pedantic registry (which also
@@ -135,18 +136,18 @@ func TestMetricsReportedByOneNode(t *testing.T) {
 // ordersEverywhere creates topic orders (1 partition on every node) with 5
 // records, a group readers committed at 2 and a queue group workers with 2
 // records leased, and waits until every node has applied all of it.
-func ordersEverywhere(t *testing.T, nodes []*clusterBroker) cluster.Topic {
+func ordersEverywhere(t *testing.T, nodes []*clusterBroker) topic.Topic {
 	t.Helper()
 	ml := metaLeaderOf(t, nodes)
 	ctx := ctxT(t)
-	if _, err := ml.b.CreateTopic(ctx, "orders", cluster.TopicConfig{Partitions: 1, ReplicationFactor: 3}); err != nil {
+	if _, err := ml.b.CreateTopic(ctx, "orders", topic.Config{Partitions: 1, ReplicationFactor: 3}); err != nil {
 		t.Fatal(err)
 	}
 	mustQueue(t, ml.b, "orders", "workers", queue.Settings{AckTimeoutMs: time.Minute.Milliseconds(), MaxDeliveries: 5})
 	leader, _ := partitionLeader(t, nodes, "orders")
 	produceRecords(t, leader.b, "orders", []record.Record{{Value: []byte("a")}, {Value: []byte("b")}, {Value: []byte("c")},
 		{Value: []byte("d")}, {Value: []byte("e")}})
-	if err := ml.b.CommitOffsets(ctx, "readers", "", 0, []cluster.TopicOffset{{Topic: "orders", Partition: 0, Offset: 2}}); err != nil {
+	if err := ml.b.CommitOffsets(ctx, "readers", "", 0, []topic.PartitionOffset{{Topic: "orders", Partition: 0, Offset: 2}}); err != nil {
 		t.Fatal(err)
 	}
 	if msgs, err := leader.b.QueueReceive(ctx, ReceiveRequest{Topic: "orders", Group: "workers", Member: "m1", Max: 2}); err != nil || len(msgs) != 2 {
@@ -235,15 +236,15 @@ func TestScrapeReadsNoBatches(t *testing.T) {
 	})
 	b := nodes[0].b
 	ctx := ctxT(t)
-	if _, err := b.CreateTopic(ctx, "events", cluster.TopicConfig{Partitions: parts, ReplicationFactor: 1}); err != nil {
+	if _, err := b.CreateTopic(ctx, "events", topic.Config{Partitions: parts, ReplicationFactor: 1}); err != nil {
 		t.Fatal(err)
 	}
 	mustQueue(t, b, "events", "workers", queue.Settings{AckTimeoutMs: time.Minute.Milliseconds(), MaxDeliveries: 5})
 	commit := func(off int64) {
 		t.Helper()
-		var offs []cluster.TopicOffset
+		var offs []topic.PartitionOffset
 		for p := range int32(parts) {
-			offs = append(offs, cluster.TopicOffset{Topic: "events", Partition: p, Offset: off})
+			offs = append(offs, topic.PartitionOffset{Topic: "events", Partition: p, Offset: off})
 		}
 		if err := b.CommitOffsets(ctx, "readers", "", 0, offs); err != nil {
 			t.Fatal(err)

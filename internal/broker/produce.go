@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/topic"
 	"github.com/stratalog/strata/segment"
 )
 
@@ -20,17 +21,17 @@ type ProduceResult struct {
 
 // partition resolves a topic and partition to its data group on this node,
 // waiting as Topic does for a topic this node does not know yet.
-func (b *Broker) partition(ctx context.Context, topic string, partition int32) (cluster.Topic, *cluster.DataGroup, cluster.PartKey, error) {
-	t, err := b.Topic(ctx, topic)
+func (b *Broker) partition(ctx context.Context, name string, partition int32) (topic.Topic, *cluster.DataGroup, cluster.PartKey, error) {
+	t, err := b.Topic(ctx, name)
 	if err != nil {
-		if verr := ValidName("topic", topic); verr != nil {
+		if verr := ValidName("topic", name); verr != nil {
 			return t, nil, cluster.PartKey{}, verr
 		}
 		return t, nil, cluster.PartKey{}, err
 	}
 	if partition < 0 || int(partition) >= len(t.Partitions) {
 		return t, nil, cluster.PartKey{}, fmt.Errorf("%w: %q has %d partitions, asked for %d",
-			ErrUnknownPartition, topic, len(t.Partitions), partition)
+			topic.ErrUnknownPartition, name, len(t.Partitions), partition)
 	}
 	k := cluster.PartKey{TopicID: t.ID, Partition: partition}
 	gid := t.Partitions[partition].DataGroup
@@ -38,7 +39,7 @@ func (b *Broker) partition(ctx context.Context, topic string, partition int32) (
 	if dg == nil {
 		// No replica here: name the leader (from gossip) so the client
 		// goes there.
-		e := &NotLeaderError{What: fmt.Sprintf("%s/%d", topic, partition), LeaderID: b.node.GroupLeader(gid)}
+		e := &NotLeaderError{What: fmt.Sprintf("%s/%d", name, partition), LeaderID: b.node.GroupLeader(gid)}
 		if info, ok := b.node.MetaFSM.NodeInfo(e.LeaderID); ok {
 			e.LeaderAddr = info.GRPCAddr
 		}
@@ -123,7 +124,7 @@ func (b *Broker) fenced(h segment.BatchHeader) error {
 		return nil
 	}
 	if cur := b.node.MetaFSM.ProducerEpoch(h.ProducerID); h.ProducerEpoch < cur {
-		return cluster.FencedError(h.ProducerID, h.ProducerEpoch, cur)
+		return &topic.FencedError{ProducerID: h.ProducerID, Epoch: h.ProducerEpoch, Current: cur}
 	}
 	return nil
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/stratalog/strata/api/record"
-	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // TestProducerEpochFencing: restarting a producer id gives it the next
@@ -20,7 +20,7 @@ import (
 func TestProducerEpochFencing(t *testing.T) {
 	tn := openTestNode(t, t.TempDir())
 	ctx := context.Background()
-	if _, err := tn.b.CreateTopic(ctx, "t", cluster.TopicConfig{}); err != nil {
+	if _, err := tn.b.CreateTopic(ctx, "t", topic.Config{}); err != nil {
 		t.Fatal(err)
 	}
 	pid, e0, err := tn.b.InitProducer(ctx, 0)
@@ -45,7 +45,7 @@ func TestProducerEpochFencing(t *testing.T) {
 		}
 	}
 	restart(1)
-	if _, err := produce(0, 2, "zombie"); !errors.Is(err, cluster.ErrProducerFenced) {
+	if _, err := produce(0, 2, "zombie"); !errors.Is(err, topic.ErrProducerFenced) {
 		t.Fatalf("epoch 0 after epoch 1 started: %v, want ErrProducerFenced", err)
 	}
 	if r, err := produce(1, 0, "a", "b"); err != nil || !r.Duplicate || r.BaseOffset != 0 {
@@ -57,7 +57,7 @@ func TestProducerEpochFencing(t *testing.T) {
 
 	tn = tn.reopen() // the metadata is replayed from raft's log
 	restart(2)
-	if _, err := produce(1, 3, "zombie"); !errors.Is(err, cluster.ErrProducerFenced) {
+	if _, err := produce(1, 3, "zombie"); !errors.Is(err, topic.ErrProducerFenced) {
 		t.Fatalf("epoch 1 after a restart and epoch 2: %v, want ErrProducerFenced", err)
 	}
 	if r, err := produce(2, 3, "d"); err != nil || r.BaseOffset != 3 {
@@ -69,7 +69,7 @@ func TestProducerEpochFencing(t *testing.T) {
 	}
 	tn = tn.reopen() // the metadata is restored from the snapshot
 	restart(3)
-	if _, err := produce(2, 4, "zombie"); !errors.Is(err, cluster.ErrProducerFenced) {
+	if _, err := produce(2, 4, "zombie"); !errors.Is(err, topic.ErrProducerFenced) {
 		t.Fatalf("epoch 2 after a snapshot and epoch 3: %v, want ErrProducerFenced", err)
 	}
 	if r, err := produce(3, 4, "e"); err != nil || r.BaseOffset != 4 {
@@ -78,7 +78,7 @@ func TestProducerEpochFencing(t *testing.T) {
 	if got := values(t, tn.b, "t", 0, 0); fmt.Sprint(got) != "[a b c d e]" {
 		t.Fatalf("log %v, want [a b c d e]", got)
 	}
-	if _, _, err := tn.b.InitProducer(ctx, pid+100); !errors.Is(err, ErrUnknownProducer) {
+	if _, _, err := tn.b.InitProducer(ctx, pid+100); !errors.Is(err, topic.ErrUnknownProducer) {
 		t.Fatalf("unknown producer: %v", err)
 	}
 }

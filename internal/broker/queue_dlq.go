@@ -13,6 +13,7 @@ import (
 	"github.com/stratalog/strata/api/record"
 	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/queue"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // Dead-letter headers. A dead letter carries the original key, value and
@@ -106,7 +107,7 @@ func (m *queueManager) tick(ctx context.Context) {
 }
 
 // dlqTopic returns the group's dead-letter topic, creating it on first use.
-func (b *Broker) dlqTopic(ctx context.Context, def queue.Def) (cluster.Topic, error) {
+func (b *Broker) dlqTopic(ctx context.Context, def queue.Def) (topic.Topic, error) {
 	name := def.Settings.DeadLetterTopic
 	// No waits here: this runs in the queue loop, and a topic created
 	// through another node meanwhile is ErrNotReady, retried next tick.
@@ -115,13 +116,13 @@ func (b *Broker) dlqTopic(ctx context.Context, def queue.Def) (cluster.Topic, er
 	}
 	src, err := b.knownTopic(def.Topic)
 	if err != nil {
-		return cluster.Topic{}, err
+		return topic.Topic{}, err
 	}
 	if err := b.checkPartitionCap(1); err != nil {
-		return cluster.Topic{}, err
+		return topic.Topic{}, err
 	}
-	t, err := b.createTopicOnLeader(ctx, name, cluster.TopicConfig{Partitions: 1, ReplicationFactor: src.Config.ReplicationFactor})
-	if errors.Is(err, ErrTopicExists) {
+	t, err := b.createTopicOnLeader(ctx, name, topic.Config{Partitions: 1, ReplicationFactor: src.Config.ReplicationFactor})
+	if errors.Is(err, topic.ErrTopicExists) {
 		return b.knownTopic(name)
 	}
 	return t, err
@@ -229,12 +230,12 @@ func (b *Broker) deadLetter(c queueCursor, d queue.DeadLetter, src map[int64]rec
 //
 // With no parts each partition is reset through its leader, here or on
 // another node; with parts only those are, and this node must lead them.
-func (b *Broker) ResetQueueGroup(ctx context.Context, topic, group string, spec ResetSpec, parts []int32) ([]cluster.TopicOffset, error) {
-	def, err := b.QueueGroup(ctx, topic, group)
+func (b *Broker) ResetQueueGroup(ctx context.Context, topicName, group string, spec ResetSpec, parts []int32) ([]topic.PartitionOffset, error) {
+	def, err := b.QueueGroup(ctx, topicName, group)
 	if err != nil {
 		return nil, err
 	}
-	t, err := b.knownTopic(topic) // the queue group's: known
+	t, err := b.knownTopic(topicName) // the queue group's: known
 	if err != nil {
 		return nil, err
 	}
@@ -244,13 +245,13 @@ func (b *Broker) ResetQueueGroup(ctx context.Context, topic, group string, spec 
 			parts = append(parts, int32(p))
 		}
 	}
-	var out []cluster.TopicOffset
+	var out []topic.PartitionOffset
 	for _, p := range parts {
 		local := func() (int64, error) { return b.resetPartition(ctx, def, p, spec) }
 		var off int64
 		if forward {
 			off, err = onLeader(b, local, func(addr string) (int64, error) {
-				return b.peers.ResetQueuePartition(ctx, addr, topic, group, p, spec)
+				return b.peers.ResetQueuePartition(ctx, addr, topicName, group, p, spec)
 			})
 		} else {
 			off, err = local()
@@ -258,7 +259,7 @@ func (b *Broker) ResetQueueGroup(ctx context.Context, topic, group string, spec 
 		if err != nil {
 			return out, err
 		}
-		out = append(out, cluster.TopicOffset{Topic: topic, Partition: p, Offset: off})
+		out = append(out, topic.PartitionOffset{Topic: topicName, Partition: p, Offset: off})
 	}
 	b.queue.changed()
 	return out, nil

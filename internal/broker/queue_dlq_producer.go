@@ -7,7 +7,7 @@ import (
 	"math"
 
 	"github.com/stratalog/strata/api/record"
-	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // A source partition's dead letters are numbered 0, 1, 2, … in raft (in
@@ -63,7 +63,7 @@ func (m *queueManager) dlqEpoch(k dlqProducer) dlqEpochState {
 // partition dp of the dead-letter topic dt as producer pid, and returns
 // how many of them, from the first, the partition now holds (written now
 // or before).
-func (b *Broker) produceDeadLetters(ctx context.Context, pid int64, dt cluster.Topic, dp int32, recs []record.Record, seq int32) (int, error) {
+func (b *Broker) produceDeadLetters(ctx context.Context, pid int64, dt topic.Topic, dp int32, recs []record.Record, seq int32) (int, error) {
 	key := dlqProducer{topicID: dt.ID, partition: dp, id: pid}
 	st := b.queue.dlqEpoch(key)
 	defer func() { b.queue.dlqEpochs.Store(key, st) }()
@@ -74,7 +74,7 @@ func (b *Broker) produceDeadLetters(ctx context.Context, pid int64, dt cluster.T
 			return 0, err
 		}
 		_, err = b.produceOnLeader(ctx, dt.Name, dp, batch)
-		var se *cluster.SequenceError
+		var se *topic.SequenceError
 		switch {
 		case err == nil: // written, or a duplicate of an earlier write
 			st.stuck = false
@@ -95,7 +95,7 @@ func (b *Broker) produceDeadLetters(ctx context.Context, pid int64, dt cluster.T
 				"topic", dt.Name, "partition", dp, "producer", pid, "expected", se.Expected, "seq", seq, "epoch", st.epoch+1)
 			st.epoch++
 			bumped = true
-		case errors.Is(err, cluster.ErrProducerFenced) && st.epoch < math.MaxInt16:
+		case errors.Is(err, topic.ErrProducerFenced) && st.epoch < math.MaxInt16:
 			st.epoch++ // the partition is at a later epoch: climb to it
 		default:
 			return 0, err

@@ -9,6 +9,7 @@ import (
 	"github.com/stratalog/strata/api/record"
 	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/queue"
+	"github.com/stratalog/strata/internal/topic"
 	"github.com/stratalog/strata/segment"
 )
 
@@ -47,7 +48,7 @@ func (qn *queueNode) open() {
 	rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = 200*time.Millisecond, 200*time.Millisecond, 100*time.Millisecond
 	node, err := cluster.OpenNode(context.Background(), cluster.NodeConfig{
 		ID: "n1", Dir: qn.dir, ClusterAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:1", DataGroups: 2,
-		Segment: func(tc cluster.TopicConfig) segment.Config {
+		Segment: func(tc topic.Config) segment.Config {
 			c := segment.DefaultConfig()
 			c.MaxSegmentBytes = 8 << 20
 			c.MaxIndexBytes = 1 << 18
@@ -134,7 +135,7 @@ func produceN(t testing.TB, b *Broker, topic string, p int32, n, keys int, hdr f
 
 func mustTopic(t testing.TB, b *Broker, name string, parts int32) {
 	t.Helper()
-	if _, err := b.CreateTopic(ctxT(t), name, cluster.TopicConfig{Partitions: parts}); err != nil {
+	if _, err := b.CreateTopic(ctxT(t), name, topic.Config{Partitions: parts}); err != nil {
 		t.Fatalf("create topic: %v", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stratalog/strata/api/record"
 	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/queue"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // QueueMessage is a record leased to a queue-group member.
@@ -130,7 +131,7 @@ func (b *Broker) queueParts(ctx context.Context, def queue.Def, partition int32,
 	}
 	if partition >= 0 {
 		if int(partition) >= len(t.Partitions) {
-			return nil, fmt.Errorf("%w: %q has %d partitions, asked for %d", ErrUnknownPartition, def.Topic, len(t.Partitions), partition)
+			return nil, fmt.Errorf("%w: %q has %d partitions, asked for %d", topic.ErrUnknownPartition, def.Topic, len(t.Partitions), partition)
 		}
 		if !alsoLed {
 			return []int32{partition}, nil

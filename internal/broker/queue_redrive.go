@@ -11,6 +11,7 @@ import (
 	"github.com/stratalog/strata/api/record"
 	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/queue"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // redriveCursor is the name under which a queue group's redrive position
@@ -170,7 +171,7 @@ func (b *Broker) redrivePartition(ctx context.Context, def queue.Def, dlq string
 		return 0, err
 	}
 	cur := redriveCursor(def.Topic, def.Name, reason)
-	if err := b.commitOnLeader(ctx, cur, []cluster.TopicOffset{{Topic: dlq, Partition: p, Offset: pos}}); err != nil {
+	if err := b.commitOnLeader(ctx, cur, []topic.PartitionOffset{{Topic: dlq, Partition: p, Offset: pos}}); err != nil {
 		return 0, err
 	}
 	return n, nil
@@ -183,15 +184,15 @@ func (b *Broker) redrivePartition(ctx context.Context, def queue.Def, dlq string
 type OffsetReader interface {
 	// ReadOffsets runs Broker.ReadOffsets on the node at addr, which must
 	// lead the metadata group.
-	ReadOffsets(ctx context.Context, addr, group string, parts []TopicPartition) ([]cluster.TopicOffset, error)
+	ReadOffsets(ctx context.Context, addr, group string, parts []TopicPartition) ([]topic.PartitionOffset, error)
 }
 
 // readOffsetsOnLeader reads a group's committed offsets as the metadata
 // leader has them after a barrier, here or on the leader.
-func (b *Broker) readOffsetsOnLeader(ctx context.Context, group string, parts []TopicPartition) ([]cluster.TopicOffset, error) {
+func (b *Broker) readOffsetsOnLeader(ctx context.Context, group string, parts []TopicPartition) ([]topic.PartitionOffset, error) {
 	return onLeader(b,
-		func() ([]cluster.TopicOffset, error) { return b.ReadOffsets(ctx, group, parts) },
-		func(addr string) ([]cluster.TopicOffset, error) {
+		func() ([]topic.PartitionOffset, error) { return b.ReadOffsets(ctx, group, parts) },
+		func(addr string) ([]topic.PartitionOffset, error) {
 			r, ok := b.peers.(OffsetReader)
 			if !ok {
 				return nil, b.notLeader(b.node.Meta, "metadata (redrive positions)")

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/stratalog/strata/api/record"
-	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/queue"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // localPeers reaches the other brokers of an in-process cluster by calling
@@ -50,7 +50,7 @@ func (p *localPeers) Produce(ctx context.Context, addr, topic string, partition 
 	return b.Produce(ctx, topic, partition, batch)
 }
 
-func (p *localPeers) CreateTopic(ctx context.Context, addr, name string, cfg cluster.TopicConfig) error {
+func (p *localPeers) CreateTopic(ctx context.Context, addr, name string, cfg topic.Config) error {
 	b, err := p.get(addr)
 	if err != nil {
 		return err
@@ -75,7 +75,7 @@ func (p *localPeers) InitProducer(ctx context.Context, addr string, id int64) (i
 	return b.InitProducer(ctx, id)
 }
 
-func (p *localPeers) CommitOffsets(ctx context.Context, addr, group string, offs []cluster.TopicOffset) error {
+func (p *localPeers) CommitOffsets(ctx context.Context, addr, group string, offs []topic.PartitionOffset) error {
 	b, err := p.get(addr)
 	if err != nil {
 		return err
@@ -103,7 +103,7 @@ func (p *localPeers) RedrivePartition(ctx context.Context, addr, topic, group, r
 	return b.RedriveQueueGroup(ctx, topic, group, reason, maxN, []int32{dlqPartition})
 }
 
-func (p *localPeers) ReadOffsets(ctx context.Context, addr, group string, parts []TopicPartition) ([]cluster.TopicOffset, error) {
+func (p *localPeers) ReadOffsets(ctx context.Context, addr, group string, parts []TopicPartition) ([]topic.PartitionOffset, error) {
 	b, err := p.get(addr)
 	if err != nil {
 		return nil, err
@@ -132,8 +132,8 @@ func startRedriveCluster(t *testing.T) *redriveCluster {
 	ctx := ctxT(t)
 	for _, name := range []string{"jobs", "jobs.g.dlq"} {
 		eventually(t, 20*time.Second, "topic "+name+" with 3 replicas", func() bool {
-			_, err := rc.leader.b.CreateTopic(ctx, name, cluster.TopicConfig{Partitions: 1, ReplicationFactor: 3})
-			return err == nil || errors.Is(err, ErrTopicExists)
+			_, err := rc.leader.b.CreateTopic(ctx, name, topic.Config{Partitions: 1, ReplicationFactor: 3})
+			return err == nil || errors.Is(err, topic.ErrTopicExists)
 		})
 	}
 	if _, err := rc.leader.b.CreateQueueGroup(ctx, "jobs", "g", queue.Settings{}); err != nil {

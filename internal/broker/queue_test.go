@@ -8,8 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/stratalog/strata/api/record"
-	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/queue"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 func TestQueueReceiveAck(t *testing.T) {
@@ -178,7 +178,7 @@ func recordOf(m QueueMessage) record.Record {
 func TestQueueSkipsRecordsRetentionDeleted(t *testing.T) {
 	qn := openQueueNode(t, t.TempDir(), nil)
 	b := qn.b
-	if _, err := b.CreateTopic(ctxT(t), "short", cluster.TopicConfig{Partitions: 1, RetentionBytes: 64 << 10}); err != nil {
+	if _, err := b.CreateTopic(ctxT(t), "short", topic.Config{Partitions: 1, RetentionBytes: 64 << 10}); err != nil {
 		t.Fatal(err)
 	}
 	mustQueue(t, b, "short", "g", queue.Settings{})

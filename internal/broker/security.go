@@ -12,7 +12,7 @@ import (
 // PutUser creates a user (update false) or changes its credentials (update
 // true) on the metadata leader. Only SCRAM credentials travel and are
 // stored, never a password.
-func (b *Broker) PutUser(ctx context.Context, u cluster.User, update bool) error {
+func (b *Broker) PutUser(ctx context.Context, u auth.User, update bool) error {
 	if err := ValidName("user", u.Name); err != nil {
 		return err
 	}
@@ -46,8 +46,8 @@ func (b *Broker) DeleteUser(ctx context.Context, name string) error {
 
 // Users returns every user (with credentials: callers show only their
 // mechanisms), sorted by name.
-func (b *Broker) Users() []cluster.User {
-	var out []cluster.User
+func (b *Broker) Users() []auth.User {
+	var out []auth.User
 	for _, name := range b.node.MetaFSM.UserNames() {
 		if u, ok := b.node.MetaFSM.User(name); ok {
 			out = append(out, u)

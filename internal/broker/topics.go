@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/stratalog/strata/cluster"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // Topic limits.
@@ -38,43 +39,43 @@ func ValidName(kind, name string) error {
 // groups of the topic's replication factor exist, places the partitions in
 // them, records the topic, then waits (briefly) until the partitions it can
 // see locally take writes; the data groups' leaders create the rest.
-func (b *Broker) CreateTopic(ctx context.Context, name string, cfg cluster.TopicConfig) (cluster.Topic, error) {
+func (b *Broker) CreateTopic(ctx context.Context, name string, cfg topic.Config) (topic.Topic, error) {
 	if err := ValidName("topic", name); err != nil {
-		return cluster.Topic{}, err
+		return topic.Topic{}, err
 	}
 	// The metadata leader decides: a follower's view of the nodes and
 	// topics may lag (a node that just joined), so it validates nothing
 	// that depends on them and names the leader instead.
 	if !b.node.Meta.IsLeader() {
-		return cluster.Topic{}, b.notLeader(b.node.Meta, "metadata")
+		return topic.Topic{}, b.notLeader(b.node.Meta, "metadata")
 	}
 	cfg, err := b.completeConfig(cfg)
 	if err != nil {
-		return cluster.Topic{}, err
+		return topic.Topic{}, err
 	}
 	if _, ok := b.node.MetaFSM.Topic(name); ok {
-		return cluster.Topic{}, fmt.Errorf("%w: %q", ErrTopicExists, name)
+		return topic.Topic{}, fmt.Errorf("%w: %q", topic.ErrTopicExists, name)
 	}
 	if err := b.checkPartitionCap(cfg.Partitions); err != nil {
-		return cluster.Topic{}, err
+		return topic.Topic{}, err
 	}
 	if err := b.disk.check(0); err != nil { // a partition's creation on a full disk panics the data FSM
-		return cluster.Topic{}, err
+		return topic.Topic{}, err
 	}
 	groups, err := b.node.EnsureDataGroups(ctx, int(cfg.ReplicationFactor))
 	if err != nil {
-		return cluster.Topic{}, mapClusterErr(err)
+		return topic.Topic{}, mapClusterErr(err)
 	}
-	t := cluster.Topic{Name: name, Config: cfg, Partitions: b.place(groups, cfg)}
+	t := topic.Topic{Name: name, Config: cfg, Partitions: b.place(groups, cfg)}
 	if t.Partitions == nil {
-		return cluster.Topic{}, fmt.Errorf("%w: no data group has %d replicas (are %d nodes alive?)",
+		return topic.Topic{}, fmt.Errorf("%w: no data group has %d replicas (are %d nodes alive?)",
 			ErrInvalidConfig, cfg.ReplicationFactor, cfg.ReplicationFactor)
 	}
 	res, err := b.applyMeta(ctx, cluster.CreateTopicCmd(t))
 	if err != nil {
-		return cluster.Topic{}, mapClusterErr(err)
+		return topic.Topic{}, mapClusterErr(err)
 	}
-	t = res.(cluster.Topic)
+	t = res.(topic.Topic)
 	wctx, cancel := context.WithTimeout(ctx, topicReadyTimeout)
 	defer cancel()
 	if err := b.waitPartitions(wctx, t); err != nil {
@@ -88,7 +89,7 @@ const topicReadyTimeout = 15 * time.Second
 
 // waitPartitions waits until every partition of t that has a replica on
 // this node exists in it, creating those whose group this node leads.
-func (b *Broker) waitPartitions(ctx context.Context, t cluster.Topic) error {
+func (b *Broker) waitPartitions(ctx context.Context, t topic.Topic) error {
 	self := b.node.ID()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
@@ -124,7 +125,7 @@ func (b *Broker) waitPartitions(ctx context.Context, t cluster.Topic) error {
 }
 
 // completeConfig fills defaults and checks bounds.
-func (b *Broker) completeConfig(cfg cluster.TopicConfig) (cluster.TopicConfig, error) {
+func (b *Broker) completeConfig(cfg topic.Config) (topic.Config, error) {
 	nodes := int32(b.aliveNodes())
 	if cfg.Partitions == 0 {
 		cfg.Partitions = b.cfg.DefaultPartitions
@@ -152,7 +153,7 @@ func (b *Broker) completeConfig(cfg cluster.TopicConfig) (cluster.TopicConfig, e
 
 // place puts each partition in a data group of the topic's replication
 // factor, spreading partitions and their leaders (see cluster.PlacePartitions).
-func (b *Broker) place(groups []cluster.DataGroupInfo, cfg cluster.TopicConfig) []cluster.Assignment {
+func (b *Broker) place(groups []cluster.DataGroupInfo, cfg topic.Config) []topic.Assignment {
 	load := map[uint32]int{}
 	for _, t := range b.node.MetaFSM.Topics() {
 		for _, a := range t.Partitions {
@@ -190,14 +191,14 @@ func (b *Broker) DeleteTopic(ctx context.Context, name string) error {
 // Topic returns a topic. A node that does not lead the metadata waits
 // (lookupMeta) for a topic it does not know yet, which may have been
 // created through another node a moment ago; after the wait an unknown
-// topic is ErrUnknownTopic with its name.
-func (b *Broker) Topic(ctx context.Context, name string) (cluster.Topic, error) {
+// topic is topic.ErrUnknownTopic with its name.
+func (b *Broker) Topic(ctx context.Context, name string) (topic.Topic, error) {
 	if ValidName("topic", name) != nil {
 		return b.knownTopic(name) // no topic has that name: nothing to wait for
 	}
-	t, ok := lookupMeta(ctx, b, func() (cluster.Topic, bool) { return b.node.MetaFSM.Topic(name) })
+	t, ok := lookupMeta(ctx, b, func() (topic.Topic, bool) { return b.node.MetaFSM.Topic(name) })
 	if !ok {
-		return cluster.Topic{}, fmt.Errorf("%w: %q", ErrUnknownTopic, name)
+		return topic.Topic{}, fmt.Errorf("%w: %q", topic.ErrUnknownTopic, name)
 	}
 	return t, nil
 }
@@ -206,16 +207,16 @@ func (b *Broker) Topic(ctx context.Context, name string) (cluster.Topic, error) 
 // waiting: for background work, on the metadata leader (whose view is the
 // reference), and for a topic named by metadata already applied here (a
 // queue group's, a committed offset's).
-func (b *Broker) knownTopic(name string) (cluster.Topic, error) {
+func (b *Broker) knownTopic(name string) (topic.Topic, error) {
 	t, ok := b.node.MetaFSM.Topic(name)
 	if !ok {
-		return cluster.Topic{}, fmt.Errorf("%w: %q", ErrUnknownTopic, name)
+		return topic.Topic{}, fmt.Errorf("%w: %q", topic.ErrUnknownTopic, name)
 	}
 	return t, nil
 }
 
 // Topics returns every topic, sorted by name.
-func (b *Broker) Topics() []cluster.Topic { return b.node.MetaFSM.Topics() }
+func (b *Broker) Topics() []topic.Topic { return b.node.MetaFSM.Topics() }
 
 // PartitionState is a partition's place and progress as this node sees it.
 type PartitionState struct {
@@ -234,7 +235,7 @@ type PartitionState struct {
 }
 
 // PartitionStates describes each partition of a topic.
-func (b *Broker) PartitionStates(t cluster.Topic) []PartitionState {
+func (b *Broker) PartitionStates(t topic.Topic) []PartitionState {
 	out := make([]PartitionState, len(t.Partitions))
 	alive := b.aliveSet()
 	lagging := map[uint32][]string{} // by data group
@@ -293,7 +294,7 @@ func (b *Broker) inSync(gid uint32, replicas []string, alive map[string]bool, la
 // fenced). An id whose epochs are spent comes back as a new id.
 func (b *Broker) InitProducer(ctx context.Context, id int64) (int64, int16, error) {
 	if id < 0 {
-		return 0, 0, fmt.Errorf("%w: producer id %d", ErrUnknownProducer, id)
+		return 0, 0, fmt.Errorf("%w: producer id %d", topic.ErrUnknownProducer, id)
 	}
 	if id > 0 {
 		// A quick answer for a bad id; the metadata FSM checks again.
@@ -313,18 +314,11 @@ func (b *Broker) InitProducer(ctx context.Context, id int64) (int64, int16, erro
 }
 
 // mapClusterErr turns the cluster package's errors into the broker's.
+// The domain errors (package topic) pass unchanged: they are the same
+// values in both.
 func mapClusterErr(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, cluster.ErrTopicExists):
-		return fmt.Errorf("%w: %w", ErrTopicExists, err)
-	case errors.Is(err, cluster.ErrUnknownTopic):
-		return fmt.Errorf("%w: %w", ErrUnknownTopic, err)
-	case errors.Is(err, cluster.ErrUnknownPartition):
+	if errors.Is(err, cluster.ErrUnknownPartition) {
 		return fmt.Errorf("%w: %w", ErrNotReady, err)
-	case errors.Is(err, cluster.ErrUnknownProducer):
-		return fmt.Errorf("%w: %w", ErrUnknownProducer, err)
 	}
 	return err
 }

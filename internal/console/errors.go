@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/stratalog/strata/internal/broker"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // Errors of the console.
@@ -43,11 +44,11 @@ func httpStatus(err error) int {
 		return http.StatusUnauthorized
 	case errors.Is(err, ErrForbidden):
 		return http.StatusForbidden
-	case errors.Is(err, ErrNotFound), errors.Is(err, broker.ErrUnknownTopic), errors.Is(err, broker.ErrUnknownPartition),
+	case errors.Is(err, ErrNotFound), errors.Is(err, topic.ErrUnknownTopic), errors.Is(err, topic.ErrUnknownPartition),
 		errors.Is(err, broker.ErrUnknownGroup), errors.Is(err, broker.ErrUnknownQueueGroup),
 		errors.Is(err, broker.ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, broker.ErrTopicExists), errors.Is(err, broker.ErrExists),
+	case errors.Is(err, topic.ErrTopicExists), errors.Is(err, broker.ErrExists),
 		errors.Is(err, broker.ErrGroupNotEmpty), errors.Is(err, broker.ErrQueueConflict):
 		return http.StatusConflict
 	case errors.Is(err, broker.ErrBatchTooLarge):

@@ -8,6 +8,7 @@ import (
 	stratav1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/internal/auth"
 	"github.com/stratalog/strata/internal/broker"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // QueueSettings are a queue group's settings.
@@ -206,25 +207,25 @@ type DeadLetters struct {
 // deadLetters lists a queue group's dead letters (optionally of one
 // reason) by browsing its dead-letter topic. The caller needs describe on
 // the queue group and consume on the dead-letter topic.
-func (cl *call) deadLetters(topic, group string, q browseQuery, reason string) (DeadLetters, error) {
+func (cl *call) deadLetters(topicName, group string, q browseQuery, reason string) (DeadLetters, error) {
 	if err := validReason(reason); err != nil {
 		return DeadLetters{}, err
 	}
-	if err := cl.require(auth.OpDescribe, auth.ResourceQueue, queueResource(topic, group)); err != nil {
+	if err := cl.require(auth.OpDescribe, auth.ResourceQueue, queueResource(topicName, group)); err != nil {
 		return DeadLetters{}, err
 	}
-	def, err := cl.c.b.QueueGroup(cl.ctx, topic, group)
+	def, err := cl.c.b.QueueGroup(cl.ctx, topicName, group)
 	if err != nil {
 		return DeadLetters{}, err
 	}
 	dlq := def.Settings.DeadLetterTopic
-	out := DeadLetters{Topic: topic, Group: group, DeadLetterTopic: dlq, Reason: reason, DeadLetters: []DeadLetter{}}
-	q.headerEq = map[string]string{broker.HeaderDLQGroup: group, broker.HeaderDLQTopic: topic}
+	out := DeadLetters{Topic: topicName, Group: group, DeadLetterTopic: dlq, Reason: reason, DeadLetters: []DeadLetter{}}
+	q.headerEq = map[string]string{broker.HeaderDLQGroup: group, broker.HeaderDLQTopic: topicName}
 	if reason != "" {
 		q.headerEq[broker.HeaderDLQReason] = reason
 	}
 	b, err := cl.browse(dlq, q)
-	if errors.Is(err, broker.ErrUnknownTopic) {
+	if errors.Is(err, topic.ErrUnknownTopic) {
 		return out, nil // made on the first dead letter
 	}
 	if err != nil {

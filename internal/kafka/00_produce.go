@@ -10,6 +10,7 @@ import (
 
 	"github.com/stratalog/strata/internal/auth"
 	"github.com/stratalog/strata/internal/broker"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // Produce 3-7. Each partition's batch is checked and handed to raft
@@ -94,19 +95,19 @@ func handleProduce(s *Server, r *request) (finish, error) {
 // produceTopicCode is the error every partition of a topic gets before
 // its batches are looked at: acks, transactions, permission, and an
 // unknown topic (created first when auto creation is on).
-func (s *Server) produceTopicCode(r *request, req *kmsg.ProduceRequest, topic string) int16 {
+func (s *Server) produceTopicCode(r *request, req *kmsg.ProduceRequest, name string) int16 {
 	switch {
 	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
 		return kerr.InvalidRequiredAcks.Code
 	case req.TransactionID != nil:
 		return kerr.TransactionalIDAuthorizationFailed.Code
-	case !s.allowed(r, auth.OpProduce, auth.ResourceTopic, topic):
+	case !s.allowed(r, auth.OpProduce, auth.ResourceTopic, name):
 		return kerr.TopicAuthorizationFailed.Code
 	}
 	if s.cfg.AutoCreateTopics {
-		if _, err := s.b.Topic(s.ctx, topic); errors.Is(err, broker.ErrUnknownTopic) &&
-			s.allowed(r, auth.OpCreate, auth.ResourceTopic, topic) {
-			if _, err := s.autoCreate(topic); err != nil {
+		if _, err := s.b.Topic(s.ctx, name); errors.Is(err, topic.ErrUnknownTopic) &&
+			s.allowed(r, auth.OpCreate, auth.ResourceTopic, name) {
+			if _, err := s.autoCreate(name); err != nil {
 				return errorCode(err)
 			}
 		}

@@ -7,9 +7,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/auth"
-	"github.com/stratalog/strata/internal/broker"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // Metadata 0-7: every node with its Kafka address (numeric ids, see
@@ -57,7 +56,7 @@ func (s *Server) namedTopicMetadata(r *request, name string, autoCreate bool) km
 		return mt
 	}
 	t, err := s.b.Topic(s.ctx, name)
-	if errors.Is(err, broker.ErrUnknownTopic) && autoCreate && s.allowed(r, auth.OpCreate, auth.ResourceTopic, name) {
+	if errors.Is(err, topic.ErrUnknownTopic) && autoCreate && s.allowed(r, auth.OpCreate, auth.ResourceTopic, name) {
 		t, err = s.autoCreate(name)
 	}
 	if err != nil {
@@ -68,18 +67,18 @@ func (s *Server) namedTopicMetadata(r *request, name string, autoCreate bool) km
 }
 
 // autoCreate creates a topic with the broker's defaults.
-func (s *Server) autoCreate(name string) (cluster.Topic, error) {
+func (s *Server) autoCreate(name string) (topic.Topic, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, defaultAdminTimeout)
 	defer cancel()
-	t, err := s.b.CreateTopic(ctx, name, cluster.TopicConfig{})
-	if errors.Is(err, broker.ErrTopicExists) {
+	t, err := s.b.CreateTopic(ctx, name, topic.Config{})
+	if errors.Is(err, topic.ErrTopicExists) {
 		return s.b.Topic(ctx, name)
 	}
 	return t, err
 }
 
 // topicMetadata describes a topic's partitions.
-func (s *Server) topicMetadata(t cluster.Topic) kmsg.MetadataResponseTopic {
+func (s *Server) topicMetadata(t topic.Topic) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
 	name := t.Name
 	mt.Topic = &name

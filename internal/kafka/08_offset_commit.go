@@ -6,8 +6,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/auth"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // OffsetCommit 2-7: offsets go to the broker's committed offsets, the ones
@@ -105,8 +105,8 @@ func (g *group) checkCommit(req *kmsg.OffsetCommitRequest) int16 {
 // validCommits checks each partition (permission, topic, partition,
 // metadata size), setting codes for those refused, and returns the rest
 // with their indexes in the request.
-func (s *Server) validCommits(r *request, req *kmsg.OffsetCommitRequest, codes [][]int16) ([]cluster.TopicOffset, [][2]int) {
-	var offs []cluster.TopicOffset
+func (s *Server) validCommits(r *request, req *kmsg.OffsetCommitRequest, codes [][]int16) ([]topic.PartitionOffset, [][2]int) {
+	var offs []topic.PartitionOffset
 	var idx [][2]int
 	for i, t := range req.Topics {
 		code := int16(0)
@@ -129,7 +129,7 @@ func (s *Server) validCommits(r *request, req *kmsg.OffsetCommitRequest, codes [
 			case p.Offset < 0:
 				codes[i][j] = kerr.InvalidCommitOffsetSize.Code
 			default:
-				offs = append(offs, cluster.TopicOffset{Topic: t.Topic, Partition: p.Partition, Offset: p.Offset})
+				offs = append(offs, topic.PartitionOffset{Topic: t.Topic, Partition: p.Partition, Offset: p.Offset})
 				idx = append(idx, [2]int{i, j})
 			}
 		}

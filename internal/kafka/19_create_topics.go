@@ -11,9 +11,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/auth"
 	"github.com/stratalog/strata/internal/broker"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // CreateTopics 0-4. NumPartitions and ReplicationFactor -1 take the
@@ -42,13 +42,13 @@ func handleCreateTopics(s *Server, r *request) (finish, error) {
 	}
 	type job struct {
 		i   int
-		cfg cluster.TopicConfig
+		cfg topic.Config
 	}
 	var jobs []job
 	for i, rt := range req.Topics {
 		st := kmsg.NewCreateTopicsResponseTopic()
 		st.Topic = rt.Topic
-		var cfg cluster.TopicConfig
+		var cfg topic.Config
 		var err error
 		switch {
 		case seen[rt.Topic] > 1:
@@ -99,7 +99,7 @@ func handleCreateTopics(s *Server, r *request) (finish, error) {
 // NOT_CONTROLLER, so that the client retries.
 func adminCode(err error) int16 {
 	var nl *broker.NotLeaderError
-	if errors.As(err, &nl) || errors.Is(err, cluster.ErrNotLeader) {
+	if errors.As(err, &nl) || errors.Is(err, broker.ErrNotLeader) {
 		return kerr.NotController.Code
 	}
 	return errorCode(err)
@@ -115,8 +115,8 @@ const (
 
 // topicConfig maps a CreateTopics topic to Strata's config, or an error
 // code with its reason.
-func (s *Server) topicConfig(rt kmsg.CreateTopicsRequestTopic) (cluster.TopicConfig, int16, error) {
-	var cfg cluster.TopicConfig
+func (s *Server) topicConfig(rt kmsg.CreateTopicsRequestTopic) (topic.Config, int16, error) {
+	var cfg topic.Config
 	switch {
 	case len(rt.ReplicaAssignment) > 0:
 		return cfg, kerr.InvalidReplicaAssignment.Code, errors.New("manual replica assignment is not supported: Strata places partitions")
@@ -141,7 +141,7 @@ func (s *Server) topicConfig(rt kmsg.CreateTopicsRequestTopic) (cluster.TopicCon
 }
 
 // setTopicConfig applies one Kafka topic config to cfg.
-func setTopicConfig(cfg *cluster.TopicConfig, name, value string) error {
+func setTopicConfig(cfg *topic.Config, name, value string) error {
 	switch name {
 	case cfgCleanupPolicy:
 		for _, p := range strings.Split(value, ",") {

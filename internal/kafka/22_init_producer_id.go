@@ -10,7 +10,6 @@ import (
 
 	"github.com/stratalog/strata/internal/auth"
 
-	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/broker"
 )
 
@@ -61,7 +60,7 @@ func handleInitProducerID(s *Server, r *request) (finish, error) {
 func initProducerCode(err error) int16 {
 	var nl *broker.NotLeaderError
 	switch {
-	case errors.As(err, &nl), errors.Is(err, cluster.ErrNotLeader):
+	case errors.As(err, &nl), errors.Is(err, broker.ErrNotLeader):
 		return kerr.NotCoordinator.Code
 	case errors.Is(err, context.DeadlineExceeded):
 		return kerr.CoordinatorNotAvailable.Code

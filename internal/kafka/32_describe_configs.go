@@ -9,9 +9,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/auth"
 	"github.com/stratalog/strata/internal/broker"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // DescribeConfigs 0-2, for topics and brokers. A topic has retention.ms
@@ -109,7 +109,7 @@ func (s *Server) topicConfigs(ctx context.Context, name string) ([]kmsg.Describe
 	return topicConfigEntries(t.Config, s.b.TopicDefaults()), nil
 }
 
-func topicConfigEntries(c, def cluster.TopicConfig) []kmsg.DescribeConfigsResponseResourceConfig {
+func topicConfigEntries(c, def topic.Config) []kmsg.DescribeConfigsResponseResourceConfig {
 	set := kmsg.ConfigSourceDynamicTopicConfig
 	i64 := func(v int64) string { return strconv.FormatInt(v, 10) }
 	return []kmsg.DescribeConfigsResponseResourceConfig{

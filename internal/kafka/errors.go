@@ -6,8 +6,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
-	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/broker"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // errorCode maps a broker error to the Kafka error code clients act on:
@@ -18,11 +18,11 @@ func errorCode(err error) int16 {
 	switch {
 	case err == nil:
 		return 0
-	case errors.As(err, &nl), errors.Is(err, cluster.ErrNotLeader):
+	case errors.As(err, &nl), errors.Is(err, broker.ErrNotLeader):
 		return kerr.NotLeaderForPartition.Code
-	case errors.Is(err, broker.ErrUnknownTopic):
+	case errors.Is(err, topic.ErrUnknownTopic):
 		return kerr.UnknownTopicOrPartition.Code
-	case errors.Is(err, broker.ErrUnknownPartition):
+	case errors.Is(err, topic.ErrUnknownPartition):
 		return kerr.UnknownTopicOrPartition.Code
 	case errors.Is(err, broker.ErrNotReady):
 		return kerr.LeaderNotAvailable.Code
@@ -34,13 +34,13 @@ func errorCode(err error) int16 {
 		return kerr.CorruptMessage.Code
 	case errors.Is(err, broker.ErrOffsetOutOfRange):
 		return kerr.OffsetOutOfRange.Code
-	case errors.Is(err, cluster.ErrOutOfOrderSequence):
+	case errors.Is(err, topic.ErrOutOfOrderSequence):
 		return kerr.OutOfOrderSequenceNumber.Code
-	case errors.Is(err, cluster.ErrProducerFenced):
+	case errors.Is(err, topic.ErrProducerFenced):
 		return kerr.InvalidProducerEpoch.Code
-	case errors.Is(err, broker.ErrUnknownProducer):
+	case errors.Is(err, topic.ErrUnknownProducer):
 		return kerr.UnknownProducerID.Code
-	case errors.Is(err, broker.ErrTopicExists):
+	case errors.Is(err, topic.ErrTopicExists):
 		return kerr.TopicAlreadyExists.Code
 	case errors.Is(err, broker.ErrInvalidName):
 		return kerr.InvalidTopicException.Code

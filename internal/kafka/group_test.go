@@ -16,14 +16,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/broker"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // newTopic creates a topic on the node.
 func newTopic(t *testing.T, name string, partitions int32) {
 	t.Helper()
-	if _, err := node.Broker().CreateTopic(ctxT(t), name, cluster.TopicConfig{Partitions: partitions}); err != nil {
+	if _, err := node.Broker().CreateTopic(ctxT(t), name, topic.Config{Partitions: partitions}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -3,12 +3,9 @@ package kafka
 import (
 	"hash/fnv"
 	"net"
-	"slices"
 	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/stratalog/strata/cluster"
 )
 
 // NodeID32 is the Kafka broker id of a Strata node: FNV-1a of its id, 31
@@ -30,8 +27,7 @@ func nodeID32(id string) int32 {
 
 // brokers lists every node with a Kafka listener, as Metadata's brokers.
 func (s *Server) brokers() []kmsg.MetadataResponseBroker {
-	nodes := s.b.Nodes()
-	slices.SortFunc(nodes, func(a, b cluster.NodeInfo) int { return cmpString(a.ID, b.ID) })
+	nodes := s.b.Nodes() // by id
 	var out []kmsg.MetadataResponseBroker
 	for _, n := range nodes {
 		host, port, ok := splitHostPort(n.KafkaAddr)
@@ -65,14 +61,4 @@ func splitHostPort(addr string) (string, int32, bool) {
 		return "", 0, false
 	}
 	return host, int32(port), true
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

@@ -3,57 +3,135 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
 
 	stratav1 "github.com/stratalog/strata/api/v1"
-	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/broker"
+	"github.com/stratalog/strata/internal/topic"
 )
+
+// This file is the one place where errors meet the wire: errorTable gives
+// every domain error its gRPC code and ErrorReason, toStatus builds the
+// status from it, and fromStatus (peers.go) reads a status another node
+// sent back into the same domain error with the same table.
+
+// Errors the server refuses a request with by itself (authentication,
+// authorization, throttling), before the broker sees it.
+var (
+	// errUnauthenticated: no credentials, wrong ones, or a password
+	// without TLS.
+	errUnauthenticated = errors.New("server: unauthenticated")
+	// errPermissionDenied: the principal may not do this.
+	errPermissionDenied = errors.New("server: permission denied")
+	// errBusyNode: the node protects itself (too many password checks).
+	errBusyNode = errors.New("server: busy")
+)
+
+// errorKind is one row of errorTable.
+type errorKind struct {
+	err    error
+	code   codes.Code
+	reason stratav1.ErrorReason
+}
+
+// errorTable maps the domain errors to the wire. The first row an error
+// matches (errors.Is) decides, so an error that wraps two sentinels gets
+// the earlier one's code; the order is that of the codes' precedence.
+// Each reason appears once.
+var errorTable = []errorKind{
+	{broker.ErrNotLeader, codes.Unavailable, stratav1.ErrorReason_ERROR_REASON_NOT_LEADER},
+	{broker.ErrNotReady, codes.Unavailable, stratav1.ErrorReason_ERROR_REASON_NOT_READY},
+	// Retryable and served again once space is freed, with no restart;
+	// ResourceExhausted would read as the client's fault (too large).
+	{broker.ErrDiskFull, codes.Unavailable, stratav1.ErrorReason_ERROR_REASON_DISK_FULL},
+	{errBusyNode, codes.Unavailable, stratav1.ErrorReason_ERROR_REASON_BUSY},
+
+	{topic.ErrUnknownTopic, codes.NotFound, stratav1.ErrorReason_ERROR_REASON_UNKNOWN_TOPIC},
+	{topic.ErrUnknownPartition, codes.NotFound, stratav1.ErrorReason_ERROR_REASON_UNKNOWN_PARTITION},
+	{broker.ErrUnknownGroup, codes.NotFound, stratav1.ErrorReason_ERROR_REASON_UNKNOWN_GROUP},
+	{broker.ErrUnknownMember, codes.NotFound, stratav1.ErrorReason_ERROR_REASON_UNKNOWN_MEMBER},
+	{topic.ErrUnknownProducer, codes.NotFound, stratav1.ErrorReason_ERROR_REASON_UNKNOWN_PRODUCER},
+	{broker.ErrUnknownQueueGroup, codes.NotFound, stratav1.ErrorReason_ERROR_REASON_UNKNOWN_QUEUE_GROUP},
+	{topic.ErrUnknownNode, codes.NotFound, stratav1.ErrorReason_ERROR_REASON_UNKNOWN_NODE},
+	{broker.ErrNotFound, codes.NotFound, stratav1.ErrorReason_ERROR_REASON_NOT_FOUND},
+
+	{topic.ErrTopicExists, codes.AlreadyExists, stratav1.ErrorReason_ERROR_REASON_TOPIC_EXISTS},
+	{broker.ErrExists, codes.AlreadyExists, stratav1.ErrorReason_ERROR_REASON_ALREADY_EXISTS},
+
+	{broker.ErrInvalidName, codes.InvalidArgument, stratav1.ErrorReason_ERROR_REASON_INVALID_NAME},
+	{broker.ErrInvalidConfig, codes.InvalidArgument, stratav1.ErrorReason_ERROR_REASON_INVALID_CONFIG},
+	{broker.ErrInvalidRequest, codes.InvalidArgument, stratav1.ErrorReason_ERROR_REASON_INVALID_REQUEST},
+	{broker.ErrInvalidBatch, codes.InvalidArgument, stratav1.ErrorReason_ERROR_REASON_INVALID_BATCH},
+
+	{broker.ErrBatchTooLarge, codes.ResourceExhausted, stratav1.ErrorReason_ERROR_REASON_BATCH_TOO_LARGE},
+	{broker.ErrLimit, codes.ResourceExhausted, stratav1.ErrorReason_ERROR_REASON_LIMIT},
+
+	{broker.ErrUnsupported, codes.FailedPrecondition, stratav1.ErrorReason_ERROR_REASON_UNSUPPORTED},
+	{broker.ErrOffsetOutOfRange, codes.OutOfRange, stratav1.ErrorReason_ERROR_REASON_OFFSET_OUT_OF_RANGE},
+	{broker.ErrStaleGeneration, codes.FailedPrecondition, stratav1.ErrorReason_ERROR_REASON_STALE_GENERATION},
+	{broker.ErrGroupNotEmpty, codes.FailedPrecondition, stratav1.ErrorReason_ERROR_REASON_GROUP_NOT_EMPTY},
+	{broker.ErrQueueConflict, codes.FailedPrecondition, stratav1.ErrorReason_ERROR_REASON_QUEUE_CONFLICT},
+	{topic.ErrOutOfOrderSequence, codes.FailedPrecondition, stratav1.ErrorReason_ERROR_REASON_OUT_OF_ORDER_SEQUENCE},
+	{topic.ErrProducerFenced, codes.FailedPrecondition, stratav1.ErrorReason_ERROR_REASON_PRODUCER_FENCED},
+
+	{errUnauthenticated, codes.Unauthenticated, stratav1.ErrorReason_ERROR_REASON_UNAUTHENTICATED},
+	{errPermissionDenied, codes.PermissionDenied, stratav1.ErrorReason_ERROR_REASON_PERMISSION_DENIED},
+}
+
+// kindOf returns the row of errorTable err matches: a context error and
+// an error no row matches get the code of their own and no reason.
+func kindOf(err error) errorKind {
+	for _, k := range errorTable {
+		if errors.Is(err, k.err) {
+			return k
+		}
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return errorKind{err: context.DeadlineExceeded, code: codes.DeadlineExceeded}
+	case errors.Is(err, context.Canceled):
+		return errorKind{err: context.Canceled, code: codes.Canceled}
+	}
+	return errorKind{code: codes.Internal}
+}
+
+// reasonKinds indexes errorTable by reason, for fromStatus.
+var reasonKinds = func() map[stratav1.ErrorReason]errorKind {
+	m := make(map[stratav1.ErrorReason]errorKind, len(errorTable))
+	for _, k := range errorTable {
+		if _, dup := m[k.reason]; dup {
+			panic(fmt.Sprintf("server: reason %v twice in the error table", k.reason))
+		}
+		m[k.reason] = k
+	}
+	return m
+}()
 
 // codeOf maps a broker error to its gRPC code.
 func codeOf(err error) codes.Code {
-	var nl *broker.NotLeaderError
-	switch {
-	case err == nil:
+	if err == nil {
 		return codes.OK
-	case errors.As(err, &nl), errors.Is(err, cluster.ErrNotLeader), errors.Is(err, broker.ErrNotReady):
-		return codes.Unavailable
-	case errors.Is(err, broker.ErrDiskFull):
-		// Retryable and served again once space is freed, with no restart;
-		// ResourceExhausted would read as the client's fault (too large).
-		return codes.Unavailable
-	case errors.Is(err, broker.ErrUnknownTopic), errors.Is(err, broker.ErrUnknownPartition),
-		errors.Is(err, broker.ErrUnknownGroup), errors.Is(err, broker.ErrUnknownMember),
-		errors.Is(err, broker.ErrUnknownProducer), errors.Is(err, broker.ErrUnknownQueueGroup),
-		errors.Is(err, broker.ErrUnknownNode), errors.Is(err, broker.ErrNotFound):
-		return codes.NotFound
-	case errors.Is(err, broker.ErrTopicExists), errors.Is(err, broker.ErrExists):
-		return codes.AlreadyExists
-	case errors.Is(err, broker.ErrInvalidName), errors.Is(err, broker.ErrInvalidConfig),
-		errors.Is(err, broker.ErrInvalidRequest), errors.Is(err, broker.ErrInvalidBatch):
-		return codes.InvalidArgument
-	case errors.Is(err, broker.ErrBatchTooLarge), errors.Is(err, broker.ErrLimit):
-		return codes.ResourceExhausted
-	case errors.Is(err, broker.ErrUnsupported):
-		return codes.FailedPrecondition
-	case errors.Is(err, broker.ErrOffsetOutOfRange):
-		return codes.OutOfRange
-	case errors.Is(err, broker.ErrStaleGeneration), errors.Is(err, broker.ErrGroupNotEmpty),
-		errors.Is(err, broker.ErrQueueConflict),
-		errors.Is(err, cluster.ErrOutOfOrderSequence), errors.Is(err, cluster.ErrProducerFenced):
-		return codes.FailedPrecondition
-	case errors.Is(err, context.DeadlineExceeded):
-		return codes.DeadlineExceeded
-	case errors.Is(err, context.Canceled):
-		return codes.Canceled
 	}
-	return codes.Internal
+	return kindOf(err).code
 }
 
-// toStatus turns a broker error into a gRPC status error, with a NotLeader
-// detail when the request should go to another node.
+// errorInfo is the ErrorInfo detail of a broker error.
+func errorInfo(err error) *stratav1.ErrorInfo {
+	info := &stratav1.ErrorInfo{Reason: kindOf(err).reason}
+	var fe *topic.FencedError
+	if errors.As(err, &fe) && fe.Current > 0 {
+		info.ProducerEpoch = int32(fe.Current)
+	}
+	return info
+}
+
+// toStatus turns a broker error into a gRPC status error with an
+// ErrorInfo detail, and a NotLeader detail when the request should go to
+// another node (or an OutOfOrderSequence one with the sequence expected).
 func toStatus(err error) error {
 	if err == nil {
 		return nil
@@ -61,29 +139,48 @@ func toStatus(err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err // already a status (from a client or the runtime)
 	}
-	st := status.New(codeOf(err), err.Error())
+	details := []protoadapt.MessageV1{errorInfo(err)}
 	var nl *broker.NotLeaderError
-	var se *cluster.SequenceError
+	var se *topic.SequenceError
 	switch {
 	case errors.As(err, &nl):
-		if d, derr := st.WithDetails(&stratav1.NotLeader{LeaderId: nl.LeaderID, LeaderAddr: nl.LeaderAddr}); derr == nil {
-			st = d
-		}
+		details = append(details, &stratav1.NotLeader{LeaderId: nl.LeaderID, LeaderAddr: nl.LeaderAddr})
 	case errors.As(err, &se):
 		// A forwarding node (dead letters) needs the expected sequence.
-		if d, derr := st.WithDetails(&stratav1.OutOfOrderSequence{ExpectedSequence: se.Expected}); derr == nil {
-			st = d
-		}
+		details = append(details, &stratav1.OutOfOrderSequence{ExpectedSequence: se.Expected})
+	}
+	st := status.New(codeOf(err), err.Error())
+	if d, derr := st.WithDetails(details...); derr == nil {
+		st = d
 	}
 	return st.Err()
 }
 
-// expectedSequence returns the sequence a partition expects next, for an
-// out-of-order produce.
-func expectedSequence(err error) int32 {
-	var se *cluster.SequenceError
+// setProduceError fills the error fields of one ProduceStream response,
+// which carries no status details.
+func setProduceError(resp *stratav1.ProduceResponse, err error) {
+	resp.ErrorCode = int32(codeOf(err))
+	resp.ErrorMessage = err.Error()
+	resp.ErrorInfo = errorInfo(err)
+	var se *topic.SequenceError
 	if errors.As(err, &se) {
-		return se.Expected
+		resp.ExpectedSequence = se.Expected
 	}
-	return 0
+}
+
+// refusal is an error the server refuses a request with: its message is
+// the client's to read as it is, its kind (a sentinel of errorTable)
+// gives the code and reason.
+type refusal struct {
+	kind error
+	msg  string
+}
+
+func (r *refusal) Error() string { return r.msg }
+func (r *refusal) Unwrap() error { return r.kind }
+
+// refuse returns the status of a refusal of kind with the message format
+// makes.
+func refuse(kind error, format string, args ...any) error {
+	return toStatus(&refusal{kind: kind, msg: fmt.Sprintf(format, args...)})
 }

@@ -19,6 +19,7 @@ import (
 	stratav1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/broker"
+	"github.com/stratalog/strata/internal/topic"
 	"github.com/stratalog/strata/segment"
 )
 
@@ -29,7 +30,7 @@ func openTestBroker(t *testing.T) *broker.Broker {
 	var b *broker.Broker
 	node, err := cluster.OpenNode(context.Background(), cluster.NodeConfig{
 		ID: "n1", Dir: t.TempDir(), ClusterAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:1", DataGroups: 1,
-		Segment: func(cluster.TopicConfig) segment.Config {
+		Segment: func(topic.Config) segment.Config {
 			c := segment.DefaultConfig()
 			c.Fsync = segment.FsyncNever
 			return c
@@ -71,7 +72,7 @@ func openTestBroker(t *testing.T) *broker.Broker {
 func produceBatches(t *testing.T, b *broker.Broker, n int, values ...string) []int64 {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := b.CreateTopic(ctx, "t", cluster.TopicConfig{Partitions: 1}); err != nil {
+	if _, err := b.CreateTopic(ctx, "t", topic.Config{Partitions: 1}); err != nil {
 		t.Fatal(err)
 	}
 	var offs []int64

@@ -13,8 +13,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	stratav1 "github.com/stratalog/strata/api/v1"
-	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/broker"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // Peers implements broker.Peers over the client API of the other nodes:
@@ -93,7 +93,7 @@ func (p *Peers) Produce(ctx context.Context, addr, topic string, partition int32
 }
 
 // CreateTopic implements broker.Peers.
-func (p *Peers) CreateTopic(ctx context.Context, addr, name string, cfg cluster.TopicConfig) error {
+func (p *Peers) CreateTopic(ctx context.Context, addr, name string, cfg topic.Config) error {
 	return p.call(ctx, addr, func(s stratav1.StrataClient) error {
 		_, err := s.CreateTopic(ctx, &stratav1.CreateTopicRequest{Name: name, Config: &stratav1.TopicConfig{
 			Partitions: cfg.Partitions, ReplicationFactor: cfg.ReplicationFactor, RetentionMs: cfg.RetentionMs,
@@ -124,7 +124,7 @@ func (p *Peers) InitProducer(ctx context.Context, addr string, id int64) (int64,
 }
 
 // CommitOffsets implements broker.Peers.
-func (p *Peers) CommitOffsets(ctx context.Context, addr, group string, offs []cluster.TopicOffset) error {
+func (p *Peers) CommitOffsets(ctx context.Context, addr, group string, offs []topic.PartitionOffset) error {
 	return p.call(ctx, addr, func(s stratav1.StrataClient) error {
 		_, err := s.CommitOffsets(ctx, &stratav1.CommitOffsetsRequest{Group: group, Offsets: toPartitionOffsets(offs)})
 		return err
@@ -167,7 +167,7 @@ var _ broker.OffsetReader = (*Peers)(nil)
 
 // ReadOffsets implements broker.OffsetReader: FetchOffsets on the node at
 // addr answers from the metadata leader's view after a barrier.
-func (p *Peers) ReadOffsets(ctx context.Context, addr, group string, parts []broker.TopicPartition) ([]cluster.TopicOffset, error) {
+func (p *Peers) ReadOffsets(ctx context.Context, addr, group string, parts []broker.TopicPartition) ([]topic.PartitionOffset, error) {
 	req := &stratav1.FetchOffsetsRequest{Group: group}
 	for _, tp := range parts {
 		req.Partitions = append(req.Partitions, &stratav1.TopicPartition{Topic: tp.Topic, Partition: tp.Partition})
@@ -180,15 +180,18 @@ func (p *Peers) ReadOffsets(ctx context.Context, addr, group string, parts []bro
 	if err != nil {
 		return nil, err
 	}
-	out := make([]cluster.TopicOffset, len(resp.Offsets))
+	out := make([]topic.PartitionOffset, len(resp.Offsets))
 	for i, o := range resp.Offsets {
-		out[i] = cluster.TopicOffset{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset}
+		out[i] = topic.PartitionOffset{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset}
 	}
 	return out, nil
 }
 
-// fromStatus turns another node's answer back into the broker error it
-// stood for, so callers match it with errors.Is/As as a local one.
+// fromStatus turns another node's answer back into the domain error it
+// stood for, so callers match it with errors.Is/As as a local one: the
+// ErrorInfo's reason picks the sentinel of errorTable (a forwarded unknown
+// queue group stays one), the NotLeader and OutOfOrderSequence details
+// give back the *broker.NotLeaderError and the *topic.SequenceError.
 func fromStatus(addr string, err error) error {
 	if err == nil {
 		return nil
@@ -197,38 +200,53 @@ func fromStatus(addr string, err error) error {
 	if !ok {
 		return err
 	}
+	var info *stratav1.ErrorInfo
 	for _, d := range st.Details() {
 		switch d := d.(type) {
 		case *stratav1.NotLeader:
 			return &broker.NotLeaderError{LeaderID: d.LeaderId, LeaderAddr: d.LeaderAddr, What: "forwarded request: " + st.Message()}
 		case *stratav1.OutOfOrderSequence:
-			return &cluster.SequenceError{Expected: d.ExpectedSequence}
+			return &topic.SequenceError{Expected: d.ExpectedSequence}
+		case *stratav1.ErrorInfo:
+			info = d
 		}
 	}
-	var kind error
-	switch st.Code() {
-	case codes.FailedPrecondition:
-		// A dead-letter writer climbs to the epoch a partition is at.
-		if !strings.Contains(st.Message(), cluster.ErrProducerFenced.Error()) {
-			return fmt.Errorf("server: forwarded to %s: %w", addr, err)
-		}
-		kind = cluster.ErrProducerFenced
-	case codes.AlreadyExists:
-		kind = broker.ErrTopicExists
-	case codes.NotFound:
-		kind = broker.ErrUnknownTopic
-	case codes.Unavailable:
-		kind = broker.ErrNotReady
-	case codes.InvalidArgument:
-		kind = broker.ErrInvalidRequest
-	case codes.ResourceExhausted:
-		kind = broker.ErrBatchTooLarge
-	case codes.DeadlineExceeded:
+	kind := legacyKind(st)
+	if info != nil {
+		kind = reasonKinds[info.Reason].err // nil for UNSPECIFIED or a reason this node does not know
+	}
+	switch {
+	case kind != nil:
+	case st.Code() == codes.DeadlineExceeded:
 		kind = context.DeadlineExceeded
-	case codes.Canceled:
+	case st.Code() == codes.Canceled:
 		kind = context.Canceled
 	default:
 		return fmt.Errorf("server: forwarded to %s: %w", addr, err)
 	}
 	return fmt.Errorf("%w: forwarded to %s: %s", kind, addr, st.Message())
+}
+
+// legacyKind is the domain error of a status from a node older than the
+// ErrorReason (in a cluster being upgraded), which says no more than its
+// code and message.
+func legacyKind(st *status.Status) error {
+	switch st.Code() {
+	case codes.FailedPrecondition:
+		// A dead-letter writer climbs to the epoch a partition is at.
+		if strings.Contains(st.Message(), "producer epoch is stale") {
+			return topic.ErrProducerFenced
+		}
+	case codes.AlreadyExists:
+		return topic.ErrTopicExists
+	case codes.NotFound:
+		return topic.ErrUnknownTopic
+	case codes.Unavailable:
+		return broker.ErrNotReady
+	case codes.InvalidArgument:
+		return broker.ErrInvalidRequest
+	case codes.ResourceExhausted:
+		return broker.ErrBatchTooLarge
+	}
+	return nil
 }

@@ -2,13 +2,9 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"maps"
 	"slices"
 	"time"
-
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	stratav1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/internal/auth"
@@ -213,7 +209,7 @@ func resetSpec(req *stratav1.ResetQueueGroupRequest) (broker.ResetSpec, error) {
 	case stratav1.OffsetSpec_OFFSET_SPEC_OFFSET:
 		spec.Offset = req.Offset
 	default:
-		return spec, status.Error(codes.InvalidArgument, fmt.Sprintf("reset queue group: unknown spec %v", req.Spec))
+		return spec, refuse(broker.ErrInvalidRequest, "reset queue group: unknown spec %v", req.Spec)
 	}
 	return spec, nil
 }

@@ -14,12 +14,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
-	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
 
 	"github.com/stratalog/strata/internal/auth"
@@ -97,9 +95,9 @@ type identityKey struct{}
 
 // Errors of authentication, as the client sees them.
 var (
-	errNoCredentials = status.Error(codes.Unauthenticated, "authentication required: present a client certificate or a user and password")
-	errBadPassword   = status.Error(codes.Unauthenticated, "authentication failed: unknown user or wrong password")
-	errPlainPassword = status.Error(codes.Unauthenticated, "password authentication needs TLS: the password would cross the network in clear")
+	errNoCredentials = refuse(errUnauthenticated, "authentication required: present a client certificate or a user and password")
+	errBadPassword   = refuse(errUnauthenticated, "authentication failed: unknown user or wrong password")
+	errPlainPassword = refuse(errUnauthenticated, "password authentication needs TLS: the password would cross the network in clear")
 )
 
 // rateLimit lets through at most perSecond events a second and counts the
@@ -168,7 +166,7 @@ func (s *Security) identify(ctx context.Context, md metadata.MD) (identity, erro
 		user, pass, ok := parseBasic(h[0])
 		if !ok {
 			s.loginFailed("?", id.remote, "malformed authorization header")
-			return id, status.Error(codes.Unauthenticated, "malformed authorization header: want Basic base64(user:password)")
+			return id, refuse(errUnauthenticated, "malformed authorization header: want Basic base64(user:password)")
 		}
 		if tlsInfo == nil {
 			s.loginFailed(user, id.remote, "password without TLS")
@@ -205,7 +203,7 @@ func parseBasic(h string) (user, pass string, ok bool) {
 }
 
 // errBusy refuses a login while too many password checks run.
-var errBusy = status.Error(codes.Unavailable, "too many logins in progress; retry")
+var errBusy = refuse(errBusyNode, "too many logins in progress; retry")
 
 // checkPassword verifies a password against the user's stored SCRAM
 // credential. The check costs a PBKDF2 (thousands of hashes): its answer
@@ -336,7 +334,7 @@ func (s *Security) authorize(ctx context.Context, method string, req any) error 
 	}
 	cs, ok := checksFor(req)
 	if !ok {
-		return status.Errorf(codes.PermissionDenied, "%s: no authorization rule for this call", method)
+		return refuse(errPermissionDenied, "%s: no authorization rule for this call", method)
 	}
 	for _, c := range cs {
 		if c.anyName {
@@ -381,7 +379,7 @@ func (s *Security) deny(ctx context.Context, method string, op auth.Operation, r
 	if ok, _ := s.auditLim.allow(auditLinesPerSecond); ok {
 		s.audit().Denied(id.principal, string(op), string(res), name, method, id.remote)
 	}
-	return status.Errorf(codes.PermissionDenied, "%s may not %s %s %q", id.principal, op, res, name)
+	return refuse(errPermissionDenied, "%s may not %s %s %q", id.principal, op, res, name)
 }
 
 // UnaryInterceptor authorizes a unary call and audits admin changes. Put

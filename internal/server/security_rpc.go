@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	stratav1 "github.com/stratalog/strata/api/v1"
-	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/auth"
 	"github.com/stratalog/strata/internal/broker"
 )
@@ -18,7 +17,7 @@ func (s *Server) SetSecurity(sec *Security) { s.sec = sec }
 
 // PutUser implements strata.v1.
 func (s *Server) PutUser(ctx context.Context, req *stratav1.PutUserRequest) (*stratav1.PutUserResponse, error) {
-	u := cluster.User{Name: req.Name}
+	u := auth.User{Name: req.Name}
 	for _, c := range req.Credentials {
 		u.Credentials = append(u.Credentials, auth.Credential{Mechanism: auth.Mechanism(c.Mechanism), Salt: c.Salt,
 			Iterations: int(c.Iterations), StoredKey: c.StoredKey, ServerKey: c.ServerKey})

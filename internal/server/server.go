@@ -3,23 +3,20 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"slices"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
-	"google.golang.org/grpc/status"
 
 	stratav1 "github.com/stratalog/strata/api/v1"
-	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/auth"
 	"github.com/stratalog/strata/internal/broker"
+	"github.com/stratalog/strata/internal/topic"
 )
 
 // MaxRecvMsgBytes bounds a request: the largest batch a topic may accept
@@ -81,7 +78,7 @@ func (s *Server) Metadata(ctx context.Context, req *stratav1.MetadataRequest) (*
 	return resp, nil
 }
 
-func (s *Server) topicInfo(t cluster.Topic) *stratav1.TopicInfo {
+func (s *Server) topicInfo(t topic.Topic) *stratav1.TopicInfo {
 	ti := &stratav1.TopicInfo{Name: t.Name, Config: &stratav1.TopicConfig{
 		Partitions: t.Config.Partitions, ReplicationFactor: t.Config.ReplicationFactor,
 		RetentionMs: t.Config.RetentionMs, RetentionBytes: t.Config.RetentionBytes,
@@ -103,9 +100,9 @@ func (s *Server) topicInfo(t cluster.Topic) *stratav1.TopicInfo {
 
 // CreateTopic implements strata.v1.
 func (s *Server) CreateTopic(ctx context.Context, req *stratav1.CreateTopicRequest) (*stratav1.CreateTopicResponse, error) {
-	var cfg cluster.TopicConfig
+	var cfg topic.Config
 	if c := req.Config; c != nil {
-		cfg = cluster.TopicConfig{Partitions: c.Partitions, ReplicationFactor: c.ReplicationFactor,
+		cfg = topic.Config{Partitions: c.Partitions, ReplicationFactor: c.ReplicationFactor,
 			RetentionMs: c.RetentionMs, RetentionBytes: c.RetentionBytes, MaxBatchBytes: c.MaxBatchBytes}
 	}
 	t, err := s.b.CreateTopic(ctx, req.Name, cfg)
@@ -195,9 +192,7 @@ func (s *Server) ProduceStream(stream stratav1.Strata_ProduceStreamServer) error
 			resp := &stratav1.ProduceResponse{CorrelationId: p.req.CorrelationId, Partition: p.req.Partition,
 				BaseOffset: r.BaseOffset, Duplicate: r.Duplicate}
 			if err != nil {
-				resp.ErrorCode = int32(codeOf(err))
-				resp.ErrorMessage = err.Error()
-				resp.ExpectedSequence = expectedSequence(err)
+				setProduceError(resp, err)
 			}
 			sendErr = stream.Send(resp)
 		}
@@ -245,7 +240,7 @@ func (s *Server) ListOffsets(ctx context.Context, req *stratav1.ListOffsetsReque
 	case stratav1.OffsetSpec_OFFSET_SPEC_TIMESTAMP:
 		spec = broker.SpecTimestamp
 	default:
-		return nil, status.Errorf(codes.InvalidArgument, "list offsets: spec must be EARLIEST, LATEST or TIMESTAMP, got %v", req.Spec)
+		return nil, refuse(broker.ErrInvalidRequest, "list offsets: spec must be EARLIEST, LATEST or TIMESTAMP, got %v", req.Spec)
 	}
 	off, err := s.b.ListOffsets(ctx, req.Topic, req.Partition, spec, req.TimestampMs)
 	if err != nil {
@@ -292,9 +287,9 @@ func (s *Server) LeaveGroup(ctx context.Context, req *stratav1.LeaveGroupRequest
 
 // CommitOffsets implements strata.v1.
 func (s *Server) CommitOffsets(ctx context.Context, req *stratav1.CommitOffsetsRequest) (*stratav1.CommitOffsetsResponse, error) {
-	offs := make([]cluster.TopicOffset, len(req.Offsets))
+	offs := make([]topic.PartitionOffset, len(req.Offsets))
 	for i, o := range req.Offsets {
-		offs[i] = cluster.TopicOffset{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset}
+		offs[i] = topic.PartitionOffset{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset}
 	}
 	if err := s.b.CommitOffsets(ctx, req.Group, req.MemberId, req.Generation, offs); err != nil {
 		return nil, toStatus(err)
@@ -302,7 +297,7 @@ func (s *Server) CommitOffsets(ctx context.Context, req *stratav1.CommitOffsetsR
 	return &stratav1.CommitOffsetsResponse{}, nil
 }
 
-func toPartitionOffsets(in []cluster.TopicOffset) []*stratav1.PartitionOffset {
+func toPartitionOffsets(in []topic.PartitionOffset) []*stratav1.PartitionOffset {
 	out := make([]*stratav1.PartitionOffset, len(in))
 	for i, o := range in {
 		out[i] = &stratav1.PartitionOffset{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset}
@@ -320,7 +315,7 @@ func (s *Server) FetchOffsets(ctx context.Context, req *stratav1.FetchOffsetsReq
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	offs = slices.DeleteFunc(offs, func(o cluster.TopicOffset) bool { return !s.canDescribe(ctx, auth.ResourceTopic, o.Topic) })
+	offs = slices.DeleteFunc(offs, func(o topic.PartitionOffset) bool { return !s.canDescribe(ctx, auth.ResourceTopic, o.Topic) })
 	return &stratav1.FetchOffsetsResponse{Offsets: toPartitionOffsets(offs)}, nil
 }
 
@@ -370,7 +365,7 @@ func (s *Server) ResetOffsets(ctx context.Context, req *stratav1.ResetOffsetsReq
 	case stratav1.OffsetSpec_OFFSET_SPEC_OFFSET:
 		spec.Offset = req.Offset
 	default:
-		return nil, status.Error(codes.InvalidArgument, fmt.Sprintf("reset offsets: unknown spec %v", req.Spec))
+		return nil, refuse(broker.ErrInvalidRequest, "reset offsets: unknown spec %v", req.Spec)
 	}
 	offs, err := s.b.ResetOffsets(ctx, req.Group, req.Topic, req.Partitions, spec)
 	if err != nil {

@@ -67,7 +67,7 @@ func (s *Store) NodeServerConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		// The per-handshake config below decides; this one says the same
-		// for whoever inspects it (cluster.ClusterTLS.Validate).
+		// for whoever inspects it (mux.ClusterTLS.Validate).
 		ClientAuth: tls.RequireAndVerifyClientCert,
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
 			m := s.current()

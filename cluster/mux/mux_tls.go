@@ -1,7 +1,6 @@
-package cluster
+package mux
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -11,7 +10,7 @@ import (
 	"time"
 )
 
-// Mutual TLS on the cluster port. Package cluster holds no certificates and
+// Mutual TLS on the cluster port. Package mux holds no certificates and
 // imports no certificate package: the agent builds the *tls.Config values
 // (both sides present a CA-signed node certificate) and the function that
 // reads a verified peer's node id, and passes them in a ClusterTLS.
@@ -155,20 +154,26 @@ func clientTLS(conn net.Conn, ct *ClusterTLS, address string) (net.Conn, string,
 	tc := tls.Client(conn, clientConfigFor(ct.Client, address))
 	if err := tc.Handshake(); err != nil {
 		_ = conn.Close()
-		return nil, "", fmt.Errorf("cluster: tls handshake with %s: %w", address, err)
+		return nil, "", fmt.Errorf("mux: tls handshake with %s: %w", address, err)
 	}
 	c := &tlsConn{Conn: tc, raw: conn}
 	peer, err := ct.PeerID(tc.ConnectionState())
 	if err != nil {
 		_ = c.Close()
-		return nil, "", fmt.Errorf("cluster: tls peer at %s has no node id: %w", address, err)
+		return nil, "", fmt.Errorf("mux: tls peer at %s has no node id: %w", address, err)
 	}
 	return c, peer, nil
 }
 
-// clientConfigFor returns cfg, or a copy with ServerName set to address's
-// host when cfg has none: crypto/tls refuses a client config with neither
-// ServerName nor InsecureSkipVerify, and tls.Dial fills it in the same way.
+// ClientConfig returns the client TLS config to dial address with:
+// ct.Client, or a copy with ServerName set to address's host when it has
+// none (crypto/tls refuses a client config with neither ServerName nor
+// InsecureSkipVerify, and tls.Dial fills it in the same way).
+func (ct *ClusterTLS) ClientConfig(address string) *tls.Config {
+	return clientConfigFor(ct.Client, address)
+}
+
+// clientConfigFor is ClusterTLS.ClientConfig of cfg.
 func clientConfigFor(cfg *tls.Config, address string) *tls.Config {
 	if cfg.ServerName != "" || cfg.InsecureSkipVerify {
 		return cfg
@@ -229,41 +234,4 @@ func (l *logLimiter) allow(now time.Time) (bool, int) {
 	n := l.suppressed
 	l.last, l.suppressed = now, 0
 	return true, n
-}
-
-// VerifyMemberTLS returns an admission check (NodeConfig.AdmitMember) that
-// dials a member's cluster address with ct.Client, completes the TLS
-// handshake within timeout and accepts the member only if its certificate
-// names the node id it claims in gossip. It sends no mux header: it closes
-// right after the handshake, which the member's mux logs at debug only.
-func VerifyMemberTLS(ct *ClusterTLS, timeout time.Duration) func(ctx context.Context, id, clusterAddr string) error {
-	return func(ctx context.Context, id, clusterAddr string) error {
-		if ct == nil || ct.Client == nil || ct.PeerID == nil {
-			return fmt.Errorf("%w: admit %s: cluster TLS is not configured", ErrNotAdmitted, id)
-		}
-		ctx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		var d net.Dialer
-		conn, err := d.DialContext(ctx, "tcp", clusterAddr)
-		if err != nil {
-			return fmt.Errorf("cluster: admit %s: dial %s: %w", id, clusterAddr, err)
-		}
-		if dl, ok := ctx.Deadline(); ok {
-			_ = conn.SetDeadline(dl) // bounds close_notify too
-		}
-		tc := tls.Client(conn, clientConfigFor(ct.Client, clusterAddr))
-		defer tc.Close()
-		if err := tc.HandshakeContext(ctx); err != nil {
-			return fmt.Errorf("cluster: admit %s: tls handshake with %s: %w", id, clusterAddr, err)
-		}
-		got, err := ct.PeerID(tc.ConnectionState())
-		if err != nil {
-			return fmt.Errorf("cluster: admit %s: certificate at %s names no node: %w", id, clusterAddr, err)
-		}
-		if got != id {
-			return fmt.Errorf("%w: member %q at %s presents a certificate for node %q",
-				ErrNotAdmitted, id, clusterAddr, got)
-		}
-		return nil
-	}
 }

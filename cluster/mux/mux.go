@@ -1,4 +1,4 @@
-package cluster
+package mux
 
 import (
 	"errors"
@@ -62,9 +62,8 @@ type Mux struct {
 	layers    map[string]*muxLayer
 	pending   map[net.Conn]struct{} // accepted, header not yet read
 
-	// faults and nodeID are set once, before the first layer (tests only).
-	faults *FaultNet
-	nodeID string
+	// wrapDial is set once, before the first layer dials (tests only).
+	wrapDial DialWrapper
 }
 
 // NewMux starts accepting connections on ln and returns the mux that owns it.
@@ -133,11 +132,15 @@ func (m *Mux) SetAdvertise(addr string) error {
 	return nil
 }
 
-// setFaults routes the connections the mux dials through f, as node id.
-// Call it before Layer.
-func (m *Mux) setFaults(f *FaultNet, id string) {
-	m.faults, m.nodeID = f, id
-	f.register(id, m.Addr().String())
+// DialWrapper dials addr through dial, or refuses to: a test network
+// (cluster.FaultNet) wraps the connections a mux dials to cut, delay or
+// stall them.
+type DialWrapper func(addr string, dial func() (net.Conn, error)) (net.Conn, error)
+
+// WrapDial routes every connection the mux dials through w. Tests only:
+// call it once, before any layer dials.
+func (m *Mux) WrapDial(w DialWrapper) {
+	m.wrapDial = w
 }
 
 // Layer registers group and returns its raft.StreamLayer. Accept yields the
@@ -169,7 +172,7 @@ func (m *Mux) Layer(group string) raft.StreamLayer {
 		return l
 	}
 	if _, dup := m.layers[group]; dup {
-		panic(fmt.Sprintf("cluster: raft group %q already has a mux layer", group))
+		panic(fmt.Sprintf("mux: raft group %q already has a mux layer", group))
 	}
 	m.layers[group] = l
 	return l
@@ -294,18 +297,18 @@ func readMuxHeader(conn net.Conn, deadline time.Time) (string, error) {
 	}
 	var buf [2 + maxGroupNameBytes]byte
 	if _, err := io.ReadFull(conn, buf[:2]); err != nil {
-		return "", fmt.Errorf("%w: read: %w", ErrBadMuxHeader, err)
+		return "", fmt.Errorf("%w: read: %w", ErrBadHeader, err)
 	}
 	if buf[0] != muxMagic {
-		return "", fmt.Errorf("%w: magic byte %#x, want %#x", ErrBadMuxHeader, buf[0], muxMagic)
+		return "", fmt.Errorf("%w: magic byte %#x, want %#x", ErrBadHeader, buf[0], muxMagic)
 	}
 	n := int(buf[1])
 	if _, err := io.ReadFull(conn, buf[2:2+n]); err != nil {
-		return "", fmt.Errorf("%w: read group name: %w", ErrBadMuxHeader, err)
+		return "", fmt.Errorf("%w: read group name: %w", ErrBadHeader, err)
 	}
 	group := string(buf[2 : 2+n])
 	if err := ValidGroupName(group); err != nil {
-		return "", fmt.Errorf("%w: %w", ErrBadMuxHeader, err)
+		return "", fmt.Errorf("%w: %w", ErrBadHeader, err)
 	}
 	if err := conn.SetReadDeadline(time.Time{}); err != nil {
 		return "", fmt.Errorf("clear header deadline: %w", err)
@@ -344,6 +347,19 @@ func (m *Mux) pendingCount() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.pending)
+}
+
+// Conns returns how many open connections the layer of group owns
+// (accepted and dialled); 0 when the group has no layer. For tests and
+// diagnostics.
+func (m *Mux) Conns(group string) int {
+	m.mu.Lock()
+	l := m.layers[group]
+	m.mu.Unlock()
+	if l == nil {
+		return 0
+	}
+	return l.connCount()
 }
 
 func (m *Mux) unregister(l *muxLayer) {
@@ -439,8 +455,8 @@ func (l *muxLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.
 	}
 	var conn net.Conn
 	var err error
-	if f := l.mux.faults; f != nil {
-		conn, err = f.dial(l.mux.nodeID, string(address), dial)
+	if w := l.mux.wrapDial; w != nil {
+		conn, err = w(string(address), dial)
 	} else {
 		conn, err = dial()
 	}
@@ -449,7 +465,7 @@ func (l *muxLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.
 	}
 	if err := conn.SetDeadline(deadline); err != nil {
 		_ = conn.Close()
-		return nil, fmt.Errorf("cluster: set dial deadline: %w", err)
+		return nil, fmt.Errorf("mux: set dial deadline: %w", err)
 	}
 	if ct := l.mux.tls; ct != nil {
 		// TLS runs over the dialled conn, so a FaultNet sees its bytes.
@@ -459,11 +475,11 @@ func (l *muxLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.
 	}
 	if _, err := conn.Write(l.header); err != nil {
 		_ = conn.Close()
-		return nil, fmt.Errorf("cluster: send mux header to %s: %w", address, err)
+		return nil, fmt.Errorf("mux: send mux header to %s: %w", address, err)
 	}
 	if err := conn.SetDeadline(time.Time{}); err != nil {
 		_ = conn.Close()
-		return nil, fmt.Errorf("cluster: clear dial deadline: %w", err)
+		return nil, fmt.Errorf("mux: clear dial deadline: %w", err)
 	}
 	lc, ok := l.track(conn)
 	if !ok {

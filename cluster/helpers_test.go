@@ -1,0 +1,165 @@
+package cluster
+
+import (
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/stratalog/strata/cluster/mux"
+	"github.com/stratalog/strata/cluster/mux/muxtest"
+)
+
+// newTestMux starts a mux on 127.0.0.1:0 that the test closes.
+func newTestMux(t *testing.T) *mux.Mux {
+	t.Helper()
+	return newTestTLSMux(t, nil, nil)
+}
+
+// newTestTLSMux starts a mux with ct (nil: plaintext) on 127.0.0.1:0 that
+// the test closes.
+func newTestTLSMux(t *testing.T, ct *mux.ClusterTLS, logger *slog.Logger) *mux.Mux {
+	t.Helper()
+	ln := mustListen(t)
+	var m *mux.Mux
+	if ct == nil {
+		m = mux.NewMux(ln, logger)
+	} else {
+		var err error
+		if m, err = mux.NewTLSMux(ln, ct, logger); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Errorf("mux close: %v", err)
+		}
+	})
+	return m
+}
+
+func mustListen(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// serverAddr is m's address as raft names it.
+func serverAddr(m *mux.Mux) raft.ServerAddress { return raft.ServerAddress(m.Addr().String()) }
+
+// eventually waits until cond holds, checking every few milliseconds, and
+// fails the test after d.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		<-tick.C
+	}
+}
+
+// waitGoroutines waits until no more goroutines run than at baseline.
+func waitGoroutines(t *testing.T, baseline int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for runtime.NumGoroutine() > baseline {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("goroutines: %d, want <= %d\n%s", runtime.NumGoroutine(), baseline, buf[:runtime.Stack(buf, true)])
+		}
+		<-tick.C
+	}
+}
+
+// expectClosedByPeer reads from c until the peer closes it, failing if the
+// peer keeps it open for seconds.
+func expectClosedByPeer(t *testing.T, c net.Conn) {
+	t.Helper()
+	if err := c.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := io.Copy(io.Discard, c)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("connection not closed by the peer: %v", err)
+	}
+}
+
+func acceptOne(t *testing.T, l interface{ Accept() (net.Conn, error) }) net.Conn {
+	t.Helper()
+	type res struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		c, err := l.Accept()
+		ch <- res{c, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			t.Fatalf("accept: %v", r.err)
+		}
+		return r.c
+	case <-time.After(5 * time.Second):
+		t.Fatal("accept: timed out")
+		return nil
+	}
+}
+
+// testPKI is a certificate authority made at test time (muxtest.PKI).
+type testPKI struct{ *muxtest.PKI }
+
+func newTestPKI(t *testing.T) *testPKI { return &testPKI{muxtest.NewPKI(t)} }
+
+// clusterTLS returns the ClusterTLS of a node presenting cert, trusting p.
+func (p *testPKI) clusterTLS(cert tls.Certificate) *mux.ClusterTLS {
+	server, client := p.Configs(cert)
+	return &mux.ClusterTLS{Server: server, Client: client, PeerID: muxtest.PeerID}
+}
+
+// nodeTLS is the ClusterTLS of node id under p.
+func (p *testPKI) nodeTLS(t *testing.T, id string) *mux.ClusterTLS {
+	t.Helper()
+	return p.clusterTLS(p.Leaf(t, "strata://node/"+id))
+}
+
+// logBuffer collects log records for a test to search.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (b *logBuffer) logger(level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: level}))
+}
