@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratalog/strata/internal/wait"
+
 	"github.com/hashicorp/raft"
 )
 
@@ -73,7 +75,7 @@ func TestAdmitMemberByCertificate(t *testing.T) {
 	b := openTLSNode(t, pki, "b", "b", join, nil)
 	start := time.Now()
 	startNode(t, b) // returns once the leader has registered b
-	eventuallyErr(t, 10*time.Second, "b in the metadata group", func() error {
+	wait.NoError(t, 10*time.Second, "b in the metadata group", func() error {
 		if r := a.MetaRole("b"); r != "voter" {
 			return fmt.Errorf("b is %s", r)
 		}
@@ -83,7 +85,7 @@ func TestAdmitMemberByCertificate(t *testing.T) {
 
 	// c's certificate says d: c gossips as c, but is never registered.
 	c := openTLSNode(t, pki, "c", "d", join, nil)
-	eventually(t, 10*time.Second, "a sees c alive in gossip", func() bool {
+	wait.For(t, 10*time.Second, "a sees c alive in gossip", func() bool {
 		return slices.ContainsFunc(a.Members(), func(m Member) bool { return m.ID == "c" && m.Status == MemberStatusAlive })
 	})
 	wait := 30 * a.Config().ReconcileInterval
@@ -153,7 +155,7 @@ func TestAdmitRechecksNewAddress(t *testing.T) {
 	// b restarts on a new cluster port (same data, same id).
 	b2 := openTLSNode(t, pki, "b", "b", []string{a.GossipAddr()}, cfg)
 	startNode(t, b2)
-	eventuallyErr(t, 10*time.Second, "b registered at its new address", func() error {
+	wait.NoError(t, 10*time.Second, "b registered at its new address", func() error {
 		if info, _ := a.MetaFSM.NodeInfo("b"); info.ClusterAddr != b2.ClusterAddr() {
 			return fmt.Errorf("b registered at %s", info.ClusterAddr)
 		}

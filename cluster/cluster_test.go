@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratalog/strata/internal/wait"
+
 	"github.com/stratalog/strata/api/record"
 	"github.com/stratalog/strata/internal/topic"
 	"github.com/stratalog/strata/segment"
@@ -107,7 +109,7 @@ func startTestCluster(t *testing.T, n int, tune ...func(*NodeConfig)) []*testClu
 		t.Cleanup(c.stop)
 		nodes = append(nodes, c)
 	}
-	eventuallyErr(t, 20*time.Second, "every node registered in the metadata group", func() error {
+	wait.NoError(t, 20*time.Second, "every node registered in the metadata group", func() error {
 		for _, c := range nodes {
 			if got := len(c.node.MetaFSM.NodeInfos()); got != n {
 				return fmt.Errorf("%s knows %d nodes", c.id, got)
@@ -121,26 +123,11 @@ func startTestCluster(t *testing.T, n int, tune ...func(*NodeConfig)) []*testClu
 	return nodes
 }
 
-func eventuallyErr(t *testing.T, d time.Duration, what string, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v: %v", what, d, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // metaLeader returns the node that leads the metadata group.
 func metaLeader(t *testing.T, nodes []*testClusterNode) *testClusterNode {
 	t.Helper()
 	var l *testClusterNode
-	eventuallyErr(t, 10*time.Second, "a metadata leader", func() error {
+	wait.NoError(t, 10*time.Second, "a metadata leader", func() error {
 		for _, c := range nodes {
 			if c.node != nil && c.node.Meta.IsLeader() {
 				l = c
@@ -157,7 +144,7 @@ func groupLeader(t *testing.T, nodes []*testClusterNode, id uint32) (*testCluste
 	t.Helper()
 	var l *testClusterNode
 	var dg *DataGroup
-	eventuallyErr(t, 15*time.Second, fmt.Sprintf("a leader of data group %d", id), func() error {
+	wait.NoError(t, 15*time.Second, fmt.Sprintf("a leader of data group %d", id), func() error {
 		for _, c := range nodes {
 			if c.node == nil {
 				continue
@@ -205,7 +192,7 @@ func TestClusterDataGroupsAndPreferredLeaders(t *testing.T) {
 		t.Fatalf("both groups prefer %s", rf3[0].Preferred)
 	}
 	for _, g := range rf3 {
-		eventuallyErr(t, 20*time.Second, fmt.Sprintf("group %d led by its preferred %s", g.ID, g.Preferred), func() error {
+		wait.NoError(t, 20*time.Second, fmt.Sprintf("group %d led by its preferred %s", g.ID, g.Preferred), func() error {
 			for _, c := range nodes {
 				dg := c.node.DataGroup(g.ID)
 				if dg == nil {
@@ -238,7 +225,7 @@ func TestClusterCatchUpThroughSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	gid := groups[len(groups)-1].ID
-	eventuallyErr(t, 20*time.Second, "the preferred leader leads", func() error {
+	wait.NoError(t, 20*time.Second, "the preferred leader leads", func() error {
 		if l, _ := groupLeader(t, nodes, gid); l.id != groups[len(groups)-1].Preferred {
 			return fmt.Errorf("led by %s", l.id)
 		}
@@ -312,7 +299,7 @@ func TestClusterCatchUpThroughSnapshot(t *testing.T) {
 		_, dg := groupLeader(t, nodes, gid)
 		return dg.FSM.Partition(k)
 	}
-	eventuallyErr(t, 30*time.Second, "the wiped replica catches up", func() error {
+	wait.NoError(t, 30*time.Second, "the wiped replica catches up", func() error {
 		d := victim.node.DataGroup(gid)
 		if d == nil {
 			return fmt.Errorf("group not open")
@@ -356,7 +343,7 @@ func TestClusterCatchUpThroughSnapshot(t *testing.T) {
 	}
 	// And it keeps replicating after the snapshot.
 	produce(400, 10)
-	eventuallyErr(t, 10*time.Second, "replication after the snapshot", func() error {
+	wait.NoError(t, 10*time.Second, "replication after the snapshot", func() error {
 		if a, b := p.Log.HighWatermark(), leaderPart().Log.HighWatermark(); a != b {
 			return fmt.Errorf("hw %d, leader %d", a, b)
 		}
@@ -448,13 +435,13 @@ func TestClusterDeadNodeReplaced(t *testing.T) {
 	}
 	_, dg := groupLeader(t, nodes, g.ID)
 	k := PartKey{TopicID: 1, Partition: 0}
-	eventuallyErr(t, 10*time.Second, "create partition", func() error {
+	wait.NoError(t, 10*time.Second, "create partition", func() error {
 		_, dg = groupLeader(t, nodes, g.ID)
 		_, err := dg.Group.Apply(ctx, CreatePartitionCmd("t", k, topic.Config{Partitions: 1, ReplicationFactor: 3}))
 		return err
 	})
 	for i := range 50 {
-		eventuallyErr(t, 10*time.Second, "produce", func() error {
+		wait.NoError(t, 10*time.Second, "produce", func() error {
 			_, dg = groupLeader(t, nodes, g.ID)
 			_, err := dg.Group.Apply(ctx, ProduceCmd(k, testBatch(t, 100, i)))
 			return err
@@ -478,7 +465,7 @@ func TestClusterDeadNodeReplaced(t *testing.T) {
 			c.node.setDeadNodeTimeout(500 * time.Millisecond)
 		}
 	}
-	eventuallyErr(t, 30*time.Second, "the dead node's replica re-placed and caught up", func() error {
+	wait.NoError(t, 30*time.Second, "the dead node's replica re-placed and caught up", func() error {
 		l := metaLeader(t, nodes)
 		if _, ok := l.node.MetaFSM.NodeInfo(victim); ok {
 			return fmt.Errorf("%s still registered", victim)
@@ -525,7 +512,7 @@ func TestClusterDeadNodeReplaced(t *testing.T) {
 		}
 	}
 	v.start()
-	eventuallyErr(t, 30*time.Second, "the returning node drops its stale group", func() error {
+	wait.NoError(t, 30*time.Second, "the returning node drops its stale group", func() error {
 		if _, ok := metaLeader(t, nodes).node.MetaFSM.NodeInfo(victim); !ok {
 			return fmt.Errorf("%s not registered again", victim)
 		}

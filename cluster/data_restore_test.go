@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratalog/strata/internal/wait"
+
 	"github.com/hashicorp/raft"
 
 	"github.com/stratalog/strata/cluster/mux"
@@ -43,7 +45,7 @@ func openRestoreTestGroup(t *testing.T, dir string, m *mux.Mux, seg func(topic.C
 		t.Fatal(err)
 	}
 	ctx := testCtx(t)
-	eventually(t, 10*time.Second, "leadership", g.IsLeader)
+	wait.For(t, 10*time.Second, "leadership", g.IsLeader)
 	if err := g.Barrier(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratalog/strata/cluster/mux/muxtest"
+
 	"github.com/hashicorp/raft"
 
 	"github.com/stratalog/strata/cluster/mux"
@@ -51,7 +53,7 @@ func TestFaultNetCutAndHeal(t *testing.T) {
 	f, la, lb := faultPair(t)
 	c, s := roundTrip(t, la, lb)
 	f.Isolate("b")
-	expectClosedByPeer(t, s) // the cut broke the open connection
+	muxtest.ExpectClosedByPeer(t, s) // the cut broke the open connection
 	if _, err := c.Write([]byte("x")); err == nil {
 		t.Fatal("write over a cut link succeeded")
 	}

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratalog/strata/internal/wait"
+
 	"github.com/hashicorp/raft"
 
 	"github.com/stratalog/strata/cluster/mux"
@@ -223,7 +225,7 @@ func TestGroupSingleVoter(t *testing.T) {
 	if err := g2.WaitLeader(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "leadership after restart", g2.IsLeader)
+	wait.For(t, 10*time.Second, "leadership after restart", g2.IsLeader)
 	if err := g2.Barrier(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +245,7 @@ func TestGroupApplyDeadline(t *testing.T) {
 	fsm := newTestFSM()
 	fsm.gate = make(chan struct{})
 	g := startSingle(t, t.TempDir(), fsm, m)
-	eventually(t, 10*time.Second, "leadership", g.IsLeader)
+	wait.For(t, 10*time.Second, "leadership", g.IsLeader)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -280,7 +282,7 @@ func TestGroupSnapshotRestore(t *testing.T) {
 	if err := g.WaitLeader(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "leadership", g.IsLeader)
+	wait.For(t, 10*time.Second, "leadership", g.IsLeader)
 
 	var want []string
 	apply := func(from, to int) {
@@ -321,7 +323,7 @@ func TestGroupSnapshotRestore(t *testing.T) {
 	if err := g2.BootstrapIfNew(nil); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "leadership after restart", g2.IsLeader)
+	wait.For(t, 10*time.Second, "leadership after restart", g2.IsLeader)
 	if err := g2.Barrier(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +356,7 @@ func (n *testNode) close(t *testing.T) {
 func leaderOf(t *testing.T, groups []*Group) *Group {
 	t.Helper()
 	var leader *Group
-	eventually(t, 10*time.Second, "a leader", func() bool {
+	wait.For(t, 10*time.Second, "a leader", func() bool {
 		for _, g := range groups {
 			if g.IsLeader() {
 				leader = g
@@ -527,7 +529,7 @@ func TestGroupThreeNodesTwoGroups(t *testing.T) {
 	for _, n := range nodes {
 		n.close(t)
 	}
-	waitGoroutines(t, baseline)
+	wait.Goroutines(t, 5*time.Second, baseline)
 }
 
 func TestGroupConfigValidate(t *testing.T) {
@@ -663,7 +665,7 @@ func TestGroupCloseLeavesNoGoroutines(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := testCtx(t)
-	eventually(t, 10*time.Second, "leadership", g.IsLeader)
+	wait.For(t, 10*time.Second, "leadership", g.IsLeader)
 	if _, err := g.Apply(ctx, []byte("x")); err != nil {
 		t.Fatal(err)
 	}
@@ -678,9 +680,9 @@ func TestGroupCloseLeavesNoGoroutines(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer idle.Close()
-	eventually(t, 5*time.Second, "the idle connection accepted", func() bool { return m.Conns("meta") == 1 })
+	wait.For(t, 5*time.Second, "the idle connection accepted", func() bool { return m.Conns("meta") == 1 })
 	if err := errors.Join(g.Close(), m.Close()); err != nil {
 		t.Fatal(err)
 	}
-	waitGoroutines(t, baseline)
+	wait.Goroutines(t, 5*time.Second, baseline)
 }

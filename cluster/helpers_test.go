@@ -3,11 +3,8 @@ package cluster
 import (
 	"bytes"
 	"crypto/tls"
-	"errors"
-	"io"
 	"log/slog"
 	"net"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -57,50 +54,6 @@ func mustListen(t *testing.T) net.Listener {
 
 // serverAddr is m's address as raft names it.
 func serverAddr(m *mux.Mux) raft.ServerAddress { return raft.ServerAddress(m.Addr().String()) }
-
-// eventually waits until cond holds, checking every few milliseconds, and
-// fails the test after d.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		<-tick.C
-	}
-}
-
-// waitGoroutines waits until no more goroutines run than at baseline.
-func waitGoroutines(t *testing.T, baseline int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for runtime.NumGoroutine() > baseline {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("goroutines: %d, want <= %d\n%s", runtime.NumGoroutine(), baseline, buf[:runtime.Stack(buf, true)])
-		}
-		<-tick.C
-	}
-}
-
-// expectClosedByPeer reads from c until the peer closes it, failing if the
-// peer keeps it open for seconds.
-func expectClosedByPeer(t *testing.T, c net.Conn) {
-	t.Helper()
-	if err := c.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	_, err := io.Copy(io.Discard, c)
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		t.Fatalf("connection not closed by the peer: %v", err)
-	}
-}
 
 func acceptOne(t *testing.T, l interface{ Accept() (net.Conn, error) }) net.Conn {
 	t.Helper()

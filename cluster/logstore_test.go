@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/stratalog/strata/internal/wait"
 )
 
 // TestGroupLogStore runs a group on each log store, restarts it on the
@@ -28,7 +30,7 @@ func TestGroupLogStore(t *testing.T) {
 			if err := g.BootstrapIfNew(nil); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, 10*time.Second, "leadership", g.IsLeader)
+			wait.For(t, 10*time.Second, "leadership", g.IsLeader)
 			if _, err := g.Apply(ctx, []byte("a")); err != nil {
 				t.Fatal(err)
 			}
@@ -48,7 +50,7 @@ func TestGroupLogStore(t *testing.T) {
 
 			fsm := newTestFSM()
 			g = openTestGroup(t, cfg, fsm, m)
-			eventually(t, 10*time.Second, "leadership after restart", g.IsLeader)
+			wait.For(t, 10*time.Second, "leadership after restart", g.IsLeader)
 			if err := g.Barrier(ctx); err != nil {
 				t.Fatal(err)
 			}

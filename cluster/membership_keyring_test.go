@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/stratalog/strata/internal/wait"
 )
 
 func gossipKey(t *testing.T) []byte {
@@ -35,7 +37,7 @@ func startKeyedCluster(t *testing.T, keys [][]byte, ids ...string) []*Membership
 		ms = append(ms, startMember(t, cfg))
 	}
 	for _, m := range ms {
-		membEventually(t, 5*time.Second, m.LocalMember().ID+" sees all members alive", func() bool {
+		wait.For(t, 5*time.Second, m.LocalMember().ID+" sees all members alive", func() bool {
 			return countStatus(m, MemberStatusAlive) == len(ids)
 		})
 	}
@@ -111,7 +113,7 @@ func TestMembershipEncryptedJoin(t *testing.T) {
 	cfg.Keys = [][]byte{k1, gossipKey(t)}
 	cfg.Join = []string{ms[0].LocalMember().Addr}
 	_ = startMember(t, cfg)
-	membEventually(t, 5*time.Second, "a sees d", func() bool { return countStatus(ms[0], MemberStatusAlive) == 4 })
+	wait.For(t, 5*time.Second, "a sees d", func() bool { return countStatus(ms[0], MemberStatusAlive) == 4 })
 }
 
 func TestMembershipKeyRotation(t *testing.T) {
@@ -152,7 +154,7 @@ func TestMembershipKeyRotation(t *testing.T) {
 	cfg.Keys = [][]byte{k2}
 	cfg.Join = []string{ms[0].LocalMember().Addr}
 	_ = startMember(t, cfg)
-	membEventually(t, 5*time.Second, "a sees the member with k2", func() bool { return countStatus(ms[0], MemberStatusAlive) == 4 })
+	wait.For(t, 5*time.Second, "a sees the member with k2", func() bool { return countStatus(ms[0], MemberStatusAlive) == 4 })
 }
 
 func TestMembershipKeyringFileSurvivesRestart(t *testing.T) {
@@ -169,7 +171,7 @@ func TestMembershipKeyringFileSurvivesRestart(t *testing.T) {
 	if fi, err := os.Stat(cfgB.KeyringFile); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("keyring file mode: %v, %v; want 0600", fi.Mode(), err)
 	}
-	membEventually(t, 5*time.Second, "a and b see each other", func() bool { return countStatus(a, MemberStatusAlive) == 2 })
+	wait.For(t, 5*time.Second, "a and b see each other", func() bool { return countStatus(a, MemberStatusAlive) == 2 })
 	ctx := testCtx(t)
 	keyStep(t, "install k2", func() (KeyResponse, error) { return a.InstallKey(ctx, k2) }, 2)
 	keyStep(t, "use k2", func() (KeyResponse, error) { return a.UseKey(ctx, k2) }, 2)
@@ -189,7 +191,7 @@ func TestMembershipKeyringFileSurvivesRestart(t *testing.T) {
 	}
 	waitMemberEvent(t, a, MemberFail, "b", 10*time.Second)
 	b2 := startMember(t, cfgB)
-	membEventually(t, 10*time.Second, "restarted b sees a alive", func() bool { return countStatus(b2, MemberStatusAlive) == 2 })
+	wait.For(t, 10*time.Second, "restarted b sees a alive", func() bool { return countStatus(b2, MemberStatusAlive) == 2 })
 	l, err := b2.ListKeys(ctx)
 	if b64 := base64.StdEncoding.EncodeToString(k2); err != nil || len(l.Keys) != 1 || l.Keys[b64] != 2 {
 		t.Fatalf("ListKeys after the restart: %+v, %v; want only k2, on both members", l, err)

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stratalog/strata/internal/wait"
 )
 
 // membTestConfig returns a config for a member on 127.0.0.1 with a free
@@ -69,25 +71,11 @@ func startCluster(t *testing.T, ids ...string) []*Membership {
 		ms = append(ms, startMember(t, cfg))
 	}
 	for _, m := range ms {
-		membEventually(t, 5*time.Second, m.LocalMember().ID+" sees all members alive", func() bool {
+		wait.For(t, 5*time.Second, m.LocalMember().ID+" sees all members alive", func() bool {
 			return countStatus(m, MemberStatusAlive) == len(ids)
 		})
 	}
 	return ms
-}
-
-// membEventually waits until cond holds, failing the test after d.
-func membEventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for: %s", d, what)
-		}
-		<-tick.C
-	}
 }
 
 // waitMemberEvent reads m's events until one of kind about id arrives,
@@ -248,7 +236,7 @@ func TestMembershipReapsFailedMemberAfterTimeout(t *testing.T) {
 	cfgB := membTestConfig("b")
 	cfgB.Join = []string{a.LocalMember().Addr}
 	b := startMember(t, cfgB)
-	membEventually(t, 5*time.Second, "a sees b", func() bool { return countStatus(a, MemberStatusAlive) == 2 })
+	wait.For(t, 5*time.Second, "a sees b", func() bool { return countStatus(a, MemberStatusAlive) == 2 })
 
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
@@ -396,7 +384,7 @@ func TestMembershipSnapshotRejoinsAfterRestart(t *testing.T) {
 	waitMemberEvent(t, a, MemberFail, "b", 10*time.Second)
 	b2 := startMember(t, cfgB)
 	waitMemberEvent(t, a, MemberJoin, "b", 10*time.Second)
-	membEventually(t, 5*time.Second, "restarted b sees a", func() bool { return countStatus(b2, MemberStatusAlive) == 2 })
+	wait.For(t, 5*time.Second, "restarted b sees a", func() bool { return countStatus(b2, MemberStatusAlive) == 2 })
 }
 
 func TestMembershipConfigValidate(t *testing.T) {

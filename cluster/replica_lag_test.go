@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratalog/strata/internal/wait"
+
 	"github.com/hashicorp/raft"
 
 	"github.com/stratalog/strata/internal/topic"
@@ -97,7 +99,7 @@ func TestClusterLaggingFollower(t *testing.T) {
 	g := groups[len(groups)-1]
 	// Wait for the preferred leader: a leadership transfer in the middle
 	// would restart the leader's tracking.
-	eventuallyErr(t, 20*time.Second, "the preferred leader leads", func() error {
+	wait.NoError(t, 20*time.Second, "the preferred leader leads", func() error {
 		if l, _ := groupLeader(t, nodes, g.ID); l.id != g.Preferred {
 			return fmt.Errorf("led by %s", l.id)
 		}
@@ -139,7 +141,7 @@ func TestClusterLaggingFollower(t *testing.T) {
 			return nil
 		}
 	}
-	eventuallyErr(t, 10*time.Second, "every voter in sync", lagEverywhere(nil))
+	wait.NoError(t, 10*time.Second, "every voter in sync", lagEverywhere(nil))
 
 	var victim string
 	for _, v := range g.Voters {
@@ -158,7 +160,7 @@ func TestClusterLaggingFollower(t *testing.T) {
 	}))
 	disks.stall(victim, groupName(g.ID))
 	stalled := time.Now()
-	eventuallyErr(t, 10*lagAfter, victim+" lagging on every node", lagEverywhere([]string{victim}))
+	wait.NoError(t, 10*lagAfter, victim+" lagging on every node", lagEverywhere([]string{victim}))
 	if d := time.Since(stalled); d < lagAfter {
 		t.Fatalf("%s reported lagging %v after its disk stalled, before the lag timeout %v", victim, d, lagAfter)
 	}
@@ -171,7 +173,7 @@ func TestClusterLaggingFollower(t *testing.T) {
 	}
 
 	disks.releaseAll()
-	eventuallyErr(t, 10*time.Second, "the follower back in sync", lagEverywhere(nil))
+	wait.NoError(t, 10*time.Second, "the follower back in sync", lagEverywhere(nil))
 }
 
 // The tracker counts a follower caught up only when a successful

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratalog/strata/internal/wait"
+
 	"github.com/hashicorp/raft"
 
 	"github.com/stratalog/strata/internal/auth"
@@ -25,7 +27,7 @@ func TestRequireFeatureOlderNode(t *testing.T) {
 	startNode(t, a)
 	b := openPlainNode(t, "b", []string{a.GossipAddr()}, func(c *NodeConfig) { c.features = []string{} })
 	startNode(t, b)
-	eventuallyErr(t, 10*time.Second, "b registered", func() error {
+	wait.NoError(t, 10*time.Second, "b registered", func() error {
 		if _, ok := a.MetaFSM.NodeInfo("b"); !ok {
 			return errors.New("not yet")
 		}
@@ -41,12 +43,12 @@ func TestRequireFeatureOlderNode(t *testing.T) {
 	if err := b.members.SetTags(tags); err != nil {
 		t.Fatal(err)
 	}
-	eventuallyErr(t, 10*time.Second, "the feature seen", func() error { return a.RequireFeature(FeatureSecurity) })
+	wait.NoError(t, 10*time.Second, "the feature seen", func() error { return a.RequireFeature(FeatureSecurity) })
 	if _, err := a.Meta.Apply(ctx, AddACLCmd(auth.ACL{Principal: "user:x", Permission: auth.PermissionAllow,
 		Operation: auth.OpProduce, Resource: auth.ResourceTopic, Name: "t", Pattern: auth.PatternLiteral})); err != nil {
 		t.Fatal(err)
 	}
-	eventuallyErr(t, 10*time.Second, "b applied the rule", func() error {
+	wait.NoError(t, 10*time.Second, "b applied the rule", func() error {
 		if acls, _ := b.MetaFSM.ACLs(); len(acls) != 1 {
 			return errors.New("not yet")
 		}
@@ -55,7 +57,7 @@ func TestRequireFeatureOlderNode(t *testing.T) {
 	// Now that the metadata holds a rule, an older node may not join: it
 	// would crash replaying it.
 	openPlainNode(t, "c", []string{a.GossipAddr()}, func(c *NodeConfig) { c.features = []string{} })
-	eventuallyErr(t, 10*time.Second, "a sees c in gossip", func() error {
+	wait.NoError(t, 10*time.Second, "a sees c in gossip", func() error {
 		for _, m := range a.Members() {
 			if m.ID == "c" && m.Status == MemberStatusAlive {
 				return nil

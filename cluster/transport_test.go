@@ -11,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratalog/strata/cluster/mux/muxtest"
+
+	"github.com/stratalog/strata/internal/wait"
+
 	"github.com/hashicorp/raft"
 
 	"github.com/stratalog/strata/cluster/mux"
@@ -72,7 +76,7 @@ func TestMuxTLSRaftGroups(t *testing.T) {
 	for _, n := range nodes {
 		n.close(t)
 	}
-	waitGoroutines(t, baseline)
+	wait.Goroutines(t, 5*time.Second, baseline)
 }
 
 // Under a FaultNet the TLS handshake runs over the fault connection (a cut
@@ -88,7 +92,7 @@ func TestMuxTLSFaultNet(t *testing.T) {
 	a.l, b.l = a.m.Layer("g"), b.m.Layer("g")
 	_, s := roundTrip(t, a, b)
 	f.Isolate("b")
-	expectClosedByPeer(t, s) // the cut broke the TLS connection: it runs over the FaultNet's
+	muxtest.ExpectClosedByPeer(t, s) // the cut broke the TLS connection: it runs over the FaultNet's
 	if _, err := a.l.Dial(serverAddr(b.m), time.Second); !errors.Is(err, ErrLinkCut) {
 		t.Fatalf("dial over a cut link: %v, want ErrLinkCut", err)
 	}
@@ -134,7 +138,7 @@ func TestVerifyMemberTLS(t *testing.T) {
 	if !errors.Is(err, ErrNotAdmitted) || !strings.Contains(err.Error(), `"c"`) || !strings.Contains(err.Error(), `"b"`) {
 		t.Fatalf("member c with a certificate for b: %v; want ErrNotAdmitted naming both", err)
 	}
-	eventually(t, 5*time.Second, "the probed mux logs the probes' hang-ups", func() bool {
+	wait.For(t, 5*time.Second, "the probed mux logs the probes' hang-ups", func() bool {
 		return strings.Count(logs.String(), "peer closed after the TLS handshake") >= 2
 	})
 	if s := logs.String(); strings.Contains(s, "level=INFO") || strings.Contains(s, "level=WARN") ||

@@ -10,6 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratalog/strata/cluster/mux/muxtest"
+
+	"github.com/stratalog/strata/internal/wait"
+
 	"github.com/hashicorp/raft"
 )
 
@@ -27,50 +31,6 @@ func newTestMux(t *testing.T, headerTimeout time.Duration) *Mux {
 		}
 	})
 	return m
-}
-
-// eventually waits until cond holds, checking every few milliseconds, and
-// fails the test after d.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		<-tick.C
-	}
-}
-
-// waitGoroutines waits until no more goroutines run than at baseline.
-func waitGoroutines(t *testing.T, baseline int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for runtime.NumGoroutine() > baseline {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("goroutines: %d, want <= %d\n%s", runtime.NumGoroutine(), baseline, buf[:runtime.Stack(buf, true)])
-		}
-		<-tick.C
-	}
-}
-
-// expectClosedByPeer reads from c until the peer closes it, failing if the
-// peer keeps it open for seconds.
-func expectClosedByPeer(t *testing.T, c net.Conn) {
-	t.Helper()
-	if err := c.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	_, err := io.Copy(io.Discard, c)
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		t.Fatalf("connection not closed by the mux: %v", err)
-	}
 }
 
 func acceptOne(t *testing.T, l interface{ Accept() (net.Conn, error) }) net.Conn {
@@ -130,7 +90,7 @@ func TestMuxRoutesByGroup(t *testing.T) {
 			if err := dialer.Close(); err != nil {
 				t.Fatal(err)
 			}
-			expectClosedByPeer(t, in)
+			muxtest.ExpectClosedByPeer(t, in)
 		})
 	}
 }
@@ -162,7 +122,7 @@ func TestMuxRejectsBadConnections(t *testing.T) {
 			if _, err := c.Write(tc.send); err != nil {
 				t.Fatal(err)
 			}
-			expectClosedByPeer(t, c)
+			muxtest.ExpectClosedByPeer(t, c)
 		})
 	}
 	t.Run("client hangs up mid-header", func(t *testing.T) {
@@ -175,8 +135,8 @@ func TestMuxRejectsBadConnections(t *testing.T) {
 		}
 		c.Close()
 	})
-	eventually(t, 5*time.Second, "no pending handshakes", func() bool { return m.pendingCount() == 0 })
-	waitGoroutines(t, baseline)
+	wait.For(t, 5*time.Second, "no pending handshakes", func() bool { return m.pendingCount() == 0 })
+	wait.Goroutines(t, 5*time.Second, baseline)
 	if n := l.(*muxLayer).connCount(); n != 0 {
 		t.Fatalf("layer holds %d connections, want 0", n)
 	}
@@ -202,7 +162,7 @@ func TestMuxLayerCloseKeepsMux(t *testing.T) {
 		t.Fatalf("second layer close: %v", err)
 	}
 	// Closing the layer closed the connection it had accepted.
-	expectClosedByPeer(t, inA)
+	muxtest.ExpectClosedByPeer(t, inA)
 	if _, err := la.Accept(); !errors.Is(err, ErrClosed) || !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("accept on closed layer: %v, want ErrClosed and net.ErrClosed", err)
 	}
@@ -216,7 +176,7 @@ func TestMuxLayerCloseKeepsMux(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	expectClosedByPeer(t, c)
+	muxtest.ExpectClosedByPeer(t, c)
 
 	// The mux and the other layer still work.
 	cb, err := dialB.Dial(serverAddr(m), time.Second)
@@ -273,7 +233,7 @@ func TestMuxCloseIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stuck.Close()
-	eventually(t, 5*time.Second, "pending handshake", func() bool { return m.pendingCount() == 1 })
+	wait.For(t, 5*time.Second, "pending handshake", func() bool { return m.pendingCount() == 1 })
 	pln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -306,8 +266,8 @@ func TestMuxCloseIdempotent(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Accept still blocked after mux Close")
 	}
-	expectClosedByPeer(t, stuck)
-	expectClosedByPeer(t, out)
+	muxtest.ExpectClosedByPeer(t, stuck)
+	muxtest.ExpectClosedByPeer(t, out)
 	if _, err := m.Layer("late").Accept(); !errors.Is(err, ErrClosed) {
 		t.Fatalf("accept on a layer made after close: %v, want ErrClosed", err)
 	}
@@ -318,7 +278,7 @@ func TestMuxCloseIdempotent(t *testing.T) {
 	if err := peerMux.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitGoroutines(t, baseline)
+	wait.Goroutines(t, 5*time.Second, baseline)
 }
 
 // serverAddr is m's address as raft names it.

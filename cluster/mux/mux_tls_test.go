@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratalog/strata/internal/wait"
+
 	"github.com/hashicorp/raft"
 
 	"github.com/stratalog/strata/cluster/mux/muxtest"
@@ -162,13 +164,13 @@ func TestMuxTLSRefusesPlaintext(t *testing.T) {
 			}
 			defer c.Close()
 			noAccept(t, l, headerTimeout)
-			expectClosedByPeer(t, c)
+			muxtest.ExpectClosedByPeer(t, c)
 			if d := time.Since(start); d > headerTimeout+time.Second {
 				t.Fatalf("closed after %v, want within the header timeout %v", d, headerTimeout)
 			}
 		})
 	}
-	eventually(t, 5*time.Second, "no pending handshakes", func() bool { return m.pendingCount() == 0 })
+	wait.For(t, 5*time.Second, "no pending handshakes", func() bool { return m.pendingCount() == 0 })
 	if n := l.(*muxLayer).connCount(); n != 0 {
 		t.Fatalf("layer holds %d connections, want 0", n)
 	}
@@ -203,7 +205,7 @@ func TestMuxTLSRefusesBadCertificates(t *testing.T) {
 				// checked its certificate; the server then hangs up.
 				defer c.Close()
 				noAccept(t, l, 300*time.Millisecond)
-				expectClosedByPeer(t, c)
+				muxtest.ExpectClosedByPeer(t, c)
 			}
 			noAccept(t, l, 100*time.Millisecond)
 		})

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratalog/strata/internal/wait"
+
 	"github.com/stratalog/strata/api/record"
 	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/queue"
@@ -63,7 +65,7 @@ func testQueueSkewFailover(t *testing.T, skew time.Duration) {
 		}
 	}
 	for _, cb := range rest {
-		eventually(t, 10*time.Second, cb.id+"'s replica", func() bool { return cb.hasReplicas(topicOf(t, old.b, "jobs")) })
+		wait.For(t, 10*time.Second, cb.id+"'s replica", func() bool { return cb.hasReplicas(topicOf(t, old.b, "jobs")) })
 	}
 
 	// Offset 0 is nacked, 1 stays leased, 2 is delayed by the producer,
@@ -140,7 +142,7 @@ func partitionLeader(t *testing.T, nodes []*clusterBroker, topic string) (*clust
 	t.Helper()
 	var leader *clusterBroker
 	var dg *cluster.DataGroup
-	eventually(t, 10*time.Second, "a leader of "+topic+"/0 holding it", func() bool {
+	wait.For(t, 10*time.Second, "a leader of "+topic+"/0 holding it", func() bool {
 		for _, cb := range nodes {
 			tp, ok := cb.node.MetaFSM.Topic(topic)
 			if !ok {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratalog/strata/internal/wait"
+
 	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/topic"
 )
@@ -128,7 +130,7 @@ func TestProduceDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	var res ProduceResult
-	eventually(t, 2*time.Second, "a produce accepted once space is back", func() bool {
+	wait.For(t, 2*time.Second, "a produce accepted once space is back", func() bool {
 		res, err = produce("after")
 		if err != nil && !errors.Is(err, ErrDiskFull) {
 			t.Fatalf("produce after space came back: %v", err)

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratalog/strata/internal/wait"
+
 	"github.com/stratalog/strata/api/record"
 	"github.com/stratalog/strata/cluster"
 	"github.com/stratalog/strata/internal/topic"
@@ -159,7 +161,7 @@ func startBrokerClusterWith(t *testing.T, n int, mutate func(i int, nc *cluster.
 		}
 		out = append(out, cb)
 	}
-	eventually(t, 20*time.Second, "every node registered and alive everywhere", func() bool {
+	wait.For(t, 20*time.Second, "every node registered and alive everywhere", func() bool {
 		for _, cb := range out {
 			if len(cb.node.MetaFSM.NodeInfos()) != n || cb.b.aliveNodes() != n {
 				return false
@@ -174,7 +176,7 @@ func startBrokerClusterWith(t *testing.T, n int, mutate func(i int, nc *cluster.
 func metaLeaderOf(t *testing.T, nodes []*clusterBroker) *clusterBroker {
 	t.Helper()
 	var l *clusterBroker
-	eventually(t, 10*time.Second, "a metadata leader", func() bool {
+	wait.For(t, 10*time.Second, "a metadata leader", func() bool {
 		for _, cb := range nodes {
 			if cb.node.Meta.IsLeader() {
 				l = cb
@@ -234,7 +236,7 @@ func TestFollowerWaitsForNewTopic(t *testing.T) {
 	ctx := ctxT(t)
 	leader := metaLeaderOf(t, nodes)
 	f := otherThan(nodes, leader)
-	eventually(t, 20*time.Second, "a topic with 3 replicas", func() bool {
+	wait.For(t, 20*time.Second, "a topic with 3 replicas", func() bool {
 		_, err := leader.b.CreateTopic(ctx, "warm", topic.Config{Partitions: 4, ReplicationFactor: 3})
 		return err == nil || errors.Is(err, topic.ErrTopicExists)
 	})
@@ -316,7 +318,7 @@ func TestFollowerWaitsForNewTopic(t *testing.T) {
 				}
 			}()
 			var tp topic.Topic
-			eventually(t, 10*time.Second, "the topic on the metadata leader", func() bool {
+			wait.For(t, 10*time.Second, "the topic on the metadata leader", func() bool {
 				var ok bool
 				tp, ok = leader.node.MetaFSM.Topic(name)
 				return ok
@@ -332,7 +334,7 @@ func TestFollowerWaitsForNewTopic(t *testing.T) {
 			// The data groups are not held: wait until f holds a replica
 			// that another node leads, so that only f's metadata lags.
 			p := int32(-1)
-			eventually(t, 10*time.Second, "a replica on "+f.id+" led elsewhere", func() bool {
+			wait.For(t, 10*time.Second, "a replica on "+f.id+" led elsewhere", func() bool {
 				p = f.otherPartition(tp)
 				return p >= 0
 			})

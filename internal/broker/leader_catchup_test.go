@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratalog/strata/internal/wait"
+
 	"github.com/hashicorp/raft"
 
 	"github.com/stratalog/strata/api/record"
@@ -72,7 +74,7 @@ func setupHandover(t *testing.T, name string, qs *queue.Settings) *handover {
 	nodes := startBrokerCluster(t, 3)
 	ctx := ctxT(t)
 	ml := metaLeaderOf(t, nodes)
-	eventually(t, 20*time.Second, "a topic with 3 replicas", func() bool {
+	wait.For(t, 20*time.Second, "a topic with 3 replicas", func() bool {
 		_, err := ml.b.CreateTopic(ctx, name, topic.Config{Partitions: 1, ReplicationFactor: 3})
 		return err == nil || errors.Is(err, topic.ErrTopicExists)
 	})
@@ -91,7 +93,7 @@ func setupHandover(t *testing.T, name string, qs *queue.Settings) *handover {
 	}
 	h.from = otherThan(nodes, h.to)
 	for _, cb := range nodes {
-		eventually(t, 10*time.Second, "the partition on "+cb.id, func() bool {
+		wait.For(t, 10*time.Second, "the partition on "+cb.id, func() bool {
 			dg := cb.node.DataGroup(h.gid)
 			return dg != nil && dg.FSM.Partition(h.key) != nil
 		})
@@ -99,11 +101,11 @@ func setupHandover(t *testing.T, name string, qs *queue.Settings) *handover {
 	leads := func(cb *clusterBroker) func() bool {
 		return func() bool { return cb.node.DataGroup(h.gid).Group.IsLeader() }
 	}
-	eventually(t, 20*time.Second, "the preferred leader "+h.to.id+" leading", leads(h.to))
+	wait.For(t, 20*time.Second, "the preferred leader "+h.to.id+" leading", leads(h.to))
 	h.move(t, h.to, h.from)
-	eventually(t, 20*time.Second, h.from.id+" handing leadership back to "+h.to.id, leads(h.to))
+	wait.For(t, 20*time.Second, h.from.id+" handing leadership back to "+h.to.id, leads(h.to))
 	h.move(t, h.to, h.from)
-	eventually(t, 10*time.Second, h.from.id+" caught up as leader", func() bool {
+	wait.For(t, 10*time.Second, h.from.id+" caught up as leader", func() bool {
 		return h.from.node.DataGroup(h.gid).Group.IsReadyLeader()
 	})
 	dg := h.to.node.DataGroup(h.gid)
@@ -167,7 +169,7 @@ func TestNewLeaderFetchWaitsForCatchUp(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 10*time.Second, h.to.id+" applying the first records", func() bool {
+	wait.For(t, 10*time.Second, h.to.id+" applying the first records", func() bool {
 		return h.part(h.to).Log.HighWatermark() == 2
 	})
 	h.gate.hold()
@@ -206,7 +208,7 @@ func TestNewLeaderFetchWaitsForCatchUp(t *testing.T) {
 		off, err := h.to.b.ListOffsets(ctx, h.topic.Name, 0, SpecLatest, 0)
 		listCh <- listed{off, err}
 	}()
-	eventually(t, 10*time.Second, "both requests waiting or answered", func() bool {
+	wait.For(t, 10*time.Second, "both requests waiting or answered", func() bool {
 		return waits.Load()+answered.Load() >= 2
 	})
 	h.gate.open()
@@ -258,7 +260,7 @@ func TestNewLeaderDoesNotLeaseTwice(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 10*time.Second, h.to.id+" applying the records and the queue state", func() bool {
+	wait.For(t, 10*time.Second, h.to.id+" applying the records and the queue state", func() bool {
 		p := h.part(h.to)
 		return p.Log.HighWatermark() == 2 && p.Queue("q") != nil
 	})
@@ -296,7 +298,7 @@ func TestNewLeaderDoesNotLeaseTwice(t *testing.T) {
 	if next := readNext(); next != 0 {
 		t.Fatalf("%s's window starts at %d despite the gate; want 0: the test shows nothing", h.to.id, next)
 	}
-	eventually(t, 10*time.Second, "the receive waiting, answered, or picking", func() bool {
+	wait.For(t, 10*time.Second, "the receive waiting, answered, or picking", func() bool {
 		return waits.Load() > 0 || answered.Load() || readNext() > 0
 	})
 	h.gate.open()

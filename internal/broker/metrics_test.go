@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratalog/strata/internal/wait"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stratalog/strata/api/record"
@@ -118,7 +120,7 @@ func TestMetricsReportedByOneNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	rest := slices.DeleteFunc(slices.Clone(nodes), func(cb *clusterBroker) bool { return cb == follower })
-	eventually(t, 20*time.Second, "the partition's leader alone reports it under-replicated", func() bool {
+	wait.For(t, 20*time.Second, "the partition's leader alone reports it under-replicated", func() bool {
 		pl, _ := partitionLeader(t, rest, "orders")
 		for _, cb := range rest {
 			want := 0.0
@@ -154,7 +156,7 @@ func ordersEverywhere(t *testing.T, nodes []*clusterBroker) topic.Topic {
 		t.Fatalf("receive: %d records, %v", len(msgs), err)
 	}
 	tp := topicOf(t, ml.b, "orders")
-	eventually(t, 20*time.Second, "every node applied the records, the commit and the queue group", func() bool {
+	wait.For(t, 20*time.Second, "every node applied the records, the commit and the queue group", func() bool {
 		for _, cb := range nodes {
 			dg := cb.node.DataGroup(tp.Partitions[0].DataGroup)
 			if dg == nil {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratalog/strata/internal/wait"
+
 	"github.com/stratalog/strata/api/record"
 	"github.com/stratalog/strata/internal/queue"
 )
@@ -67,7 +69,7 @@ func rejectDescending(t *testing.T, b *Broker, topic, group string, n int) {
 func waitSettled(t *testing.T, b *Broker, topic, group string, n int64) QueuePartition {
 	t.Helper()
 	var qp QueuePartition
-	eventually(t, 10*time.Second, "every record settled", func() bool {
+	wait.For(t, 10*time.Second, "every record settled", func() bool {
 		d, err := b.DescribeQueueGroup(ctxT(t), topic, group)
 		if err != nil || len(d.Partitions) != 1 {
 			return false
@@ -133,7 +135,7 @@ func TestQueueDeadLettersOutOfOrderCrash(t *testing.T) {
 	rejectDescending(t, b, "jobs", "g", 4)
 	release()
 	b.queue.wake()
-	eventually(t, 5*time.Second, "a write that crashed", func() bool { return left.Load() <= 1 })
+	wait.For(t, 5*time.Second, "a write that crashed", func() bool { return left.Load() <= 1 })
 	qn.restart()
 	b = qn.b
 	qp := waitSettled(t, b, "jobs", "g", 4)

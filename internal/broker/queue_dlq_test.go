@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratalog/strata/internal/wait"
+
 	"github.com/stratalog/strata/api/record"
 	"github.com/stratalog/strata/internal/queue"
 )
@@ -52,7 +54,7 @@ func TestQueueDeadLettersAndRedrive(t *testing.T) {
 	// (100 ms), not after the expired one came: their leases would end
 	// first.
 	var second []QueueMessage
-	eventually(t, 3*time.Second, "second deliveries", func() bool {
+	wait.For(t, 3*time.Second, "second deliveries", func() bool {
 		msgs := receive(t, b, "jobs", "g", "m", 10, 200*time.Millisecond)
 		var again []QueueMessage
 		for _, m := range msgs {
@@ -78,7 +80,7 @@ func TestQueueDeadLettersAndRedrive(t *testing.T) {
 	}
 	// v-2 of partition 1 is never acked: its lease expires at max deliveries.
 	var dl []record.Record
-	eventually(t, 5*time.Second, "5 dead letters", func() bool {
+	wait.For(t, 5*time.Second, "5 dead letters", func() bool {
 		if _, err := b.knownTopic("jobs.g.dlq"); err != nil {
 			return false
 		}
@@ -88,7 +90,7 @@ func TestQueueDeadLettersAndRedrive(t *testing.T) {
 	// A record is marked dead after its dead letter is written, so once
 	// every record is settled no dead letter is still to come: exactly
 	// five, none twice.
-	eventually(t, 5*time.Second, "every record settled", func() bool {
+	wait.For(t, 5*time.Second, "every record settled", func() bool {
 		d, err := b.DescribeQueueGroup(ctxT(t), "jobs", "g")
 		for _, p := range d.Partitions {
 			if p.Backlog != 0 || p.Floor != 3 {
@@ -171,14 +173,14 @@ func TestQueueDeadLetterIdempotent(t *testing.T) {
 	if n, err := b.QueueReject(ctxT(t), SettleRequest{Topic: "jobs", Group: "g", Member: "m", Offsets: refs(m[:2]...)}); n != 2 || err != nil {
 		t.Fatalf("reject: %d %v", n, err)
 	}
-	eventually(t, 5*time.Second, "a failed write", func() bool { return fails.Load() <= 2 })
+	wait.For(t, 5*time.Second, "a failed write", func() bool { return fails.Load() <= 2 })
 	qn.restart() // the new leader finds the dead marks and writes them again
 	b = qn.b
 	// After a restart the leases are unknown: any member may settle.
 	if n, err := b.QueueReject(ctxT(t), SettleRequest{Topic: "jobs", Group: "g", Member: "other", Offsets: refs(m[2:]...)}); n != 2 || err != nil {
 		t.Fatalf("reject after restart: %d %v", n, err)
 	}
-	eventually(t, 5*time.Second, "the dead marks to be written", func() bool {
+	wait.For(t, 5*time.Second, "the dead marks to be written", func() bool {
 		d, _ := b.DescribeQueueGroup(ctxT(t), "jobs", "g")
 		return len(d.Partitions) == 1 && d.Partitions[0].DeadLetters == 4
 	})

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratalog/strata/internal/wait"
+
 	"github.com/stratalog/strata/internal/queue"
 )
 
@@ -166,7 +168,7 @@ func countsSurviveRestarts(t *testing.T, inMemory bool) error {
 		}
 		qn.restart()
 	}
-	eventually(t, 5*time.Second, "the dead letter", func() bool {
+	wait.For(t, 5*time.Second, "the dead letter", func() bool {
 		_, err := qn.b.knownTopic("jobs.g.dlq")
 		return err == nil && len(dlqRecords(t, qn.b, "jobs.g.dlq")) == 1
 	})

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratalog/strata/internal/wait"
+
 	"github.com/stratalog/strata/api/record"
 	"github.com/stratalog/strata/internal/queue"
 	"github.com/stratalog/strata/internal/topic"
@@ -131,7 +133,7 @@ func startRedriveCluster(t *testing.T) *redriveCluster {
 	rc := &redriveCluster{t: t, nodes: nodes, leader: metaLeaderOf(t, nodes)}
 	ctx := ctxT(t)
 	for _, name := range []string{"jobs", "jobs.g.dlq"} {
-		eventually(t, 20*time.Second, "topic "+name+" with 3 replicas", func() bool {
+		wait.For(t, 20*time.Second, "topic "+name+" with 3 replicas", func() bool {
 			_, err := rc.leader.b.CreateTopic(ctx, name, topic.Config{Partitions: 1, ReplicationFactor: 3})
 			return err == nil || errors.Is(err, topic.ErrTopicExists)
 		})
@@ -139,7 +141,7 @@ func startRedriveCluster(t *testing.T) *redriveCluster {
 	if _, err := rc.leader.b.CreateQueueGroup(ctx, "jobs", "g", queue.Settings{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "every node knows the group and both topics", func() bool {
+	wait.For(t, 10*time.Second, "every node knows the group and both topics", func() bool {
 		for _, cb := range nodes {
 			_, okq := cb.node.MetaFSM.QueueDef("jobs", "g")
 			tj, okj := cb.node.MetaFSM.Topic("jobs")
@@ -177,7 +179,7 @@ func (rc *redriveCluster) addDeadLetters(n int) {
 	}
 	// Every replica holds them, so that no redrive moves fewer because
 	// the replica it reads lags.
-	eventually(rc.t, 10*time.Second, "the dead letters on every replica", func() bool {
+	wait.For(rc.t, 10*time.Second, "the dead letters on every replica", func() bool {
 		for _, cb := range rc.nodes {
 			lp, err := cb.b.localPartition(ctxT(rc.t), "jobs.g.dlq", 0)
 			if err != nil || lp.Log.HighWatermark() != int64(rc.dead) {
@@ -194,7 +196,7 @@ func (rc *redriveCluster) redriven() map[string]int {
 	rc.t.Helper()
 	tp, _ := rc.leader.node.MetaFSM.Topic("jobs")
 	var on *Broker
-	eventually(rc.t, 10*time.Second, "a leader of jobs/0", func() bool {
+	wait.For(rc.t, 10*time.Second, "a leader of jobs/0", func() bool {
 		for _, cb := range rc.nodes {
 			if dg := cb.node.DataGroup(tp.Partitions[0].DataGroup); dg != nil && dg.Group.IsLeader() {
 				on = cb.b

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratalog/strata/internal/wait"
+
 	"github.com/stratalog/strata/api/record"
 )
 
@@ -19,7 +21,7 @@ func TestQueueReceiveStaleRoute(t *testing.T) {
 	rc := startRedriveCluster(t)
 	tp, _ := rc.leader.node.MetaFSM.Topic("jobs")
 	var leader, follower *clusterBroker
-	eventually(t, 10*time.Second, "a leader of jobs/0", func() bool {
+	wait.For(t, 10*time.Second, "a leader of jobs/0", func() bool {
 		leader, follower = nil, nil
 		for _, cb := range rc.nodes {
 			if dg := cb.node.DataGroup(tp.Partitions[0].DataGroup); dg != nil && dg.Group.IsLeader() {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stratalog/strata/internal/wait"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -257,20 +260,14 @@ func (n *node) login(hc *http.Client, user, pass string) resp {
 	return resp{code: res.StatusCode, header: res.Header, body: string(b)}
 }
 
-// waitFor retries fn until it returns "" or the deadline passes.
+// waitFor retries fn until it returns "" (else: why not yet) or the
+// deadline passes.
 func waitFor(t *testing.T, d time.Duration, what string, fn func() string) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		msg := fn()
-		if msg == "" {
-			return
+	wait.NoError(t, d, what, func() error {
+		if msg := fn(); msg != "" {
+			return errors.New(msg)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v: %s", what, d, msg)
-		}
-		<-tick.C
-	}
+		return nil
+	})
 }

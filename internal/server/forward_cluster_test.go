@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratalog/strata/internal/wait"
+
 	"github.com/stratalog/strata/api/record"
 	"github.com/stratalog/strata/internal/agent"
 	"github.com/stratalog/strata/internal/broker"
@@ -38,24 +40,10 @@ func startTwoNodes(t *testing.T) [2]*agent.Agent {
 		t.Cleanup(func() { a.Close() })
 		as[i] = a
 	}
-	waitFor(t, 30*time.Second, "both nodes know both", func() bool {
+	wait.For(t, 30*time.Second, "both nodes know both", func() bool {
 		return len(as[0].Broker().Nodes()) == 2 && len(as[1].Broker().Nodes()) == 2
 	})
 	return as
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for: %s", d, what)
-		}
-		<-tick.C
-	}
 }
 
 // TestForwardedErrorsKeepTheirReason: a request one node forwards to
@@ -67,13 +55,13 @@ func TestForwardedErrorsKeepTheirReason(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	leader, follower := as[0], as[1]
-	waitFor(t, 30*time.Second, "a metadata leader", func() bool {
+	wait.For(t, 30*time.Second, "a metadata leader", func() bool {
 		return leader.Broker().ClusterStatus().MetadataLeader != ""
 	})
 	if leader.Broker().ClusterStatus().MetadataLeader != "n1" {
 		leader, follower = follower, leader
 	}
-	waitFor(t, 30*time.Second, `topic "jobs"`, func() bool {
+	wait.For(t, 30*time.Second, `topic "jobs"`, func() bool {
 		_, err := leader.Broker().CreateTopic(ctx, "jobs", topic.Config{Partitions: 1, ReplicationFactor: 1})
 		return err == nil || errors.Is(err, topic.ErrTopicExists)
 	})

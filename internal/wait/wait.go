@@ -1,6 +1,7 @@
 package wait
 
 import (
+	"runtime"
 	"testing"
 	"time"
 )
@@ -49,5 +50,17 @@ func Until(d time.Duration, cond func() bool) bool {
 		}
 		time.Sleep(min(poll, left))
 		poll = min(2*poll, maxPoll)
+	}
+}
+
+// Goroutines waits up to d until no more goroutines run than baseline (a
+// count taken before the code under test started its own), and fails the
+// test with every goroutine's stack if some are left: a Close that does
+// not join what it started.
+func Goroutines(t testing.TB, d time.Duration, baseline int) {
+	t.Helper()
+	if !Until(d, func() bool { return runtime.NumGoroutine() <= baseline }) {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("goroutines: %d, want <= %d\n%s", runtime.NumGoroutine(), baseline, buf[:runtime.Stack(buf, true)])
 	}
 }

@@ -9,7 +9,9 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
+	"net"
 	"net/url"
 	"strings"
 	"testing"
@@ -135,4 +137,18 @@ func PeerID(cs tls.ConnectionState) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("certificate %q has no strata://node/<id> URI", cs.PeerCertificates[0].Subject.CommonName)
+}
+
+// ExpectClosedByPeer reads from c until the peer closes it, failing the
+// test if the peer keeps it open for seconds.
+func ExpectClosedByPeer(t testing.TB, c net.Conn) {
+	t.Helper()
+	if err := c.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := io.Copy(io.Discard, c)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("connection not closed by the peer: %v", err)
+	}
 }
