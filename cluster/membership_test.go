@@ -328,23 +328,7 @@ func TestMembershipCloseIdempotentNoLeak(t *testing.T) {
 	if _, err := NewMembership(context.Background(), cfg); err == nil {
 		t.Fatal("joined a dead address")
 	}
-	membWaitGoroutines(t, baseline)
-}
-
-// membWaitGoroutines waits until no more goroutines run than at baseline:
-// serf and memberlist end theirs after Shutdown returns, not before.
-func membWaitGoroutines(t *testing.T, baseline int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for runtime.NumGoroutine() > baseline {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("goroutines: %d, want <= %d\n%s", runtime.NumGoroutine(), baseline, buf[:runtime.Stack(buf, true)])
-		}
-		<-tick.C
-	}
+	wait.Goroutines(t, 5*time.Second, baseline)
 }
 
 // waitEventsClosed reads m's events until the channel is closed.

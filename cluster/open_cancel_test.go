@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/stratalog/strata/internal/wait"
 )
 
 // openResult is what an open that runs in a goroutine returned.
@@ -50,7 +52,7 @@ func TestMembershipJoinCanceled(t *testing.T) {
 	if !errors.Is(r.err, ErrJoinFailed) || !errors.Is(r.err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want ErrJoinFailed and the context's error", r.err)
 	}
-	membWaitGoroutines(t, baseline)
+	wait.Goroutines(t, 5*time.Second, baseline)
 }
 
 // Canceling OpenNode's context aborts an open whose join waits, and

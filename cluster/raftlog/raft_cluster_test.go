@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratalog/strata/internal/wait"
+
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 )
@@ -63,17 +65,17 @@ func TestRaftFollowerTruncatesTail(t *testing.T) {
 	}
 	leader := func(among []*node) *node {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for time.Now().Before(deadline) {
+		var l *node
+		wait.For(t, 20*time.Second, "a leader", func() bool {
 			for _, n := range among {
 				if n.r.State() == raft.Leader {
-					return n
+					l = n
+					return true
 				}
 			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		t.Fatal("no leader")
-		return nil
+			return false
+		})
+		return l
 	}
 	old := leader(nodes)
 	for i := range 20 {
@@ -113,16 +115,10 @@ func TestRaftFollowerTruncatesTail(t *testing.T) {
 		t.Fatal(err)
 	}
 	want, _ := newLeader.store.LastIndex()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if got, _ := old.store.LastIndex(); got == want && old.r.AppliedIndex() >= want {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the old leader did not catch up to %d", want)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	wait.For(t, 20*time.Second, fmt.Sprintf("the old leader to catch up to %d", want), func() bool {
+		got, _ := old.store.LastIndex()
+		return got == want && old.r.AppliedIndex() >= want
+	})
 	same := func(a *Store) {
 		t.Helper()
 		var x, y raft.Log

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stratalog/strata/internal/wait"
 )
 
 // jsonRecord is one line of `strata consume --output json`.
@@ -253,15 +255,13 @@ func TestE2EResumeProducerNoDuplicates(t *testing.T) {
 	if _, err := io.WriteString(stdin, strings.Join(lines[:total/2], "")); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
 	var pid string
-	for time.Now().Before(deadline) {
+	wait.Until(30*time.Second, func() bool {
 		if m := producerIDRE.FindStringSubmatch(stderr.String()); m != nil && topicRecords(t, n, "pay") > 1000 {
 			pid = m[1]
-			break
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return pid != ""
+	})
 	if pid == "" {
 		t.Fatalf("the first producer neither announced its id nor wrote 1000 records:\n%s", stderr.String())
 	}

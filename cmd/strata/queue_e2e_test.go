@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratalog/strata/internal/wait"
+
 	"github.com/stratalog/strata/api/client"
 )
 
@@ -141,20 +143,16 @@ func TestE2EQueueChaos(t *testing.T) {
 		}
 	}
 	var d queueDescribe
-	deadline := time.Now().Add(90 * time.Second)
-	for {
+	wait.NoError(t, 90*time.Second, "every record acked or dead-lettered", func() error {
 		r := n.mustCLI(nil, "queue", "describe", "workers", "--topic", "work", "--output", "json")
 		if err := json.Unmarshal([]byte(r.Stdout), &d); err != nil {
 			t.Fatalf("describe: %v\n%s", err, r.Stdout)
 		}
-		if d.Backlog == 0 {
-			break
+		if d.Backlog != 0 {
+			return fmt.Errorf("backlog %d: %+v", d.Backlog, d)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("records neither acked nor dead-lettered after 90 s: %+v", d)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 	for _, w := range workers {
 		w.kill9()
 	}

@@ -94,14 +94,12 @@ func TestMetricsReportedByOneNode(t *testing.T) {
 	// Leadership may move while the nodes are scraped (the reconcile loop
 	// hands it to the preferred leader): the check is on a round that
 	// saw no move.
-	var last string
-	deadline := time.Now().Add(20 * time.Second)
-	for last = checkReportedOnce(t, nodes, wants); last != ""; last = checkReportedOnce(t, nodes, wants) {
-		if time.Now().After(deadline) {
-			t.Fatalf("after 20 s, series are not reported by one node:\n%s", last)
+	wait.NoError(t, 20*time.Second, "every series reported by one node", func() error {
+		if last := checkReportedOnce(t, nodes, wants); last != "" {
+			return errors.New(last)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 
 	// A follower stops: the partition is under-replicated, and only its
 	// leader says so.

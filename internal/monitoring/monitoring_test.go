@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratalog/strata/internal/wait"
+
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -137,8 +139,9 @@ func TestAlertsAndDashboardUseRealMetrics(t *testing.T) {
 	a := startNode(t)
 	traffic(t, a)
 	var missing []string
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	// Ages (lag seconds) appear once the node has read their timestamps,
+	// after the first scrape asked for them.
+	wait.Until(30*time.Second, func() bool {
 		served := scrapeNames(t, a)
 		missing = missing[:0]
 		for m := range want {
@@ -146,13 +149,8 @@ func TestAlertsAndDashboardUseRealMetrics(t *testing.T) {
 				missing = append(missing, m)
 			}
 		}
-		// Ages (lag seconds) appear once the node has read their
-		// timestamps, after the first scrape asked for them.
-		if len(missing) == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return len(missing) == 0
+	})
 	slices.Sort(missing)
 	for _, m := range missing {
 		t.Errorf("%s is not served, but %v use it", m, want[m])
