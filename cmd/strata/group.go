@@ -58,34 +58,41 @@ func groupDescribe(ctx context.Context, args []string) error {
 		if err != nil {
 			return rpcErr(err)
 		}
-		if cf.output == "json" {
-			return printJSON(groupJSON(resp))
-		}
-		fmt.Printf("group %s: %s, %d members, generation %d\n\n", resp.Group, resp.State, len(resp.Members), resp.Generation)
-		tw := newTable()
-		fmt.Fprintln(tw, "TOPIC\tPARTITION\tCOMMITTED\tEND\tLAG\tLAG-TIME\tMEMBER")
-		unknown := 0
-		for _, p := range resp.Partitions {
-			committed := fmt.Sprint(p.CommittedOffset)
-			if p.CommittedOffset < 0 {
-				committed = "-"
-			}
-			end, lag := fmt.Sprint(p.EndOffset), fmt.Sprint(p.LagRecords)
-			lagTime := (time.Duration(p.LagSeconds * float64(time.Second))).Round(time.Millisecond).String()
-			if p.Unknown {
-				end, lag, lagTime = "unknown", "unknown", "unknown"
-				unknown++
-			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", p.Topic, p.Partition, committed, end, lag, lagTime, p.MemberId)
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-		if unknown > 0 {
-			fmt.Printf("\n%s\n", unknownNote(unknown))
-		}
-		return nil
+		return printGroup(resp, cf.output)
 	})
+}
+
+// printGroup prints a group's description: its members' count and, per
+// partition, its lag, or "unknown" when the node asked could not reach
+// the partition's leader.
+func printGroup(resp *stratav1.DescribeGroupResponse, output string) error {
+	if output == "json" {
+		return printJSON(groupJSON(resp))
+	}
+	fmt.Printf("group %s: %s, %d members, generation %d\n\n", resp.Group, resp.State, len(resp.Members), resp.Generation)
+	tw := newTable()
+	fmt.Fprintln(tw, "TOPIC\tPARTITION\tCOMMITTED\tEND\tLAG\tLAG-TIME\tMEMBER")
+	unknown := 0
+	for _, p := range resp.Partitions {
+		committed := fmt.Sprint(p.CommittedOffset)
+		if p.CommittedOffset < 0 {
+			committed = "-"
+		}
+		end, lag := fmt.Sprint(p.EndOffset), fmt.Sprint(p.LagRecords)
+		lagTime := (time.Duration(p.LagSeconds * float64(time.Second))).Round(time.Millisecond).String()
+		if p.Unknown {
+			end, lag, lagTime = "unknown", "unknown", "unknown"
+			unknown++
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", p.Topic, p.Partition, committed, end, lag, lagTime, p.MemberId)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if unknown > 0 {
+		fmt.Printf("\n%s\n", unknownNote(unknown))
+	}
+	return nil
 }
 
 const groupResetUsage = "usage: strata group reset GROUP --topic TOPIC (--to-earliest | --to-latest | --to-offset N | --to-time RFC3339)"
@@ -172,6 +179,5 @@ func groupJSON(g *stratav1.DescribeGroupResponse) map[string]any {
 
 // unknownNote explains the partitions a describe marks unknown.
 func unknownNote(n int) string {
-	return fmt.Sprintf("%d partition(s) unknown: their leader did not answer the node that was asked (or none is known); "+
-		"their numbers are left out", n)
+	return fmt.Sprintf("%d partition(s) unknown: their leader did not answer the node asked (or none is known)", n)
 }

@@ -378,7 +378,7 @@ func printQueueDescription(d client.QueueGroupDescription, output string) error 
 		return err
 	}
 	if unknown > 0 {
-		fmt.Printf("\n%s (the totals above leave them out)\n", unknownNote(unknown))
+		fmt.Printf("\n%s; the totals leave them out\n", unknownNote(unknown))
 	}
 	if len(d.Members) > 0 {
 		var ms []string
