@@ -83,6 +83,9 @@ type PartitionLag struct {
 	// Lag is the age of the oldest unconsumed record.
 	Lag      time.Duration
 	MemberID string
+	// Unknown says the partition's leader could not be asked by the node
+	// that answered: EndOffset and LagRecords are -1, Lag is -1 s.
+	Unknown bool
 }
 
 // GroupDescription describes a group.
@@ -205,7 +208,7 @@ func (a *Admin) DescribeGroup(ctx context.Context, group string) (GroupDescripti
 		d.Partitions = append(d.Partitions, PartitionLag{
 			TopicPartition:  TopicPartition{p.GetTopic(), p.GetPartition()},
 			CommittedOffset: p.GetCommittedOffset(), EndOffset: p.GetEndOffset(), LagRecords: p.GetLagRecords(),
-			Lag: time.Duration(p.GetLagSeconds() * float64(time.Second)), MemberID: p.GetMemberId(),
+			Lag: time.Duration(p.GetLagSeconds() * float64(time.Second)), MemberID: p.GetMemberId(), Unknown: p.GetUnknown(),
 		})
 	}
 	return d, nil

@@ -50,6 +50,10 @@ type QueuePartitionState struct {
 	Deliveries    uint64
 	Redeliveries  uint64
 	OldestUnacked time.Duration
+	// Unknown says the partition's leader could not be asked by the node
+	// that answered: the signed numbers are -1 (OldestUnacked -1 s) and
+	// the counters 0.
+	Unknown bool
 }
 
 // QueueGroupDescription describes a queue group.
@@ -116,7 +120,7 @@ func (a *Admin) DescribeQueueGroup(ctx context.Context, topic, group string) (Qu
 		d.Partitions = append(d.Partitions, QueuePartitionState{Partition: p.GetPartition(), Floor: p.GetFloor(),
 			HighWatermark: p.GetHighWatermark(), Backlog: p.GetBacklog(), Available: p.GetAvailable(), Leased: p.GetLeased(),
 			Acked: p.GetAcked(), DeadLettered: p.GetDeadLettered(), Deliveries: p.GetDeliveries(), Redeliveries: p.GetRedeliveries(),
-			OldestUnacked: time.Duration(p.GetOldestUnackedSeconds() * float64(time.Second))})
+			OldestUnacked: time.Duration(p.GetOldestUnackedSeconds() * float64(time.Second)), Unknown: p.GetUnknown()})
 	}
 	for _, m := range resp.GetMembers() {
 		d.Members[m.GetMemberId()] = m.GetLeased()

@@ -2480,8 +2480,16 @@ func (x *ListGroupsResponse) GetGroups() []*GroupSummary {
 }
 
 type DescribeGroupRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Group string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// led_partitions is set by a node that describes the group and asks the
+	// leader of some of its partitions for their numbers: the answer then
+	// has only those of the listed partitions this node leads, their lag
+	// measured from the offsets given (-1: nothing committed), no members,
+	// and this node asks no other. The group need not be known here. A
+	// node older than the field answers the whole describe from its own
+	// replicas, right for the partitions it leads.
+	LedPartitions []*PartitionOffset `protobuf:"bytes,2,rep,name=led_partitions,json=ledPartitions,proto3" json:"led_partitions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2521,6 +2529,13 @@ func (x *DescribeGroupRequest) GetGroup() string {
 		return x.Group
 	}
 	return ""
+}
+
+func (x *DescribeGroupRequest) GetLedPartitions() []*PartitionOffset {
+	if x != nil {
+		return x.LedPartitions
+	}
+	return nil
 }
 
 type GroupMember struct {
@@ -2592,8 +2607,12 @@ type GroupPartitionLag struct {
 	LagRecords      int64                  `protobuf:"varint,5,opt,name=lag_records,json=lagRecords,proto3" json:"lag_records,omitempty"`
 	LagSeconds      float64                `protobuf:"fixed64,6,opt,name=lag_seconds,json=lagSeconds,proto3" json:"lag_seconds,omitempty"` // age of the oldest unconsumed record
 	MemberId        string                 `protobuf:"bytes,7,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// unknown says the partition's leader could not be asked (it did not
+	// answer in time, or no leader is known): end_offset, lag_records and
+	// lag_seconds are then -1.
+	Unknown       bool `protobuf:"varint,8,opt,name=unknown,proto3" json:"unknown,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GroupPartitionLag) Reset() {
@@ -2673,6 +2692,13 @@ func (x *GroupPartitionLag) GetMemberId() string {
 		return x.MemberId
 	}
 	return ""
+}
+
+func (x *GroupPartitionLag) GetUnknown() bool {
+	if x != nil {
+		return x.Unknown
+	}
+	return false
 }
 
 type DescribeGroupResponse struct {
@@ -3080,9 +3106,14 @@ func (x *CreateQueueGroupResponse) GetSettings() *QueueSettings {
 }
 
 type DescribeQueueGroupRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
-	Group         string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Topic string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Group string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	// led_only is set by a node that describes the queue group and asks the
+	// leaders of its partitions: the answer then has only the partitions
+	// this node leads, and this node asks no other. A node older than the
+	// field answers for every partition it holds, right for those it leads.
+	LedOnly       bool `protobuf:"varint,3,opt,name=led_only,json=ledOnly,proto3" json:"led_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3131,6 +3162,13 @@ func (x *DescribeQueueGroupRequest) GetGroup() string {
 	return ""
 }
 
+func (x *DescribeQueueGroupRequest) GetLedOnly() bool {
+	if x != nil {
+		return x.LedOnly
+	}
+	return false
+}
+
 type QueuePartitionState struct {
 	state                protoimpl.MessageState `protogen:"open.v1"`
 	Partition            int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
@@ -3144,8 +3182,13 @@ type QueuePartitionState struct {
 	Deliveries           uint64                 `protobuf:"varint,9,opt,name=deliveries,proto3" json:"deliveries,omitempty"`
 	Redeliveries         uint64                 `protobuf:"varint,10,opt,name=redeliveries,proto3" json:"redeliveries,omitempty"`
 	OldestUnackedSeconds float64                `protobuf:"fixed64,11,opt,name=oldest_unacked_seconds,json=oldestUnackedSeconds,proto3" json:"oldest_unacked_seconds,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// unknown says the partition's leader could not be asked (it did not
+	// answer in time, or no leader is known): the signed numbers (floor,
+	// high_watermark, backlog, available, leased, oldest_unacked_seconds)
+	// are then -1 and the counters 0.
+	Unknown       bool `protobuf:"varint,12,opt,name=unknown,proto3" json:"unknown,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *QueuePartitionState) Reset() {
@@ -3253,6 +3296,13 @@ func (x *QueuePartitionState) GetOldestUnackedSeconds() float64 {
 		return x.OldestUnackedSeconds
 	}
 	return 0
+}
+
+func (x *QueuePartitionState) GetUnknown() bool {
+	if x != nil {
+		return x.Unknown
+	}
+	return false
 }
 
 type QueueMemberLeases struct {
@@ -5747,13 +5797,14 @@ const file_strata_proto_rawDesc = "" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x18\n" +
 	"\amembers\x18\x03 \x01(\x05R\amembers\"E\n" +
 	"\x12ListGroupsResponse\x12/\n" +
-	"\x06groups\x18\x01 \x03(\v2\x17.strata.v1.GroupSummaryR\x06groups\",\n" +
+	"\x06groups\x18\x01 \x03(\v2\x17.strata.v1.GroupSummaryR\x06groups\"o\n" +
 	"\x14DescribeGroupRequest\x12\x14\n" +
-	"\x05group\x18\x01 \x01(\tR\x05group\"\x84\x01\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12A\n" +
+	"\x0eled_partitions\x18\x02 \x03(\v2\x1a.strata.v1.PartitionOffsetR\rledPartitions\"\x84\x01\n" +
 	"\vGroupMember\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x1b\n" +
 	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12;\n" +
-	"\vassignments\x18\x03 \x03(\v2\x19.strata.v1.TopicPartitionR\vassignments\"\xf0\x01\n" +
+	"\vassignments\x18\x03 \x03(\v2\x19.strata.v1.TopicPartitionR\vassignments\"\x8a\x02\n" +
 	"\x11GroupPartitionLag\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12)\n" +
@@ -5764,7 +5815,8 @@ const file_strata_proto_rawDesc = "" +
 	"lagRecords\x12\x1f\n" +
 	"\vlag_seconds\x18\x06 \x01(\x01R\n" +
 	"lagSeconds\x12\x1b\n" +
-	"\tmember_id\x18\a \x01(\tR\bmemberId\"\xd3\x01\n" +
+	"\tmember_id\x18\a \x01(\tR\bmemberId\x12\x18\n" +
+	"\aunknown\x18\b \x01(\bR\aunknown\"\xd3\x01\n" +
 	"\x15DescribeGroupResponse\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1e\n" +
@@ -5799,10 +5851,11 @@ const file_strata_proto_rawDesc = "" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x124\n" +
 	"\bsettings\x18\x03 \x01(\v2\x18.strata.v1.QueueSettingsR\bsettings\"P\n" +
 	"\x18CreateQueueGroupResponse\x124\n" +
-	"\bsettings\x18\x01 \x01(\v2\x18.strata.v1.QueueSettingsR\bsettings\"G\n" +
+	"\bsettings\x18\x01 \x01(\v2\x18.strata.v1.QueueSettingsR\bsettings\"b\n" +
 	"\x19DescribeQueueGroupRequest\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x14\n" +
-	"\x05group\x18\x02 \x01(\tR\x05group\"\xf5\x02\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\x12\x19\n" +
+	"\bled_only\x18\x03 \x01(\bR\aledOnly\"\x8f\x03\n" +
 	"\x13QueuePartitionState\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x14\n" +
 	"\x05floor\x18\x02 \x01(\x03R\x05floor\x12%\n" +
@@ -5817,7 +5870,8 @@ const file_strata_proto_rawDesc = "" +
 	"deliveries\x12\"\n" +
 	"\fredeliveries\x18\n" +
 	" \x01(\x04R\fredeliveries\x124\n" +
-	"\x16oldest_unacked_seconds\x18\v \x01(\x01R\x14oldestUnackedSeconds\"H\n" +
+	"\x16oldest_unacked_seconds\x18\v \x01(\x01R\x14oldestUnackedSeconds\x12\x18\n" +
+	"\aunknown\x18\f \x01(\bR\aunknown\"H\n" +
 	"\x11QueueMemberLeases\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x16\n" +
 	"\x06leased\x18\x02 \x01(\x03R\x06leased\"\xf6\x01\n" +
@@ -6202,112 +6256,113 @@ var file_strata_proto_depIdxs = []int32{
 	27, // 14: strata.v1.FetchOffsetsRequest.partitions:type_name -> strata.v1.TopicPartition
 	34, // 15: strata.v1.FetchOffsetsResponse.offsets:type_name -> strata.v1.PartitionOffset
 	40, // 16: strata.v1.ListGroupsResponse.groups:type_name -> strata.v1.GroupSummary
-	27, // 17: strata.v1.GroupMember.assignments:type_name -> strata.v1.TopicPartition
-	43, // 18: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMember
-	44, // 19: strata.v1.DescribeGroupResponse.partitions:type_name -> strata.v1.GroupPartitionLag
-	1,  // 20: strata.v1.ResetOffsetsRequest.spec:type_name -> strata.v1.OffsetSpec
-	34, // 21: strata.v1.ResetOffsetsResponse.offsets:type_name -> strata.v1.PartitionOffset
-	48, // 22: strata.v1.CreateQueueGroupRequest.settings:type_name -> strata.v1.QueueSettings
-	48, // 23: strata.v1.CreateQueueGroupResponse.settings:type_name -> strata.v1.QueueSettings
-	48, // 24: strata.v1.DescribeQueueGroupResponse.settings:type_name -> strata.v1.QueueSettings
-	52, // 25: strata.v1.DescribeQueueGroupResponse.partitions:type_name -> strata.v1.QueuePartitionState
-	53, // 26: strata.v1.DescribeQueueGroupResponse.members:type_name -> strata.v1.QueueMemberLeases
-	56, // 27: strata.v1.ListQueueGroupsResponse.groups:type_name -> strata.v1.QueueGroupSummary
-	58, // 28: strata.v1.QueueMessage.headers:type_name -> strata.v1.RecordHeader
-	59, // 29: strata.v1.QueueReceiveResponse.messages:type_name -> strata.v1.QueueMessage
-	62, // 30: strata.v1.QueueSettleRequest.offsets:type_name -> strata.v1.QueuePartitionOffsets
-	1,  // 31: strata.v1.ResetQueueGroupRequest.spec:type_name -> strata.v1.OffsetSpec
-	34, // 32: strata.v1.ResetQueueGroupResponse.offsets:type_name -> strata.v1.PartitionOffset
-	70, // 33: strata.v1.ClusterStatusResponse.nodes:type_name -> strata.v1.ClusterNodeStatus
-	71, // 34: strata.v1.ClusterStatusResponse.groups:type_name -> strata.v1.DataGroupStatus
-	75, // 35: strata.v1.PutUserRequest.credentials:type_name -> strata.v1.ScramCredential
-	93, // 36: strata.v1.ListUsersResponse.users:type_name -> strata.v1.ListUsersResponse.User
-	82, // 37: strata.v1.AddACLRequest.acl:type_name -> strata.v1.ACL
-	82, // 38: strata.v1.RemoveACLRequest.acl:type_name -> strata.v1.ACL
-	82, // 39: strata.v1.ListACLsResponse.acls:type_name -> strata.v1.ACL
-	94, // 40: strata.v1.GossipKeyResponse.errors:type_name -> strata.v1.GossipKeyResponse.ErrorsEntry
-	95, // 41: strata.v1.GossipKeyResponse.keys:type_name -> strata.v1.GossipKeyResponse.KeysEntry
-	9,  // 42: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
-	11, // 43: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
-	13, // 44: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
-	15, // 45: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
-	17, // 46: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
-	19, // 47: strata.v1.Strata.InitProducer:input_type -> strata.v1.InitProducerRequest
-	21, // 48: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
-	21, // 49: strata.v1.Strata.ProduceStream:input_type -> strata.v1.ProduceRequest
-	23, // 50: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
-	25, // 51: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
-	28, // 52: strata.v1.Strata.JoinGroup:input_type -> strata.v1.JoinGroupRequest
-	30, // 53: strata.v1.Strata.Heartbeat:input_type -> strata.v1.HeartbeatRequest
-	32, // 54: strata.v1.Strata.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
-	35, // 55: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
-	37, // 56: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
-	39, // 57: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
-	42, // 58: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
-	46, // 59: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
-	49, // 60: strata.v1.Strata.CreateQueueGroup:input_type -> strata.v1.CreateQueueGroupRequest
-	51, // 61: strata.v1.Strata.DescribeQueueGroup:input_type -> strata.v1.DescribeQueueGroupRequest
-	55, // 62: strata.v1.Strata.ListQueueGroups:input_type -> strata.v1.ListQueueGroupsRequest
-	60, // 63: strata.v1.Strata.QueueReceive:input_type -> strata.v1.QueueReceiveRequest
-	63, // 64: strata.v1.Strata.QueueAck:input_type -> strata.v1.QueueSettleRequest
-	63, // 65: strata.v1.Strata.QueueNack:input_type -> strata.v1.QueueSettleRequest
-	63, // 66: strata.v1.Strata.QueueReject:input_type -> strata.v1.QueueSettleRequest
-	63, // 67: strata.v1.Strata.QueueExtend:input_type -> strata.v1.QueueSettleRequest
-	65, // 68: strata.v1.Strata.RedriveQueueGroup:input_type -> strata.v1.RedriveQueueGroupRequest
-	67, // 69: strata.v1.Strata.ResetQueueGroup:input_type -> strata.v1.ResetQueueGroupRequest
-	69, // 70: strata.v1.Strata.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
-	73, // 71: strata.v1.Strata.RemoveNode:input_type -> strata.v1.RemoveNodeRequest
-	76, // 72: strata.v1.Strata.PutUser:input_type -> strata.v1.PutUserRequest
-	78, // 73: strata.v1.Strata.DeleteUser:input_type -> strata.v1.DeleteUserRequest
-	80, // 74: strata.v1.Strata.ListUsers:input_type -> strata.v1.ListUsersRequest
-	83, // 75: strata.v1.Strata.AddACL:input_type -> strata.v1.AddACLRequest
-	85, // 76: strata.v1.Strata.RemoveACL:input_type -> strata.v1.RemoveACLRequest
-	87, // 77: strata.v1.Strata.ListACLs:input_type -> strata.v1.ListACLsRequest
-	89, // 78: strata.v1.Strata.GossipKey:input_type -> strata.v1.GossipKeyRequest
-	91, // 79: strata.v1.Strata.WhoAmI:input_type -> strata.v1.WhoAmIRequest
-	10, // 80: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
-	12, // 81: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
-	14, // 82: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
-	16, // 83: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
-	18, // 84: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
-	20, // 85: strata.v1.Strata.InitProducer:output_type -> strata.v1.InitProducerResponse
-	22, // 86: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
-	22, // 87: strata.v1.Strata.ProduceStream:output_type -> strata.v1.ProduceResponse
-	24, // 88: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
-	26, // 89: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
-	29, // 90: strata.v1.Strata.JoinGroup:output_type -> strata.v1.JoinGroupResponse
-	31, // 91: strata.v1.Strata.Heartbeat:output_type -> strata.v1.HeartbeatResponse
-	33, // 92: strata.v1.Strata.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
-	36, // 93: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
-	38, // 94: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
-	41, // 95: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
-	45, // 96: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
-	47, // 97: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
-	50, // 98: strata.v1.Strata.CreateQueueGroup:output_type -> strata.v1.CreateQueueGroupResponse
-	54, // 99: strata.v1.Strata.DescribeQueueGroup:output_type -> strata.v1.DescribeQueueGroupResponse
-	57, // 100: strata.v1.Strata.ListQueueGroups:output_type -> strata.v1.ListQueueGroupsResponse
-	61, // 101: strata.v1.Strata.QueueReceive:output_type -> strata.v1.QueueReceiveResponse
-	64, // 102: strata.v1.Strata.QueueAck:output_type -> strata.v1.QueueSettleResponse
-	64, // 103: strata.v1.Strata.QueueNack:output_type -> strata.v1.QueueSettleResponse
-	64, // 104: strata.v1.Strata.QueueReject:output_type -> strata.v1.QueueSettleResponse
-	64, // 105: strata.v1.Strata.QueueExtend:output_type -> strata.v1.QueueSettleResponse
-	66, // 106: strata.v1.Strata.RedriveQueueGroup:output_type -> strata.v1.RedriveQueueGroupResponse
-	68, // 107: strata.v1.Strata.ResetQueueGroup:output_type -> strata.v1.ResetQueueGroupResponse
-	72, // 108: strata.v1.Strata.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
-	74, // 109: strata.v1.Strata.RemoveNode:output_type -> strata.v1.RemoveNodeResponse
-	77, // 110: strata.v1.Strata.PutUser:output_type -> strata.v1.PutUserResponse
-	79, // 111: strata.v1.Strata.DeleteUser:output_type -> strata.v1.DeleteUserResponse
-	81, // 112: strata.v1.Strata.ListUsers:output_type -> strata.v1.ListUsersResponse
-	84, // 113: strata.v1.Strata.AddACL:output_type -> strata.v1.AddACLResponse
-	86, // 114: strata.v1.Strata.RemoveACL:output_type -> strata.v1.RemoveACLResponse
-	88, // 115: strata.v1.Strata.ListACLs:output_type -> strata.v1.ListACLsResponse
-	90, // 116: strata.v1.Strata.GossipKey:output_type -> strata.v1.GossipKeyResponse
-	92, // 117: strata.v1.Strata.WhoAmI:output_type -> strata.v1.WhoAmIResponse
-	80, // [80:118] is the sub-list for method output_type
-	42, // [42:80] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	34, // 17: strata.v1.DescribeGroupRequest.led_partitions:type_name -> strata.v1.PartitionOffset
+	27, // 18: strata.v1.GroupMember.assignments:type_name -> strata.v1.TopicPartition
+	43, // 19: strata.v1.DescribeGroupResponse.members:type_name -> strata.v1.GroupMember
+	44, // 20: strata.v1.DescribeGroupResponse.partitions:type_name -> strata.v1.GroupPartitionLag
+	1,  // 21: strata.v1.ResetOffsetsRequest.spec:type_name -> strata.v1.OffsetSpec
+	34, // 22: strata.v1.ResetOffsetsResponse.offsets:type_name -> strata.v1.PartitionOffset
+	48, // 23: strata.v1.CreateQueueGroupRequest.settings:type_name -> strata.v1.QueueSettings
+	48, // 24: strata.v1.CreateQueueGroupResponse.settings:type_name -> strata.v1.QueueSettings
+	48, // 25: strata.v1.DescribeQueueGroupResponse.settings:type_name -> strata.v1.QueueSettings
+	52, // 26: strata.v1.DescribeQueueGroupResponse.partitions:type_name -> strata.v1.QueuePartitionState
+	53, // 27: strata.v1.DescribeQueueGroupResponse.members:type_name -> strata.v1.QueueMemberLeases
+	56, // 28: strata.v1.ListQueueGroupsResponse.groups:type_name -> strata.v1.QueueGroupSummary
+	58, // 29: strata.v1.QueueMessage.headers:type_name -> strata.v1.RecordHeader
+	59, // 30: strata.v1.QueueReceiveResponse.messages:type_name -> strata.v1.QueueMessage
+	62, // 31: strata.v1.QueueSettleRequest.offsets:type_name -> strata.v1.QueuePartitionOffsets
+	1,  // 32: strata.v1.ResetQueueGroupRequest.spec:type_name -> strata.v1.OffsetSpec
+	34, // 33: strata.v1.ResetQueueGroupResponse.offsets:type_name -> strata.v1.PartitionOffset
+	70, // 34: strata.v1.ClusterStatusResponse.nodes:type_name -> strata.v1.ClusterNodeStatus
+	71, // 35: strata.v1.ClusterStatusResponse.groups:type_name -> strata.v1.DataGroupStatus
+	75, // 36: strata.v1.PutUserRequest.credentials:type_name -> strata.v1.ScramCredential
+	93, // 37: strata.v1.ListUsersResponse.users:type_name -> strata.v1.ListUsersResponse.User
+	82, // 38: strata.v1.AddACLRequest.acl:type_name -> strata.v1.ACL
+	82, // 39: strata.v1.RemoveACLRequest.acl:type_name -> strata.v1.ACL
+	82, // 40: strata.v1.ListACLsResponse.acls:type_name -> strata.v1.ACL
+	94, // 41: strata.v1.GossipKeyResponse.errors:type_name -> strata.v1.GossipKeyResponse.ErrorsEntry
+	95, // 42: strata.v1.GossipKeyResponse.keys:type_name -> strata.v1.GossipKeyResponse.KeysEntry
+	9,  // 43: strata.v1.Strata.Metadata:input_type -> strata.v1.MetadataRequest
+	11, // 44: strata.v1.Strata.CreateTopic:input_type -> strata.v1.CreateTopicRequest
+	13, // 45: strata.v1.Strata.DeleteTopic:input_type -> strata.v1.DeleteTopicRequest
+	15, // 46: strata.v1.Strata.ListTopics:input_type -> strata.v1.ListTopicsRequest
+	17, // 47: strata.v1.Strata.DescribeTopic:input_type -> strata.v1.DescribeTopicRequest
+	19, // 48: strata.v1.Strata.InitProducer:input_type -> strata.v1.InitProducerRequest
+	21, // 49: strata.v1.Strata.Produce:input_type -> strata.v1.ProduceRequest
+	21, // 50: strata.v1.Strata.ProduceStream:input_type -> strata.v1.ProduceRequest
+	23, // 51: strata.v1.Strata.Fetch:input_type -> strata.v1.FetchRequest
+	25, // 52: strata.v1.Strata.ListOffsets:input_type -> strata.v1.ListOffsetsRequest
+	28, // 53: strata.v1.Strata.JoinGroup:input_type -> strata.v1.JoinGroupRequest
+	30, // 54: strata.v1.Strata.Heartbeat:input_type -> strata.v1.HeartbeatRequest
+	32, // 55: strata.v1.Strata.LeaveGroup:input_type -> strata.v1.LeaveGroupRequest
+	35, // 56: strata.v1.Strata.CommitOffsets:input_type -> strata.v1.CommitOffsetsRequest
+	37, // 57: strata.v1.Strata.FetchOffsets:input_type -> strata.v1.FetchOffsetsRequest
+	39, // 58: strata.v1.Strata.ListGroups:input_type -> strata.v1.ListGroupsRequest
+	42, // 59: strata.v1.Strata.DescribeGroup:input_type -> strata.v1.DescribeGroupRequest
+	46, // 60: strata.v1.Strata.ResetOffsets:input_type -> strata.v1.ResetOffsetsRequest
+	49, // 61: strata.v1.Strata.CreateQueueGroup:input_type -> strata.v1.CreateQueueGroupRequest
+	51, // 62: strata.v1.Strata.DescribeQueueGroup:input_type -> strata.v1.DescribeQueueGroupRequest
+	55, // 63: strata.v1.Strata.ListQueueGroups:input_type -> strata.v1.ListQueueGroupsRequest
+	60, // 64: strata.v1.Strata.QueueReceive:input_type -> strata.v1.QueueReceiveRequest
+	63, // 65: strata.v1.Strata.QueueAck:input_type -> strata.v1.QueueSettleRequest
+	63, // 66: strata.v1.Strata.QueueNack:input_type -> strata.v1.QueueSettleRequest
+	63, // 67: strata.v1.Strata.QueueReject:input_type -> strata.v1.QueueSettleRequest
+	63, // 68: strata.v1.Strata.QueueExtend:input_type -> strata.v1.QueueSettleRequest
+	65, // 69: strata.v1.Strata.RedriveQueueGroup:input_type -> strata.v1.RedriveQueueGroupRequest
+	67, // 70: strata.v1.Strata.ResetQueueGroup:input_type -> strata.v1.ResetQueueGroupRequest
+	69, // 71: strata.v1.Strata.ClusterStatus:input_type -> strata.v1.ClusterStatusRequest
+	73, // 72: strata.v1.Strata.RemoveNode:input_type -> strata.v1.RemoveNodeRequest
+	76, // 73: strata.v1.Strata.PutUser:input_type -> strata.v1.PutUserRequest
+	78, // 74: strata.v1.Strata.DeleteUser:input_type -> strata.v1.DeleteUserRequest
+	80, // 75: strata.v1.Strata.ListUsers:input_type -> strata.v1.ListUsersRequest
+	83, // 76: strata.v1.Strata.AddACL:input_type -> strata.v1.AddACLRequest
+	85, // 77: strata.v1.Strata.RemoveACL:input_type -> strata.v1.RemoveACLRequest
+	87, // 78: strata.v1.Strata.ListACLs:input_type -> strata.v1.ListACLsRequest
+	89, // 79: strata.v1.Strata.GossipKey:input_type -> strata.v1.GossipKeyRequest
+	91, // 80: strata.v1.Strata.WhoAmI:input_type -> strata.v1.WhoAmIRequest
+	10, // 81: strata.v1.Strata.Metadata:output_type -> strata.v1.MetadataResponse
+	12, // 82: strata.v1.Strata.CreateTopic:output_type -> strata.v1.CreateTopicResponse
+	14, // 83: strata.v1.Strata.DeleteTopic:output_type -> strata.v1.DeleteTopicResponse
+	16, // 84: strata.v1.Strata.ListTopics:output_type -> strata.v1.ListTopicsResponse
+	18, // 85: strata.v1.Strata.DescribeTopic:output_type -> strata.v1.DescribeTopicResponse
+	20, // 86: strata.v1.Strata.InitProducer:output_type -> strata.v1.InitProducerResponse
+	22, // 87: strata.v1.Strata.Produce:output_type -> strata.v1.ProduceResponse
+	22, // 88: strata.v1.Strata.ProduceStream:output_type -> strata.v1.ProduceResponse
+	24, // 89: strata.v1.Strata.Fetch:output_type -> strata.v1.FetchResponse
+	26, // 90: strata.v1.Strata.ListOffsets:output_type -> strata.v1.ListOffsetsResponse
+	29, // 91: strata.v1.Strata.JoinGroup:output_type -> strata.v1.JoinGroupResponse
+	31, // 92: strata.v1.Strata.Heartbeat:output_type -> strata.v1.HeartbeatResponse
+	33, // 93: strata.v1.Strata.LeaveGroup:output_type -> strata.v1.LeaveGroupResponse
+	36, // 94: strata.v1.Strata.CommitOffsets:output_type -> strata.v1.CommitOffsetsResponse
+	38, // 95: strata.v1.Strata.FetchOffsets:output_type -> strata.v1.FetchOffsetsResponse
+	41, // 96: strata.v1.Strata.ListGroups:output_type -> strata.v1.ListGroupsResponse
+	45, // 97: strata.v1.Strata.DescribeGroup:output_type -> strata.v1.DescribeGroupResponse
+	47, // 98: strata.v1.Strata.ResetOffsets:output_type -> strata.v1.ResetOffsetsResponse
+	50, // 99: strata.v1.Strata.CreateQueueGroup:output_type -> strata.v1.CreateQueueGroupResponse
+	54, // 100: strata.v1.Strata.DescribeQueueGroup:output_type -> strata.v1.DescribeQueueGroupResponse
+	57, // 101: strata.v1.Strata.ListQueueGroups:output_type -> strata.v1.ListQueueGroupsResponse
+	61, // 102: strata.v1.Strata.QueueReceive:output_type -> strata.v1.QueueReceiveResponse
+	64, // 103: strata.v1.Strata.QueueAck:output_type -> strata.v1.QueueSettleResponse
+	64, // 104: strata.v1.Strata.QueueNack:output_type -> strata.v1.QueueSettleResponse
+	64, // 105: strata.v1.Strata.QueueReject:output_type -> strata.v1.QueueSettleResponse
+	64, // 106: strata.v1.Strata.QueueExtend:output_type -> strata.v1.QueueSettleResponse
+	66, // 107: strata.v1.Strata.RedriveQueueGroup:output_type -> strata.v1.RedriveQueueGroupResponse
+	68, // 108: strata.v1.Strata.ResetQueueGroup:output_type -> strata.v1.ResetQueueGroupResponse
+	72, // 109: strata.v1.Strata.ClusterStatus:output_type -> strata.v1.ClusterStatusResponse
+	74, // 110: strata.v1.Strata.RemoveNode:output_type -> strata.v1.RemoveNodeResponse
+	77, // 111: strata.v1.Strata.PutUser:output_type -> strata.v1.PutUserResponse
+	79, // 112: strata.v1.Strata.DeleteUser:output_type -> strata.v1.DeleteUserResponse
+	81, // 113: strata.v1.Strata.ListUsers:output_type -> strata.v1.ListUsersResponse
+	84, // 114: strata.v1.Strata.AddACL:output_type -> strata.v1.AddACLResponse
+	86, // 115: strata.v1.Strata.RemoveACL:output_type -> strata.v1.RemoveACLResponse
+	88, // 116: strata.v1.Strata.ListACLs:output_type -> strata.v1.ListACLsResponse
+	90, // 117: strata.v1.Strata.GossipKey:output_type -> strata.v1.GossipKeyResponse
+	92, // 118: strata.v1.Strata.WhoAmI:output_type -> strata.v1.WhoAmIResponse
+	81, // [81:119] is the sub-list for method output_type
+	43, // [43:81] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_strata_proto_init() }

@@ -58,22 +58,41 @@ func groupDescribe(ctx context.Context, args []string) error {
 		if err != nil {
 			return rpcErr(err)
 		}
-		if cf.output == "json" {
-			return printJSON(groupJSON(resp))
-		}
-		fmt.Printf("group %s: %s, %d members, generation %d\n\n", resp.Group, resp.State, len(resp.Members), resp.Generation)
-		tw := newTable()
-		fmt.Fprintln(tw, "TOPIC\tPARTITION\tCOMMITTED\tEND\tLAG\tLAG-TIME\tMEMBER")
-		for _, p := range resp.Partitions {
-			committed := fmt.Sprint(p.CommittedOffset)
-			if p.CommittedOffset < 0 {
-				committed = "-"
-			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\t%s\n", p.Topic, p.Partition, committed, p.EndOffset, p.LagRecords,
-				(time.Duration(p.LagSeconds * float64(time.Second))).Round(time.Millisecond), p.MemberId)
-		}
-		return tw.Flush()
+		return printGroup(resp, cf.output)
 	})
+}
+
+// printGroup prints a group's description: its members' count and, per
+// partition, its lag, or "unknown" when the node asked could not reach
+// the partition's leader.
+func printGroup(resp *stratav1.DescribeGroupResponse, output string) error {
+	if output == "json" {
+		return printJSON(groupJSON(resp))
+	}
+	fmt.Printf("group %s: %s, %d members, generation %d\n\n", resp.Group, resp.State, len(resp.Members), resp.Generation)
+	tw := newTable()
+	fmt.Fprintln(tw, "TOPIC\tPARTITION\tCOMMITTED\tEND\tLAG\tLAG-TIME\tMEMBER")
+	unknown := 0
+	for _, p := range resp.Partitions {
+		committed := fmt.Sprint(p.CommittedOffset)
+		if p.CommittedOffset < 0 {
+			committed = "-"
+		}
+		end, lag := fmt.Sprint(p.EndOffset), fmt.Sprint(p.LagRecords)
+		lagTime := (time.Duration(p.LagSeconds * float64(time.Second))).Round(time.Millisecond).String()
+		if p.Unknown {
+			end, lag, lagTime = "unknown", "unknown", "unknown"
+			unknown++
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", p.Topic, p.Partition, committed, end, lag, lagTime, p.MemberId)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if unknown > 0 {
+		fmt.Printf("\n%s\n", unknownNote(unknown))
+	}
+	return nil
 }
 
 const groupResetUsage = "usage: strata group reset GROUP --topic TOPIC (--to-earliest | --to-latest | --to-offset N | --to-time RFC3339)"
@@ -152,7 +171,13 @@ func groupJSON(g *stratav1.DescribeGroupResponse) map[string]any {
 	parts := []map[string]any{}
 	for _, p := range g.Partitions {
 		parts = append(parts, map[string]any{"topic": p.Topic, "partition": p.Partition, "committed_offset": p.CommittedOffset,
-			"end_offset": p.EndOffset, "lag_records": p.LagRecords, "lag_seconds": p.LagSeconds, "member_id": p.MemberId})
+			"end_offset": p.EndOffset, "lag_records": p.LagRecords, "lag_seconds": p.LagSeconds, "member_id": p.MemberId,
+			"unknown": p.Unknown})
 	}
 	return map[string]any{"group": g.Group, "state": g.State, "generation": g.Generation, "members": members, "partitions": parts}
+}
+
+// unknownNote explains the partitions a describe marks unknown.
+func unknownNote(n int) string {
+	return fmt.Sprintf("%d partition(s) unknown: their leader did not answer the node asked (or none is known)", n)
 }

@@ -326,7 +326,12 @@ func settingsJSON(s client.QueueSettings) map[string]any {
 
 func printQueueDescription(d client.QueueGroupDescription, output string) error {
 	var tot client.QueuePartitionState
+	unknown := 0
 	for _, p := range d.Partitions {
+		if p.Unknown {
+			unknown++
+			continue
+		}
 		tot.Backlog += p.Backlog
 		tot.Available += p.Available
 		tot.Leased += p.Leased
@@ -346,12 +351,13 @@ func printQueueDescription(d client.QueueGroupDescription, output string) error 
 			parts = append(parts, map[string]any{"partition": p.Partition, "floor": p.Floor, "high_watermark": p.HighWatermark,
 				"backlog": p.Backlog, "available": p.Available, "leased": p.Leased, "acked": p.Acked,
 				"dead_lettered": p.DeadLettered, "deliveries": p.Deliveries, "redeliveries": p.Redeliveries,
-				"oldest_unacked_seconds": p.OldestUnacked.Seconds()})
+				"oldest_unacked_seconds": p.OldestUnacked.Seconds(), "unknown": p.Unknown})
 		}
 		return printJSON(map[string]any{"topic": d.Topic, "group": d.Group, "settings": settingsJSON(d.Settings),
 			"available": tot.Available, "leased": tot.Leased, "acked": tot.Acked, "dead_lettered": tot.DeadLettered,
 			"backlog": tot.Backlog, "oldest_unacked_seconds": tot.OldestUnacked.Seconds(), "deliveries": tot.Deliveries,
-			"redeliveries": tot.Redeliveries, "redelivery_rate": rate, "members": d.Members, "partitions": parts})
+			"redeliveries": tot.Redeliveries, "redelivery_rate": rate, "members": d.Members, "partitions": parts,
+			"unknown_partitions": unknown})
 	}
 	fmt.Printf("queue group %s on %s: available %d, leased %d, acked %d, dead-lettered %d, oldest unacked %v, redelivery rate %.1f%%\n",
 		d.Group, d.Topic, tot.Available, tot.Leased, tot.Acked, tot.DeadLettered, tot.OldestUnacked.Round(time.Millisecond), 100*rate)
@@ -361,11 +367,18 @@ func printQueueDescription(d client.QueueGroupDescription, output string) error 
 	tw := newTable()
 	fmt.Fprintln(tw, "PARTITION\tFLOOR\tEND\tAVAILABLE\tLEASED\tACKED\tDEAD\tDELIVERIES\tREDELIVERIES\tOLDEST")
 	for _, p := range d.Partitions {
+		if p.Unknown {
+			fmt.Fprintf(tw, "%d\tunknown\tunknown\tunknown\tunknown\tunknown\tunknown\tunknown\tunknown\tunknown\n", p.Partition)
+			continue
+		}
 		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%v\n", p.Partition, p.Floor, p.HighWatermark, p.Available,
 			p.Leased, p.Acked, p.DeadLettered, p.Deliveries, p.Redeliveries, p.OldestUnacked.Round(time.Millisecond))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if unknown > 0 {
+		fmt.Printf("\n%s; the totals leave them out\n", unknownNote(unknown))
 	}
 	if len(d.Members) > 0 {
 		var ms []string

@@ -35,6 +35,11 @@ type Config struct {
 	// that a flood of topic creations cannot exhaust the nodes; 0 means no
 	// cap. Default 50,000.
 	MaxClusterPartitions int
+	// DescribeTimeout bounds how long a describe (DescribeGroup,
+	// DescribeQueueGroup) waits for the leader of partitions it does not
+	// lead (describe_leaders.go); the partitions of a leader that does not
+	// answer in time show as unknown. Default 2 s.
+	DescribeTimeout time.Duration
 	// Queue configures queue groups (queue_config.go).
 	Queue QueueConfig
 	// Disk configures the free-space guard of produces (diskguard.go).
@@ -57,6 +62,7 @@ func DefaultConfig() Config {
 		MaxFetchWait:          30 * time.Second,
 		DefaultSessionTimeout: 10 * time.Second,
 		RetentionInterval:     time.Minute,
+		DescribeTimeout:       2 * time.Second,
 		Queue:                 DefaultQueueConfig(),
 		Disk:                  DefaultDiskConfig(),
 	}
@@ -71,7 +77,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: default max batch bytes %d < 1024", ErrInvalidConfig, c.DefaultMaxBatchBytes)
 	case c.MaxFetchBytes < 1024:
 		return fmt.Errorf("%w: max fetch bytes %d < 1024", ErrInvalidConfig, c.MaxFetchBytes)
-	case c.MaxFetchWait <= 0, c.DefaultSessionTimeout <= 0, c.RetentionInterval <= 0:
+	case c.MaxFetchWait <= 0, c.DefaultSessionTimeout <= 0, c.RetentionInterval <= 0, c.DescribeTimeout <= 0:
 		return fmt.Errorf("%w: durations must be positive", ErrInvalidConfig)
 	}
 	return errors.Join(c.Queue.Validate(), c.Disk.Validate())

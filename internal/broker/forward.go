@@ -15,7 +15,8 @@ import (
 // (led anywhere) and creates that topic through the metadata leader; a
 // redrive reads a dead-letter partition, writes to the source partitions'
 // leaders and stores its position through the metadata leader; a reset
-// goes to each partition's leader. The agent sets an implementation over
+// goes to each partition's leader; a describe asks each partition's
+// leader for its numbers (describe_leaders.go). The agent sets an implementation over
 // gRPC (internal/server); without one these writes fail with the
 // NotLeaderError, as on a single node they never do.
 //
@@ -44,6 +45,13 @@ type Peers interface {
 	// InitProducer allocates or restarts a producer id through the node
 	// at addr.
 	InitProducer(ctx context.Context, addr string, id int64) (int64, int16, error)
+	// PartitionLags asks the node at addr for the end offset and lag of a
+	// group on those of parts it leads, each measured from its Committed
+	// offset (Broker.LedPartitionLags); it leaves out the others.
+	PartitionLags(ctx context.Context, addr, group string, parts []PartitionLag) ([]PartitionLag, error)
+	// DescribeQueueLed describes a queue group on the partitions the node
+	// at addr leads (Broker.DescribeQueueGroupLed).
+	DescribeQueueLed(ctx context.Context, addr, topic, group string) (QueueDescription, error)
 }
 
 // SetPeers sets how this broker reaches other nodes (see Peers). Call it

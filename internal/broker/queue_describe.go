@@ -1,7 +1,9 @@
 package broker
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"strconv"
 	"time"
 
@@ -11,7 +13,8 @@ import (
 	"github.com/stratalog/strata/internal/queue"
 )
 
-// QueuePartition is a queue group's progress on one partition.
+// QueuePartition is a queue group's progress on one partition, as its
+// leader has it.
 type QueuePartition struct {
 	Partition     int32
 	Floor         int64 // every offset below is done
@@ -19,8 +22,7 @@ type QueuePartition struct {
 	// Backlog counts records not yet done (acked or dead-lettered):
 	// available, leased, waiting for a backoff or a delay.
 	Backlog int64
-	// Leased counts records leased now (on the leader; a follower cannot
-	// tell and counts them as available).
+	// Leased counts records leased now.
 	Leased int64
 	// Available is Backlog less Leased and less records being
 	// dead-lettered.
@@ -31,28 +33,96 @@ type QueuePartition struct {
 	// Redeliveries counts deliveries after the first of a record.
 	Redeliveries uint64
 	// Delayed counts the records not yet due, waiting for a deliver-at
-	// time or a retry backoff (on the leader; a follower does not know
-	// deliver-at times).
+	// time or a retry backoff.
 	Delayed int64
 	// OldestUnacked is the age of the record at the floor (0 when none).
 	OldestUnacked time.Duration
-	Members       map[string]int
+	// Unknown says the partition's leader could not be asked (none is
+	// known, or it did not answer in time): the signed numbers are then
+	// -1 (OldestUnacked -1 s) and the counters 0.
+	Unknown bool
+}
+
+// unknownQueuePartition is partition p when its leader could not be asked.
+func unknownQueuePartition(p int32) QueuePartition {
+	return QueuePartition{Partition: p, Unknown: true, Floor: -1, HighWatermark: -1, Backlog: -1, Leased: -1,
+		Available: -1, Delayed: -1, OldestUnacked: -time.Second}
 }
 
 // QueueDescription describes a queue group.
 type QueueDescription struct {
 	Def        queue.Def
-	Partitions []QueuePartition
+	Partitions []QueuePartition // by partition
+	// Members counts the records leased to each member ("" for leases of
+	// an earlier leader), over the partitions described.
+	Members map[string]int64
 }
 
-// DescribeQueueGroup returns a queue group's settings and, for each
-// partition this node holds, its counts.
+// DescribeQueueGroup returns a queue group's settings and each
+// partition's counts as its leader has them: this node describes the
+// partitions it leads and asks the leaders of the others
+// (describe_leaders.go); only the leader knows the leases, a follower
+// would count leased records as available.
 func (b *Broker) DescribeQueueGroup(ctx context.Context, topic, group string) (QueueDescription, error) {
+	d, err := b.DescribeQueueGroupLed(ctx, topic, group)
+	if err != nil {
+		return d, err
+	}
+	t, err := b.knownTopic(d.Def.Topic) // the queue group's: known
+	if err != nil {
+		return d, err
+	}
+	here := map[int32]bool{}
+	for _, p := range d.Partitions {
+		here[p.Partition] = true
+	}
+	asks := map[string][]int32{} // partitions by leader address
+	for i, a := range t.Partitions {
+		p := int32(i)
+		if here[p] {
+			continue
+		}
+		if id, addr := b.groupLeader(a.DataGroup); id != b.NodeID() && addr != "" && b.peers != nil {
+			asks[addr] = append(asks[addr], p)
+		} else {
+			d.Partitions = append(d.Partitions, unknownQueuePartition(p))
+		}
+	}
+	answers := askLeaders(ctx, b, asks, func(ctx context.Context, addr string, _ []int32) (QueueDescription, error) {
+		return b.peers.DescribeQueueLed(ctx, addr, topic, group)
+	})
+	for addr, parts := range asks {
+		a, answered := answers[addr]
+		got := map[int32]QueuePartition{}
+		for _, qp := range a.Partitions {
+			got[qp.Partition] = qp
+		}
+		for _, p := range parts {
+			qp, ok := got[p]
+			if !ok || qp.Unknown {
+				qp = unknownQueuePartition(p)
+			}
+			d.Partitions = append(d.Partitions, qp)
+		}
+		if answered {
+			for m, n := range a.Members {
+				d.Members[m] += n
+			}
+		}
+	}
+	slices.SortFunc(d.Partitions, func(x, y QueuePartition) int { return cmp.Compare(x.Partition, y.Partition) })
+	return d, nil
+}
+
+// DescribeQueueGroupLed describes a queue group on the partitions this
+// node leads: what another node's DescribeQueueGroup asks the leaders
+// (Peers.DescribeQueueLed).
+func (b *Broker) DescribeQueueGroupLed(ctx context.Context, topic, group string) (QueueDescription, error) {
 	def, err := b.QueueGroup(ctx, topic, group)
 	if err != nil {
 		return QueueDescription{}, err
 	}
-	return b.describeQueue(ctx, def, false, func(lp *cluster.Partition, off int64) (time.Time, bool) {
+	return b.describeQueue(ctx, def, true, func(lp *cluster.Partition, off int64) (time.Time, bool) {
 		return recordTimeAt(lp.Log, off)
 	})
 }
@@ -63,7 +133,7 @@ func (b *Broker) DescribeQueueGroup(ctx context.Context, topic, group string) (Q
 // stampAt gives the timestamp of the record at the floor.
 func (b *Broker) describeQueue(ctx context.Context, def queue.Def, leaderOnly bool,
 	stampAt func(*cluster.Partition, int64) (time.Time, bool)) (QueueDescription, error) {
-	d := QueueDescription{Def: def}
+	d := QueueDescription{Def: def, Members: map[string]int64{}}
 	t, err := b.knownTopic(def.Topic) // the queue group's: known
 	if err != nil {
 		return d, err
@@ -84,9 +154,12 @@ func (b *Broker) describeQueue(ctx context.Context, def queue.Def, leaderOnly bo
 			st := q.Stats(now, b.queue.leads.leaderOf(lp.Key, def.Name, q))
 			qp.Floor = st.Floor
 			qp.Leased, qp.Acked, qp.DeadLetters, qp.Delayed = st.Leased, st.Acked, st.Dead, st.Delayed
-			qp.Deliveries, qp.Redeliveries, qp.Members = st.Delivered, st.Redelivered, st.Members
+			qp.Deliveries, qp.Redeliveries = st.Delivered, st.Redelivered
 			qp.Backlog = max(qp.HighWatermark-st.Floor-st.AckedInWindow, 0)
 			qp.Available = max(qp.Backlog-st.Leased-st.DeadPending, 0)
+			for m, n := range st.Members {
+				d.Members[m] += int64(n)
+			}
 		} else {
 			qp.Backlog = qp.HighWatermark - qp.Floor
 			qp.Available = qp.Backlog

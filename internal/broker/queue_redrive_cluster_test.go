@@ -105,6 +105,22 @@ func (p *localPeers) RedrivePartition(ctx context.Context, addr, topic, group, r
 	return b.RedriveQueueGroup(ctx, topic, group, reason, maxN, []int32{dlqPartition})
 }
 
+func (p *localPeers) PartitionLags(ctx context.Context, addr, group string, parts []PartitionLag) ([]PartitionLag, error) {
+	b, err := p.get(addr)
+	if err != nil {
+		return nil, err
+	}
+	return b.LedPartitionLags(parts), nil
+}
+
+func (p *localPeers) DescribeQueueLed(ctx context.Context, addr, topic, group string) (QueueDescription, error) {
+	b, err := p.get(addr)
+	if err != nil {
+		return QueueDescription{}, err
+	}
+	return b.DescribeQueueGroupLed(ctx, topic, group)
+}
+
 func (p *localPeers) ReadOffsets(ctx context.Context, addr, group string, parts []TopicPartition) ([]topic.PartitionOffset, error) {
 	b, err := p.get(addr)
 	if err != nil {

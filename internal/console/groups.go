@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/stratalog/strata/api/record"
 	stratav1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/internal/auth"
 	"github.com/stratalog/strata/internal/broker"
@@ -35,6 +34,9 @@ type GroupLag struct {
 	LagRecords int64   `json:"lag_records"`
 	LagSeconds float64 `json:"lag_seconds"`
 	Member     string  `json:"member,omitempty"`
+	// Unknown says the partition's leader could not be asked: End,
+	// LagRecords and LagSeconds are -1.
+	Unknown bool `json:"unknown,omitempty"`
 }
 
 // Group is a consumer group described by its coordinator.
@@ -46,6 +48,9 @@ type Group struct {
 	Partitions    []GroupLag    `json:"partitions"`
 	LagRecords    int64         `json:"lag_records"`
 	MaxLagSeconds float64       `json:"max_lag_seconds"`
+	// Unknown counts the partitions whose leader could not be asked,
+	// left out of LagRecords and MaxLagSeconds.
+	Unknown int `json:"unknown_partitions,omitempty"`
 }
 
 // groups lists the consumer groups the caller may describe, as the
@@ -81,7 +86,8 @@ func (cl *call) groups() ([]GroupSummary, error) {
 }
 
 // group describes a consumer group, showing only the topics the caller
-// may describe.
+// may describe. The coordinator's describe measures each partition on its
+// leader (broker.DescribeGroup).
 func (cl *call) group(name string) (Group, error) {
 	if err := cl.require(auth.OpDescribe, auth.ResourceGroup, name); err != nil {
 		return Group{}, err
@@ -101,7 +107,7 @@ func (cl *call) group(name string) (Group, error) {
 		}
 		for _, p := range d.Partitions {
 			g.Partitions = append(g.Partitions, GroupLag{Topic: p.Topic, Partition: p.Partition, Committed: p.Committed,
-				End: p.EndOffset, LagRecords: p.LagRecords, LagSeconds: p.LagSeconds, Member: p.MemberID})
+				End: p.EndOffset, LagRecords: p.LagRecords, LagSeconds: p.LagSeconds, Member: p.MemberID, Unknown: p.Unknown})
 		}
 		return g, nil
 	}, func(s stratav1.StrataClient) (Group, error) {
@@ -119,21 +125,25 @@ func (cl *call) group(name string) (Group, error) {
 		}
 		for _, p := range d.Partitions {
 			g.Partitions = append(g.Partitions, GroupLag{Topic: p.Topic, Partition: p.Partition, Committed: p.CommittedOffset,
-				End: p.EndOffset, LagRecords: p.LagRecords, LagSeconds: p.LagSeconds, Member: p.MemberId})
+				End: p.EndOffset, LagRecords: p.LagRecords, LagSeconds: p.LagSeconds, Member: p.MemberId, Unknown: p.Unknown})
 		}
 		return g, nil
 	})
 	if err != nil {
 		return Group{}, err
 	}
-	cl.lagFromLeaders(&g)
 	kept := []GroupLag{}
 	for _, p := range g.Partitions {
-		if cl.allowed(auth.OpDescribe, auth.ResourceTopic, p.Topic) {
-			kept = append(kept, p)
-			g.LagRecords += p.LagRecords
-			g.MaxLagSeconds = max(g.MaxLagSeconds, p.LagSeconds)
+		if !cl.allowed(auth.OpDescribe, auth.ResourceTopic, p.Topic) {
+			continue
 		}
+		kept = append(kept, p)
+		if p.Unknown {
+			g.Unknown++
+			continue
+		}
+		g.LagRecords += p.LagRecords
+		g.MaxLagSeconds = max(g.MaxLagSeconds, p.LagSeconds)
 	}
 	g.Partitions, g.Members = kept, nonNil(g.Members)
 	return g, nil
@@ -299,51 +309,4 @@ func delta(cur, target int64) int64 {
 		return 0
 	}
 	return cur - target
-}
-
-// lagFromLeaders recomputes a group's lag with each partition's end as
-// its leader has it: the coordinator measures against its own replicas,
-// which lag, or which it does not hold at all (a partition of replication
-// factor 1 elsewhere reads as empty there). The age of the first record
-// not consumed is read from the leader too.
-func (cl *call) lagFromLeaders(g *Group) {
-	refs := map[string][]partRef{}
-	views := map[string]Topic{}
-	now := time.Now()
-	for i := range g.Partitions {
-		p := &g.Partitions[i]
-		if _, ok := views[p.Topic]; !ok {
-			if !cl.allowed(auth.OpDescribe, auth.ResourceTopic, p.Topic) {
-				continue
-			}
-			t, r, err := cl.loadTopic(p.Topic)
-			if err != nil {
-				continue
-			}
-			ts := []Topic{t}
-			cl.fromLeaders(ts)
-			views[p.Topic], refs[p.Topic] = ts[0], r
-		}
-		t, ok := views[p.Topic]
-		if !ok || int(p.Partition) >= len(t.Partitions) || t.Partitions[p.Partition].End == p.End {
-			continue
-		}
-		tp := t.Partitions[p.Partition]
-		from := max(p.Committed, tp.Start)
-		p.End, p.LagRecords, p.LagSeconds = tp.End, max(tp.End-from, 0), 0
-		if p.LagRecords == 0 {
-			continue
-		}
-		fr, err := cl.fetch(refs[p.Topic][p.Partition], from, 1024, 0)
-		if err != nil {
-			continue
-		}
-		_ = record.DecodeBatches(fr.Records, func(r record.Record) bool {
-			if r.Offset >= from {
-				p.LagSeconds = max(now.Sub(r.Timestamp).Seconds(), 0)
-				return false
-			}
-			return true
-		})
-	}
 }

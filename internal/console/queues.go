@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 
-	stratav1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/internal/auth"
 	"github.com/stratalog/strata/internal/broker"
 	"github.com/stratalog/strata/internal/topic"
@@ -27,7 +26,7 @@ type QueueSettings struct {
 type QueuePartition struct {
 	Partition            int32   `json:"partition"`
 	Leader               string  `json:"leader"`
-	Source               string  `json:"source"` // leader, or local when the leader could not be asked
+	Source               string  `json:"source"` // leader, or unknown when the leader could not be asked (numbers -1)
 	Floor                int64   `json:"floor"`
 	End                  int64   `json:"end_offset"`
 	Backlog              int64   `json:"backlog"`
@@ -53,7 +52,11 @@ type Queue struct {
 	Settings   QueueSettings    `json:"settings"`
 	Partitions []QueuePartition `json:"partitions"`
 	Members    []MemberLeases   `json:"members"`
-	Totals     QueuePartition   `json:"totals"`
+	// Totals sums the partitions whose leader answered.
+	Totals QueuePartition `json:"totals"`
+	// Unknown counts the partitions whose leader could not be asked, left
+	// out of Totals.
+	Unknown int `json:"unknown_partitions,omitempty"`
 }
 
 // queues lists the queue groups the caller may describe.
@@ -67,7 +70,8 @@ func (cl *call) queues() []QueueRef {
 	return out
 }
 
-// queue describes a queue group: each partition as its leader reports it.
+// queue describes a queue group: each partition as its leader reports it
+// (broker.DescribeQueueGroup asks the leaders).
 func (cl *call) queue(topic, group string) (Queue, error) {
 	if err := cl.require(auth.OpDescribe, auth.ResourceQueue, queueResource(topic, group)); err != nil {
 		return Queue{}, err
@@ -84,36 +88,23 @@ func (cl *call) queue(topic, group string) (Queue, error) {
 	if err != nil {
 		return Queue{}, err
 	}
-	local := map[int32]QueuePartition{}
-	members := map[string]int64{}
 	for _, p := range d.Partitions {
-		local[p.Partition] = QueuePartition{Partition: p.Partition, Floor: p.Floor, End: p.HighWatermark, Backlog: p.Backlog,
+		qp := QueuePartition{Partition: p.Partition, Source: "leader", Floor: p.Floor, End: p.HighWatermark, Backlog: p.Backlog,
 			Available: p.Available, Leased: p.Leased, Acked: p.Acked, DeadLettered: p.DeadLetters, Deliveries: p.Deliveries,
 			Redeliveries: p.Redeliveries, OldestUnackedSeconds: p.OldestUnacked.Seconds()}
-		if int(p.Partition) < len(refs) && refs[p.Partition].LeaderID == cl.c.b.NodeID() {
-			for m, n := range p.Members {
-				members[m] += int64(n)
-			}
+		if int(p.Partition) < len(refs) {
+			qp.Leader = refs[p.Partition].LeaderID
 		}
-	}
-	remote := cl.remoteQueueParts(topic, group, refs, members)
-	for _, ref := range refs {
-		qp, ok := remote[ref.Partition]
-		if !ok {
-			if qp, ok = local[ref.Partition]; !ok {
-				qp = QueuePartition{Partition: ref.Partition}
-			}
-			qp.Source = "local"
-			if ref.LeaderID == cl.c.b.NodeID() {
-				qp.Source = "leader"
-			}
+		if p.Unknown {
+			qp.Source = "unknown"
+			q.Unknown++
+		} else {
+			q.Totals.add(qp)
 		}
-		qp.Leader = ref.LeaderID
 		q.Partitions = append(q.Partitions, qp)
-		q.Totals.add(qp)
 	}
-	for _, m := range sortedKeys(members) {
-		q.Members = append(q.Members, MemberLeases{Member: m, Leased: members[m]})
+	for _, m := range sortedKeys(d.Members) {
+		q.Members = append(q.Members, MemberLeases{Member: m, Leased: d.Members[m]})
 	}
 	return q, nil
 }
@@ -128,45 +119,6 @@ func (t *QueuePartition) add(p QueuePartition) {
 	t.Deliveries += p.Deliveries
 	t.Redeliveries += p.Redeliveries
 	t.OldestUnackedSeconds = max(t.OldestUnackedSeconds, p.OldestUnackedSeconds)
-}
-
-// remoteQueueParts asks each other node that leads partitions of the
-// topic for its view of the queue group, keeps the partitions it leads,
-// and adds its members' leases (which only leaders hold) to members.
-func (cl *call) remoteQueueParts(topic, group string, refs []partRef, members map[string]int64) map[int32]QueuePartition {
-	byAddr := map[string][]partRef{}
-	for _, ref := range refs {
-		if addr, local := cl.leaderOf(ref); !local {
-			byAddr[addr] = append(byAddr[addr], ref)
-		}
-	}
-	out := map[int32]QueuePartition{}
-	for addr, led := range byAddr {
-		s, err := cl.fwd.stub(addr)
-		if err != nil {
-			continue
-		}
-		resp, err := s.DescribeQueueGroup(cl.ctx, &stratav1.DescribeQueueGroupRequest{Topic: topic, Group: group})
-		if err != nil {
-			cl.c.log.Debug("console: leader's view of a queue group", "addr", addr, "err", remoteErr(addr, err))
-			continue
-		}
-		want := map[int32]bool{}
-		for _, ref := range led {
-			want[ref.Partition] = true
-		}
-		for _, p := range resp.Partitions {
-			if want[p.Partition] {
-				out[p.Partition] = QueuePartition{Partition: p.Partition, Source: "leader", Floor: p.Floor, End: p.HighWatermark,
-					Backlog: p.Backlog, Available: p.Available, Leased: p.Leased, Acked: p.Acked, DeadLettered: p.DeadLettered,
-					Deliveries: p.Deliveries, Redeliveries: p.Redeliveries, OldestUnackedSeconds: p.OldestUnackedSeconds}
-			}
-		}
-		for _, m := range resp.Members {
-			members[m.MemberId] += m.Leased
-		}
-	}
-	return out
 }
 
 func (c *Console) apiQueues(cl *call) (any, error) {

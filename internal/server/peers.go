@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -161,6 +162,57 @@ func (p *Peers) RedrivePartition(ctx context.Context, addr, topic, group, reason
 		return 0, err
 	}
 	return int(resp.Redriven), nil
+}
+
+// PartitionLags implements broker.Peers: DescribeGroup with
+// led_partitions. A node older than that field answers the whole
+// describe from its own replicas; the caller keeps the partitions it
+// asked for.
+func (p *Peers) PartitionLags(ctx context.Context, addr, group string, parts []broker.PartitionLag) ([]broker.PartitionLag, error) {
+	req := &stratav1.DescribeGroupRequest{Group: group}
+	for _, pl := range parts {
+		req.LedPartitions = append(req.LedPartitions, &stratav1.PartitionOffset{Topic: pl.Topic, Partition: pl.Partition, Offset: pl.Committed})
+	}
+	var resp *stratav1.DescribeGroupResponse
+	err := p.call(ctx, addr, func(s stratav1.StrataClient) (err error) {
+		resp, err = s.DescribeGroup(ctx, req)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]broker.PartitionLag, len(resp.Partitions))
+	for i, gl := range resp.Partitions {
+		out[i] = broker.PartitionLag{Topic: gl.Topic, Partition: gl.Partition, Committed: gl.CommittedOffset,
+			EndOffset: gl.EndOffset, LagRecords: gl.LagRecords, LagSeconds: gl.LagSeconds, Unknown: gl.Unknown}
+	}
+	return out, nil
+}
+
+// DescribeQueueLed implements broker.Peers: DescribeQueueGroup with
+// led_only. A node older than that field answers for every partition it
+// holds; the caller keeps those it asked that node for. Delayed is not on
+// the wire: it stays 0.
+func (p *Peers) DescribeQueueLed(ctx context.Context, addr, topic, group string) (broker.QueueDescription, error) {
+	var resp *stratav1.DescribeQueueGroupResponse
+	err := p.call(ctx, addr, func(s stratav1.StrataClient) (err error) {
+		resp, err = s.DescribeQueueGroup(ctx, &stratav1.DescribeQueueGroupRequest{Topic: topic, Group: group, LedOnly: true})
+		return err
+	})
+	if err != nil {
+		return broker.QueueDescription{}, err
+	}
+	d := broker.QueueDescription{Members: map[string]int64{}}
+	for _, qp := range resp.Partitions {
+		d.Partitions = append(d.Partitions, broker.QueuePartition{Partition: qp.Partition, Floor: qp.Floor,
+			HighWatermark: qp.HighWatermark, Backlog: qp.Backlog, Available: qp.Available, Leased: qp.Leased,
+			Acked: qp.Acked, DeadLetters: qp.DeadLettered, Deliveries: qp.Deliveries, Redeliveries: qp.Redeliveries,
+			OldestUnacked: time.Duration(qp.OldestUnackedSeconds * float64(time.Second)), Unknown: qp.Unknown})
+	}
+	for _, m := range resp.Members {
+		d.Members[m.MemberId] += m.Leased
+	}
+	return d, nil
 }
 
 var _ broker.OffsetReader = (*Peers)(nil)

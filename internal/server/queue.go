@@ -38,26 +38,29 @@ func (s *Server) CreateQueueGroup(ctx context.Context, req *stratav1.CreateQueue
 	return &stratav1.CreateQueueGroupResponse{Settings: toQueueSettings(d.Settings)}, nil
 }
 
-// DescribeQueueGroup implements strata.v1.
+// DescribeQueueGroup implements strata.v1. With led_only it describes
+// only the partitions this node leads (what another node's describe asks
+// it).
 func (s *Server) DescribeQueueGroup(ctx context.Context, req *stratav1.DescribeQueueGroupRequest) (*stratav1.DescribeQueueGroupResponse, error) {
-	d, err := s.b.DescribeQueueGroup(ctx, req.Topic, req.Group)
+	describe := s.b.DescribeQueueGroup
+	if req.LedOnly {
+		describe = s.b.DescribeQueueGroupLed
+	}
+	d, err := describe(ctx, req.Topic, req.Group)
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	resp := &stratav1.DescribeQueueGroupResponse{Topic: d.Def.Topic, Group: d.Def.Name, Settings: toQueueSettings(d.Def.Settings)}
-	members := map[string]int64{}
 	for _, p := range d.Partitions {
 		resp.Partitions = append(resp.Partitions, &stratav1.QueuePartitionState{
 			Partition: p.Partition, Floor: p.Floor, HighWatermark: p.HighWatermark, Backlog: p.Backlog,
 			Available: p.Available, Leased: p.Leased, Acked: p.Acked, DeadLettered: p.DeadLetters,
 			Deliveries: p.Deliveries, Redeliveries: p.Redeliveries, OldestUnackedSeconds: p.OldestUnacked.Seconds(),
+			Unknown: p.Unknown,
 		})
-		for m, n := range p.Members {
-			members[m] += int64(n)
-		}
 	}
-	for _, m := range slices.Sorted(maps.Keys(members)) {
-		resp.Members = append(resp.Members, &stratav1.QueueMemberLeases{MemberId: m, Leased: members[m]})
+	for _, m := range slices.Sorted(maps.Keys(d.Members)) {
+		resp.Members = append(resp.Members, &stratav1.QueueMemberLeases{MemberId: m, Leased: d.Members[m]})
 	}
 	return resp, nil
 }

@@ -331,25 +331,42 @@ func (s *Server) ListGroups(ctx context.Context, _ *stratav1.ListGroupsRequest) 
 	return resp, nil
 }
 
-// DescribeGroup implements strata.v1.
+// DescribeGroup implements strata.v1. With led_partitions it measures
+// only those of them this node leads (what another node's describe asks
+// it).
 func (s *Server) DescribeGroup(ctx context.Context, req *stratav1.DescribeGroupRequest) (*stratav1.DescribeGroupResponse, error) {
+	if len(req.LedPartitions) > 0 {
+		parts := make([]broker.PartitionLag, len(req.LedPartitions))
+		for i, o := range req.LedPartitions {
+			parts[i] = broker.PartitionLag{Topic: o.Topic, Partition: o.Partition, Committed: o.Offset}
+		}
+		return &stratav1.DescribeGroupResponse{Group: req.Group, Partitions: s.toGroupLags(ctx, s.b.LedPartitionLags(parts))}, nil
+	}
 	d, err := s.b.DescribeGroup(ctx, req.Group)
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	resp := &stratav1.DescribeGroupResponse{Group: d.Name, State: d.State, Generation: d.Generation}
+	resp := &stratav1.DescribeGroupResponse{Group: d.Name, State: d.State, Generation: d.Generation,
+		Partitions: s.toGroupLags(ctx, d.Partitions)}
 	for _, m := range d.Members {
 		resp.Members = append(resp.Members, &stratav1.GroupMember{MemberId: m.ID, ClientId: m.ClientID, Assignments: toTPs(m.Assignments)})
 	}
-	for _, p := range d.Partitions {
+	return resp, nil
+}
+
+// toGroupLags converts lags for the wire, leaving out the topics the
+// caller may not describe.
+func (s *Server) toGroupLags(ctx context.Context, in []broker.PartitionLag) []*stratav1.GroupPartitionLag {
+	var out []*stratav1.GroupPartitionLag
+	for _, p := range in {
 		if !s.canDescribe(ctx, auth.ResourceTopic, p.Topic) {
 			continue
 		}
-		resp.Partitions = append(resp.Partitions, &stratav1.GroupPartitionLag{Topic: p.Topic, Partition: p.Partition,
+		out = append(out, &stratav1.GroupPartitionLag{Topic: p.Topic, Partition: p.Partition,
 			CommittedOffset: p.Committed, EndOffset: p.EndOffset, LagRecords: p.LagRecords, LagSeconds: p.LagSeconds,
-			MemberId: p.MemberID})
+			MemberId: p.MemberID, Unknown: p.Unknown})
 	}
-	return resp, nil
+	return out
 }
 
 // ResetOffsets implements strata.v1.
