@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratalog/strata/cluster/mux/muxtest"
 	"github.com/stratalog/strata/internal/wait"
 
 	"github.com/hashicorp/raft"
@@ -65,10 +66,10 @@ func inMetaConfig(t *testing.T, n *Node, id string) bool {
 // whose certificate names another node, saying why in its log (once).
 func TestAdmitMemberByCertificate(t *testing.T) {
 	pki := newTestPKI(t)
-	var logs logBuffer
+	var logs muxtest.LogBuffer
 	a := openTLSNode(t, pki, "a", "a", nil, func(c *NodeConfig) {
 		c.AdmitMember = VerifyMemberTLS(c.ClusterTLS, 2*time.Second)
-		c.Logger = logs.logger(slog.LevelInfo)
+		c.Logger = logs.Logger(slog.LevelInfo)
 	})
 	startNode(t, a)
 	join := []string{a.GossipAddr()}

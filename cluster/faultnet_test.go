@@ -38,7 +38,7 @@ func roundTrip(t *testing.T, a, b faultEnd) (net.Conn, net.Conn) {
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
-	s := acceptOne(t, b.l)
+	s := muxtest.AcceptOne(t, b.l)
 	if _, err := c.Write([]byte("ping")); err != nil {
 		t.Fatalf("write: %v", err)
 	}

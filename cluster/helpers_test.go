@@ -1,13 +1,10 @@
 package cluster
 
 import (
-	"bytes"
 	"crypto/tls"
 	"log/slog"
 	"net"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -55,29 +52,6 @@ func mustListen(t *testing.T) net.Listener {
 // serverAddr is m's address as raft names it.
 func serverAddr(m *mux.Mux) raft.ServerAddress { return raft.ServerAddress(m.Addr().String()) }
 
-func acceptOne(t *testing.T, l interface{ Accept() (net.Conn, error) }) net.Conn {
-	t.Helper()
-	type res struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		c, err := l.Accept()
-		ch <- res{c, err}
-	}()
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			t.Fatalf("accept: %v", r.err)
-		}
-		return r.c
-	case <-time.After(5 * time.Second):
-		t.Fatal("accept: timed out")
-		return nil
-	}
-}
-
 // testPKI is a certificate authority made at test time (muxtest.PKI).
 type testPKI struct{ *muxtest.PKI }
 
@@ -93,26 +67,4 @@ func (p *testPKI) clusterTLS(cert tls.Certificate) *mux.ClusterTLS {
 func (p *testPKI) nodeTLS(t *testing.T, id string) *mux.ClusterTLS {
 	t.Helper()
 	return p.clusterTLS(p.Leaf(t, "strata://node/"+id))
-}
-
-// logBuffer collects log records for a test to search.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *logBuffer) logger(level slog.Level) *slog.Logger {
-	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: level}))
 }

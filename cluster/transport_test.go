@@ -127,8 +127,8 @@ func TestMuxTLSFaultNet(t *testing.T) {
 // hang-up at debug only.
 func TestVerifyMemberTLS(t *testing.T) {
 	pki := newTestPKI(t)
-	var logs logBuffer
-	m := newTestTLSMux(t, pki.nodeTLS(t, "b"), logs.logger(slog.LevelDebug))
+	var logs muxtest.LogBuffer
+	m := newTestTLSMux(t, pki.nodeTLS(t, "b"), logs.Logger(slog.LevelDebug))
 	verify := VerifyMemberTLS(pki.nodeTLS(t, "leader"), 2*time.Second)
 	ctx := context.Background()
 	if err := verify(ctx, "b", m.Addr().String()); err != nil {

@@ -33,29 +33,6 @@ func newTestMux(t *testing.T, headerTimeout time.Duration) *Mux {
 	return m
 }
 
-func acceptOne(t *testing.T, l interface{ Accept() (net.Conn, error) }) net.Conn {
-	t.Helper()
-	type res struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		c, err := l.Accept()
-		ch <- res{c, err}
-	}()
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			t.Fatalf("accept: %v", r.err)
-		}
-		return r.c
-	case <-time.After(5 * time.Second):
-		t.Fatal("accept: timed out")
-		return nil
-	}
-}
-
 func TestMuxRoutesByGroup(t *testing.T) {
 	server := newTestMux(t, time.Second)
 	client := newTestMux(t, time.Second)
@@ -74,7 +51,7 @@ func TestMuxRoutesByGroup(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			in := acceptOne(t, tc.layer)
+			in := muxtest.AcceptOne(t, tc.layer)
 			msg := []byte("hello " + tc.group)
 			if _, err := out.Write(msg); err != nil {
 				t.Fatal(err)
@@ -153,7 +130,7 @@ func TestMuxLayerCloseKeepsMux(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer inA.Close()
-	_ = acceptOne(t, la)
+	_ = muxtest.AcceptOne(t, la)
 
 	if err := la.Close(); err != nil {
 		t.Fatal(err)
@@ -184,7 +161,7 @@ func TestMuxLayerCloseKeepsMux(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cb.Close()
-	_ = acceptOne(t, lb)
+	_ = muxtest.AcceptOne(t, lb)
 
 	// "a" can be registered again.
 	la = m.Layer("a")
@@ -194,7 +171,7 @@ func TestMuxLayerCloseKeepsMux(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c2.Close()
-	_ = acceptOne(t, la)
+	_ = muxtest.AcceptOne(t, la)
 }
 
 func TestMuxLayerPanics(t *testing.T) {
@@ -245,7 +222,7 @@ func TestMuxCloseIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer out.Close()
-	_ = acceptOne(t, l)
+	_ = muxtest.AcceptOne(t, l)
 
 	acceptErr := make(chan error, 1)
 	go func() {

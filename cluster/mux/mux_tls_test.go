@@ -1,14 +1,12 @@
 package mux
 
 import (
-	"bytes"
 	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -60,28 +58,6 @@ func newTestTLSMux(t *testing.T, ct *ClusterTLS, headerTimeout time.Duration, lo
 	return m
 }
 
-// logBuffer collects log records for a test to search.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *logBuffer) logger(level slog.Level) *slog.Logger {
-	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: level}))
-}
-
 // noAccept checks that l hands out no connection for d.
 func noAccept(t *testing.T, l raft.StreamLayer, d time.Duration) {
 	t.Helper()
@@ -108,7 +84,7 @@ func TestMuxTLSExchangesData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := acceptOne(t, lb)
+	in := muxtest.AcceptOne(t, lb)
 	for _, c := range []net.Conn{out, in} {
 		if _, ok := c.(*layerConn).Conn.(*tlsConn); !ok {
 			t.Fatalf("%T under the layer, want *tlsConn", c.(*layerConn).Conn)
@@ -144,8 +120,8 @@ func TestMuxTLSExchangesData(t *testing.T) {
 func TestMuxTLSRefusesPlaintext(t *testing.T) {
 	pki := newTestPKI(t)
 	const headerTimeout = 300 * time.Millisecond
-	var logs logBuffer
-	m := newTestTLSMux(t, pki.nodeTLS(t, "a"), headerTimeout, logs.logger(slog.LevelWarn))
+	var logs muxtest.LogBuffer
+	m := newTestTLSMux(t, pki.nodeTLS(t, "a"), headerTimeout, logs.Logger(slog.LevelWarn))
 	l := m.Layer("meta")
 	plain := newTestTLSMux(t, nil, time.Second, nil).Layer("meta")
 
