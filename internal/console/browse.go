@@ -339,7 +339,7 @@ func (cl *call) scanChunk(s *partScan, q browseQuery, res *Browse, quota int) st
 	maxBytes := min(scanChunk, max(q.MaxBytes-int(res.Scanned.Bytes), 1024))
 	fr, err := cl.fetch(s.ref, s.pos, maxBytes, 0)
 	if err != nil {
-		if errors.Is(err, broker.ErrOffsetOutOfRange) || isRemoteOutOfRange(err) {
+		if errors.Is(err, broker.ErrOffsetOutOfRange) {
 			cl.clampPosition(s)
 			return ""
 		}

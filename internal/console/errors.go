@@ -68,7 +68,8 @@ func httpStatus(err error) int {
 	return http.StatusInternalServerError
 }
 
-// statusOfCode maps another node's gRPC answer to an HTTP status.
+// statusOfCode maps another node's gRPC answer that names no domain error
+// (server.FromStatus kept it as it came) to an HTTP status.
 func statusOfCode(c codes.Code) int {
 	switch c {
 	case codes.InvalidArgument, codes.OutOfRange:

@@ -6,9 +6,7 @@ import (
 	"sync"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
 
 	stratav1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/internal/broker"
@@ -66,7 +64,9 @@ func remoteErr(addr string, err error) error {
 	if err == nil {
 		return nil
 	}
-	return fmt.Errorf("%w to %s: %w", ErrRemote, addr, err)
+	// The same table as the server's forwarding reads the answer's reason
+	// back into the domain error (a remote unknown group is one here).
+	return fmt.Errorf("%w to %s: %w", ErrRemote, addr, server.FromStatus(addr, err))
 }
 
 // partRef is a partition of a topic and where it is led.
@@ -135,11 +135,4 @@ func onCoordinator[T any](cl *call, local func() (T, error), remote func(stratav
 	}
 	v, err := remote(s)
 	return v, remoteErr(addr, err)
-}
-
-// isRemoteOutOfRange reports whether a forwarded call was answered out of
-// range.
-func isRemoteOutOfRange(err error) bool {
-	var se interface{ GRPCStatus() *status.Status }
-	return errors.As(err, &se) && se.GRPCStatus().Code() == codes.OutOfRange
 }

@@ -239,6 +239,12 @@ func (p *Peers) ReadOffsets(ctx context.Context, addr, group string, parts []bro
 	return out, nil
 }
 
+// FromStatus turns an error of another node's gRPC service, reached at
+// addr, back into the domain error it stood for (see fromStatus): for
+// callers that forward through their own connections, as the web console
+// does.
+func FromStatus(addr string, err error) error { return fromStatus(addr, err) }
+
 // fromStatus turns another node's answer back into the domain error it
 // stood for, so callers match it with errors.Is/As as a local one: the
 // ErrorInfo's reason picks the sentinel of errorTable (a forwarded unknown
