@@ -235,6 +235,10 @@ func (p *Producer) dispatch(parts []*partState, now time.Time) {
 			}
 			ps.routeErrs++
 			if retriable(r.err) && ps.routeErrs <= p.cfg.MaxRetries {
+				// The leader the metadata names may be gone (a refused
+				// or unresolvable address): read it again before the
+				// retry, or every retry dials the same dead address.
+				p.c.invalidate(ps.tp.Topic)
 				ps.retryLater(now, &p.lim)
 				p.log.Debug("no route to partition", "partition", ps.tp, "err", r.err)
 				continue
