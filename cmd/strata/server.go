@@ -77,7 +77,7 @@ func registerServerFlags(fs *flag.FlagSet, cfg *agent.Config) *serverFlags {
 	fs.Uint64Var(&cfg.RaftTrailingLogs, "raft-trailing-logs", cfg.RaftTrailingLogs, "raft entries kept after a snapshot (env STRATA_RAFT_TRAILING_LOGS)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error; PUT /api/v1/log-level changes it at run time (env STRATA_LOG_LEVEL)")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json (env STRATA_LOG_FORMAT)")
-	fs.DurationVar(&cfg.SlowRequest, "slow-request", cfg.SlowRequest, "log gRPC calls slower than this, long-poll waits aside; 0: none (env STRATA_SLOW_REQUEST)")
+	fs.DurationVar(&cfg.SlowRequest, "slow-request", cfg.SlowRequest, "log gRPC calls and Kafka requests slower than this, long-poll waits aside; 0: none (env STRATA_SLOW_REQUEST)")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "node certificate (PEM, from strata cert create-node): TLS on gRPC and HTTP, mutual TLS on the cluster port (env STRATA_TLS_CERT)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "key (PEM) of --tls-cert (env STRATA_TLS_KEY)")
 	fs.StringVar(&cfg.TLSCA, "tls-ca", cfg.TLSCA, "CA certificate (PEM) that signs nodes and clients (env STRATA_TLS_CA)")

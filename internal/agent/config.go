@@ -90,9 +90,10 @@ type Config struct {
 	// which PUT /api/v1/log-level changes; nil: the level cannot change at
 	// run time. No flag or file sets it.
 	LogLevelVar *slog.LevelVar `yaml:"-"`
-	// SlowRequest is the time above which a gRPC call is logged at Warn
-	// with its method, duration, peer and principal, not counting a long
-	// poll's wait; 0 logs none. Default 1 s.
+	// SlowRequest is the time above which a gRPC call or a Kafka request
+	// is logged at Warn with its method (API), duration, peer and
+	// principal, not counting a long poll's wait (Kafka's Fetch and group
+	// joins, which wait by design, are not logged); 0 logs none. Default 1 s.
 	SlowRequest time.Duration `yaml:"slow_request"`
 	// Pprof serves Go's profiler (net/http/pprof) under /debug/pprof/ on
 	// HTTPAddr, so that a profile can be taken of one window of a running

@@ -69,6 +69,7 @@ func (a *Agent) startKafka(sec *server.Security, logger *slog.Logger) error {
 	kc.Logger = logger // the listener names its component
 	kc.Security = kafkaSecurity{sec: sec, b: a.broker, audit: a.sec.audit}
 	kc.HandshakeTimeout = a.cfg.HandshakeTimeout
+	kc.SlowRequest = a.cfg.SlowRequest
 	kc.CertPrincipal = tlsutil.Principal
 	k, err := kafka.New(a.broker, kc)
 	if err != nil {

@@ -197,14 +197,17 @@ func (c *conn) parse(body []byte) (*request, api, bool, error) {
 // start runs the handler's first step and, unless the answer is
 // immediate, its second in a goroutine.
 func (c *conn) start(a api, r *request, flexible bool) (pending, error) {
+	begin := time.Now()
 	fin, err := a.h(c.s, r)
 	if err != nil {
 		return pending{}, err
 	}
 	p := pending{corr: r.corr, flexible: flexible, resp: make(chan kmsg.Response, 1)}
+	principal := c.principal // read where parse reads it, not in the goroutine
 	go func() {
 		resp := fin()
 		c.s.m.count(a.key, resp)
+		c.logSlow(a.key, time.Since(begin), principal)
 		p.resp <- resp
 	}()
 	return p, nil
@@ -268,4 +271,15 @@ func (c *conn) handshake() error {
 		c.principal = c.s.cfg.CertPrincipal(st.VerifiedChains[0][0])
 	}
 	return nil
+}
+
+// logSlow logs a request that took longer than Config.SlowRequest, but
+// for those that wait by design.
+func (c *conn) logSlow(key int16, d time.Duration, principal string) {
+	slow := c.s.cfg.SlowRequest
+	if slow <= 0 || d <= slow || key == fetchKey || key == joinGroupKey || key == syncGroupKey {
+		return
+	}
+	c.s.log.Warn("slow request", "api", kmsg.NameForKey(key), "duration", d,
+		"peer", c.nc.RemoteAddr().String(), "principal", principal)
 }

@@ -41,6 +41,11 @@ type Config struct {
 	// presents a verified certificate on a TLS listener (mTLS
 	// authentication, as Kafka's SSL principal); SASL still wins.
 	CertPrincipal func(*x509.Certificate) string
+	// SlowRequest is the time above which a request is logged at Warn
+	// with its API, duration, peer and principal; 0 logs none. Fetch,
+	// JoinGroup and SyncGroup wait by design (long polls, rebalances) and
+	// are never logged. Default 0 (the agent sets --slow-request).
+	SlowRequest time.Duration
 	// Logger; nil discards.
 	Logger *slog.Logger
 }
