@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"regexp"
 	"slices"
@@ -258,16 +259,15 @@ func queueTraffic(ctx context.Context, t *testing.T, c stratav1.StrataClient) {
 			t.Fatal("the expired lease's record never came back")
 		}
 	}
-	for {
+	// The queue loop writes the dead letter; the redrive moves it once it
+	// is there.
+	wait.NoError(t, 20*time.Second, "the redrive of the rejected record", func() error {
 		r, err := c.RedriveQueueGroup(ctx, &stratav1.RedriveQueueGroupRequest{Topic: "jobs", Group: "workers"})
-		if err == nil && r.Redriven == 1 {
-			break
+		if err == nil && r.Redriven != 1 {
+			err = fmt.Errorf("redriven %d, want 1", r.Redriven)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("redrive of the rejected record: %v %v", r, err)
-		}
-		time.Sleep(100 * time.Millisecond) // the queue loop writes the dead letter
-	}
+		return err
+	})
 }
 
 // scrapeNames returns the names of the series /metrics serves.
