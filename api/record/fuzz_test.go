@@ -65,6 +65,7 @@ func FuzzDecodeBatches(f *testing.F) {
 // -write-fuzz-seeds: a batch per codec, concatenations, a partial tail,
 // an idempotent batch with headers, and a few broken ones.
 func TestWriteFuzzSeeds(t *testing.T) {
+	t.Parallel()
 	if !*writeSeeds {
 		t.Skip("run with -write-fuzz-seeds to rewrite the corpus")
 	}

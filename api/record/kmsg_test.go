@@ -85,6 +85,7 @@ func oracleCompress(t *testing.T, c Compression, b []byte) []byte {
 }
 
 func TestKmsgReadsAppendBatch(t *testing.T) {
+	t.Parallel()
 	for _, c := range codecs {
 		t.Run(c.String(), func(t *testing.T) {
 			recs := testRecords(500, 60)
@@ -175,6 +176,7 @@ func kmsgBatch(t *testing.T, recs []Record, c Compression, base int64) []byte {
 }
 
 func TestDecodeReadsKmsg(t *testing.T) {
+	t.Parallel()
 	for _, c := range codecs {
 		t.Run(c.String(), func(t *testing.T) {
 			recs1, recs2 := testRecords(300, 40), testRecords(7, 2000)
@@ -201,6 +203,7 @@ func TestDecodeReadsKmsg(t *testing.T) {
 // TestSnappyRawBlock checks the raw block form that franz-go and this
 // package write, as produced by the s2 package's snappy mode.
 func TestSnappyRawBlock(t *testing.T) {
+	t.Parallel()
 	raw := []byte("some bytes some bytes some bytes")
 	got, err := decompress(s2.EncodeSnappy(nil, raw), Snappy)
 	if err != nil || !bytes.Equal(got, raw) {

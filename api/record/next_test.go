@@ -7,6 +7,7 @@ import (
 )
 
 func TestNextOffset(t *testing.T) {
+	t.Parallel()
 	two, ends := concatBatches(t, 2, 3, NoCompression) // offsets 0..2, 3..5
 	lz4, _ := concatBatches(t, 3, 4, LZ4)              // offsets 0..11
 	control := append([]byte(nil), two...)

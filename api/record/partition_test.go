@@ -52,6 +52,7 @@ var murmur2Vectors = []struct {
 }
 
 func TestMurmur2(t *testing.T) {
+	t.Parallel()
 	for _, v := range murmur2Vectors {
 		if got := Murmur2([]byte(v.key)); got != v.hash {
 			t.Errorf("Murmur2(%q) = %d, want %d", v.key, got, v.hash)
@@ -60,6 +61,7 @@ func TestMurmur2(t *testing.T) {
 }
 
 func TestKeyPartition(t *testing.T) {
+	t.Parallel()
 	for _, v := range murmur2Vectors {
 		for _, n := range []int{1, 3, 12, 100} {
 			want := int(v.hash&0x7fffffff) % n

@@ -82,6 +82,7 @@ func sameRecord(want, got Record, offset int64) error {
 func setBaseOffset(b []byte, off int64) { binary.BigEndian.PutUint64(b, uint64(off)) }
 
 func TestRoundTrip(t *testing.T) {
+	t.Parallel()
 	for _, c := range codecs {
 		for _, n := range []int{1, 2, 100, 3000} {
 			t.Run(fmt.Sprintf("%s/%d", c, n), func(t *testing.T) {
@@ -256,6 +257,7 @@ func concatBatches(t testing.TB, k, n int, c Compression) ([]byte, []int) {
 }
 
 func TestPartialTail(t *testing.T) {
+	t.Parallel()
 	for _, c := range []Compression{NoCompression, LZ4} {
 		b, ends := concatBatches(t, 3, 5, c)
 		for cut := ends[1]; cut <= ends[2]; cut++ {
@@ -272,6 +274,7 @@ func TestPartialTail(t *testing.T) {
 }
 
 func TestDecodeBatchesFrom(t *testing.T) {
+	t.Parallel()
 	b, _ := concatBatches(t, 3, 10, Snappy) // offsets 0..29
 	tests := []struct {
 		from     int64
@@ -317,6 +320,7 @@ func TestDecodeBatchesFrom(t *testing.T) {
 }
 
 func TestControlBatchSkipped(t *testing.T) {
+	t.Parallel()
 	b, _ := AppendBatch(nil, testRecords(3, 5), BatchOptions{})
 	binary.BigEndian.PutUint16(b[21:], attrControl)
 	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], castagnoli))
@@ -329,6 +333,7 @@ func TestControlBatchSkipped(t *testing.T) {
 }
 
 func TestLogAppendTime(t *testing.T) {
+	t.Parallel()
 	b, _ := AppendBatch(nil, testRecords(3, 5), BatchOptions{})
 	binary.BigEndian.PutUint16(b[21:], attrLogAppendTime)
 	binary.BigEndian.PutUint64(b[35:], 123456)
@@ -341,6 +346,7 @@ func TestLogAppendTime(t *testing.T) {
 }
 
 func TestAliasingAndCapacity(t *testing.T) {
+	t.Parallel()
 	recs := []Record{{Key: []byte("k1"), Value: []byte("v1")}, {Key: []byte("k2"), Value: []byte("v2")}}
 	b, _ := AppendBatch(nil, recs, BatchOptions{})
 	got := decodeAll(t, b)
@@ -358,6 +364,7 @@ func TestAliasingAndCapacity(t *testing.T) {
 // (the broker rewrites them); a flipped length makes a partial batch, a
 // corrupt one or one whose CRC fails. Never a panic.
 func TestCorruptBytes(t *testing.T) {
+	t.Parallel()
 	for _, c := range codecs {
 		orig, err := AppendBatch(nil, testRecords(4, 10), BatchOptions{Compression: c})
 		if err != nil {
@@ -406,6 +413,7 @@ func refreshCRC(b []byte) {
 // TestCorruptWithValidCRC damages the records behind a valid CRC: the
 // decoder must report it, or decode something consistent, never panic.
 func TestCorruptWithValidCRC(t *testing.T) {
+	t.Parallel()
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, c := range codecs {
 		orig, _ := AppendBatch(nil, testRecords(20, 30), BatchOptions{Compression: c})
@@ -424,6 +432,7 @@ func TestCorruptWithValidCRC(t *testing.T) {
 }
 
 func TestCorruptHeaders(t *testing.T) {
+	t.Parallel()
 	good, _ := AppendBatch(nil, testRecords(2, 10), BatchOptions{})
 	mod := func(f func(b []byte)) []byte {
 		b := bytes.Clone(good)
@@ -461,6 +470,7 @@ func TestCorruptHeaders(t *testing.T) {
 // TestDecompressionBomb checks that a batch expanding past
 // MaxDecompressedBytes is refused, for every codec.
 func TestDecompressionBomb(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("compresses 33 MiB per codec")
 	}
@@ -482,6 +492,7 @@ func TestDecompressionBomb(t *testing.T) {
 // TestSnappyAnnouncedSize checks that a snappy block announcing far more
 // output than its size allows is refused before allocation.
 func TestSnappyAnnouncedSize(t *testing.T) {
+	t.Parallel()
 	src := binary.AppendUvarint(nil, 30<<20) // announces 30 MiB
 	src = append(src, 0, 'x')
 	if _, err := decompress(src, Snappy); !errors.Is(err, ErrTooLarge) {
@@ -490,6 +501,7 @@ func TestSnappyAnnouncedSize(t *testing.T) {
 }
 
 func TestParseCompression(t *testing.T) {
+	t.Parallel()
 	for _, c := range codecs {
 		got, err := ParseCompression(c.String())
 		if err != nil || got != c {
@@ -502,6 +514,7 @@ func TestParseCompression(t *testing.T) {
 }
 
 func TestVarint(t *testing.T) {
+	t.Parallel()
 	vals := []int64{0, 1, -1, 63, -64, 64, -65, 1 << 20, math.MaxInt32, math.MinInt32, math.MaxInt64, math.MinInt64}
 	for _, v := range vals {
 		b := appendVarint(nil, v)
@@ -525,6 +538,7 @@ func TestVarint(t *testing.T) {
 }
 
 func TestCountRecords(t *testing.T) {
+	t.Parallel()
 	b, ends := concatBatches(t, 3, 10, Gzip)
 	if got := CountRecords(b); got != 30 {
 		t.Fatalf("CountRecords = %d, want 30", got)

@@ -17,6 +17,7 @@ func deny(p string, op Operation, res ResourceType, name string, pat PatternType
 }
 
 func TestACLValidate(t *testing.T) {
+	t.Parallel()
 	good := allow("user:alice", OpProduce, ResourceTopic, "orders", PatternLiteral)
 	if err := good.Validate(); err != nil {
 		t.Fatal(err)
@@ -56,6 +57,7 @@ func TestACLValidate(t *testing.T) {
 }
 
 func TestACLStringAndJSON(t *testing.T) {
+	t.Parallel()
 	a := allow("user:alice", OpProduce, ResourceTopic, "orders-", PatternPrefix)
 	if got, want := a.String(), "allow user:alice produce on topic prefix orders-"; got != want {
 		t.Fatalf("String() = %q, want %q", got, want)
@@ -75,6 +77,7 @@ func TestACLStringAndJSON(t *testing.T) {
 }
 
 func TestACLMatches(t *testing.T) {
+	t.Parallel()
 	type q struct {
 		p    string
 		op   Operation

@@ -33,6 +33,7 @@ func decodeLines(t *testing.T, data []byte) []map[string]any {
 }
 
 func TestAuditLines(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	a := NewAudit(&buf)
 	at := time.Date(2026, 3, 4, 5, 6, 7, 890, time.FixedZone("X", 3600))
@@ -66,6 +67,7 @@ func TestAuditLines(t *testing.T) {
 }
 
 func TestAuditNil(t *testing.T) {
+	t.Parallel()
 	var a *Audit
 	a.LoginFailed("p", "m", "r", "x")
 	a.Denied("p", "o", "r", "n", "m", "r")
@@ -97,6 +99,7 @@ func (w *chunkWriter) Write(p []byte) (int, error) {
 }
 
 func TestAuditConcurrent(t *testing.T) {
+	t.Parallel()
 	w := &chunkWriter{}
 	a := NewAudit(w)
 	const writers, each = 8, 100
@@ -121,6 +124,7 @@ func TestAuditConcurrent(t *testing.T) {
 }
 
 func TestOpenAuditFile(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "audit.log")
 	for round := 0; round < 2; round++ {
 		a, c, err := OpenAuditFile(path)
@@ -155,6 +159,7 @@ func TestOpenAuditFile(t *testing.T) {
 }
 
 func TestAuditWriteError(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "audit.log")
 	a, c, err := OpenAuditFile(path)
 	if err != nil {

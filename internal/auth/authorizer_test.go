@@ -7,6 +7,7 @@ import (
 )
 
 func TestAuthorize(t *testing.T) {
+	t.Parallel()
 	rules := []ACL{
 		allow("user:alice", OpProduce, ResourceTopic, "orders", PatternLiteral),
 		allow("user:alice", OpConsume, ResourceTopic, "logs-", PatternPrefix),
@@ -64,6 +65,7 @@ func TestAuthorize(t *testing.T) {
 }
 
 func TestAuthorizeDisabled(t *testing.T) {
+	t.Parallel()
 	a := NewAuthorizer(nil)
 	if !a.Enabled() || a.Authorize("user:x", OpProduce, ResourceTopic, "t") {
 		t.Fatal("a new authorizer must be enabled and deny by default")
@@ -81,6 +83,7 @@ func TestAuthorizeDisabled(t *testing.T) {
 // TestAuthorizeCacheInvalidation checks that a cached decision does not
 // outlive the rules it came from.
 func TestAuthorizeCacheInvalidation(t *testing.T) {
+	t.Parallel()
 	a := NewAuthorizer(nil)
 	q := func() bool { return a.Authorize("user:alice", OpProduce, ResourceTopic, "orders") }
 	a.Update([]ACL{allow("user:alice", OpProduce, ResourceTopic, "orders", PatternLiteral)}, 5)
@@ -110,6 +113,7 @@ func TestAuthorizeCacheInvalidation(t *testing.T) {
 // TestAuthorizeCacheCollision plants an allow for another question under a
 // question's hash: a collision must count as a miss, not as an answer.
 func TestAuthorizeCacheCollision(t *testing.T) {
+	t.Parallel()
 	a := NewAuthorizer(nil)
 	key := decisionKey{"user:eve", "secret", opIndex(OpConsume), resIndex(ResourceTopic)}
 	other := decisionKey{"user:alice", "public", opIndex(OpConsume), resIndex(ResourceTopic)}
@@ -120,6 +124,7 @@ func TestAuthorizeCacheCollision(t *testing.T) {
 }
 
 func TestAuthorizeCacheBound(t *testing.T) {
+	t.Parallel()
 	a := NewAuthorizer(nil)
 	a.Update([]ACL{allow(AnyUser, OpConsume, ResourceTopic, Wildcard, PatternLiteral)}, 1)
 	first := a.cache.Load()
@@ -139,6 +144,7 @@ func TestAuthorizeCacheBound(t *testing.T) {
 // TestAuthorizeConcurrentUpdate runs Authorize against Updates that flip the
 // answer; once an Update has returned, every later Authorize sees it.
 func TestAuthorizeConcurrentUpdate(t *testing.T) {
+	t.Parallel()
 	a := NewAuthorizer([]string{"user:root"})
 	rules := [2][]ACL{
 		{allow("user:a", OpProduce, ResourceTopic, "t", PatternLiteral)},

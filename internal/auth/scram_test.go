@@ -45,6 +45,7 @@ func lookupOf(users map[string]Credential) func(string) (Credential, bool) {
 }
 
 func TestSCRAMRFC7677Server(t *testing.T) {
+	t.Parallel()
 	srv := NewServerConversation(ScramSHA256, lookupOf(map[string]Credential{rfcUser: rfcCredential(t)}))
 	srv.nonce = fixedNonce(rfcServerNonce)
 	first, err := srv.Step([]byte(rfcClientFirst))
@@ -64,6 +65,7 @@ func TestSCRAMRFC7677Server(t *testing.T) {
 }
 
 func TestSCRAMRFC7677Client(t *testing.T) {
+	t.Parallel()
 	cl := NewClientConversation(ScramSHA256, rfcUser, rfcPassword)
 	cl.nonce = fixedNonce(rfcClientNonce)
 	steps := []struct{ in, want string }{
@@ -104,6 +106,7 @@ func exchange(t *testing.T, srv *ServerConversation, cl *ClientConversation) (sr
 }
 
 func TestSCRAMRoundTrip(t *testing.T) {
+	t.Parallel()
 	for _, m := range Mechanisms() {
 		t.Run(string(m), func(t *testing.T) {
 			cred, err := NewCredential(m, "s3cret pass", MinIterations)
@@ -125,6 +128,7 @@ func TestSCRAMRoundTrip(t *testing.T) {
 }
 
 func TestSCRAMFailures(t *testing.T) {
+	t.Parallel()
 	cred256, err := NewCredential(ScramSHA256, "right", MinIterations)
 	if err != nil {
 		t.Fatal(err)
@@ -153,6 +157,7 @@ func TestSCRAMFailures(t *testing.T) {
 }
 
 func TestSCRAMUnknownUserLooksReal(t *testing.T) {
+	t.Parallel()
 	cred, err := NewCredential(ScramSHA256, "pw", DefaultIterations)
 	if err != nil {
 		t.Fatal(err)
@@ -186,6 +191,7 @@ func TestSCRAMUnknownUserLooksReal(t *testing.T) {
 }
 
 func TestSCRAMTamperedFinal(t *testing.T) {
+	t.Parallel()
 	cred := rfcCredential(t)
 	for _, tc := range []struct {
 		name, final string
@@ -216,6 +222,7 @@ func TestSCRAMTamperedFinal(t *testing.T) {
 }
 
 func TestSCRAMClientFirstRejected(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		msg  string
 		want error
@@ -255,6 +262,7 @@ func TestSCRAMClientFirstRejected(t *testing.T) {
 }
 
 func TestSCRAMClientRejectsServer(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, first, final string
 		want               error
@@ -284,6 +292,7 @@ func TestSCRAMClientRejectsServer(t *testing.T) {
 }
 
 func TestCredentialVerify(t *testing.T) {
+	t.Parallel()
 	for _, m := range Mechanisms() {
 		cred, err := NewCredential(m, "correct horse", MinIterations)
 		if err != nil {
@@ -311,6 +320,7 @@ func TestCredentialVerify(t *testing.T) {
 }
 
 func TestNewCredentialRejects(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		mech     Mechanism
@@ -333,6 +343,7 @@ func TestNewCredentialRejects(t *testing.T) {
 }
 
 func TestCredentialValidate(t *testing.T) {
+	t.Parallel()
 	good := rfcCredential(t)
 	for _, tc := range []struct {
 		name   string
@@ -356,6 +367,7 @@ func TestCredentialValidate(t *testing.T) {
 }
 
 func TestSASLName(t *testing.T) {
+	t.Parallel()
 	for _, name := range []string{"plain", "a,b", "a=b", "=2C", ",=,="} {
 		enc := encodeSASLName(name)
 		if strings.ContainsRune(enc, ',') {

@@ -8,6 +8,7 @@ import (
 )
 
 func TestCmdRoundTrip(t *testing.T) {
+	t.Parallel()
 	for _, c := range []Cmd{
 		{Op: OpInit, TopicID: 7, Partition: 3, Group: "g", Gen: 1, Arg: 42, Offsets: []int64{}},
 		{Op: OpDeliver, TopicID: 1, Group: "workers", Gen: 9, Flags: FlagNoCount, Offsets: []int64{5, 3, 1000000, 6}},
@@ -68,6 +69,7 @@ var goldenCmds = []struct {
 }
 
 func TestCmdGolden(t *testing.T) {
+	t.Parallel()
 	for _, g := range goldenCmds {
 		body := g.entry[1:]
 		got, err := DecodeCmd(body)

@@ -11,6 +11,7 @@ import (
 )
 
 func TestModel(t *testing.T) {
+	t.Parallel()
 	events := map[string]int{}
 	for seed := range uint64(16) {
 		cfg := modelCfg{steps: 2500, keyOrdered: seed%2 == 1}
@@ -38,6 +39,7 @@ func TestModel(t *testing.T) {
 // leader's memory only (the FlagNoCount failpoint), a restart or failover
 // forgets them, and the test must see it.
 func TestModelCatchesCountsInMemory(t *testing.T) {
+	t.Parallel()
 	failed := 0
 	for seed := range uint64(8) {
 		if _, err := runModel(seed, modelCfg{steps: 2500, inMemory: true}); err != nil {

@@ -13,6 +13,7 @@ import (
 const goldenSnapshot = `[{"group":"g","gen":1,"floor":2,"next":7,"dlq_seq":2,"acked":3,"dead":1,"delivered":8,"redelivered":1,"slots":[{"d":2,"o":true,"nb":1700000000123,"e":"err \"x\""},{"d":1,"s":1},{"d":1,"s":2,"r":2},{"d":1,"s":3,"r":2,"q":1},{"d":1,"o":true}]},{"group":"h","gen":1,"floor":3,"next":3,"dlq_seq":0,"acked":0,"dead":0,"delivered":0,"redelivered":0}]`
 
 func TestSnapshotGolden(t *testing.T) {
+	t.Parallel()
 	var qs Set
 	apply := func(c Cmd) {
 		t.Helper()
