@@ -1,10 +1,8 @@
 package agent
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -15,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stratalog/strata/internal/auth/audittest"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -226,34 +226,13 @@ func TestSecurityAuthorization(t *testing.T) {
 	_, err = dialAs(t, a, ca.CertFile, tlsutil.Files{}, "alice", "nope").ListTopics(ctxT(t), &stratav1.ListTopicsRequest{})
 	wantCode(t, "bad password", err, codes.Unauthenticated)
 
-	events := auditEvents(t, filepath.Join(a.cfg.DataDir, "audit.log"))
+	events := audittest.Events(t, filepath.Join(a.cfg.DataDir, "audit.log"))
 	for _, want := range []string{"login_failed user:alice", "denied user:alice produce", "denied user:alice admin",
 		"admin user:admin create_user", "admin user:admin add_acl", "admin user:admin create_topic"} {
 		if !slices.ContainsFunc(events, func(e string) bool { return strings.HasPrefix(e, want) }) {
 			t.Errorf("audit log lacks %q; has:\n%s", want, strings.Join(events, "\n"))
 		}
 	}
-}
-
-// auditEvents reads the audit log as "event principal op-or-action" lines.
-func auditEvents(t *testing.T, path string) []string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("audit line %q: %v", sc.Text(), err)
-		}
-		s := func(k string) string { v, _ := m[k].(string); return v }
-		out = append(out, strings.TrimSpace(s("event")+" "+s("principal")+" "+s("operation")+s("action")))
-	}
-	return out
 }
 
 // TestSecurityPlainPasswordRefused: a password sent without TLS is refused

@@ -1,18 +1,17 @@
 package kafka_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stratalog/strata/internal/auth/audittest"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -196,7 +195,7 @@ func TestSASLAuthorization(t *testing.T) {
 		}
 	}
 	checkProduceAuthorization(t, n, mechs[0])
-	events := auditEvents(t, filepath.Join(n.dataDir, "audit.log"))
+	events := audittest.Events(t, filepath.Join(n.dataDir, "audit.log"))
 	if !slices.ContainsFunc(events, func(e string) bool { return strings.HasPrefix(e, "denied user:alice describe") }) {
 		t.Errorf("audit log lacks the refused describe; has:\n%s", strings.Join(events, "\n"))
 	}
@@ -275,7 +274,7 @@ func TestSASLWrongPassword(t *testing.T) {
 	}
 	expectClosed(t, c)
 
-	events := auditEvents(t, filepath.Join(n.dataDir, "audit.log"))
+	events := audittest.Events(t, filepath.Join(n.dataDir, "audit.log"))
 	for _, want := range []string{"login_failed user:alice SCRAM-SHA-256", "login_failed user:mallory SCRAM-SHA-256",
 		"login_failed user:alice SCRAM-SHA-512"} {
 		if !slices.Contains(events, want) {
@@ -310,28 +309,6 @@ func TestSASLRequestBeforeAuthentication(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectClosed(t, plain)
-}
-
-// auditEvents reads the audit log as "event principal op-or-mechanism"
-// lines.
-func auditEvents(t *testing.T, path string) []string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("audit line %q: %v", sc.Text(), err)
-		}
-		s := func(k string) string { v, _ := m[k].(string); return v }
-		out = append(out, strings.TrimSpace(s("event")+" "+s("principal")+" "+s("operation")+s("mechanism")))
-	}
-	return out
 }
 
 // TestKafkaClientCertificate: on the TLS listener a client certificate
