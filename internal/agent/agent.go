@@ -217,7 +217,7 @@ func (a *Agent) startHTTP(sec *server.Security, logger *slog.Logger) {
 	})
 	cc := console.DefaultConfig()
 	cc.Logger = a.log.With("component", "console")
-	if con, err := console.New(cc, a.broker, sec, a.sec.peerDialOptions()...); err != nil {
+	if con, err := console.New(cc, a.broker, sec, a.peers); err != nil {
 		a.log.Error("console", "err", err) // a bug: the defaults are valid and the pages parse
 	} else {
 		con.Register(mux)

@@ -12,8 +12,6 @@ import (
 	"runtime"
 	"time"
 
-	"google.golang.org/grpc"
-
 	"github.com/stratalog/strata/internal/auth"
 	"github.com/stratalog/strata/internal/broker"
 	"github.com/stratalog/strata/internal/server"
@@ -86,7 +84,7 @@ type Console struct {
 	log   *slog.Logger
 	b     *broker.Broker
 	sec   *server.Security // nil: no authentication
-	dial  []grpc.DialOption
+	peers Peers
 	pages map[string]*template.Template
 	cop   *http.CrossOriginProtection
 	mux   *http.ServeMux
@@ -99,16 +97,16 @@ type Console struct {
 
 // New returns the console of broker b. sec is the node's security (the
 // gRPC service's: authentication and ACLs; nil or not Required: open to
-// anyone who reaches the port); dial are the options the node reaches its
-// peers with (its certificate when TLS is on).
-func New(cfg Config, b *broker.Broker, sec *server.Security, dial ...grpc.DialOption) (*Console, error) {
+// anyone who reaches the port); peers reaches the other nodes (the node's
+// own pool, with its certificate when TLS is on).
+func New(cfg Config, b *broker.Broker, sec *server.Security, peers Peers) (*Console, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Console{cfg: cfg, log: cfg.Logger, b: b, sec: sec, dial: dial,
+	c := &Console{cfg: cfg, log: cfg.Logger, b: b, sec: sec, peers: peers,
 		cop: http.NewCrossOriginProtection(), sessions: newSessionStore(cfg.SessionTTL, cfg.MaxSessions),
 		logins: make(chan struct{}, runtime.GOMAXPROCS(0))}
 	var err error

@@ -3,60 +3,28 @@ package console
 import (
 	"errors"
 	"fmt"
-	"sync"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	stratav1 "github.com/stratalog/strata/api/v1"
 	"github.com/stratalog/strata/internal/broker"
 	"github.com/stratalog/strata/internal/server"
 )
 
-// forwarder holds the connections one console request opened to other
-// nodes; the request closes them when it ends, so the console owns no
-// connection between requests (it is used by people, not at the rate of
-// a client).
-type forwarder struct {
-	dial []grpc.DialOption
-
-	mu    sync.Mutex
-	conns map[string]*grpc.ClientConn
+// Peers reaches the other nodes' gRPC services with this node's
+// identity; *server.Peers, the pool the broker forwards through, is one.
+type Peers interface {
+	Stub(addr string) (stratav1.StrataClient, error)
 }
 
-func newForwarder(dial []grpc.DialOption) *forwarder {
-	return &forwarder{dial: dial, conns: map[string]*grpc.ClientConn{}}
-}
-
-// stub returns a client of the node at addr, with the node's identity.
-func (f *forwarder) stub(addr string) (stratav1.StrataClient, error) {
+// stub returns a client of the node at addr.
+func (cl *call) stub(addr string) (stratav1.StrataClient, error) {
 	if addr == "" {
 		return nil, fmt.Errorf("%w: no address for the node that answers this", broker.ErrNotReady)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	conn := f.conns[addr]
-	if conn == nil {
-		opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(server.MaxRecvMsgBytes), grpc.MaxCallSendMsgSize(server.MaxRecvMsgBytes))},
-			f.dial...)
-		var err error
-		if conn, err = grpc.NewClient(addr, opts...); err != nil {
-			return nil, fmt.Errorf("%w: dial %s: %w", ErrRemote, addr, err)
-		}
-		f.conns[addr] = conn
+	s, err := cl.c.peers.Stub(addr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: dial %s: %w", ErrRemote, addr, err)
 	}
-	return stratav1.NewStrataClient(conn), nil
-}
-
-// close closes every connection.
-func (f *forwarder) close() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for addr, c := range f.conns {
-		_ = c.Close()
-		delete(f.conns, addr)
-	}
+	return s, nil
 }
 
 // remoteErr wraps the error of a call forwarded to addr.
@@ -98,7 +66,7 @@ func onLeader[T any](cl *call, ps partRef, local func() (T, error), remote func(
 		}
 		addr = nl.LeaderAddr
 	}
-	s, err := cl.fwd.stub(addr)
+	s, err := cl.stub(addr)
 	if err != nil {
 		var zero T
 		return zero, err
@@ -128,7 +96,7 @@ func onCoordinator[T any](cl *call, local func() (T, error), remote func(stratav
 	if isLocal {
 		return local()
 	}
-	s, err := cl.fwd.stub(addr)
+	s, err := cl.stub(addr)
 	if err != nil {
 		var zero T
 		return zero, err

@@ -20,7 +20,6 @@ type call struct {
 	r   *http.Request
 	ctx context.Context
 	id  identity
-	fwd *forwarder
 }
 
 // apiFunc serves a JSON API call.
@@ -91,8 +90,8 @@ func (c *Console) begin(w http.ResponseWriter, r *http.Request) (*call, context.
 		return nil, nil, false
 	}
 	ctx, cancel := c.requestContext(r, 0)
-	cl := &call{c: c, w: w, r: r, ctx: ctx, id: id, fwd: newForwarder(c.dial)}
-	return cl, func() { cl.fwd.close(); cancel() }, true
+	cl := &call{c: c, w: w, r: r, ctx: ctx, id: id}
+	return cl, cancel, true
 }
 
 func (c *Console) apiHandler(f apiFunc) http.Handler {

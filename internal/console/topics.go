@@ -125,7 +125,7 @@ func (cl *call) fromLeaders(topics []Topic) {
 
 // remoteTopics asks the node at addr for its view of topics.
 func (cl *call) remoteTopics(addr string, topics []Topic) (map[string]*stratav1.TopicInfo, error) {
-	s, err := cl.fwd.stub(addr)
+	s, err := cl.stub(addr)
 	if err != nil {
 		return nil, err
 	}

@@ -49,6 +49,11 @@ func (p *Peers) Close() error {
 	return errors.Join(errs...)
 }
 
+// Stub returns a client of the node at addr over the pooled connection
+// (opened on first use, with the node's identity), for callers that
+// forward requests of their own, as the web console does.
+func (p *Peers) Stub(addr string) (stratav1.StrataClient, error) { return p.stub(addr) }
+
 func (p *Peers) stub(addr string) (stratav1.StrataClient, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
