@@ -1,15 +1,13 @@
 package console
 
 import (
-	"context"
 	"errors"
 	"net/http"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/stratalog/strata/internal/broker"
-	"github.com/stratalog/strata/internal/topic"
+	"github.com/stratalog/strata/internal/server"
 )
 
 // Errors of the console.
@@ -31,45 +29,31 @@ var (
 	ErrRemote = errors.New("console: forwarded call failed")
 )
 
-// httpStatus maps an error to the HTTP status of the answer.
+// httpStatus maps an error to the HTTP status of the answer: the
+// console's own errors here, every domain error through the gRPC code the
+// API answers it with (server.Code, one table for both).
 func httpStatus(err error) int {
-	var nl *broker.NotLeaderError
 	switch {
-	case errors.Is(err, ErrBadRequest), errors.Is(err, ErrConfirm),
-		errors.Is(err, broker.ErrInvalidName), errors.Is(err, broker.ErrInvalidConfig),
-		errors.Is(err, broker.ErrInvalidRequest), errors.Is(err, broker.ErrInvalidBatch),
-		errors.Is(err, broker.ErrOffsetOutOfRange):
+	case errors.Is(err, ErrBadRequest), errors.Is(err, ErrConfirm):
 		return http.StatusBadRequest
 	case errors.Is(err, ErrUnauthenticated):
 		return http.StatusUnauthorized
 	case errors.Is(err, ErrForbidden):
 		return http.StatusForbidden
-	case errors.Is(err, ErrNotFound), errors.Is(err, topic.ErrUnknownTopic), errors.Is(err, topic.ErrUnknownPartition),
-		errors.Is(err, broker.ErrUnknownGroup), errors.Is(err, broker.ErrUnknownQueueGroup),
-		errors.Is(err, broker.ErrNotFound):
+	case errors.Is(err, ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, topic.ErrTopicExists), errors.Is(err, broker.ErrExists),
-		errors.Is(err, broker.ErrGroupNotEmpty), errors.Is(err, broker.ErrQueueConflict):
-		return http.StatusConflict
-	case errors.Is(err, broker.ErrBatchTooLarge):
-		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, broker.ErrLimit):
-		return http.StatusTooManyRequests
-	case errors.As(err, &nl), errors.Is(err, broker.ErrNotReady), errors.Is(err, broker.ErrDiskFull),
-		errors.Is(err, broker.ErrClosed):
+		return http.StatusTooManyRequests // ResourceExhausted, but a rate, not a size
+	case errors.Is(err, broker.ErrClosed):
 		return http.StatusServiceUnavailable
-	case errors.Is(err, context.DeadlineExceeded):
-		return http.StatusGatewayTimeout
 	}
-	var se interface{ GRPCStatus() *status.Status }
-	if errors.As(err, &se) {
-		return statusOfCode(se.GRPCStatus().Code())
+	if code, known := server.Code(err); known {
+		return statusOfCode(code)
 	}
 	return http.StatusInternalServerError
 }
 
-// statusOfCode maps another node's gRPC answer that names no domain error
-// (server.FromStatus kept it as it came) to an HTTP status.
+// statusOfCode maps a gRPC code to an HTTP status.
 func statusOfCode(c codes.Code) int {
 	switch c {
 	case codes.InvalidArgument, codes.OutOfRange:

@@ -112,6 +112,21 @@ var reasonKinds = func() map[stratav1.ErrorReason]errorKind {
 }()
 
 // codeOf maps a broker error to its gRPC code.
+// Code returns the gRPC code err is answered with, from the same table as
+// the service's answers; for an error no row names, the code of a status
+// it wraps (another node's answer that names no domain error). known is
+// false when neither says anything (an internal error).
+func Code(err error) (code codes.Code, known bool) {
+	if k := kindOf(err); k.code != codes.Internal {
+		return k.code, true
+	}
+	var se interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &se) {
+		return se.GRPCStatus().Code(), true
+	}
+	return codes.Internal, false
+}
+
 func codeOf(err error) codes.Code {
 	if err == nil {
 		return codes.OK
